@@ -1,0 +1,20 @@
+//! The tally counter component: counter logic over a host-provided `wasi:keyvalue` store.
+//!
+//! The component keeps no state between calls; every call opens the default bucket, does its work
+//! through the `wasi:keyvalue` imports and returns. Increments are one `atomics.increment` call, so
+//! concurrent instances (or processes, or other Redis clients) never lose an update.
+//!
+//! # Layout
+//! - [`name`]: the naming rule, checked before the store is touched.
+//! - [`value`]: the ASCII-decimal value encoding shared with Redis `INCR` and wasmtime.
+//! - `component` (wasm only): the `wit-bindgen` glue that implements the exported `counter`
+//!   interface with the two modules above.
+//!
+//! The pure modules compile natively too, so `cargo test` at the workspace root unit-tests them
+//! without wasm; the bindings only exist for `target_family = "wasm"`.
+
+pub mod name;
+pub mod value;
+
+#[cfg(target_family = "wasm")]
+mod component;

@@ -1,0 +1,64 @@
+//! Builds the counter component (`guest/`) for `wasm32-wasip2` and hands its path to the host
+//! crate as `TALLY_GUEST_WASM`, so `cargo run` and `cargo test` embed a fresh component with no
+//! extra step.
+//!
+//! The nested `cargo build` gets its own target directory under `OUT_DIR` (sharing the outer one
+//! would deadlock on its lock) and a clean environment: variables that the outer cargo (or
+//! clippy) sets for native compilation would otherwise leak into the wasm build.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Variables the outer build sets that must not reach the nested wasm build.
+const LEAKY_VARS: &[&str] = &[
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_MAKEFLAGS",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_PROFILE_RELEASE_DEBUG",
+];
+
+fn main() {
+    let host_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = host_dir.parent().expect("host/ lives inside the workspace");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let target_dir = out_dir.join("guest-target");
+
+    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(root)
+        .args(["build", "--package", "tally-guest", "--profile", "guest"])
+        .args(["--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir);
+    for var in LEAKY_VARS {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|error| panic!("could not run cargo to build the guest: {error}"));
+    if !status.success() {
+        panic!(
+            "building the counter component (guest/) for wasm32-wasip2 failed ({status}).\n\
+             If the target is missing, run ./setup (it runs `rustup target add wasm32-wasip2`)."
+        );
+    }
+
+    let wasm = target_dir.join("wasm32-wasip2/guest/tally_guest.wasm");
+    assert!(
+        Path::new(&wasm).is_file(),
+        "the guest build succeeded but {} is missing",
+        wasm.display()
+    );
+    println!("cargo:rustc-env=TALLY_GUEST_WASM={}", wasm.display());
+}

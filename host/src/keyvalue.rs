@@ -1,0 +1,174 @@
+//! `wasi:keyvalue/store@0.2.0-draft` and `wasi:keyvalue/atomics@0.2.0-draft` for wasmtime, on any
+//! [`Storage`] backend.
+//!
+//! The shape follows `wasmtime-wasi-keyvalue`: a context ([`KeyValueCtx`]) owned by the store's
+//! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
+//! [`add_to_linker`]. This file only translates: every operation is one [`Storage`] call, run on
+//! tokio's blocking pool because backends do blocking I/O.
+
+use crate::bindings::wasi::keyvalue::{atomics, store};
+use crate::storage::{Storage, StorageError};
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
+
+/// The host side of a guest's `bucket` resource: the bucket it opened.
+#[derive(Debug)]
+pub struct Bucket {
+    name: String,
+}
+
+/// Per-store state of the keyvalue implementation: the storage backend.
+#[derive(Clone)]
+pub struct KeyValueCtx {
+    storage: Arc<dyn Storage>,
+}
+
+impl KeyValueCtx {
+    /// A context whose buckets all live in `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+}
+
+/// A view of a store's data that implements the keyvalue host traits.
+pub struct KeyValue<'a> {
+    ctx: &'a KeyValueCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> KeyValue<'a> {
+    /// Pairs the keyvalue context with the resource table that holds the guest's buckets.
+    pub fn new(ctx: &'a KeyValueCtx, table: &'a mut ResourceTable) -> Self {
+        Self { ctx, table }
+    }
+
+    /// The opened bucket's name and the storage, owned, so the operation's future borrows nothing
+    /// from the (non-`Sync`) resource table.
+    fn target(
+        &self,
+        bucket: &Resource<Bucket>,
+    ) -> Result<(Arc<dyn Storage>, String), KeyValueError> {
+        let name = self.table.get(bucket)?.name.clone();
+        Ok((Arc::clone(&self.ctx.storage), name))
+    }
+}
+
+/// Runs one blocking storage operation on tokio's blocking pool, off the async executor.
+async fn run<T, F>(storage: Arc<dyn Storage>, operation: F) -> Result<T, KeyValueError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || operation(storage.as_ref()))
+        .await
+        .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?
+        .map_err(KeyValueError::Storage)
+}
+
+/// A failed keyvalue operation: a storage error the guest sees as `store.error`, or a host fault
+/// (a bad resource handle, a crashed blocking task) that traps the guest.
+#[derive(Debug)]
+pub enum KeyValueError {
+    /// Reported to the guest as `error::other(message)`.
+    Storage(StorageError),
+    /// Aborts the guest's call.
+    Trap(wasmtime::Error),
+}
+
+impl From<ResourceTableError> for KeyValueError {
+    fn from(error: ResourceTableError) -> Self {
+        Self::Trap(error.into())
+    }
+}
+
+impl store::Host for KeyValue<'_> {
+    /// Any identifier names a bucket; buckets need no creation. tally's component uses `""`.
+    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KeyValueError> {
+        Ok(self.table.push(Bucket { name: identifier })?)
+    }
+
+    fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
+        match error {
+            KeyValueError::Storage(error) => Ok(store::Error::Other(error.to_string())),
+            KeyValueError::Trap(error) => Err(error),
+        }
+    }
+}
+
+impl store::HostBucket for KeyValue<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        run(storage, move |s| s.get(&name, &key)).await
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        run(storage, move |s| s.set(&name, &key, &value)).await
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        run(storage, move |s| s.delete(&name, &key)).await
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        run(storage, move |s| s.exists(&name, &key)).await
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Result<store::KeyResponse, KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        let page = run(storage, move |s| s.list_keys(&name, cursor)).await?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValue<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KeyValueError> {
+        let (storage, name) = self.target(&bucket)?;
+        run(storage, move |s| s.increment(&name, &key, delta)).await
+    }
+}
+
+/// Adds `wasi:keyvalue/store` and `wasi:keyvalue/atomics` to `linker`; `view` projects the store's
+/// data onto a [`KeyValue`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KeyValue<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    atomics::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    Ok(())
+}
+
+struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValue<'a>;
+}

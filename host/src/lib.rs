@@ -1,0 +1,21 @@
+//! tally: persistent named counters. The counter logic is a WebAssembly component (`guest/`, built
+//! against `wit/`); this crate is the native host that runs it over durable `wasi:keyvalue`
+//! storage, and the `tally` command line.
+//!
+//! # Layout
+//! - [`storage`]: the [`storage::Storage`] trait and its backends (SQLite, in-memory).
+//! - [`keyvalue`]: `wasi:keyvalue/{store,atomics}@0.2.0-draft` for wasmtime, on any `Storage`.
+//! - [`bindings`]: host bindings generated from `wit/`.
+//! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
+//! - [`runtime`]: engine, linker and sandbox; a fresh component instance per call.
+//! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
+
+pub mod bindings;
+pub mod cli;
+pub mod compiled_cache;
+pub mod keyvalue;
+pub mod runtime;
+pub mod storage;
+
+pub use bindings::CounterError;
+pub use runtime::{ComponentSource, Counter, Runtime};

@@ -1,0 +1,167 @@
+//! Runs the counter component: one compiled component and linker per [`Runtime`], a fresh
+//! sandboxed instance per [`Runtime::instantiate`].
+//!
+//! The component is compiled (or loaded from the cache) once, then linked once into an
+//! `InstancePre`; instantiating from it costs microseconds, so callers can afford a fresh instance
+//! per request and no guest state ever outlives one.
+
+use crate::bindings::{CounterComponent, CounterComponentPre, CounterError};
+use crate::compiled_cache::load_component;
+use crate::keyvalue::{self, KeyValue, KeyValueCtx};
+use crate::storage::Storage;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The counter component built from `guest/` by `host/build.rs`.
+pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("TALLY_GUEST_WASM"));
+
+/// Which component to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// The component embedded in this binary.
+    Embedded,
+    /// A component file, e.g. another build of `guest/`.
+    File(PathBuf),
+}
+
+impl ComponentSource {
+    fn load(&self) -> Result<(std::borrow::Cow<'static, [u8]>, String)> {
+        match self {
+            Self::Embedded => Ok((EMBEDDED_COMPONENT.into(), "the embedded component".into())),
+            Self::File(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read component file {}", path.display()))?;
+                Ok((bytes.into(), format!("component file {}", path.display())))
+            }
+        }
+    }
+}
+
+/// What every instance's store holds: a locked-down WASI context, the resource table and the
+/// keyvalue context.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    keyvalue: KeyValueCtx,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The WASI the standard library of `wasm32-wasip2` links against, with nothing behind it: no
+/// preopened directories, no environment, no arguments, no network, empty stdin and discarded
+/// stdout/stderr. The component can reach nothing but its keyvalue store.
+fn sandbox() -> WasiCtx {
+    WasiCtx::builder()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+/// A compiled, linked counter component over one storage backend.
+pub struct Runtime {
+    engine: Engine,
+    pre: CounterComponentPre<HostState>,
+    keyvalue: KeyValueCtx,
+}
+
+impl Runtime {
+    /// Compiles (or loads from `cache_dir`) the component, links it against WASI and the
+    /// keyvalue store, and checks that it exports `tally:counter/counter@0.1.0`.
+    pub fn new(
+        source: &ComponentSource,
+        cache_dir: Option<&Path>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self> {
+        let engine = Engine::new(&Config::new())?;
+        let (wasm, origin) = source.load()?;
+        let component = load_component(&engine, &wasm, &origin, cache_dir)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        keyvalue::add_to_linker(&mut linker, |state: &mut HostState| {
+            KeyValue::new(&state.keyvalue, &mut state.table)
+        })?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{origin} needs an import that tally does not provide"))?;
+        let pre = CounterComponentPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+            format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.1.0)")
+        })?;
+        Ok(Self {
+            engine,
+            pre,
+            keyvalue: KeyValueCtx::new(storage),
+        })
+    }
+
+    /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
+    pub async fn instantiate(&self) -> Result<Counter> {
+        let state = HostState {
+            wasi: sandbox(),
+            table: ResourceTable::new(),
+            keyvalue: self.keyvalue.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("instantiating the counter component")?;
+        Ok(Counter { store, bindings })
+    }
+}
+
+/// One instance of the counter component. Each method is one call of the exported interface:
+/// the outer `Result` is a trap or host fault, the inner one the component's own answer.
+pub struct Counter {
+    store: Store<HostState>,
+    bindings: CounterComponent,
+}
+
+impl Counter {
+    /// `counter.get`
+    pub async fn get(&mut self, name: &str) -> Result<Result<u64, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        Ok(counter.call_get(&mut self.store, name).await?)
+    }
+
+    /// `counter.increment`
+    pub async fn increment(&mut self, name: &str, by: u64) -> Result<Result<u64, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        Ok(counter.call_increment(&mut self.store, name, by).await?)
+    }
+
+    /// `counter.set`
+    pub async fn set(&mut self, name: &str, value: u64) -> Result<Result<(), CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        Ok(counter.call_set(&mut self.store, name, value).await?)
+    }
+
+    /// `counter.reset`
+    pub async fn reset(&mut self, name: &str) -> Result<Result<(), CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        Ok(counter.call_reset(&mut self.store, name).await?)
+    }
+
+    /// `counter.list`
+    pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        Ok(counter.call_list(&mut self.store).await?)
+    }
+}

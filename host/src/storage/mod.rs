@@ -1,0 +1,118 @@
+//! Durable key-value storage behind one small trait, one file per backend.
+//!
+//! [`Storage`] is exactly what `wasi:keyvalue/store` and `wasi:keyvalue/atomics` need: byte values
+//! under string keys, grouped in buckets, with an atomic decimal `increment`. The wasmtime glue in
+//! [`crate::keyvalue`] only translates between the WIT bindings and this trait, so a new backend
+//! is one new file here.
+//!
+//! Backends:
+//! - [`SqliteStorage`]: the default; one SQLite file in WAL mode, `synchronous=FULL`.
+//! - [`MemoryStorage`]: a process-local map, for tests and throwaway runs.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+
+/// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
+pub const LIST_PAGE_SIZE: usize = 1000;
+
+/// Byte values under string keys in named buckets, with an atomic counter increment.
+///
+/// Methods block (SQLite does I/O); async callers run them on a blocking thread. Every method is
+/// one atomic operation: concurrent callers, in this process or another, never see or cause a
+/// partial update.
+pub trait Storage: Send + Sync + 'static {
+    /// The value stored under `key`, `None` if absent.
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Stores `value` under `key`, replacing any previous value.
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError>;
+
+    /// Removes `key`; removing an absent key is not an error.
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+
+    /// Whether `key` has a value.
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError>;
+
+    /// One page of at most [`LIST_PAGE_SIZE`] keys, starting after `cursor` (`None`: the first
+    /// page). The page's `cursor` is `None` when no keys follow. Keys present during the whole
+    /// listing are returned exactly once, even when other keys are added or removed meanwhile.
+    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError>;
+
+    /// Atomically adds `delta` to the ASCII-decimal `u64` under `key` (absent counts as 0) and
+    /// returns the new value. Fails without changing anything when the stored bytes are not a
+    /// decimal `u64` or the sum would overflow.
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError>;
+}
+
+/// One page of keys from [`Storage::list_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// The keys of this page, in the backend's stable listing order.
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` when this is the last page.
+    pub cursor: Option<u64>,
+}
+
+/// Why a storage operation failed. Nothing was changed by a failed operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `increment` found bytes that are not the ASCII decimal text of a `u64`.
+    #[error("cannot increment {key:?}: its stored value is not a decimal u64")]
+    NotANumber {
+        /// The key that was to be incremented.
+        key: String,
+    },
+    /// `increment` would have exceeded `u64::MAX`.
+    #[error("cannot increment {key:?} by {delta}: {current} + {delta} overflows u64")]
+    Overflow {
+        /// The key that was to be incremented.
+        key: String,
+        /// Its value, unchanged.
+        current: u64,
+        /// The refused increment.
+        delta: u64,
+    },
+    /// The SQLite backend failed (I/O, a corrupt file, a read-only database, a lock timeout...).
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A backend's internal failure, described.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// The increment rule every backend shares: parse `current` as ASCII decimal (absent is 0), add
+/// `delta` with overflow checking, return the new value and its stored form.
+pub(crate) fn incremented(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: u64,
+) -> Result<(u64, Vec<u8>), StorageError> {
+    let current = match current {
+        None => 0,
+        Some(bytes) => decode_decimal(bytes).ok_or_else(|| StorageError::NotANumber {
+            key: key.to_string(),
+        })?,
+    };
+    let new = current
+        .checked_add(delta)
+        .ok_or_else(|| StorageError::Overflow {
+            key: key.to_string(),
+            current,
+            delta,
+        })?;
+    Ok((new, new.to_string().into_bytes()))
+}
+
+/// `bytes` as a `u64` when they are ASCII decimal digits only (the Redis `INCR` encoding).
+fn decode_decimal(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! One behavioural suite for every [`Storage`] backend, run against each through `backend_suite!`,
+//! plus checks that only make sense for SQLite (files, pragmas, other processes' connections).
+
+use super::*;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The shared suite: each function takes a fresh, empty store.
+mod suite {
+    use super::*;
+
+    /// Reads return what writes stored, and absent keys read as `None`.
+    pub fn set_get_overwrite(store: &dyn Storage) {
+        assert_eq!(store.get("", "visits").unwrap(), None);
+        store.set("", "visits", b"10").unwrap();
+        assert_eq!(store.get("", "visits").unwrap(), Some(b"10".to_vec()));
+        store.set("", "visits", b"11").unwrap();
+        assert_eq!(store.get("", "visits").unwrap(), Some(b"11".to_vec()));
+        store.set("", "binary", &[0, 255, 10]).unwrap();
+        assert_eq!(store.get("", "binary").unwrap(), Some(vec![0, 255, 10]));
+    }
+
+    /// `delete` removes a key, `exists` follows it, and deleting an absent key succeeds.
+    pub fn delete_and_exists(store: &dyn Storage) {
+        assert!(!store.exists("", "a").unwrap());
+        store.set("", "a", b"1").unwrap();
+        assert!(store.exists("", "a").unwrap());
+        store.delete("", "a").unwrap();
+        assert!(!store.exists("", "a").unwrap());
+        assert_eq!(store.get("", "a").unwrap(), None);
+        store.delete("", "a").unwrap();
+    }
+
+    /// The same key in two buckets holds two values.
+    pub fn buckets_are_separate(store: &dyn Storage) {
+        store.set("", "k", b"1").unwrap();
+        store.set("other", "k", b"2").unwrap();
+        assert_eq!(store.get("", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.get("other", "k").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(store.increment("other", "k", 5).unwrap(), 7);
+        assert_eq!(store.get("", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.list_keys("", None).unwrap().keys, vec!["k".to_string()]);
+        assert_eq!(store.list_keys("none", None).unwrap().keys, Vec::<String>::new());
+    }
+
+    /// Increments start from 0, return the new value and store ASCII decimal.
+    pub fn increment_counts_in_decimal(store: &dyn Storage) {
+        assert_eq!(store.increment("", "c", 1).unwrap(), 1);
+        assert_eq!(store.increment("", "c", 9).unwrap(), 10);
+        assert_eq!(store.increment("", "c", 0).unwrap(), 10);
+        assert_eq!(store.get("", "c").unwrap(), Some(b"10".to_vec()));
+        store.set("", "c", b"18446744073709551614").unwrap();
+        assert_eq!(store.increment("", "c", 1).unwrap(), u64::MAX);
+        assert_eq!(store.get("", "c").unwrap(), Some(b"18446744073709551615".to_vec()));
+    }
+
+    /// Overflow past `u64::MAX` is an error and leaves the value as it was.
+    pub fn increment_overflow_changes_nothing(store: &dyn Storage) {
+        store.set("", "c", u64::MAX.to_string().as_bytes()).unwrap();
+        match store.increment("", "c", 1) {
+            Err(StorageError::Overflow { key, current, delta }) => {
+                assert_eq!((key.as_str(), current, delta), ("c", u64::MAX, 1));
+            }
+            other => panic!("expected an overflow error, got {other:?}"),
+        }
+        assert_eq!(store.get("", "c").unwrap(), Some(b"18446744073709551615".to_vec()));
+        store.set("", "d", b"10").unwrap();
+        assert!(matches!(
+            store.increment("", "d", u64::MAX),
+            Err(StorageError::Overflow { current: 10, .. })
+        ));
+        assert_eq!(store.get("", "d").unwrap(), Some(b"10".to_vec()));
+    }
+
+    /// A value that is not a decimal u64 is refused and left as it was.
+    pub fn increment_non_number_changes_nothing(store: &dyn Storage) {
+        for bad in [&b"abc"[..], b"-1", b"1.5", b"", b" 7"] {
+            store.set("", "c", bad).unwrap();
+            assert!(
+                matches!(store.increment("", "c", 1), Err(StorageError::NotANumber { ref key }) if key == "c"),
+                "{bad:?}"
+            );
+            assert_eq!(store.get("", "c").unwrap(), Some(bad.to_vec()));
+        }
+    }
+
+    /// Following cursors returns every key exactly once across several pages.
+    pub fn list_keys_pages_through_everything(store: &dyn Storage) {
+        let count = 2 * LIST_PAGE_SIZE + 7;
+        for i in 0..count {
+            store.set("", &format!("key-{i:05}"), b"1").unwrap();
+        }
+        let (keys, pages) = list_all(store);
+        assert_eq!(pages, 3);
+        assert_eq!(keys.len(), count);
+        let unique: BTreeSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), count);
+    }
+
+    /// Keys present for the whole listing are listed once even when others come and go.
+    pub fn list_keys_survives_concurrent_changes(store: &dyn Storage) {
+        for i in 0..(LIST_PAGE_SIZE + 10) {
+            store.set("", &format!("stable-{i}"), b"1").unwrap();
+        }
+        let first = store.list_keys("", None).unwrap();
+        assert_eq!(first.keys.len(), LIST_PAGE_SIZE);
+        // Between pages: delete an already-listed key, add a new one, update a listed one.
+        store.delete("", &first.keys[0]).unwrap();
+        store.set("", "newcomer", b"1").unwrap();
+        store.set("", &first.keys[1], b"2").unwrap();
+        let second = store.list_keys("", first.cursor).unwrap();
+        let mut listed: Vec<String> = first.keys.into_iter().chain(second.keys).collect();
+        listed.retain(|k| k.starts_with("stable-"));
+        let unique: BTreeSet<_> = listed.iter().collect();
+        assert_eq!(listed.len(), LIST_PAGE_SIZE + 10);
+        assert_eq!(unique.len(), LIST_PAGE_SIZE + 10);
+    }
+
+    /// Threads incrementing one key concurrently lose no update.
+    pub fn concurrent_increments_are_exact(store: Arc<dyn Storage>) {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        store.increment("", "hits", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.get("", "hits").unwrap(), Some(b"2000".to_vec()));
+    }
+
+    fn list_all(store: &dyn Storage) -> (Vec<String>, usize) {
+        let (mut keys, mut pages, mut cursor) = (Vec::new(), 0, None);
+        loop {
+            let page = store.list_keys("", cursor).unwrap();
+            pages += 1;
+            keys.extend(page.keys);
+            match page.cursor {
+                None => return (keys, pages),
+                next => cursor = next,
+            }
+        }
+    }
+}
+
+/// Instantiates every suite test for one backend constructor.
+macro_rules! backend_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn set_get_overwrite() {
+                let (_guard, store) = $make;
+                suite::set_get_overwrite(&store);
+            }
+            #[test]
+            fn delete_and_exists() {
+                let (_guard, store) = $make;
+                suite::delete_and_exists(&store);
+            }
+            #[test]
+            fn buckets_are_separate() {
+                let (_guard, store) = $make;
+                suite::buckets_are_separate(&store);
+            }
+            #[test]
+            fn increment_counts_in_decimal() {
+                let (_guard, store) = $make;
+                suite::increment_counts_in_decimal(&store);
+            }
+            #[test]
+            fn increment_overflow_changes_nothing() {
+                let (_guard, store) = $make;
+                suite::increment_overflow_changes_nothing(&store);
+            }
+            #[test]
+            fn increment_non_number_changes_nothing() {
+                let (_guard, store) = $make;
+                suite::increment_non_number_changes_nothing(&store);
+            }
+            #[test]
+            fn list_keys_pages_through_everything() {
+                let (_guard, store) = $make;
+                suite::list_keys_pages_through_everything(&store);
+            }
+            #[test]
+            fn list_keys_survives_concurrent_changes() {
+                let (_guard, store) = $make;
+                suite::list_keys_survives_concurrent_changes(&store);
+            }
+            #[test]
+            fn concurrent_increments_are_exact() {
+                let (_guard, store) = $make;
+                suite::concurrent_increments_are_exact(Arc::new(store));
+            }
+        }
+    };
+}
+
+backend_suite!(memory, ((), MemoryStorage::new()));
+backend_suite!(sqlite, {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStorage::open(&dir.path().join("counters.db")).unwrap();
+    (dir, store)
+});
+
+/// SQLite-only behaviour: durability settings, restarts, other connections and foreign files.
+mod sqlite_file {
+    use super::*;
+    use rusqlite::Connection;
+
+    fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters.db");
+        (dir, path)
+    }
+
+    /// The file is in WAL mode and the store's connection commits with `synchronous=FULL`.
+    #[test]
+    fn uses_wal_and_full_sync() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStorage::open(&path).unwrap();
+        let conn = store.lock().unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+        assert_eq!(store.path(), path);
+    }
+
+    /// Values written through one store are there when the file is opened again.
+    #[test]
+    fn values_survive_reopening() {
+        let (_dir, path) = temp_db();
+        {
+            let store = SqliteStorage::open(&path).unwrap();
+            store.set("", "visits", b"10").unwrap();
+            assert_eq!(store.increment("", "visits", 5).unwrap(), 15);
+        }
+        let store = SqliteStorage::open(&path).unwrap();
+        assert_eq!(store.get("", "visits").unwrap(), Some(b"15".to_vec()));
+    }
+
+    /// Separate connections on one file (as separate processes have) never lose an increment.
+    #[test]
+    fn separate_connections_increment_exactly() {
+        let (_dir, path) = temp_db();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let store = SqliteStorage::open(&path).unwrap();
+                    for _ in 0..100 {
+                        store.increment("", "shared", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let store = SqliteStorage::open(&path).unwrap();
+        assert_eq!(store.get("", "shared").unwrap(), Some(b"400".to_vec()));
+    }
+
+    /// Values written by hand as TEXT or INTEGER read as their decimal text.
+    #[test]
+    fn reads_hand_written_text_and_integers() {
+        let (_dir, path) = temp_db();
+        let store = SqliteStorage::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO kv VALUES ('', 'text', '41'), ('', 'int', 7), ('', 'word', 'abc');",
+        )
+        .unwrap();
+        assert_eq!(store.increment("", "text", 1).unwrap(), 42);
+        assert_eq!(store.increment("", "int", 1).unwrap(), 8);
+        assert!(matches!(store.increment("", "word", 1), Err(StorageError::NotANumber { .. })));
+        assert_eq!(store.get("", "word").unwrap(), Some(b"abc".to_vec()));
+    }
+
+    /// Another application's SQLite file is refused and left untouched.
+    #[test]
+    fn refuses_foreign_database() {
+        let (_dir, path) = temp_db();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA application_id = 1234; CREATE TABLE mine (x);").unwrap();
+        let error = SqliteStorage::open(&path).unwrap_err().to_string();
+        assert!(error.contains("belongs to another application"), "{error}");
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
+
+    /// A database written by a newer schema is refused rather than misread.
+    #[test]
+    fn refuses_newer_schema() {
+        let (_dir, path) = temp_db();
+        drop(SqliteStorage::open(&path).unwrap());
+        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99;").unwrap();
+        let error = SqliteStorage::open(&path).unwrap_err().to_string();
+        assert!(error.contains("schema version 99"), "{error}");
+    }
+
+    /// A file that is not a database at all gives SQLite's own diagnosis and stays as it was.
+    #[test]
+    fn refuses_non_database_file() {
+        let (_dir, path) = temp_db();
+        let junk = b"this is not a database, but it is long enough to look like a header".repeat(20);
+        std::fs::write(&path, &junk).unwrap();
+        let error = SqliteStorage::open(&path).unwrap_err().to_string();
+        assert!(error.contains("not a database"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), junk);
+    }
+}
