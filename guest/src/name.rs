@@ -34,7 +34,13 @@ mod tests {
     /// Ordinary names, Unicode and the exact byte limit are accepted.
     #[test]
     fn accepts_valid_names() {
-        for name in ["visits", "user:42/likes", "ünïcødé ✓", "a b", &"x".repeat(256)] {
+        for name in [
+            "visits",
+            "user:42/likes",
+            "ünïcødé ✓",
+            "a b",
+            &"x".repeat(256),
+        ] {
             assert_eq!(validate(name), Ok(()), "{name:?}");
         }
     }

@@ -168,7 +168,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::List => Output::All(counter.list().await?.map_err(Failure::Refused)?),
     };
-    output.print(cli.json).context("writing to standard output")?;
+    output
+        .print(cli.json)
+        .context("writing to standard output")?;
     Ok(())
 }
 

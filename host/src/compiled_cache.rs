@@ -41,10 +41,9 @@ pub fn load_component(
         // SAFETY: the file was produced by `Engine::precompile_component` of this very engine
         // configuration (its name hashes the configuration and the component) and written by
         // rename, so it is complete. wasmtime re-checks its header and compatibility too.
-        match unsafe { Component::deserialize_file(engine, &artifact) } {
-            Ok(component) => return Ok(component),
-            // Unreadable or foreign: compile afresh below and replace it.
-            Err(_) => {}
+        // An unreadable or foreign artifact is compiled afresh below and replaced.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &artifact) } {
+            return Ok(component);
         }
     }
     let compiled = engine
@@ -112,9 +111,11 @@ impl Hasher for DigestHasher {
 
 fn store_artifact(cache_dir: &Path, artifact: &Path, compiled: &[u8]) -> Result<()> {
     std::fs::create_dir_all(cache_dir).context("creating the cache directory")?;
-    let mut file = tempfile::NamedTempFile::new_in(cache_dir).context("creating a temporary file")?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(cache_dir).context("creating a temporary file")?;
     file.write_all(compiled).context("writing the artifact")?;
-    file.persist(artifact).context("renaming the artifact into place")?;
+    file.persist(artifact)
+        .context("renaming the artifact into place")?;
     Ok(())
 }
 
@@ -125,4 +126,82 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .map(|dir| dir.join("tally"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Config, OptLevel};
+
+    fn component(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    fn artifacts(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The key changes with the component's bytes and with the engine configuration, and stays
+    /// the same for the same bytes under an identically configured engine.
+    #[test]
+    fn key_covers_component_and_engine_configuration() {
+        let (a, b) = (component("(component)"), component("(component (core module))"));
+        let engine = Engine::default();
+        assert_eq!(cache_key(&engine, &a), cache_key(&Engine::default(), &a));
+        assert_ne!(cache_key(&engine, &a), cache_key(&engine, &b));
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::None);
+        let unoptimized = Engine::new(&config).unwrap();
+        assert_ne!(cache_key(&engine, &a), cache_key(&unoptimized, &a));
+    }
+
+    /// The first load writes one artifact; the second load of the same component reuses it;
+    /// another component gets its own.
+    #[test]
+    fn artifacts_are_written_once_per_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let a = component("(component)");
+        load_component(&engine, &a, "a", Some(dir.path())).unwrap();
+        let first = artifacts(dir.path());
+        assert_eq!(first.len(), 1);
+        let written = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
+        load_component(&engine, &a, "a", Some(dir.path())).unwrap();
+        assert_eq!(artifacts(dir.path()), first);
+        assert_eq!(std::fs::metadata(&first[0]).unwrap().modified().unwrap(), written);
+        load_component(&engine, &component("(component (core module))"), "b", Some(dir.path()))
+            .unwrap();
+        assert_eq!(artifacts(dir.path()).len(), 2);
+    }
+
+    /// A damaged artifact is not trusted: the component is compiled again and the file replaced.
+    #[test]
+    fn damaged_artifact_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let a = component("(component)");
+        load_component(&engine, &a, "a", Some(dir.path())).unwrap();
+        let artifact = artifacts(dir.path()).remove(0);
+        std::fs::write(&artifact, b"garbage").unwrap();
+        load_component(&engine, &a, "a", Some(dir.path())).unwrap();
+        assert_ne!(std::fs::read(&artifact).unwrap(), b"garbage");
+    }
+
+    /// Text files and core modules are named for what they are.
+    #[test]
+    fn non_components_are_named() {
+        let engine = Engine::default();
+        let error = load_component(&engine, b"hello", "f", None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "f is not a WebAssembly file (it does not start with \"\\0asm\")"
+        );
+        let error = load_component(&engine, &component("(module)"), "f", None).unwrap_err();
+        assert!(error.to_string().starts_with("f is a core WebAssembly module"));
+    }
 }

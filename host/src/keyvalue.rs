@@ -120,7 +120,11 @@ impl store::HostBucket for KeyValue<'_> {
         run(storage, move |s| s.delete(&name, &key)).await
     }
 
-    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, KeyValueError> {
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<bool, KeyValueError> {
         let (storage, name) = self.target(&bucket)?;
         run(storage, move |s| s.exists(&name, &key)).await
     }

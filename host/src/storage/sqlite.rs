@@ -73,7 +73,7 @@ impl SqliteStorage {
         &self.path
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StorageError> {
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StorageError> {
         self.conn
             .lock()
             .map_err(|_| StorageError::Backend("SQLite connection poisoned by a panic".into()))
@@ -140,7 +140,9 @@ fn cursor_to_rowid(cursor: u64) -> i64 {
 
 fn select_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
-        .query_row(params![bucket, key], |row| Ok(stored_bytes(row.get_ref(0)?)))
+        .query_row(params![bucket, key], |row| {
+            Ok(stored_bytes(row.get_ref(0)?))
+        })
         .optional()
 }
 

@@ -39,8 +39,14 @@ mod suite {
         assert_eq!(store.get("other", "k").unwrap(), Some(b"2".to_vec()));
         assert_eq!(store.increment("other", "k", 5).unwrap(), 7);
         assert_eq!(store.get("", "k").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(store.list_keys("", None).unwrap().keys, vec!["k".to_string()]);
-        assert_eq!(store.list_keys("none", None).unwrap().keys, Vec::<String>::new());
+        assert_eq!(
+            store.list_keys("", None).unwrap().keys,
+            vec!["k".to_string()]
+        );
+        assert_eq!(
+            store.list_keys("none", None).unwrap().keys,
+            Vec::<String>::new()
+        );
     }
 
     /// Increments start from 0, return the new value and store ASCII decimal.
@@ -51,19 +57,29 @@ mod suite {
         assert_eq!(store.get("", "c").unwrap(), Some(b"10".to_vec()));
         store.set("", "c", b"18446744073709551614").unwrap();
         assert_eq!(store.increment("", "c", 1).unwrap(), u64::MAX);
-        assert_eq!(store.get("", "c").unwrap(), Some(b"18446744073709551615".to_vec()));
+        assert_eq!(
+            store.get("", "c").unwrap(),
+            Some(b"18446744073709551615".to_vec())
+        );
     }
 
     /// Overflow past `u64::MAX` is an error and leaves the value as it was.
     pub fn increment_overflow_changes_nothing(store: &dyn Storage) {
         store.set("", "c", u64::MAX.to_string().as_bytes()).unwrap();
         match store.increment("", "c", 1) {
-            Err(StorageError::Overflow { key, current, delta }) => {
+            Err(StorageError::Overflow {
+                key,
+                current,
+                delta,
+            }) => {
                 assert_eq!((key.as_str(), current, delta), ("c", u64::MAX, 1));
             }
             other => panic!("expected an overflow error, got {other:?}"),
         }
-        assert_eq!(store.get("", "c").unwrap(), Some(b"18446744073709551615".to_vec()));
+        assert_eq!(
+            store.get("", "c").unwrap(),
+            Some(b"18446744073709551615".to_vec())
+        );
         store.set("", "d", b"10").unwrap();
         assert!(matches!(
             store.increment("", "d", u64::MAX),
@@ -227,8 +243,12 @@ mod sqlite_file {
         let (_dir, path) = temp_db();
         let store = SqliteStorage::open(&path).unwrap();
         let conn = store.lock().unwrap();
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2));
         assert_eq!(store.path(), path);
     }
@@ -280,7 +300,10 @@ mod sqlite_file {
         .unwrap();
         assert_eq!(store.increment("", "text", 1).unwrap(), 42);
         assert_eq!(store.increment("", "int", 1).unwrap(), 8);
-        assert!(matches!(store.increment("", "word", 1), Err(StorageError::NotANumber { .. })));
+        assert!(matches!(
+            store.increment("", "word", 1),
+            Err(StorageError::NotANumber { .. })
+        ));
         assert_eq!(store.get("", "word").unwrap(), Some(b"abc".to_vec()));
     }
 
@@ -289,11 +312,16 @@ mod sqlite_file {
     fn refuses_foreign_database() {
         let (_dir, path) = temp_db();
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA application_id = 1234; CREATE TABLE mine (x);").unwrap();
+        conn.execute_batch("PRAGMA application_id = 1234; CREATE TABLE mine (x);")
+            .unwrap();
         let error = SqliteStorage::open(&path).unwrap_err().to_string();
         assert!(error.contains("belongs to another application"), "{error}");
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(tables, 1);
     }
@@ -303,7 +331,10 @@ mod sqlite_file {
     fn refuses_newer_schema() {
         let (_dir, path) = temp_db();
         drop(SqliteStorage::open(&path).unwrap());
-        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99;").unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
         let error = SqliteStorage::open(&path).unwrap_err().to_string();
         assert!(error.contains("schema version 99"), "{error}");
     }
@@ -312,7 +343,8 @@ mod sqlite_file {
     #[test]
     fn refuses_non_database_file() {
         let (_dir, path) = temp_db();
-        let junk = b"this is not a database, but it is long enough to look like a header".repeat(20);
+        let junk =
+            b"this is not a database, but it is long enough to look like a header".repeat(20);
         std::fs::write(&path, &junk).unwrap();
         let error = SqliteStorage::open(&path).unwrap_err().to_string();
         assert!(error.contains("not a database"), "{error}");

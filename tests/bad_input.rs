@@ -1,0 +1,135 @@
+//! Bad input through the real component: every refusal is typed, and the store is left unchanged.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TempDb, block_on, restart, start_with};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tally::CounterError;
+use tally::storage::{KeyPage, MemoryStorage, Storage, StorageError};
+
+/// Incrementing a counter at `u64::MAX` is an overflow error and the stored value stays.
+#[test]
+fn overflow_is_refused_and_changes_nothing() {
+    let db = TempDb::new();
+    let (_runtime, mut counter) = restart(&db.path);
+    block_on(counter.set("big", u64::MAX)).unwrap().unwrap();
+    assert_eq!(
+        block_on(counter.increment("big", 1)).unwrap(),
+        Err(CounterError::Overflow("big".into()))
+    );
+    block_on(counter.set("ten", 10)).unwrap().unwrap();
+    assert_eq!(
+        block_on(counter.increment("ten", u64::MAX - 9)).unwrap(),
+        Err(CounterError::Overflow("ten".into()))
+    );
+    let (_runtime, mut counter) = restart(&db.path);
+    assert_eq!(block_on(counter.get("big")).unwrap(), Ok(u64::MAX));
+    assert_eq!(block_on(counter.get("ten")).unwrap(), Ok(10));
+    assert_eq!(db.raw_value("big"), Some(b"18446744073709551615".to_vec()));
+    // The largest increment that fits still works.
+    assert_eq!(
+        block_on(counter.increment("ten", u64::MAX - 10)).unwrap(),
+        Ok(u64::MAX)
+    );
+}
+
+/// A value written as `abc` straight into the SQLite file reads as a corrupt value, for `get`,
+/// `increment` and `list` alike, and is not overwritten.
+#[test]
+fn non_decimal_stored_value_is_corrupt() {
+    let db = TempDb::new();
+    let (_runtime, mut counter) = restart(&db.path);
+    block_on(counter.set("fine", 3)).unwrap().unwrap();
+    db.write_raw("visits", "abc");
+    let corrupt = Err(CounterError::CorruptValue("visits".into()));
+    assert_eq!(block_on(counter.get("visits")).unwrap(), corrupt);
+    assert_eq!(block_on(counter.increment("visits", 1)).unwrap(), corrupt);
+    assert_eq!(
+        block_on(counter.list()).unwrap(),
+        Err(CounterError::CorruptValue("visits".into()))
+    );
+    assert_eq!(db.raw_value("visits"), Some(b"abc".to_vec()));
+    // `set` repairs it.
+    block_on(counter.set("visits", 7)).unwrap().unwrap();
+    assert_eq!(block_on(counter.increment("visits", 1)).unwrap(), Ok(8));
+}
+
+/// Counts every storage call, to prove which calls reached the store.
+#[derive(Default)]
+struct CountingStorage {
+    inner: MemoryStorage,
+    calls: AtomicUsize,
+}
+
+impl CountingStorage {
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Storage for CountingStorage {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.count();
+        self.inner.get(bucket, key)
+    }
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.count();
+        self.inner.set(bucket, key, value)
+    }
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.count();
+        self.inner.delete(bucket, key)
+    }
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
+        self.count();
+        self.inner.exists(bucket, key)
+    }
+    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+        self.count();
+        self.inner.list_keys(bucket, cursor)
+    }
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+        self.count();
+        self.inner.increment(bucket, key, delta)
+    }
+}
+
+/// Invalid names are refused by the component before any storage call is made.
+#[test]
+fn invalid_names_never_reach_the_store() {
+    let storage = Arc::new(CountingStorage::default());
+    let (_runtime, mut counter) = start_with(storage.clone());
+    let too_long = "x".repeat(257);
+    for name in [
+        "",
+        too_long.as_str(),
+        "new\nline",
+        "nul\0",
+        "esc\u{1b}[31m",
+        "c1\u{9b}",
+    ] {
+        let refused = |result: Result<_, CounterError>| {
+            assert!(
+                matches!(result, Err(CounterError::InvalidName(_))),
+                "{name:?}"
+            );
+        };
+        refused(block_on(counter.get(name)).unwrap());
+        refused(block_on(counter.increment(name, 1)).unwrap());
+        refused(block_on(counter.set(name, 1)).unwrap().map(|()| 0));
+        refused(block_on(counter.reset(name)).unwrap().map(|()| 0));
+    }
+    assert_eq!(storage.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        block_on(counter.get("")).unwrap(),
+        Err(CounterError::InvalidName(
+            "a counter name must not be empty".into()
+        ))
+    );
+    // A valid name at the 256-byte limit does reach the store.
+    let longest = "y".repeat(256);
+    assert_eq!(block_on(counter.increment(&longest, 2)).unwrap(), Ok(2));
+    assert!(storage.calls.load(Ordering::SeqCst) > 0);
+}

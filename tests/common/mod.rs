@@ -1,0 +1,114 @@
+//! Helpers shared by the integration tests: temporary databases, "restarts" of the component
+//! (a fresh engine, store and instance over the same file) and runs of the real `tally` binary.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use tally::storage::{SqliteStorage, Storage};
+use tally::{ComponentSource, Counter, Runtime};
+
+/// A temporary directory holding `counters.db`, removed when dropped.
+pub struct TempDb {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters.db");
+        Self { dir, path }
+    }
+
+    /// The stored bytes of `key` in bucket `""`, read with a plain SQLite connection.
+    pub fn raw_value(&self, key: &str) -> Option<Vec<u8>> {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        let mut statement = conn
+            .prepare("SELECT CAST(value AS BLOB) FROM kv WHERE bucket = '' AND key = ?1")
+            .unwrap();
+        let mut rows = statement.query([key]).unwrap();
+        rows.next().unwrap().map(|row| row.get(0).unwrap())
+    }
+
+    /// Writes `value` for `key` behind tally's back, as a user with `sqlite3` would.
+    pub fn write_raw(&self, key: &str, value: &str) {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute(
+            "INSERT INTO kv (bucket, key, value) VALUES ('', ?1, ?2)
+             ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+        .unwrap();
+    }
+}
+
+/// A cache directory shared by every test of this build, so each test binary compiles the
+/// component once and every later "restart" loads it as a real restart would.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tally-cache")
+}
+
+/// Starts the component from nothing: a new engine, a new store, a new instance, and a new SQLite
+/// connection to `db`. Nothing but the file connects it to earlier runs.
+pub fn restart(db: &Path) -> (Runtime, Counter) {
+    let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(db).unwrap());
+    start_with(storage)
+}
+
+/// A fresh engine and instance of the embedded component over `storage`.
+pub fn start_with(storage: Arc<dyn Storage>) -> (Runtime, Counter) {
+    let runtime = Runtime::new(&ComponentSource::Embedded, Some(&cache_dir()), storage).unwrap();
+    let counter = block_on(runtime.instantiate()).unwrap();
+    (runtime, counter)
+}
+
+/// Runs a future to completion on a current-thread runtime (each test thread has its own).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Runs the real `tally` binary as a separate process against `db`.
+pub fn tally(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("--db")
+        .arg(db)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .args(args)
+        .env_remove("TALLY_COMPONENT")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `tally` and returns its standard output, asserting that it succeeded.
+pub fn tally_ok(db: &Path, args: &[&str]) -> String {
+    let output = tally(db, args);
+    assert!(
+        output.status.success(),
+        "tally {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `tally`, asserting it failed with `code`, and returns its standard error.
+pub fn tally_fails(db: &Path, args: &[&str], code: i32) -> String {
+    let output = tally(db, args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "tally {args:?}: stdout {:?}, stderr {:?}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a failed command printed a result"
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
