@@ -150,7 +150,10 @@ mod tests {
     /// the same for the same bytes under an identically configured engine.
     #[test]
     fn key_covers_component_and_engine_configuration() {
-        let (a, b) = (component("(component)"), component("(component (core module))"));
+        let (a, b) = (
+            component("(component)"),
+            component("(component (core module))"),
+        );
         let engine = Engine::default();
         assert_eq!(cache_key(&engine, &a), cache_key(&Engine::default(), &a));
         assert_ne!(cache_key(&engine, &a), cache_key(&engine, &b));
@@ -173,9 +176,17 @@ mod tests {
         let written = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
         load_component(&engine, &a, "a", Some(dir.path())).unwrap();
         assert_eq!(artifacts(dir.path()), first);
-        assert_eq!(std::fs::metadata(&first[0]).unwrap().modified().unwrap(), written);
-        load_component(&engine, &component("(component (core module))"), "b", Some(dir.path()))
-            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&first[0]).unwrap().modified().unwrap(),
+            written
+        );
+        load_component(
+            &engine,
+            &component("(component (core module))"),
+            "b",
+            Some(dir.path()),
+        )
+        .unwrap();
         assert_eq!(artifacts(dir.path()).len(), 2);
     }
 
@@ -202,6 +213,10 @@ mod tests {
             "f is not a WebAssembly file (it does not start with \"\\0asm\")"
         );
         let error = load_component(&engine, &component("(module)"), "f", None).unwrap_err();
-        assert!(error.to_string().starts_with("f is a core WebAssembly module"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("f is a core WebAssembly module")
+        );
     }
 }
