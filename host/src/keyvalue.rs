@@ -7,6 +7,7 @@
 //! tokio's blocking pool because backends do blocking I/O.
 
 use crate::bindings::wasi::keyvalue::{atomics, store};
+use crate::metrics::METRICS;
 use crate::storage::{Storage, StorageError};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
@@ -53,14 +54,19 @@ impl<'a> KeyValue<'a> {
     }
 }
 
-/// Runs one blocking storage operation on tokio's blocking pool, off the async executor.
+/// Runs one blocking storage operation on tokio's blocking pool, off the async executor, and
+/// records its latency.
 async fn run<T, F>(storage: Arc<dyn Storage>, operation: F) -> Result<T, KeyValueError>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || operation(storage.as_ref()))
-        .await
+    let started = std::time::Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || operation(storage.as_ref())).await;
+    METRICS
+        .store_operation_seconds
+        .observe_duration(started.elapsed());
+    outcome
         .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?
         .map_err(KeyValueError::Storage)
 }

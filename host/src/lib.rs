@@ -7,15 +7,19 @@
 //! - [`keyvalue`]: `wasi:keyvalue/{store,atomics}@0.2.0-draft` for wasmtime, on any `Storage`.
 //! - [`bindings`]: host bindings generated from `wit/`.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
-//! - [`runtime`]: engine, linker and sandbox; a fresh component instance per call.
+//! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
+//! - [`server`]: `tally serve`, the HTTP API.
+//! - [`metrics`]: process-wide Prometheus metrics.
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
 
 pub mod bindings;
 pub mod cli;
 pub mod compiled_cache;
 pub mod keyvalue;
+pub mod metrics;
 pub mod runtime;
+pub mod server;
 pub mod storage;
 
 pub use bindings::CounterError;
-pub use runtime::{ComponentSource, Counter, Runtime};
+pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

@@ -3,17 +3,56 @@
 //!
 //! The component is compiled (or loaded from the cache) once, then linked once into an
 //! `InstancePre`; instantiating from it costs microseconds, so callers can afford a fresh instance
-//! per request and no guest state ever outlives one.
+//! per request and no guest state ever outlives one (the model of `wasmtime serve` and Spin).
+//!
+//! Each instance is confined: a memory limit, and an epoch deadline (a background thread ticks the
+//! engine's epoch every [`EPOCH_TICK`]) after which a guest that is still running traps. A
+//! misbehaving guest therefore costs its own call an error, never the process. Servers also use
+//! the pooling allocator, which keeps instance memory ready for reuse.
 
 use crate::bindings::{CounterComponent, CounterComponentPre, CounterError};
 use crate::compiled_cache::load_component;
 use crate::keyvalue::{self, KeyValue, KeyValueCtx};
+use crate::metrics::METRICS;
 use crate::storage::Storage;
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+
+/// How often the engine's epoch advances; the granularity of the guest deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How a [`Runtime`] runs its instances.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached between processes (`None`: compile every time).
+    pub cache_dir: Option<PathBuf>,
+    /// The most linear memory one instance may use, in bytes.
+    pub memory_limit: usize,
+    /// How long one call may run before it traps.
+    pub deadline: Duration,
+    /// Use the pooling allocator sized for this many simultaneous instances (servers); `None`
+    /// allocates on demand (one-shot CLI calls, where reserving a pool would only cost time).
+    pub pooled_instances: Option<u32>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            memory_limit: 64 << 20,
+            deadline: Duration::from_secs(10),
+            pooled_instances: None,
+        }
+    }
+}
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The counter component built from `guest/` by `host/build.rs`.
@@ -47,6 +86,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     keyvalue: KeyValueCtx,
+    limits: StoreLimits,
 }
 
 impl WasiView for HostState {
@@ -74,6 +114,8 @@ pub struct Runtime {
     engine: Engine,
     pre: CounterComponentPre<HostState>,
     keyvalue: KeyValueCtx,
+    memory_limit: usize,
+    deadline_ticks: u64,
 }
 
 impl Runtime {
@@ -81,12 +123,12 @@ impl Runtime {
     /// keyvalue store, and checks that it exports `tally:counter/counter@0.1.0`.
     pub fn new(
         source: &ComponentSource,
-        cache_dir: Option<&Path>,
+        options: &RuntimeOptions,
         storage: Arc<dyn Storage>,
     ) -> Result<Self> {
-        let engine = Engine::new(&Config::new())?;
+        let engine = Engine::new(&engine_config(options))?;
         let (wasm, origin) = source.load()?;
-        let component = load_component(&engine, &wasm, &origin, cache_dir)?;
+        let component = load_component(&engine, &wasm, &origin, options.cache_dir.as_deref())?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -102,10 +144,14 @@ impl Runtime {
             .with_context(|| {
             format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.1.0)")
         })?;
+        start_epoch_ticker(&engine)?;
+        let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         Ok(Self {
             engine,
             pre,
             keyvalue: KeyValueCtx::new(storage),
+            memory_limit: options.memory_limit,
+            deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
         })
     }
 
@@ -115,8 +161,16 @@ impl Runtime {
             wasi: sandbox(),
             table: ResourceTable::new(),
             keyvalue: self.keyvalue.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
         };
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        METRICS.instances_created.fetch_add(1, Ordering::Relaxed);
         let bindings = self
             .pre
             .instantiate_async(&mut store)
@@ -125,6 +179,34 @@ impl Runtime {
             .context("instantiating the counter component")?;
         Ok(Counter { store, bindings })
     }
+}
+
+fn engine_config(options: &RuntimeOptions) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    if let Some(instances) = options.pooled_instances {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .max_memory_size(options.memory_limit);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("tally-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch thread")?;
+    Ok(())
 }
 
 /// One instance of the counter component. Each method is one call of the exported interface:

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use tally::storage::{SqliteStorage, Storage};
-use tally::{ComponentSource, Counter, Runtime};
+use tally::{ComponentSource, Counter, Runtime, RuntimeOptions};
 
 /// A temporary directory holding `counters.db`, removed when dropped.
 pub struct TempDb {
@@ -58,7 +58,11 @@ pub fn restart(db: &Path) -> (Runtime, Counter) {
 
 /// A fresh engine and instance of the embedded component over `storage`.
 pub fn start_with(storage: Arc<dyn Storage>) -> (Runtime, Counter) {
-    let runtime = Runtime::new(&ComponentSource::Embedded, Some(&cache_dir()), storage).unwrap();
+    let options = RuntimeOptions {
+        cache_dir: Some(cache_dir()),
+        ..RuntimeOptions::default()
+    };
+    let runtime = Runtime::new(&ComponentSource::Embedded, &options, storage).unwrap();
     let counter = block_on(runtime.instantiate()).unwrap();
     (runtime, counter)
 }

@@ -6,14 +6,15 @@
 //! is one new file here.
 //!
 //! Backends:
-//! - [`SqliteStorage`]: the default; one SQLite file in WAL mode, `synchronous=FULL`.
+//! - [`SqliteStorage`]: the default; one SQLite file in WAL mode, `synchronous=FULL`, writes
+//!   group-committed by one writer thread.
 //! - [`MemoryStorage`]: a process-local map, for tests and throwaway runs.
 
 mod memory;
 mod sqlite;
 
 pub use memory::MemoryStorage;
-pub use sqlite::SqliteStorage;
+pub use sqlite::{Durability, SqliteStorage};
 
 /// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
 pub const LIST_PAGE_SIZE: usize = 1000;

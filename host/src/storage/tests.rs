@@ -237,20 +237,44 @@ mod sqlite_file {
         (dir, path)
     }
 
-    /// The file is in WAL mode and the store's connection commits with `synchronous=FULL`.
+    /// The writer connection is in WAL mode and commits with `synchronous=FULL`, or `NORMAL` when
+    /// durability is relaxed.
     #[test]
     fn uses_wal_and_full_sync() {
         let (_dir, path) = temp_db();
         let store = SqliteStorage::open(&path).unwrap();
-        let conn = store.lock().unwrap();
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        let sync: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!((mode.as_str(), sync), ("wal", 2));
         assert_eq!(store.path(), path);
+        for (durability, expected) in [(Durability::Full, 2), (Durability::Relaxed, 1)] {
+            let conn = crate::storage::sqlite::open_writer_for_test(&path, durability).unwrap();
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            let sync: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!((mode.as_str(), sync), ("wal", expected));
+        }
+    }
+
+    /// Many threads queueing increments on one writer (so they share commits) add up exactly.
+    #[test]
+    fn group_committed_increments_add_up() {
+        let (_dir, path) = temp_db();
+        let store = Arc::new(SqliteStorage::open(&path).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        store.increment("", "k", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.get("", "k").unwrap(), Some(b"800".to_vec()));
     }
 
     /// Values written through one store are there when the file is opened again.

@@ -1,31 +1,49 @@
-//! The `tally` command line: parse arguments, run one counter operation through a fresh component
-//! instance, print the result.
-//!
-//! Every invocation is a process start, so every invocation is also a restart: the value printed
-//! comes from the database file, through the component, every time.
+//! The `tally` command line: parse arguments, then run one counter command or the server.
 //!
 //! Exit codes: 0 success; 1 the counter operation was refused (invalid name, overflow, corrupt
-//! value); 2 the command line is wrong; 3 tally could not do its work (database, component, store).
+//! value); 2 the command line is wrong; 3 tally could not do its work (database, component, store,
+//! network).
+//!
+//! # Layout
+//! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
+//! - [`serve`]: `tally serve`, the HTTP service.
+
+pub mod counter;
+pub mod serve;
 
 use crate::CounterError;
 use crate::compiled_cache::default_cache_dir;
-use crate::runtime::{ComponentSource, Runtime};
-use crate::storage::SqliteStorage;
+use crate::runtime::{ComponentSource, RuntimeOptions};
+use crate::storage::{Durability, SqliteStorage};
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use std::io::Write;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Durable named counters, computed by a WebAssembly component over a SQLite file.
 #[derive(Debug, Parser)]
 #[command(name = "tally", version, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct GlobalArgs {
     /// The SQLite database file that holds the counters (created if missing).
     #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
           default_value_os_t = default_db_path())]
     db: PathBuf,
+
+    /// When a write is acknowledged: `full` after it is fsynced to disk (SQLite
+    /// synchronous=FULL); `relaxed` after it reaches the OS (synchronous=NORMAL: survives a crash
+    /// of tally, may lose the last writes on power loss).
+    #[arg(long, global = true, env = "TALLY_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
 
     /// Run this counter component file instead of the one built into tally.
     #[arg(long, global = true, env = "TALLY_COMPONENT", value_name = "PATH")]
@@ -43,9 +61,12 @@ pub struct Cli {
     /// Print results as JSON: {"name": ..., "value": ...}, or a list of those for `list`.
     #[arg(long, global = true)]
     json: bool,
+}
 
-    #[command(subcommand)]
-    command: Command,
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Relaxed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +98,8 @@ enum Command {
     },
     /// Print every counter and its value, one per line, tab-separated, sorted by name.
     List,
+    /// Serve the counters over HTTP until SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 /// The default database: `$XDG_DATA_HOME/tally/counters.db`, else
@@ -92,11 +115,46 @@ pub fn default_db_path() -> PathBuf {
         )
 }
 
+impl GlobalArgs {
+    /// Opens the database named by `--db` with the chosen durability.
+    fn open_storage(&self) -> Result<SqliteStorage> {
+        if self.db == default_db_path()
+            && let Some(dir) = self.db.parent().filter(|dir| !dir.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        }
+        let durability = match self.durability {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Relaxed => Durability::Relaxed,
+        };
+        SqliteStorage::open_with(&self.db, durability)
+            .with_context(|| format!("cannot open the counter database {}", self.db.display()))
+    }
+
+    fn component_source(&self) -> ComponentSource {
+        self.component
+            .clone()
+            .map_or(ComponentSource::Embedded, ComponentSource::File)
+    }
+
+    fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(default_cache_dir)
+            },
+            ..RuntimeOptions::default()
+        }
+    }
+}
+
 /// Why a command failed, which decides the exit code.
-enum Failure {
-    /// The component refused the operation.
+pub enum Failure {
+    /// The component refused the operation: exit 1.
     Refused(CounterError),
-    /// tally could not do its work.
+    /// tally could not do its work: exit 3.
     Broken(anyhow::Error),
 }
 
@@ -109,11 +167,10 @@ impl From<anyhow::Error> for Failure {
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Failure::from)
-        .and_then(|runtime| runtime.block_on(run(cli)));
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, &args).map_err(Failure::Broken),
+        command => counter::run(&cli.global, command),
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(error)) => {
@@ -126,83 +183,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
-}
-
-async fn run(cli: Cli) -> Result<(), Failure> {
-    if cli.db == default_db_path()
-        && let Some(dir) = cli.db.parent().filter(|dir| !dir.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    }
-    let storage = SqliteStorage::open(&cli.db)
-        .with_context(|| format!("cannot open the counter database {}", cli.db.display()))?;
-    let source = cli
-        .component
-        .clone()
-        .map_or(ComponentSource::Embedded, ComponentSource::File);
-    let cache_dir = if cli.no_cache {
-        None
-    } else {
-        cli.cache_dir.clone().or_else(default_cache_dir)
-    };
-    let runtime = Runtime::new(&source, cache_dir.as_deref(), Arc::new(storage))?;
-    let mut counter = runtime.instantiate().await?;
-
-    let output = match &cli.command {
-        Command::Get { name } => {
-            let value = counter.get(name).await?.map_err(Failure::Refused)?;
-            Output::One(name, value)
-        }
-        Command::Incr { name, by } => {
-            let value = counter.increment(name, *by).await?;
-            Output::One(name, value.map_err(Failure::Refused)?)
-        }
-        Command::Set { name, value } => {
-            counter.set(name, *value).await?.map_err(Failure::Refused)?;
-            Output::One(name, *value)
-        }
-        Command::Reset { name } => {
-            counter.reset(name).await?.map_err(Failure::Refused)?;
-            Output::One(name, 0)
-        }
-        Command::List => Output::All(counter.list().await?.map_err(Failure::Refused)?),
-    };
-    output
-        .print(cli.json)
-        .context("writing to standard output")?;
-    Ok(())
-}
-
-/// What a command prints.
-enum Output<'a> {
-    One(&'a str, u64),
-    All(Vec<(String, u64)>),
-}
-
-impl Output<'_> {
-    fn print(&self, json: bool) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        match (self, json) {
-            (Self::One(_, value), false) => writeln!(out, "{value}"),
-            (Self::One(name, value), true) => writeln!(out, "{}", entry(name, *value)),
-            (Self::All(counters), false) => {
-                // Names contain no control characters, so a tab always separates name and value.
-                for (name, value) in counters {
-                    writeln!(out, "{name}\t{value}")?;
-                }
-                Ok(())
-            }
-            (Self::All(counters), true) => {
-                let entries: Vec<_> = counters.iter().map(|(n, v)| entry(n, *v)).collect();
-                writeln!(out, "{}", serde_json::Value::Array(entries))
-            }
-        }
-    }
-}
-
-fn entry(name: &str, value: u64) -> serde_json::Value {
-    serde_json::json!({ "name": name, "value": value })
 }
 
 /// A one-line explanation of a refused operation that says what to do about it.

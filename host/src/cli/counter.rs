@@ -1,0 +1,83 @@
+//! The one-shot counter commands. Every invocation is a process start, so every invocation is
+//! also a restart: the value printed comes from the database file, through the component, every
+//! time.
+
+use super::{Command, Failure, GlobalArgs};
+use crate::runtime::Runtime;
+use anyhow::Context;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Runs one counter command (not `serve`) and prints its result.
+pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_async(global, command))
+}
+
+async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
+    let storage = global.open_storage()?;
+    let runtime = Runtime::new(
+        &global.component_source(),
+        &global.runtime_options(),
+        Arc::new(storage),
+    )?;
+    let mut counter = runtime.instantiate().await?;
+
+    let output = match command {
+        Command::Get { name } => {
+            let value = counter.get(&name).await?.map_err(Failure::Refused)?;
+            Output::One(name, value)
+        }
+        Command::Incr { name, by } => {
+            let value = counter.increment(&name, by).await?;
+            Output::One(name, value.map_err(Failure::Refused)?)
+        }
+        Command::Set { name, value } => {
+            counter.set(&name, value).await?.map_err(Failure::Refused)?;
+            Output::One(name, value)
+        }
+        Command::Reset { name } => {
+            counter.reset(&name).await?.map_err(Failure::Refused)?;
+            Output::One(name, 0)
+        }
+        Command::List => Output::All(counter.list().await?.map_err(Failure::Refused)?),
+        Command::Serve(_) => unreachable!("`serve` is dispatched to cli::serve"),
+    };
+    output
+        .print(global.json)
+        .context("writing to standard output")?;
+    Ok(())
+}
+
+/// What a command prints.
+enum Output {
+    One(String, u64),
+    All(Vec<(String, u64)>),
+}
+
+impl Output {
+    fn print(&self, json: bool) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match (self, json) {
+            (Self::One(_, value), false) => writeln!(out, "{value}"),
+            (Self::One(name, value), true) => writeln!(out, "{}", entry(name, *value)),
+            (Self::All(counters), false) => {
+                // Names contain no control characters, so a tab always separates name and value.
+                for (name, value) in counters {
+                    writeln!(out, "{name}\t{value}")?;
+                }
+                Ok(())
+            }
+            (Self::All(counters), true) => {
+                let entries: Vec<_> = counters.iter().map(|(n, v)| entry(n, *v)).collect();
+                writeln!(out, "{}", serde_json::Value::Array(entries))
+            }
+        }
+    }
+}
+
+fn entry(name: &str, value: u64) -> serde_json::Value {
+    serde_json::json!({ "name": name, "value": value })
+}

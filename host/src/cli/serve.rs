@@ -1,0 +1,93 @@
+//! `tally serve`: start the HTTP service and run it until SIGTERM or SIGINT.
+//!
+//! The first line on standard output is `listening on http://ADDRESS` once the socket is bound
+//! (with `--listen 127.0.0.1:0` that is how a caller learns the port); logs go to standard error,
+//! at the level `RUST_LOG` sets (default `info`; `debug` logs every request).
+
+use super::GlobalArgs;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::server;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// `tally serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback by default: put a proxy in front to expose it).
+    #[arg(
+        long,
+        env = "TALLY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+
+    /// How long one request may run the component before it is stopped (a 500), in
+    /// milliseconds.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    guest_timeout_ms: u64,
+
+    /// The most memory one component instance may use, in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    guest_memory_mib: usize,
+
+    /// How many component instances may run at once (the pooling allocator's size).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    max_instances: u32,
+}
+
+/// Runs the server on a multi-threaded runtime until a termination signal.
+pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_async(global, args))
+}
+
+async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
+    let storage = Arc::new(global.open_storage()?);
+    let options = RuntimeOptions {
+        memory_limit: args.guest_memory_mib << 20,
+        deadline: Duration::from_millis(args.guest_timeout_ms),
+        pooled_instances: Some(args.max_instances),
+        ..global.runtime_options()
+    };
+    let runtime = Arc::new(Runtime::new(
+        &global.component_source(),
+        &options,
+        storage.clone(),
+    )?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{address}")
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")?;
+    drop(stdout);
+    tracing::info!(
+        db = %storage.path().display(),
+        durability = ?global.durability,
+        "serving counters on http://{address}"
+    );
+    server::serve(listener, runtime, server::termination_signal()).await?;
+    // Every acknowledged write was committed before its answer; dropping the storage stops the
+    // writer thread once it has nothing left.
+    drop(storage);
+    tracing::info!("stopped");
+    Ok(())
+}

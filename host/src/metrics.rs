@@ -1,0 +1,146 @@
+//! Process-wide metrics in the Prometheus text format.
+//!
+//! One static [`METRICS`] that every layer records into with atomics (the storage writer its batch
+//! sizes, the keyvalue glue its operation latencies, the runtime its instances, the server its
+//! requests), rendered by `GET /metrics`. A global, like the `prometheus` crate's default
+//! registry, because these are facts about the process and recording must cost nothing to wire.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The process's metrics.
+pub static METRICS: Metrics = Metrics::new();
+
+/// Every metric tally exports.
+pub struct Metrics {
+    /// HTTP requests by (method, route template, status).
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Latency of each storage operation, in seconds.
+    pub store_operation_seconds: Histogram<12>,
+    /// Write requests committed together per SQLite transaction.
+    pub commit_batch_size: Histogram<10>,
+    /// Component instances created.
+    pub instances_created: AtomicU64,
+    /// Guest calls that trapped (panics, timeouts, memory exhaustion).
+    pub guest_traps: AtomicU64,
+}
+
+impl Metrics {
+    const fn new() -> Self {
+        Self {
+            requests: Mutex::new(BTreeMap::new()),
+            store_operation_seconds: Histogram::new([
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 1.0,
+            ]),
+            commit_batch_size: Histogram::new([
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+            instances_created: AtomicU64::new(0),
+            guest_traps: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one answered HTTP request.
+    pub fn record_request(&self, method: &str, route: &str, status: u16) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests
+                .entry((method.to_string(), route.to_string(), status))
+                .or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP tally_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE tally_http_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((method, route, status), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "tally_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        self.store_operation_seconds.render(
+            &mut out,
+            "tally_store_operation_seconds",
+            "Latency of storage operations (get, set, delete, exists, list-keys, increment).",
+        );
+        self.commit_batch_size.render(
+            &mut out,
+            "tally_commit_batch_size",
+            "Write requests committed per SQLite transaction (group commit).",
+        );
+        for (name, help, value) in [
+            (
+                "tally_instances_created_total",
+                "Component instances created.",
+                &self.instances_created,
+            ),
+            (
+                "tally_guest_traps_total",
+                "Guest calls that trapped (panic, deadline, memory limit).",
+                &self.guest_traps,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+/// A Prometheus histogram with `N` fixed upper bounds (plus `+Inf`), lock-free to record.
+pub struct Histogram<const N: usize> {
+    bounds: [f64; N],
+    /// Per-bucket (non-cumulative) counts.
+    buckets: [AtomicU64; N],
+    /// Observations above the last bound (the `+Inf` bucket's own share).
+    above: AtomicU64,
+    /// The sum of observations, in millionths, so it can be an integer atomic.
+    sum_micros: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    const fn new(bounds: [f64; N]) -> Self {
+        Self {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; N],
+            above: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        match self.bounds.iter().position(|bound| value <= *bound) {
+            Some(slot) => self.buckets[slot].fetch_add(1, Ordering::Relaxed),
+            None => self.above.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Records a duration in seconds.
+    pub fn observe_duration(&self, elapsed: Duration) {
+        self.observe(elapsed.as_secs_f64());
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.above.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}

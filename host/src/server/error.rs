@@ -1,0 +1,82 @@
+//! Errors as HTTP responses: a status and a JSON body `{"error": "...", "code": "..."}`.
+//!
+//! The `code` is stable and meant for programs; the `error` text is for people and says what to do.
+
+use crate::CounterError;
+use crate::cli::describe;
+use crate::metrics::METRICS;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::Ordering;
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The component refused the operation.
+    Counter(CounterError),
+    /// The body is not the JSON the route takes.
+    InvalidBody(String),
+    /// The body is larger than the limit (in bytes).
+    BodyTooLarge(usize),
+    /// No route has this path.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The guest trapped (panic, deadline, memory limit) or could not be instantiated.
+    Guest(anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status and the stable code for this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Counter(CounterError::InvalidName(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_name")
+            }
+            Self::Counter(CounterError::Overflow(_)) => (StatusCode::CONFLICT, "overflow"),
+            Self::Counter(CounterError::CorruptValue(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_value")
+            }
+            Self::Counter(CounterError::StoreFailure(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_failure")
+            }
+            Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, "guest_failure"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Counter(error) => describe(error),
+            Self::InvalidBody(reason) => format!("invalid request body: {reason}"),
+            Self::BodyTooLarge(limit) => format!("request body larger than {limit} bytes"),
+            Self::NotFound => "no such route; see GET /counters, /counters/{name}, \
+                               POST /counters/{name}/increment, /healthz, /metrics"
+                .to_string(),
+            Self::MethodNotAllowed => "this route does not take that method".to_string(),
+            Self::Guest(error) => format!("the counter component failed: {error:#}"),
+        }
+    }
+}
+
+impl From<CounterError> for ApiError {
+    fn from(error: CounterError) -> Self {
+        Self::Counter(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Guest(error) = &self {
+            METRICS.guest_traps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("guest failure: {error:#}");
+        }
+        let body = serde_json::json!({ "error": self.message(), "code": code });
+        (status, Json(body)).into_response()
+    }
+}

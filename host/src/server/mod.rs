@@ -1,0 +1,58 @@
+//! `tally serve`: the counters over HTTP.
+//!
+//! Every request runs in a fresh component instance from the runtime's one `InstancePre`; the
+//! component holds no state and the host caches no counter values, so the store is the only truth
+//! and any number of servers (or CLI calls) can share it. Writes are acknowledged only after the
+//! group commit that contains them returned (see `storage::sqlite::writer`).
+//!
+//! [`serve`] takes a bound listener and a shutdown future (the shape of mini-redis' `server::run`)
+//! so tests can bind port 0 and stop the server when they like.
+//!
+//! # Layout
+//! - [`routes`]: the router and its handlers.
+//! - [`error`]: the JSON error body and the status of each error.
+//! - [`extract`]: request parsing (the counter name, size-limited JSON bodies).
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The largest request body accepted, in bytes; larger bodies get 413.
+pub const BODY_LIMIT: usize = 4096;
+
+/// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets
+/// in-flight requests finish and returns.
+pub async fn serve(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = routes::router(routes::AppState { runtime });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
+}
+
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received: finishing in-flight requests, then exiting");
+}

@@ -1,0 +1,163 @@
+//! The HTTP API:
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /counters/{name}/increment` (body `{"by": N}`, optional, default 1) | `{"name", "value"}` (the new value) |
+//! | `GET /counters/{name}` | `{"name", "value"}` (0 if never written) |
+//! | `PUT /counters/{name}` (body `{"value": N}`) | `{"name", "value"}` |
+//! | `DELETE /counters/{name}` | `{"name", "value": 0}` |
+//! | `GET /counters` | `[{"name", "value"}, ...]` sorted by name |
+//! | `GET /healthz` | `{"status": "ok"}` |
+//! | `GET /metrics` | Prometheus text |
+
+use super::error::ApiError;
+use super::extract::{CounterName, OptionalJson};
+use crate::CounterError;
+use crate::metrics::METRICS;
+use crate::runtime::{Counter, Runtime};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every handler shares: the runtime that makes fresh instances.
+#[derive(Clone)]
+pub struct AppState {
+    /// The compiled, linked component and its store.
+    pub runtime: Arc<Runtime>,
+}
+
+impl AppState {
+    async fn instance(&self) -> Result<Counter, ApiError> {
+        self.runtime.instantiate().await.map_err(ApiError::Guest)
+    }
+}
+
+/// The router with every route, JSON fallbacks for unknown routes and methods, and the
+/// request log and metrics around it all.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/counters", get(list_counters))
+        .route(
+            "/counters/{name}",
+            get(get_counter).put(set_counter).delete(reset_counter),
+        )
+        .route("/counters/{name}/increment", post(increment_counter))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// One counter and its value: the body of every single-counter answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CounterValue {
+    /// The counter's name.
+    pub name: String,
+    /// Its value after the request.
+    pub value: u64,
+}
+
+/// `POST /counters/{name}/increment` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncrementBody {
+    by: u64,
+}
+
+/// `PUT /counters/{name}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetBody {
+    value: u64,
+}
+
+/// A guest call's two layers of failure as one API error.
+fn answer<T>(outcome: anyhow::Result<Result<T, CounterError>>) -> Result<T, ApiError> {
+    outcome.map_err(ApiError::Guest)?.map_err(ApiError::from)
+}
+
+async fn increment_counter(
+    State(state): State<AppState>,
+    CounterName(name): CounterName,
+    OptionalJson(body): OptionalJson<IncrementBody>,
+) -> Result<Json<CounterValue>, ApiError> {
+    let by = body.map_or(1, |body| body.by);
+    let value = answer(state.instance().await?.increment(&name, by).await)?;
+    Ok(Json(CounterValue { name, value }))
+}
+
+async fn get_counter(
+    State(state): State<AppState>,
+    CounterName(name): CounterName,
+) -> Result<Json<CounterValue>, ApiError> {
+    let value = answer(state.instance().await?.get(&name).await)?;
+    Ok(Json(CounterValue { name, value }))
+}
+
+async fn set_counter(
+    State(state): State<AppState>,
+    CounterName(name): CounterName,
+    OptionalJson(body): OptionalJson<SetBody>,
+) -> Result<Json<CounterValue>, ApiError> {
+    let value = body
+        .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
+        .value;
+    answer(state.instance().await?.set(&name, value).await)?;
+    Ok(Json(CounterValue { name, value }))
+}
+
+async fn reset_counter(
+    State(state): State<AppState>,
+    CounterName(name): CounterName,
+) -> Result<Json<CounterValue>, ApiError> {
+    answer(state.instance().await?.reset(&name).await)?;
+    Ok(Json(CounterValue { name, value: 0 }))
+}
+
+async fn list_counters(State(state): State<AppState>) -> Result<Json<Vec<CounterValue>>, ApiError> {
+    let counters = answer(state.instance().await?.list().await)?;
+    Ok(Json(
+        counters
+            .into_iter()
+            .map(|(name, value)| CounterValue { name, value })
+            .collect(),
+    ))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics() -> Response {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        METRICS.render(),
+    )
+        .into_response()
+}
+
+/// Counts every request by route template and status, and logs it at debug level.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || "unmatched".to_string(),
+        |route| route.as_str().to_string(),
+    );
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    METRICS.record_request(method.as_str(), &route, status);
+    tracing::debug!(
+        %method, path, route, status, micros = started.elapsed().as_micros() as u64, "request"
+    );
+    response
+}

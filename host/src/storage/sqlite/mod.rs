@@ -1,0 +1,279 @@
+//! The SQLite backend: the durable default.
+//!
+//! One table `kv(bucket, key, value)` with the composite primary key `(bucket, key)`. The file is
+//! in WAL mode with `synchronous=FULL` by default, so a write that returned is on disk (the WAL is
+//! fsynced at every commit) and survives `kill -9` or a power cut; [`Durability::Relaxed`]
+//! (`synchronous=NORMAL`) is the explicit opt-out, which may lose the last commits on power loss
+//! (not on a process crash).
+//!
+//! Writes go through one writer thread that commits them in batches ([`writer`]: group commit,
+//! one fsync per batch). Every `increment` is applied inside a `BEGIN IMMEDIATE` transaction: the
+//! read, the overflow check in Rust and the write happen under SQLite's write lock, so concurrent
+//! processes on the same file never lose or double an update; a busy timeout makes a writer wait
+//! for another process's transaction instead of failing. Reads use a small pool of read-only
+//! connections, which WAL lets run beside the writer.
+//!
+//! Values are stored as BLOBs of ASCII decimal text. The arithmetic is done in Rust, not SQL:
+//! SQLite would silently turn `value + delta` past `i64::MAX` into a REAL and a non-numeric text
+//! into 0.
+
+mod schema;
+mod writer;
+
+use super::{KeyPage, LIST_PAGE_SIZE, Storage, StorageError};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use writer::{Write, Writer};
+
+/// How long a write waits for another connection's transaction before failing with "busy".
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 16;
+
+/// When a commit is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is fsynced before it is acknowledged.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: commits survive a crash of the process but the last ones may be lost
+    /// on power failure or an OS crash. Faster; an explicit opt-out.
+    Relaxed,
+}
+
+impl Durability {
+    fn synchronous_pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Relaxed => "NORMAL",
+        }
+    }
+}
+
+/// [`Storage`] on one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Writer,
+    // A std mutex: it is held only to push or pop a connection, never across a query or an await.
+    idle_readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` with full durability.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens (creating if needed) the database at `path`, switches it to WAL with the given
+    /// durability, creates or checks the schema, and starts the writer thread.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StorageError> {
+        let conn = retry_while_busy(|| {
+            let conn = open_writer_connection(path, durability)?;
+            schema::prepare(&conn, path)?;
+            Ok(conn)
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Writer::spawn(conn)?,
+            idle_readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `read` on an idle read-only connection (opening one if none is idle).
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StorageError> {
+        let idle = self
+            .idle_readers
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader_connection(&self.path)?,
+        };
+        let result = read(&conn);
+        if let Ok(mut idle) = self.idle_readers.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        Ok(result?)
+    }
+}
+
+/// Retries `attempt` while SQLite reports the file busy, for up to [`BUSY_TIMEOUT`].
+///
+/// The busy timeout covers ordinary lock waits, but not all of them: when several processes open
+/// a new file at once, switching it to WAL can fail with `SQLITE_BUSY` straight away (SQLite does
+/// not wait where waiting could deadlock). Opening is idempotent, so it is simply tried again.
+fn retry_while_busy<T>(
+    mut attempt: impl FnMut() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match attempt() {
+            Err(StorageError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The connection the writer thread owns: WAL, the chosen `synchronous`, a busy timeout.
+fn open_writer_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::Backend(format!(
+            "{} cannot use write-ahead logging (journal mode stays {mode:?}); \
+             tally needs WAL for durable, concurrent writes",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", durability.synchronous_pragma())?;
+    Ok(conn)
+}
+
+fn open_reader_connection(path: &Path) -> Result<Connection, StorageError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// A stored value as bytes. tally writes BLOBs, but a value written by hand (`sqlite3`) may be
+/// TEXT or INTEGER; those read as their text, so a decimal one still works and anything else is
+/// reported as not a number by the caller.
+fn stored_bytes(value: ValueRef<'_>) -> Vec<u8> {
+    match value {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => bytes.to_vec(),
+        ValueRef::Integer(n) => n.to_string().into_bytes(),
+        ValueRef::Real(x) => x.to_string().into_bytes(),
+        ValueRef::Null => Vec::new(),
+    }
+}
+
+/// Rowids are `i64` (negative ones are rare but legal); cursors are `u64`. Flipping the sign bit
+/// maps one onto the other and keeps the order.
+fn rowid_to_cursor(rowid: i64) -> u64 {
+    (rowid as u64) ^ (1 << 63)
+}
+
+fn cursor_to_rowid(cursor: u64) -> i64 {
+    (cursor ^ (1 << 63)) as i64
+}
+
+fn select_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
+        .query_row(params![bucket, key], |row| {
+            Ok(stored_bytes(row.get_ref(0)?))
+        })
+        .optional()
+}
+
+fn upsert_value(conn: &Connection, bucket: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    // ON CONFLICT ... DO UPDATE keeps the row's rowid, so listing cursors stay valid.
+    conn.prepare_cached(
+        "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![bucket, key, value])?;
+    Ok(())
+}
+
+fn delete_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM kv WHERE bucket = ?1 AND key = ?2")?
+        .execute(params![bucket, key])?;
+    Ok(())
+}
+
+impl Storage for SqliteStorage {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(|conn| select_value(conn, bucket, key))
+    }
+
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.writer.submit(Write::Set {
+            bucket: bucket.into(),
+            key: key.into(),
+            value: value.to_vec(),
+        })?;
+        Ok(())
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.writer.submit(Write::Delete {
+            bucket: bucket.into(),
+            key: key.into(),
+        })?;
+        Ok(())
+    }
+
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM kv WHERE bucket = ?1 AND key = ?2)")?
+                .query_row(params![bucket, key], |row| row.get(0))
+        })
+    }
+
+    /// Pages by rowid (keyset pagination): a cursor is the last rowid returned, so keys inserted
+    /// or deleted during a listing never shift the pages.
+    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+        let after = cursor.map(cursor_to_rowid);
+        // One row past the page tells whether another page follows.
+        let limit = i64::try_from(LIST_PAGE_SIZE + 1).unwrap_or(i64::MAX);
+        let mut rows: Vec<(i64, String)> = self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT rowid, key FROM kv WHERE bucket = ?1 AND (?2 IS NULL OR rowid > ?2)
+                 ORDER BY rowid LIMIT ?3",
+            )?
+            .query_map(params![bucket, after, limit], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect()
+        })?;
+        let more = rows.len() > LIST_PAGE_SIZE;
+        rows.truncate(LIST_PAGE_SIZE);
+        let cursor = match rows.last() {
+            Some(&(rowid, _)) if more => Some(rowid_to_cursor(rowid)),
+            _ => None,
+        };
+        Ok(KeyPage {
+            keys: rows.into_iter().map(|(_, key)| key).collect(),
+            cursor,
+        })
+    }
+
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+        self.writer.submit(Write::Increment {
+            bucket: bucket.into(),
+            key: key.into(),
+            delta,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(super) fn open_writer_for_test(
+    path: &Path,
+    durability: Durability,
+) -> Result<Connection, StorageError> {
+    open_writer_connection(path, durability)
+}
