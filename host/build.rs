@@ -1,6 +1,8 @@
 //! Builds the counter component (`guest/`) for `wasm32-wasip2` and hands its path to the host
 //! crate as `TALLY_GUEST_WASM`, so `cargo run` and `cargo test` embed a fresh component with no
-//! extra step.
+//! extra step. The same build makes the test-only `tests/misbehaving-guest` component
+//! (`TALLY_MISBEHAVING_GUEST_WASM`, used by the tests, never embedded): one nested cargo run, and
+//! the second component adds a few seconds.
 //!
 //! The nested `cargo build` gets its own target directory under `OUT_DIR` (sharing the outer one
 //! would deadlock on its lock) and a clean environment: variables that the outer cargo (or
@@ -44,7 +46,13 @@ fn main() {
     let mut build = Command::new(cargo);
     build
         .current_dir(root)
-        .args(["build", "--package", "tally-guest", "--profile", "guest"])
+        .args(["build", "--profile", "guest"])
+        .args([
+            "--package",
+            "tally-guest",
+            "--package",
+            "tally-misbehaving-guest",
+        ])
         .args(["--target", "wasm32-wasip2", "--target-dir"])
         .arg(&target_dir);
     for var in LEAKY_VARS {
@@ -60,11 +68,19 @@ fn main() {
         );
     }
 
-    let wasm = target_dir.join("wasm32-wasip2/guest/tally_guest.wasm");
-    assert!(
-        Path::new(&wasm).is_file(),
-        "the guest build succeeded but {} is missing",
-        wasm.display()
-    );
-    println!("cargo:rustc-env=TALLY_GUEST_WASM={}", wasm.display());
+    for (variable, file) in [
+        ("TALLY_GUEST_WASM", "tally_guest.wasm"),
+        (
+            "TALLY_MISBEHAVING_GUEST_WASM",
+            "tally_misbehaving_guest.wasm",
+        ),
+    ] {
+        let wasm = target_dir.join("wasm32-wasip2/guest").join(file);
+        assert!(
+            Path::new(&wasm).is_file(),
+            "the guest build succeeded but {} is missing",
+            wasm.display()
+        );
+        println!("cargo:rustc-env={variable}={}", wasm.display());
+    }
 }

@@ -10,11 +10,15 @@
 //! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`metrics`]: process-wide Prometheus metrics.
+//! - [`http_client`]: a minimal HTTP/1.1 client for `tally bench` and the tests.
+//! - [`bench`]: `tally bench`, the service against Redis, side by side.
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
 
+pub mod bench;
 pub mod bindings;
 pub mod cli;
 pub mod compiled_cache;
+pub mod http_client;
 pub mod keyvalue;
 pub mod metrics;
 pub mod runtime;

@@ -2,6 +2,8 @@
 //! (a fresh engine, store and instance over the same file) and runs of the real `tally` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! also a restart: the value printed comes from the database file, through the component, every
 //! time.
 
-use super::{Command, Failure, GlobalArgs};
+use super::{CounterCommand as Command, Failure, GlobalArgs};
 use crate::runtime::Runtime;
 use anyhow::Context;
 use std::io::Write;
@@ -43,7 +43,6 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
             Output::One(name, 0)
         }
         Command::List => Output::All(counter.list().await?.map_err(Failure::Refused)?),
-        Command::Serve(_) => unreachable!("`serve` is dispatched to cli::serve"),
     };
     output
         .print(global.json)

@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
 //! - [`serve`]: `tally serve`, the HTTP service.
+//! - [`bench`]: `tally bench`, the service against Redis.
 
+pub mod bench;
 pub mod counter;
 pub mod serve;
 
@@ -71,6 +73,17 @@ enum DurabilityArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Counter(CounterCommand),
+    /// Serve the counters over HTTP until SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
+    /// Measure `tally serve` (durability full and relaxed) against Redis on this machine.
+    Bench(bench::BenchArgs),
+}
+
+/// The one-shot commands on counters.
+#[derive(Debug, Subcommand)]
+enum CounterCommand {
     /// Print a counter's value (0 if it was never set).
     Get {
         /// The counter's name: 1-256 bytes, no control characters.
@@ -98,8 +111,6 @@ enum Command {
     },
     /// Print every counter and its value, one per line, tab-separated, sorted by name.
     List,
-    /// Serve the counters over HTTP until SIGTERM or SIGINT.
-    Serve(serve::ServeArgs),
 }
 
 /// The default database: `$XDG_DATA_HOME/tally/counters.db`, else
@@ -169,7 +180,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, &args).map_err(Failure::Broken),
-        command => counter::run(&cli.global, command),
+        Command::Bench(args) => bench::run(&args).map_err(Failure::Broken),
+        Command::Counter(command) => counter::run(&cli.global, command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,99 @@
+//! A minimal blocking HTTP/1.1 keep-alive client: enough to drive `tally serve` from `tally bench`
+//! and from the tests, with exact control over connections and nothing between the caller and
+//! the socket.
+//!
+//! It sends `Content-Length` bodies and reads responses framed by `Content-Length` (what the
+//! server sends); it is not a general-purpose client.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// One persistent connection to a server.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+/// A response: its status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Client {
+    /// Connects to `address`; every read and write gives up after `timeout`.
+    pub fn connect(address: SocketAddr, timeout: Duration) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&address, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            host: address.to_string(),
+        })
+    }
+
+    /// Sends one request on this connection and reads the whole response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> io::Result<Response> {
+        let body = body.unwrap_or("");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes())?;
+
+        let mut line = String::new();
+        self.read_line(&mut line)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.read_line(&mut line)?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(format!("bad content-length {value:?}")))?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        let body = String::from_utf8(body).map_err(|_| invalid("body is not UTF-8".into()))?;
+        Ok(Response { status, body })
+    }
+
+    fn read_line(&mut self, line: &mut String) -> io::Result<()> {
+        if self.reader.read_line(line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}

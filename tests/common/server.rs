@@ -1,0 +1,109 @@
+//! `tally serve` as a real child process on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tally::http_client::{Client, Response};
+
+/// A running `tally serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Kept open so the server's stdout never hits a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+    pub address: SocketAddr,
+}
+
+impl Server {
+    /// Starts `tally serve` on `db` (port 0) and waits for its `listening on` line.
+    pub fn start(db: &Path, serve_args: &[&str]) -> Self {
+        Self::start_with(db, &[], serve_args)
+    }
+
+    /// Like [`Server::start`], with global options (such as `--component`) before `serve`.
+    pub fn start_with(db: &Path, global_args: &[&str], serve_args: &[&str]) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(db.with_extension("server.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .arg("--db")
+            .arg(db)
+            .arg("--cache-dir")
+            .arg(super::cache_dir())
+            .args(global_args)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from tally serve: {line:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            _stdout: stdout,
+            address,
+        }
+    }
+
+    /// A new keep-alive connection to the server.
+    pub fn client(&self) -> Client {
+        Client::connect(self.address, Duration::from_secs(30)).unwrap()
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Response {
+        self.client().request(method, path, body).unwrap()
+    }
+
+    /// The counter's value, asserting a 200.
+    pub fn value(&self, name: &str) -> u64 {
+        let response = self.request("GET", &format!("/counters/{name}"), None);
+        assert_eq!(response.status, 200, "{response:?}");
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        body["value"].as_u64().unwrap()
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tally serve ignored SIGTERM for 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGKILL: the process dies at once, wherever it is.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

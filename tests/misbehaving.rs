@@ -1,0 +1,49 @@
+//! A guest that traps, spins forever or exhausts its memory costs its own request a 500 and
+//! nothing else: the server answers the next request normally.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::TempDb;
+use common::server::Server;
+use std::time::Instant;
+
+/// Each kind of misbehaviour gives a 500 `guest_failure`, and a normal request right after it on
+/// the same server succeeds; the loop is stopped by the deadline, not left running.
+#[test]
+fn misbehaving_guest_costs_one_request() {
+    let db = TempDb::new();
+    let server = Server::start_with(
+        &db.path,
+        &["--component", env!("TALLY_MISBEHAVING_GUEST_WASM")],
+        &["--guest-timeout-ms", "500", "--guest-memory-mib", "16"],
+    );
+
+    assert_eq!(
+        server
+            .request("POST", "/counters/ok/increment", None)
+            .status,
+        200
+    );
+    for name in ["trap", "loop", "oom"] {
+        let started = Instant::now();
+        let response = server.request("POST", &format!("/counters/{name}/increment"), None);
+        let json: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            (response.status, json["code"].as_str()),
+            (500, Some("guest_failure")),
+            "{name}: {}",
+            response.body
+        );
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{name} took {:?}",
+            started.elapsed()
+        );
+        let next = server.request("POST", "/counters/ok/increment", None);
+        assert_eq!(next.status, 200, "after {name}: {}", next.body);
+    }
+    assert_eq!(server.value("ok"), 4);
+    let metrics = server.request("GET", "/metrics", None).body;
+    assert!(metrics.contains("tally_guest_traps_total 3"), "{metrics}");
+}

@@ -1,0 +1,290 @@
+//! `tally serve` as a real process on a free port: restarts (graceful and `kill -9`), exact
+//! concurrent counting (one server, and two servers on one file), and every error status with the
+//! stored value checked unchanged.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::TempDb;
+use common::server::Server;
+use std::sync::Arc;
+
+fn body(name: &str, value: u64) -> String {
+    format!("{{\"name\":\"{name}\",\"value\":{value}}}")
+}
+
+/// Counter at 10, SIGTERM (exit 0), restart: 10. Then kill -9 and restart: still 10.
+#[test]
+fn value_survives_sigterm_and_sigkill() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let set = server.request("PUT", "/counters/visits", Some(r#"{"value": 10}"#));
+    assert_eq!(
+        (set.status, set.body.as_str()),
+        (200, body("visits", 10).as_str())
+    );
+    assert!(server.terminate().success());
+
+    let server = Server::start(&db.path, &[]);
+    assert_eq!(server.value("visits"), 10);
+    server.kill();
+    let server = Server::start(&db.path, &[]);
+    assert_eq!(server.value("visits"), 10);
+}
+
+/// 10, increment to 11, kill -9 right after the answer, restart: 11.
+#[test]
+fn acknowledged_increment_survives_sigkill() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    server.request("PUT", "/counters/visits", Some(r#"{"value": 10}"#));
+    let incremented = server.request("POST", "/counters/visits/increment", None);
+    assert_eq!(incremented.body, body("visits", 11));
+    server.kill();
+    let server = Server::start(&db.path, &[]);
+    assert_eq!(server.value("visits"), 11);
+}
+
+/// 10, increments to 15 (one of them `{"by": 2}`), SIGTERM, restart: 15.
+#[test]
+fn increments_to_15_survive_sigterm() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    server.request("PUT", "/counters/visits", Some(r#"{"value": 10}"#));
+    let mut client = server.client();
+    for (by, expected) in [
+        (None, 11),
+        (Some(r#"{"by": 2}"#), 13),
+        (None, 14),
+        (None, 15),
+    ] {
+        let response = client
+            .request("POST", "/counters/visits/increment", by)
+            .unwrap();
+        assert_eq!(response.body, body("visits", expected));
+    }
+    assert!(server.terminate().success());
+    let server = Server::start(&db.path, &[]);
+    assert_eq!(server.value("visits"), 15);
+    // The CLI reads the same file and agrees.
+    assert_eq!(common::tally_ok(&db.path, &["get", "visits"]), "15\n");
+}
+
+/// Listing, reset and health: the simple routes answer as documented.
+#[test]
+fn list_reset_health_and_metrics() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    assert_eq!(
+        server.request("GET", "/counters/never", None).body,
+        body("never", 0)
+    );
+    server.request("POST", "/counters/b/increment", Some(r#"{"by": 2}"#));
+    server.request("POST", "/counters/a%2Fb/increment", None);
+    server.request("PUT", "/counters/gone", Some(r#"{"value": 3}"#));
+    assert_eq!(
+        server.request("DELETE", "/counters/gone", None).body,
+        body("gone", 0)
+    );
+    let list = server.request("GET", "/counters", None);
+    assert_eq!(
+        (list.status, list.body.as_str()),
+        (200, r#"[{"name":"a/b","value":1},{"name":"b","value":2}]"#)
+    );
+    let health = server.request("GET", "/healthz", None);
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, r#"{"status":"ok"}"#)
+    );
+    let metrics = server.request("GET", "/metrics", None).body;
+    for expected in [
+        "tally_http_requests_total{method=\"POST\",route=\"/counters/{name}/increment\",status=\"200\"} 2",
+        "tally_commit_batch_size_count ",
+        "tally_store_operation_seconds_bucket{le=\"+Inf\"} ",
+        "tally_instances_created_total ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in\n{metrics}"
+        );
+    }
+}
+
+/// Runs `clients` threads, each sending `per_client` increments (keep-alive) to the servers in
+/// turn, spread over `counters` counters; every answer must be a 200.
+fn hammer(servers: &[&Server], clients: usize, per_client: usize, counters: usize) {
+    let addresses: Vec<_> = servers.iter().map(|s| s.address).collect();
+    let addresses = Arc::new(addresses);
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let addresses = Arc::clone(&addresses);
+            std::thread::spawn(move || {
+                let address = addresses[client % addresses.len()];
+                let mut connection = tally::http_client::Client::connect(
+                    address,
+                    std::time::Duration::from_secs(30),
+                )
+                .unwrap();
+                let path = format!("/counters/c{}/increment", client % counters);
+                for _ in 0..per_client {
+                    let response = connection.request("POST", &path, None).unwrap();
+                    assert_eq!(response.status, 200, "{response:?}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+/// 32 concurrent clients x 250 increments on 4 counters end at exactly 2,000 each.
+#[test]
+fn concurrent_clients_count_exactly() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    hammer(&[&server], 32, 250, 4);
+    for counter in 0..4 {
+        assert_eq!(server.value(&format!("c{counter}")), 2_000);
+    }
+}
+
+/// The same with two server processes sharing one database file.
+#[test]
+fn two_servers_on_one_file_count_exactly() {
+    let db = TempDb::new();
+    let first = Server::start(&db.path, &[]);
+    let second = Server::start(&db.path, &[]);
+    hammer(&[&first, &second], 32, 250, 4);
+    for counter in 0..4 {
+        let name = format!("c{counter}");
+        assert_eq!(first.value(&name), 2_000);
+        assert_eq!(second.value(&name), 2_000);
+    }
+}
+
+/// Every documented error status, with its code, and the stored values unchanged afterwards.
+#[test]
+fn errors_have_documented_statuses_and_change_nothing() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    server.request("PUT", "/counters/visits", Some(r#"{"value": 10}"#));
+    server.request(
+        "PUT",
+        "/counters/big",
+        Some(r#"{"value": 18446744073709551615}"#),
+    );
+    db.write_raw("bad", "abc");
+    let long_name = "x".repeat(257);
+    let long_path = format!("/counters/{long_name}/increment");
+    let oversized = format!(r#"{{"by": 1, "pad": "{}"}}"#, "x".repeat(5000));
+    let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
+        ("POST", "/counters/big/increment", None, 409, "overflow"),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": 18446744073709551615}"#),
+            409,
+            "overflow",
+        ),
+        (
+            "POST",
+            "/counters/a%00b/increment",
+            None,
+            400,
+            "invalid_name",
+        ),
+        ("POST", "/counters/%FF/increment", None, 400, "invalid_name"),
+        ("POST", &long_path, None, 400, "invalid_name"),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some("not json"),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": -1}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": 1.5}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": "1"}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": 18446744073709551616}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"bye": 1}"#),
+            400,
+            "invalid_body",
+        ),
+        ("PUT", "/counters/visits", None, 400, "invalid_body"),
+        (
+            "PUT",
+            "/counters/visits",
+            Some(r#"{"value": -5}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(&oversized),
+            413,
+            "body_too_large",
+        ),
+        ("GET", "/counters/bad", None, 500, "corrupt_value"),
+        (
+            "POST",
+            "/counters/bad/increment",
+            None,
+            500,
+            "corrupt_value",
+        ),
+        ("GET", "/nowhere", None, 404, "not_found"),
+        ("PATCH", "/counters/visits", None, 405, "method_not_allowed"),
+        (
+            "GET",
+            "/counters/visits/increment",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, request_body, status, code) in cases {
+        let response = server.request(method, path, request_body);
+        let json: serde_json::Value = serde_json::from_str(&response.body)
+            .unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {:?}", response.body));
+        assert_eq!(
+            (response.status, json["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {}",
+            response.body
+        );
+        assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(server.value("visits"), 10);
+    assert_eq!(server.value("big"), u64::MAX);
+    assert_eq!(db.raw_value("bad"), Some(b"abc".to_vec()));
+    assert_eq!(db.raw_value("a\0b"), None);
+}
