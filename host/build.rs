@@ -36,6 +36,7 @@ fn main() {
         "guest/src",
         "guest/Cargo.toml",
         "wit",
+        ".cargo/config.toml",
         "Cargo.toml",
         "Cargo.lock",
     ] {

@@ -7,77 +7,80 @@
 //! - `oom`: allocates until the host's memory limit refuses to grow memory.
 #![cfg(target_family = "wasm")]
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "tally:counter/counter-component@0.1.0",
-    generate_all,
-});
+// Private, so the generated bindings need no docs.
+mod component {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "tally:counter/counter-component@0.1.0",
+        generate_all,
+    });
 
-use exports::tally::counter::counter::{Error, Guest};
-use wasi::keyvalue::{atomics, store};
+    use exports::tally::counter::counter::{Error, Guest};
+    use wasi::keyvalue::{atomics, store};
 
-struct Misbehaving;
+    struct Misbehaving;
 
-/// Misbehaves if `name` asks for it; returns normally otherwise.
-fn misbehave(name: &str) {
-    match name {
-        "trap" => panic!("asked to trap"),
-        "loop" => {
-            let mut spins = 0_u64;
-            loop {
-                spins = std::hint::black_box(spins.wrapping_add(1));
+    /// Misbehaves if `name` asks for it; returns normally otherwise.
+    fn misbehave(name: &str) {
+        match name {
+            "trap" => panic!("asked to trap"),
+            "loop" => {
+                let mut spins = 0_u64;
+                loop {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
             }
-        }
-        "oom" => {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                hoard.push(std::hint::black_box(vec![1; 1 << 20]));
+            "oom" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1; 1 << 20]));
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
+
+    fn failure(error: store::Error) -> Error {
+        Error::StoreFailure(format!("{error:?}"))
+    }
+
+    impl Guest for Misbehaving {
+        fn get(name: String) -> Result<u64, Error> {
+            misbehave(&name);
+            let bucket = store::open("").map_err(failure)?;
+            let bytes = bucket
+                .get(&name)
+                .map_err(failure)?
+                .unwrap_or_else(|| b"0".to_vec());
+            String::from_utf8_lossy(&bytes)
+                .parse()
+                .map_err(|_| Error::CorruptValue(name))
+        }
+
+        fn increment(name: String, by: u64) -> Result<u64, Error> {
+            misbehave(&name);
+            let bucket = store::open("").map_err(failure)?;
+            atomics::increment(&bucket, &name, by).map_err(failure)
+        }
+
+        fn set(name: String, value: u64) -> Result<(), Error> {
+            let bucket = store::open("").map_err(failure)?;
+            bucket
+                .set(&name, value.to_string().as_bytes())
+                .map_err(failure)
+        }
+
+        fn reset(name: String) -> Result<(), Error> {
+            let bucket = store::open("").map_err(failure)?;
+            bucket.delete(&name).map_err(failure)
+        }
+
+        fn list() -> Result<Vec<(String, u64)>, Error> {
+            Err(Error::StoreFailure(
+                "the misbehaving guest does not list".into(),
+            ))
+        }
+    }
+
+    export!(Misbehaving);
 }
-
-fn failure(error: store::Error) -> Error {
-    Error::StoreFailure(format!("{error:?}"))
-}
-
-impl Guest for Misbehaving {
-    fn get(name: String) -> Result<u64, Error> {
-        misbehave(&name);
-        let bucket = store::open("").map_err(failure)?;
-        let bytes = bucket
-            .get(&name)
-            .map_err(failure)?
-            .unwrap_or_else(|| b"0".to_vec());
-        String::from_utf8_lossy(&bytes)
-            .parse()
-            .map_err(|_| Error::CorruptValue(name))
-    }
-
-    fn increment(name: String, by: u64) -> Result<u64, Error> {
-        misbehave(&name);
-        let bucket = store::open("").map_err(failure)?;
-        atomics::increment(&bucket, &name, by).map_err(failure)
-    }
-
-    fn set(name: String, value: u64) -> Result<(), Error> {
-        let bucket = store::open("").map_err(failure)?;
-        bucket
-            .set(&name, value.to_string().as_bytes())
-            .map_err(failure)
-    }
-
-    fn reset(name: String) -> Result<(), Error> {
-        let bucket = store::open("").map_err(failure)?;
-        bucket.delete(&name).map_err(failure)
-    }
-
-    fn list() -> Result<Vec<(String, u64)>, Error> {
-        Err(Error::StoreFailure(
-            "the misbehaving guest does not list".into(),
-        ))
-    }
-}
-
-export!(Misbehaving);
