@@ -6,8 +6,7 @@
 mod common;
 
 use common::TempDb;
-use common::server::Server;
-use std::sync::Arc;
+use common::server::{Server, hammer};
 
 fn body(name: &str, value: u64) -> String {
     format!("{{\"name\":\"{name}\",\"value\":{value}}}")
@@ -107,34 +106,6 @@ fn list_reset_health_and_metrics() {
             metrics.contains(expected),
             "missing {expected:?} in\n{metrics}"
         );
-    }
-}
-
-/// Runs `clients` threads, each sending `per_client` increments (keep-alive) to the servers in
-/// turn, spread over `counters` counters; every answer must be a 200.
-fn hammer(servers: &[&Server], clients: usize, per_client: usize, counters: usize) {
-    let addresses: Vec<_> = servers.iter().map(|s| s.address).collect();
-    let addresses = Arc::new(addresses);
-    let threads: Vec<_> = (0..clients)
-        .map(|client| {
-            let addresses = Arc::clone(&addresses);
-            std::thread::spawn(move || {
-                let address = addresses[client % addresses.len()];
-                let mut connection = tally::http_client::Client::connect(
-                    address,
-                    std::time::Duration::from_secs(30),
-                )
-                .unwrap();
-                let path = format!("/counters/c{}/increment", client % counters);
-                for _ in 0..per_client {
-                    let response = connection.request("POST", &path, None).unwrap();
-                    assert_eq!(response.status, 200, "{response:?}");
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
     }
 }
 

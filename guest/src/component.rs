@@ -54,6 +54,8 @@ impl Guest for Counter {
             }
         }
         counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Some stores' listings (Redis SCAN) may return a key twice.
+        counters.dedup_by(|a, b| a.0 == b.0);
         Ok(counters)
     }
 }
@@ -95,14 +97,19 @@ fn all_keys(bucket: &Bucket) -> Result<Vec<String>, Error> {
 /// `wasi:keyvalue` has no typed overflow or not-a-number error, so when `atomics.increment` fails
 /// this reads the value back to tell the caller why. The increment itself stays one atomic call;
 /// this read only classifies its failure (every host of the standard, wasmtime's included, leaves
-/// the value unchanged when it refuses an increment).
+/// the value unchanged when it refuses an increment). A store whose counters are narrower than
+/// `u64` (Redis: `i64`) says "overflow" in its message, as wasmtime's and tally's hosts do.
 fn explain_failed_increment(bucket: &Bucket, name: &str, by: u64, failure: store::Error) -> Error {
+    let says_overflow = matches!(&failure, store::Error::Other(message) if message.to_lowercase().contains("overflow"));
     match bucket.get(name) {
         Ok(Some(bytes)) => match value::decode(&bytes) {
             None => Error::CorruptValue(name.to_string()),
-            Some(current) if current.checked_add(by).is_none() => Error::Overflow(name.to_string()),
+            Some(current) if current.checked_add(by).is_none() || says_overflow => {
+                Error::Overflow(name.to_string())
+            }
             Some(_) => store_failure(failure),
         },
+        Ok(None) if says_overflow => Error::Overflow(name.to_string()),
         _ => store_failure(failure),
     }
 }

@@ -8,9 +8,10 @@
 //! within one run are the result; the absolute numbers are context.
 
 use crate::http_client::Client;
+use crate::redis_server::RedisServer;
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +59,7 @@ pub fn run(options: &BenchOptions) -> Result<Vec<Measurement>> {
     }
     if options.redis {
         for fsync in ["always", "everysec"] {
-            results.push(redis(work.path(), fsync, options)?);
+            results.push(redis(fsync, options)?);
         }
     }
     Ok(results)
@@ -175,36 +176,13 @@ fn drive(address: SocketAddr, options: &BenchOptions, name: &str) -> Result<Meas
 
 /// `redis-benchmark -t incr` against a fresh `redis-server` with `appendfsync <fsync>`, sized to
 /// run for about `options.duration` after a short pilot run.
-fn redis(dir: &Path, fsync: &str, options: &BenchOptions) -> Result<Measurement> {
-    let port = free_port()?;
-    let data = dir.join(format!("redis-{fsync}"));
-    std::fs::create_dir_all(&data)?;
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", fsync])
-        .arg("--dir")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting redis-server (./setup --bench installs it)")?;
-    let outcome = (|| {
-        wait_for_port(port)?;
-        let pilot = redis_benchmark(port, options.clients, 2_000)?;
-        let requests = (pilot.per_second * options.duration.as_secs_f64()).max(2_000.0);
-        let mut measured = redis_benchmark(port, options.clients, requests as u64)?;
-        measured.name = format!("redis appendfsync={fsync}");
-        Ok(measured)
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
-    outcome
+fn redis(fsync: &str, options: &BenchOptions) -> Result<Measurement> {
+    let server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", fsync])?;
+    let pilot = redis_benchmark(server.port(), options.clients, 2_000)?;
+    let requests = (pilot.per_second * options.duration.as_secs_f64()).max(2_000.0);
+    let mut measured = redis_benchmark(server.port(), options.clients, requests as u64)?;
+    measured.name = format!("redis appendfsync={fsync}");
+    Ok(measured)
 }
 
 fn redis_benchmark(port: u16, clients: usize, requests: u64) -> Result<Measurement> {
@@ -241,21 +219,6 @@ fn redis_benchmark(port: u16, clients: usize, requests: u64) -> Result<Measureme
         }),
         _ => bail!("unexpected redis-benchmark row: {row}"),
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_for_port(port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("redis-server did not start listening on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 /// The results as a Markdown table with ratios to the Redis rows (when present).

@@ -88,13 +88,19 @@ impl From<ResourceTableError> for KeyValueError {
 }
 
 impl store::Host for KeyValue<'_> {
-    /// Any identifier names a bucket; buckets need no creation. tally's component uses `""`.
+    /// Opens any bucket the storage serves (SQLite and memory: every identifier; Redis: `""`).
+    /// Buckets need no creation. tally's component uses `""`.
     async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KeyValueError> {
+        self.ctx
+            .storage
+            .check_bucket(&identifier)
+            .map_err(KeyValueError::Storage)?;
         Ok(self.table.push(Bucket { name: identifier })?)
     }
 
     fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
         match error {
+            KeyValueError::Storage(StorageError::NoSuchBucket(_)) => Ok(store::Error::NoSuchStore),
             KeyValueError::Storage(error) => Ok(store::Error::Other(error.to_string())),
             KeyValueError::Trap(error) => Err(error),
         }

@@ -11,6 +11,7 @@
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`metrics`]: process-wide Prometheus metrics.
 //! - [`http_client`]: a minimal HTTP/1.1 client for `tally bench` and the tests.
+//! - [`redis_server`]: a throwaway `redis-server` for `tally bench` and the tests.
 //! - [`bench`]: `tally bench`, the service against Redis, side by side.
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
 
@@ -21,6 +22,7 @@ pub mod compiled_cache;
 pub mod http_client;
 pub mod keyvalue;
 pub mod metrics;
+pub mod redis_server;
 pub mod runtime;
 pub mod server;
 pub mod storage;

@@ -28,9 +28,12 @@ impl Server {
             .append(true)
             .open(db.with_extension("server.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .arg("--db")
-            .arg(db)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+        // `--store` replaces `--db`; the database path then only names the log file.
+        if !global_args.contains(&"--store") {
+            command.arg("--db").arg(db);
+        }
+        let mut child = command
             .arg("--cache-dir")
             .arg(super::cache_dir())
             .args(global_args)
@@ -105,5 +108,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs `clients` threads, each sending `per_client` increments (keep-alive) to the servers in
+/// turn, spread over `counters` counters named `c0`, `c1`, ...; every answer must be a 200.
+pub fn hammer(servers: &[&Server], clients: usize, per_client: usize, counters: usize) {
+    let addresses: Vec<SocketAddr> = servers.iter().map(|s| s.address).collect();
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let address = addresses[client % addresses.len()];
+            std::thread::spawn(move || {
+                let mut connection = Client::connect(address, Duration::from_secs(30)).unwrap();
+                let path = format!("/counters/c{}/increment", client % counters);
+                for _ in 0..per_client {
+                    let response = connection.request("POST", &path, None).unwrap();
+                    assert_eq!(response.status, 200, "{response:?}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
     }
 }

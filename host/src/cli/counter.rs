@@ -6,7 +6,6 @@ use super::{CounterCommand as Command, Failure, GlobalArgs};
 use crate::runtime::Runtime;
 use anyhow::Context;
 use std::io::Write;
-use std::sync::Arc;
 
 /// Runs one counter command (not `serve`) and prints its result.
 pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
@@ -17,11 +16,11 @@ pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> 
 }
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
-    let storage = global.open_storage()?;
+    let (storage, _) = global.open_storage()?;
     let runtime = Runtime::new(
         &global.component_source(),
         &global.runtime_options(),
-        Arc::new(storage),
+        storage,
     )?;
     let mut counter = runtime.instantiate().await?;
 

@@ -8,19 +8,22 @@
 //! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
 //! - [`serve`]: `tally serve`, the HTTP service.
 //! - [`bench`]: `tally bench`, the service against Redis.
+//! - [`component`]: `tally component`, the embedded component as a file.
 
 pub mod bench;
+pub mod component;
 pub mod counter;
 pub mod serve;
 
 use crate::CounterError;
 use crate::compiled_cache::default_cache_dir;
 use crate::runtime::{ComponentSource, RuntimeOptions};
-use crate::storage::{Durability, SqliteStorage};
+use crate::storage::{Durability, MemoryStorage, RedisStorage, SqliteStorage, Storage};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Durable named counters, computed by a WebAssembly component over a SQLite file.
 #[derive(Debug, Parser)]
@@ -40,6 +43,21 @@ struct GlobalArgs {
     #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
           default_value_os_t = default_db_path())]
     db: PathBuf,
+
+    /// Where the counters live instead of --db: `sqlite:PATH`, `memory` (gone when the process
+    /// exits), or `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807).
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_STORE",
+        value_name = "STORE",
+        conflicts_with = "db"
+    )]
+    store: Option<StoreSpec>,
+
+    /// Use a Redis server even when its maxmemory-policy may evict keys (and so lose counters).
+    #[arg(long, global = true)]
+    allow_redis_eviction: bool,
 
     /// When a write is acknowledged: `full` after it is fsynced to disk (SQLite
     /// synchronous=FULL); `relaxed` after it reaches the OS (synchronous=NORMAL: survives a crash
@@ -65,6 +83,30 @@ struct GlobalArgs {
     json: bool,
 }
 
+/// A `--store` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoreSpec {
+    Sqlite(PathBuf),
+    Memory,
+    Redis(String),
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        if spec == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(path) = spec.strip_prefix("sqlite:") {
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            Ok(Self::Redis(spec.to_string()))
+        } else {
+            Err("expected sqlite:PATH, memory or redis://HOST[:PORT][/DB]".to_string())
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DurabilityArg {
     Full,
@@ -79,6 +121,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure `tally serve` (durability full and relaxed) against Redis on this machine.
     Bench(bench::BenchArgs),
+    /// Write the embedded counter component to a file, to run it in another host.
+    Component(component::ComponentArgs),
 }
 
 /// The one-shot commands on counters.
@@ -127,20 +171,37 @@ pub fn default_db_path() -> PathBuf {
 }
 
 impl GlobalArgs {
-    /// Opens the database named by `--db` with the chosen durability.
-    fn open_storage(&self) -> Result<SqliteStorage> {
-        if self.db == default_db_path()
-            && let Some(dir) = self.db.parent().filter(|dir| !dir.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    /// Opens the store named by `--store` (or the SQLite file named by `--db`) and says which.
+    fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
+        let spec = self
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()));
+        match spec {
+            StoreSpec::Memory => Ok((Arc::new(MemoryStorage::new()), "memory".into())),
+            StoreSpec::Redis(url) => {
+                let storage = RedisStorage::open(&url, self.allow_redis_eviction)
+                    .with_context(|| format!("cannot use the Redis store {url}"))?;
+                Ok((Arc::new(storage), url))
+            }
+            StoreSpec::Sqlite(path) => {
+                if path == default_db_path()
+                    && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create the data directory {}", dir.display())
+                    })?;
+                }
+                let durability = match self.durability {
+                    DurabilityArg::Full => Durability::Full,
+                    DurabilityArg::Relaxed => Durability::Relaxed,
+                };
+                let storage = SqliteStorage::open_with(&path, durability).with_context(|| {
+                    format!("cannot open the counter database {}", path.display())
+                })?;
+                Ok((Arc::new(storage), format!("sqlite:{}", path.display())))
+            }
         }
-        let durability = match self.durability {
-            DurabilityArg::Full => Durability::Full,
-            DurabilityArg::Relaxed => Durability::Relaxed,
-        };
-        SqliteStorage::open_with(&self.db, durability)
-            .with_context(|| format!("cannot open the counter database {}", self.db.display()))
     }
 
     fn component_source(&self) -> ComponentSource {
@@ -181,6 +242,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, &args).map_err(Failure::Broken),
         Command::Bench(args) => bench::run(&args).map_err(Failure::Broken),
+        Command::Component(args) => component::run(&args).map_err(Failure::Broken),
         Command::Counter(command) => counter::run(&cli.global, command),
     };
     match outcome {

@@ -58,7 +58,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
 }
 
 async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
-    let storage = Arc::new(global.open_storage()?);
+    let (storage, store) = global.open_storage()?;
     let options = RuntimeOptions {
         memory_limit: args.guest_memory_mib << 20,
         deadline: Duration::from_millis(args.guest_timeout_ms),
@@ -80,13 +80,13 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         .context("writing to standard output")?;
     drop(stdout);
     tracing::info!(
-        db = %storage.path().display(),
+        store,
         durability = ?global.durability,
         "serving counters on http://{address}"
     );
     server::serve(listener, runtime, server::termination_signal()).await?;
-    // Every acknowledged write was committed before its answer; dropping the storage stops the
-    // writer thread once it has nothing left.
+    // Every acknowledged write was committed before its answer; dropping the last reference to
+    // the storage stops a SQLite writer thread once it has nothing left.
     drop(storage);
     tracing::info!("stopped");
     Ok(())

@@ -9,11 +9,14 @@
 //! - [`SqliteStorage`]: the default; one SQLite file in WAL mode, `synchronous=FULL`, writes
 //!   group-committed by one writer thread.
 //! - [`MemoryStorage`]: a process-local map, for tests and throwaway runs.
+//! - [`RedisStorage`]: a Redis database shared by many tally processes and plain Redis clients.
 
 mod memory;
+mod redis;
 mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use redis::RedisStorage;
 pub use sqlite::{Durability, SqliteStorage};
 
 /// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
@@ -25,6 +28,19 @@ pub const LIST_PAGE_SIZE: usize = 1000;
 /// one atomic operation: concurrent callers, in this process or another, never see or cause a
 /// partial update.
 pub trait Storage: Send + Sync + 'static {
+    /// Whether this store serves `bucket` (checked when a guest opens it; must not block).
+    /// Every bucket by default.
+    fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        let _ = bucket;
+        Ok(())
+    }
+
+    /// The largest value `increment` can produce: `u64::MAX` unless the backend's own counters
+    /// are narrower (Redis: `i64::MAX`).
+    fn counter_limit(&self) -> u64 {
+        u64::MAX
+    }
+
     /// The value stored under `key`, `None` if absent.
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
@@ -37,9 +53,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Whether `key` has a value.
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError>;
 
-    /// One page of at most [`LIST_PAGE_SIZE`] keys, starting after `cursor` (`None`: the first
-    /// page). The page's `cursor` is `None` when no keys follow. Keys present during the whole
-    /// listing are returned exactly once, even when other keys are added or removed meanwhile.
+    /// One page of keys (at most [`LIST_PAGE_SIZE`] from SQLite and memory), starting after
+    /// `cursor` (`None`: the first page). The page's `cursor` is `None` when no keys follow. Keys
+    /// present during the whole listing are returned at least once, even when other keys are
+    /// added or removed meanwhile (exactly once from SQLite and memory; Redis `SCAN` may repeat
+    /// one).
     fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError>;
 
     /// Atomically adds `delta` to the ASCII-decimal `u64` under `key` (absent counts as 0) and
@@ -66,8 +84,8 @@ pub enum StorageError {
         /// The key that was to be incremented.
         key: String,
     },
-    /// `increment` would have exceeded `u64::MAX`.
-    #[error("cannot increment {key:?} by {delta}: {current} + {delta} overflows u64")]
+    /// `increment` would have exceeded the counter limit (`u64::MAX`; `i64::MAX` on Redis).
+    #[error("cannot increment {key:?} by {delta}: {current} + {delta} would overflow the counter")]
     Overflow {
         /// The key that was to be incremented.
         key: String,
@@ -76,6 +94,9 @@ pub enum StorageError {
         /// The refused increment.
         delta: u64,
     },
+    /// This store does not serve the bucket.
+    #[error("this store has no bucket {0:?}")]
+    NoSuchBucket(String),
     /// The SQLite backend failed (I/O, a corrupt file, a read-only database, a lock timeout...).
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -1,0 +1,111 @@
+//! The Redis backend end to end: a real `redis-server` started by the test, the real `tally`
+//! binary, plain Redis clients (`redis-cli`) on the same keys, and two servers scaled out on one
+//! Redis.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::TempDb;
+use common::server::{Server, hammer};
+use std::process::Command;
+use tally::redis_server::RedisServer;
+
+fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &server.port().to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "redis-cli {args:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn tally(store: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["--store", store, "--cache-dir"])
+        .arg(common::cache_dir())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn tally_ok(store: &str, args: &[&str]) -> String {
+    let output = tally(store, args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A plain `INCR` from redis-cli and `tally incr` move the same counter, in both directions.
+#[test]
+fn redis_cli_and_tally_share_counters() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let store = redis.url(0);
+    assert_eq!(redis_cli(&redis, &["INCR", "visits"]), "1");
+    assert_eq!(tally_ok(&store, &["incr", "visits"]), "2\n");
+    assert_eq!(redis_cli(&redis, &["INCRBY", "visits", "8"]), "10");
+    assert_eq!(tally_ok(&store, &["get", "visits"]), "10\n");
+    assert_eq!(tally_ok(&store, &["incr", "visits", "--by", "5"]), "15\n");
+    assert_eq!(redis_cli(&redis, &["GET", "visits"]), "15");
+    assert_eq!(tally_ok(&store, &["list"]), "visits\t15\n");
+    // Another database number is another, empty, set of counters.
+    assert_eq!(tally_ok(&redis.url(1), &["get", "visits"]), "0\n");
+}
+
+/// The Redis range is i64: the increment past it is the overflow error, the value unchanged.
+#[test]
+fn redis_range_is_reported_as_overflow() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let store = redis.url(0);
+    tally_ok(&store, &["set", "big", "9223372036854775806"]);
+    assert_eq!(tally_ok(&store, &["incr", "big"]), "9223372036854775807\n");
+    let output = tally(&store, &["incr", "big"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("would overflow"));
+    assert_eq!(redis_cli(&redis, &["GET", "big"]), "9223372036854775807");
+    redis_cli(&redis, &["SET", "word", "abc"]);
+    let output = tally(&store, &["incr", "word"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a decimal u64"));
+    assert_eq!(redis_cli(&redis, &["GET", "word"]), "abc");
+}
+
+/// tally refuses a Redis that may evict keys, unless told to accept it.
+#[test]
+fn evicting_redis_is_refused_without_override() {
+    let redis = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]).unwrap();
+    let store = redis.url(0);
+    let output = tally(&store, &["incr", "visits"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("maxmemory-policy allkeys-lru"), "{stderr}");
+    assert_eq!(redis_cli(&redis, &["EXISTS", "visits"]), "0");
+    assert_eq!(
+        tally_ok(&store, &["--allow-redis-eviction", "incr", "visits"]),
+        "1\n"
+    );
+}
+
+/// Two `tally serve` replicas on one Redis, 32 clients spread over both, 4 counters: exact
+/// totals, and Redis itself agrees.
+#[test]
+fn two_servers_on_one_redis_count_exactly() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let store = redis.url(0);
+    let logs = TempDb::new();
+    let first = Server::start_with(&logs.path, &["--store", &store], &[]);
+    let second = Server::start_with(&logs.path, &["--store", &store], &[]);
+    hammer(&[&first, &second], 32, 250, 4);
+    for counter in 0..4 {
+        let name = format!("c{counter}");
+        assert_eq!(first.value(&name), 2_000);
+        assert_eq!(second.value(&name), 2_000);
+        assert_eq!(redis_cli(&redis, &["GET", &name]), "2000");
+    }
+}
