@@ -5,6 +5,32 @@
 //! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
 //! [`add_to_linker`]. This file only translates: every operation is one [`Storage`] call, run on
 //! tokio's blocking pool because backends do blocking I/O.
+//!
+//! # Durable `wasi:keyvalue` in your own wasmtime host
+//!
+//! wasmtime's own `wasi:keyvalue` store is in memory. To give your components a persistent one,
+//! put a [`KeyValueCtx`] over any [`Storage`] (tally's SQLite or Redis backends, or your own) in
+//! your store's data and add it to your linker:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use wasmtime::component::{Linker, ResourceTable};
+//! # use tally::keyvalue::{KeyValue, KeyValueCtx};
+//! struct MyState { table: ResourceTable, keyvalue: KeyValueCtx /* , your WASI context ... */ }
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let storage = Arc::new(tally::storage::SqliteStorage::open("kv.db".as_ref())?);
+//! let state = MyState { table: ResourceTable::new(), keyvalue: KeyValueCtx::new(storage) };
+//! let engine = wasmtime::Engine::default();
+//! let mut linker = Linker::<MyState>::new(&engine);
+//! tally::keyvalue::add_to_linker(&mut linker, |s: &mut MyState| {
+//!     KeyValue::new(&s.keyvalue, &mut s.table)
+//! })?;
+//! // ... wasmtime_wasi::p2::add_to_linker_async, instantiate, call ...
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/custom_store.rs` does all of it with a storage backend written from scratch.
 
 use crate::bindings::wasi::keyvalue::{atomics, store};
 use crate::metrics::METRICS;

@@ -105,9 +105,10 @@ pub enum StorageError {
     Backend(String),
 }
 
-/// The increment rule every backend shares: parse `current` as ASCII decimal (absent is 0), add
-/// `delta` with overflow checking, return the new value and its stored form.
-pub(crate) fn incremented(
+/// The increment rule every backend shares (and a backend written outside tally can reuse): parse
+/// `current` as ASCII decimal (absent is 0), add `delta` with overflow checking, return the new
+/// value and its stored form. Errors are the ones [`Storage::increment`] must report.
+pub fn incremented(
     key: &str,
     current: Option<&[u8]>,
     delta: u64,

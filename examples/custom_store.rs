@@ -1,0 +1,196 @@
+//! Bring your own storage: a backend written outside tally, plugged into tally's `wasi:keyvalue`
+//! host through the `Storage` trait, with the embedder's own wasmtime `Linker` and `Store`.
+//!
+//! The backend keeps every bucket in one JSON file and rewrites it atomically (write a temporary
+//! file, fsync, rename) on every change: slow, but simple and crash-safe.
+//!
+//!     cargo run --example custom_store -- counters.json visits 5
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tally::bindings::CounterComponentPre;
+use tally::keyvalue::{KeyValue, KeyValueCtx};
+use tally::storage::{KeyPage, Storage, StorageError, incremented};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// bucket -> key -> value. Values must be UTF-8 here (counters are ASCII digits).
+type Buckets = BTreeMap<String, BTreeMap<String, String>>;
+
+/// All counters in one JSON file.
+struct JsonFileStorage {
+    path: PathBuf,
+    lock: Mutex<()>, // one writer at a time within this process
+}
+
+impl JsonFileStorage {
+    fn read(&self) -> Result<Buckets, StorageError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| fail("parse", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Buckets::new()),
+            Err(e) => Err(fail("read", e)),
+        }
+    }
+
+    /// Loads the file, applies `change`, and writes the file back atomically.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Buckets) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| StorageError::Backend("poisoned".into()))?;
+        let mut buckets = self.read()?;
+        let outcome = change(&mut buckets)?;
+        let json = serde_json::to_vec_pretty(&buckets).map_err(|e| fail("encode", e))?;
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(".".as_ref());
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail("create", e))?;
+        std::io::Write::write_all(&mut temp, &json).map_err(|e| fail("write", e))?;
+        temp.as_file().sync_all().map_err(|e| fail("fsync", e))?;
+        temp.persist(&self.path).map_err(|e| fail("rename", e))?;
+        Ok(outcome)
+    }
+}
+
+fn fail(what: &str, error: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend(format!("JSON store: cannot {what}: {error}"))
+}
+
+impl Storage for JsonFileStorage {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .read()?
+            .get(bucket)
+            .and_then(|b| b.get(key))
+            .map(|v| v.clone().into_bytes()))
+    }
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let value = String::from_utf8(value.to_vec()).map_err(|e| fail("store non-UTF-8", e))?;
+        self.update(|buckets| {
+            buckets
+                .entry(bucket.into())
+                .or_default()
+                .insert(key.into(), value);
+            Ok(())
+        })
+    }
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.update(|buckets| {
+            buckets.entry(bucket.into()).or_default().remove(key);
+            Ok(())
+        })
+    }
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
+        Ok(self.get(bucket, key)?.is_some())
+    }
+    fn list_keys(&self, bucket: &str, _cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+        let keys = self
+            .read()?
+            .get(bucket)
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(KeyPage { keys, cursor: None }) // one page holds everything
+    }
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+        self.update(|buckets| {
+            let values = buckets.entry(bucket.into()).or_default();
+            let (new, stored) = incremented(key, values.get(key).map(|v| v.as_bytes()), delta)?;
+            values.insert(key.into(), String::from_utf8_lossy(&stored).into_owned());
+            Ok(new)
+        })
+    }
+}
+
+/// The embedder's own store data: WASI plus tally's keyvalue context.
+struct MyState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    keyvalue: KeyValueCtx,
+}
+
+impl WasiView for MyState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Runs the counter component on `file`: `increment(name, by)`, returning the new value.
+async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
+    let storage = Arc::new(JsonFileStorage {
+        path: file,
+        lock: Mutex::new(()),
+    });
+    let engine = Engine::default();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    tally::keyvalue::add_to_linker(&mut linker, |s: &mut MyState| {
+        KeyValue::new(&s.keyvalue, &mut s.table)
+    })?;
+    let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT)?;
+    let pre = CounterComponentPre::new(linker.instantiate_pre(&component)?)?;
+    let state = MyState {
+        table: ResourceTable::new(),
+        wasi: WasiCtx::builder().build(),
+        keyvalue: KeyValueCtx::new(storage),
+    };
+    let mut store = Store::new(&engine, state);
+    let counter = pre.instantiate_async(&mut store).await?;
+    let value = counter
+        .tally_counter_counter()
+        .call_increment(&mut store, name, by)
+        .await?;
+    value.map_err(|e| anyhow::anyhow!("{}", tally::cli::describe(&e)))
+}
+
+#[cfg_attr(test, allow(dead_code))]
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: custom_store FILE NAME [BY]";
+    let file = args.next().context(usage)?;
+    let name = args.next().context(usage)?;
+    let by = args
+        .next()
+        .map_or(Ok(1), |by| by.parse())
+        .context("BY must be a u64")?;
+    println!("{}", increment(file.into(), &name, by).await?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Counts survive across "restarts" (a new engine and store each call) in the JSON file.
+    #[tokio::test]
+    async fn counts_in_one_json_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("counters.json");
+        assert_eq!(
+            super::increment(file.clone(), "visits", 10).await.unwrap(),
+            10
+        );
+        assert_eq!(
+            super::increment(file.clone(), "visits", 1).await.unwrap(),
+            11
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(json[""]["visits"], "11");
+        assert!(
+            super::increment(file, "", 1)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("invalid counter name")
+        );
+    }
+}
