@@ -100,7 +100,7 @@ fn all_keys(bucket: &Bucket) -> Result<Vec<String>, Error> {
 /// the value unchanged when it refuses an increment). A store whose counters are narrower than
 /// `u64` (Redis: `i64`) says "overflow" in its message, as wasmtime's and tally's hosts do.
 fn explain_failed_increment(bucket: &Bucket, name: &str, by: u64, failure: store::Error) -> Error {
-    let says_overflow = matches!(&failure, store::Error::Other(message) if message.to_lowercase().contains("overflow"));
+    let says_overflow = matches!(&failure, store::Error::Other(message) if message.to_ascii_lowercase().contains("overflow"));
     match bucket.get(name) {
         Ok(Some(bytes)) => match value::decode(&bytes) {
             None => Error::CorruptValue(name.to_string()),

@@ -1,0 +1,25 @@
+// Runs the transpiled tally component (out/, made by `npm run transpile`) in Node.js.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { counter } from './out/counter.js';
+
+test('counts', () => {
+  assert.equal(counter.increment('visits', 1n), 1n);
+  assert.equal(counter.increment('visits', 41n), 42n);
+  assert.equal(counter.get('visits'), 42n);
+  counter.set('other', 7n);
+  assert.deepEqual(counter.list(), [['other', 7n], ['visits', 42n]]);
+  counter.reset('other');
+  assert.equal(counter.get('other'), 0n);
+});
+
+test('typed errors', () => {
+  const payload = (call) => {
+    try { call(); } catch (error) { return error.payload; }
+    assert.fail('expected an error');
+  };
+  assert.deepEqual(payload(() => counter.get('')), { tag: 'invalid-name', val: 'a counter name must not be empty' });
+  counter.set('big', (1n << 64n) - 1n);
+  assert.deepEqual(payload(() => counter.increment('big', 1n)), { tag: 'overflow', val: 'big' });
+  assert.equal(counter.get('big'), (1n << 64n) - 1n);
+});

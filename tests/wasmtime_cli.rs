@@ -1,0 +1,86 @@
+//! The component in the `wasmtime` command-line host (wasmtime-cli 48, installed by `./setup`):
+//! a runtime that shares no code with tally's host beyond wasmtime itself, with its own in-memory
+//! `wasi:keyvalue` store.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `wasmtime` from `$TALLY_WASMTIME` or the PATH; a missing one fails the test with the fix.
+fn wasmtime() -> PathBuf {
+    let wasmtime =
+        std::env::var_os("TALLY_WASMTIME").map_or_else(|| "wasmtime".into(), PathBuf::from);
+    let version = Command::new(&wasmtime).arg("--version").output();
+    match version {
+        Ok(output) if String::from_utf8_lossy(&output.stdout).starts_with("wasmtime 48.") => {
+            wasmtime
+        }
+        _ => panic!("this test needs wasmtime-cli 48 on the PATH: run ./setup"),
+    }
+}
+
+/// Writes the component with `tally component --out`, as a user would.
+fn component(dir: &Path) -> PathBuf {
+    let file = dir.join("counter.wasm");
+    let status = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["component", "--out"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        tally::runtime::EMBEDDED_COMPONENT
+    );
+    file
+}
+
+/// Runs `wasmtime run -S keyvalue [seed] --invoke CALL FILE` and returns what it printed.
+fn invoke(file: &Path, seed: Option<&str>, call: &str) -> String {
+    let mut command = Command::new(wasmtime());
+    command.args(["run", "-S", "keyvalue"]);
+    if let Some(seed) = seed {
+        command.args(["-S", &format!("keyvalue-in-memory-data={seed}")]);
+    }
+    let output = command.args(["--invoke", call]).arg(file).output().unwrap();
+    assert!(
+        output.status.success(),
+        "wasmtime {call}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// `increment` prints the new value; a seeded 41 becomes 42; the fully qualified export name
+/// works too; typed errors come out as WIT values.
+#[test]
+fn component_runs_in_the_wasmtime_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = component(dir.path());
+    assert_eq!(invoke(&file, None, r#"increment("visits", 1)"#), "ok(1)");
+    // The CLI's store forgets between runs: the next run starts from nothing again.
+    assert_eq!(invoke(&file, None, r#"get("visits")"#), "ok(0)");
+    assert_eq!(
+        invoke(&file, Some("visits=41"), r#"increment("visits", 1)"#),
+        "ok(42)"
+    );
+    assert_eq!(
+        invoke(
+            &file,
+            Some("visits=41"),
+            r#"tally:counter/counter.increment@0.1.0("visits", 1)"#
+        ),
+        "ok(42)"
+    );
+    assert_eq!(
+        invoke(&file, Some("visits=abc"), r#"increment("visits", 1)"#),
+        r#"err(corrupt-value("visits"))"#
+    );
+    assert_eq!(
+        invoke(&file, None, r#"get("")"#),
+        r#"err(invalid-name("a counter name must not be empty"))"#
+    );
+}
