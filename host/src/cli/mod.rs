@@ -180,9 +180,11 @@ impl GlobalArgs {
         match spec {
             StoreSpec::Memory => Ok((Arc::new(MemoryStorage::new()), "memory".into())),
             StoreSpec::Redis(url) => {
+                let shown = redact_password(&url);
                 let storage = RedisStorage::open(&url, self.allow_redis_eviction)
-                    .with_context(|| format!("cannot use the Redis store {url}"))?;
-                Ok((Arc::new(storage), url))
+                    .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
+                    .with_context(|| format!("cannot use the Redis store {shown}"))?;
+                Ok((Arc::new(storage), shown))
             }
             StoreSpec::Sqlite(path) => {
                 if path == default_db_path()
@@ -219,6 +221,25 @@ impl GlobalArgs {
             },
             ..RuntimeOptions::default()
         }
+    }
+}
+
+/// `redis://user:secret@host` as `redis://user:***@host`, for messages and logs.
+fn redact_password(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.to_string();
+    };
+    let rest = &text[scheme_end..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            format!(
+                "{}{}:***{}",
+                &text[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            )
+        }
+        _ => text.to_string(),
     }
 }
 
@@ -272,5 +293,31 @@ pub fn describe(error: &CounterError) -> String {
              than tally wrote it); `tally set {name} N` or `tally reset {name}` replaces it"
         ),
         CounterError::StoreFailure(message) => format!("the counter store failed: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    /// Passwords in store URLs never reach a message or a log line.
+    #[test]
+    fn store_passwords_are_redacted() {
+        assert_eq!(
+            redact_password("redis://app:s3cret@10.0.0.1:6379/0"),
+            "redis://app:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_password("redis://:s3cret@host/1"),
+            "redis://:***@host/1"
+        );
+        assert_eq!(
+            redact_password("redis://host:6379/0"),
+            "redis://host:6379/0"
+        );
+        assert_eq!(
+            redact_password("at redis://u:p@h/0: refused"),
+            "at redis://u:***@h/0: refused"
+        );
     }
 }
