@@ -35,6 +35,8 @@ fn main() {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
+        "tests/misbehaving-guest/src",
+        "tests/misbehaving-guest/Cargo.toml",
         "wit",
         ".cargo/config.toml",
         "Cargo.toml",

@@ -47,3 +47,33 @@ fn misbehaving_guest_costs_one_request() {
     let metrics = server.request("GET", "/metrics", None).body;
     assert!(metrics.contains("tally_guest_traps_total 3"), "{metrics}");
 }
+
+/// The sandbox: a guest that reads a file or the environment finds nothing there (it would
+/// answer 200 with what it found otherwise), and the server goes on.
+#[test]
+fn guest_finds_no_files_and_no_environment() {
+    let db = TempDb::new();
+    let server = Server::start_with(
+        &db.path,
+        &["--component", env!("TALLY_MISBEHAVING_GUEST_WASM")],
+        &[],
+    );
+    for name in ["file", "env"] {
+        let response = server.request("GET", &format!("/counters/{name}"), None);
+        let json: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            (response.status, json["code"].as_str()),
+            (500, Some("store_failure")),
+            "{name}: {}",
+            response.body
+        );
+        let error = json["error"].as_str().unwrap();
+        assert!(error.contains("sandbox refused"), "{name}: {error}");
+        assert_eq!(
+            server
+                .request("POST", "/counters/ok/increment", None)
+                .status,
+            200
+        );
+    }
+}

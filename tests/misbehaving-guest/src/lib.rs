@@ -5,6 +5,10 @@
 //! - `trap`: panics, which traps the instance.
 //! - `loop`: spins forever, until the host's epoch deadline traps it.
 //! - `oom`: allocates until the host's memory limit refuses to grow memory.
+//! - `file`: reads `/etc/passwd`; answers with its length if the sandbox let it, else a
+//!   `store-failure` saying "sandbox refused".
+//! - `env`: reads the environment; answers with its size if there was any, else a
+//!   `store-failure` saying "sandbox refused".
 #![cfg(target_family = "wasm")]
 
 // Private, so the generated bindings need no docs.
@@ -20,8 +24,9 @@ mod component {
 
     struct Misbehaving;
 
-    /// Misbehaves if `name` asks for it; returns normally otherwise.
-    fn misbehave(name: &str) {
+    /// Misbehaves if `name` asks for it: traps, never returns, or answers in its place.
+    fn misbehave(name: &str) -> Option<Result<u64, Error>> {
+        let refused = |what: &str| Err(Error::StoreFailure(format!("sandbox refused {what}")));
         match name {
             "trap" => panic!("asked to trap"),
             "loop" => {
@@ -36,7 +41,15 @@ mod component {
                     hoard.push(std::hint::black_box(vec![1; 1 << 20]));
                 }
             }
-            _ => {}
+            "file" => Some(match std::fs::read("/etc/passwd") {
+                Ok(bytes) => Ok(bytes.len() as u64),
+                Err(error) => refused(&format!("file access ({error})")),
+            }),
+            "env" => Some(match std::env::vars().count() {
+                0 => refused("environment access (it is empty)"),
+                n => Ok(n as u64),
+            }),
+            _ => None,
         }
     }
 
@@ -46,7 +59,9 @@ mod component {
 
     impl Guest for Misbehaving {
         fn get(name: String) -> Result<u64, Error> {
-            misbehave(&name);
+            if let Some(answer) = misbehave(&name) {
+                return answer;
+            }
             let bucket = store::open("").map_err(failure)?;
             let bytes = bucket
                 .get(&name)
@@ -58,7 +73,9 @@ mod component {
         }
 
         fn increment(name: String, by: u64) -> Result<u64, Error> {
-            misbehave(&name);
+            if let Some(answer) = misbehave(&name) {
+                return answer;
+            }
             let bucket = store::open("").map_err(failure)?;
             atomics::increment(&bucket, &name, by).map_err(failure)
         }
