@@ -44,10 +44,22 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> io::Result<Response> {
+        self.request_with_headers(method, path, None, body)
+    }
+
+    /// Like [`Client::request`], with extra header lines (`Name: value`, CRLF-separated).
+    pub fn request_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: Option<&str>,
+        body: Option<&str>,
+    ) -> io::Result<Response> {
         let body = body.unwrap_or("");
+        let extra = headers.map_or_else(String::new, |headers| format!("{headers}\r\n"));
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
+             {extra}Content-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );

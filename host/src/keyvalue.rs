@@ -35,6 +35,7 @@
 use crate::bindings::wasi::keyvalue::{atomics, store};
 use crate::metrics::METRICS;
 use crate::storage::{Storage, StorageError};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
@@ -44,16 +45,27 @@ pub struct Bucket {
     name: String,
 }
 
-/// Per-store state of the keyvalue implementation: the storage backend.
+/// Per-store state of the keyvalue implementation: the storage backend and which buckets guests
+/// may open.
 #[derive(Clone)]
 pub struct KeyValueCtx {
     storage: Arc<dyn Storage>,
+    allowed_buckets: Option<Arc<BTreeSet<String>>>,
 }
 
 impl KeyValueCtx {
-    /// A context whose buckets all live in `storage`.
+    /// A context whose buckets all live in `storage`; guests may open any bucket it serves.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            allowed_buckets: None,
+        }
+    }
+
+    /// Restricts guests to these buckets: opening any other is `access-denied`.
+    pub fn allow_only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, buckets: I) -> Self {
+        self.allowed_buckets = Some(Arc::new(buckets.into_iter().map(Into::into).collect()));
+        self
     }
 }
 
@@ -103,6 +115,8 @@ where
 pub enum KeyValueError {
     /// Reported to the guest as `error::other(message)`.
     Storage(StorageError),
+    /// The guest may not open this bucket: reported as `error::access-denied`.
+    Denied(String),
     /// Aborts the guest's call.
     Trap(wasmtime::Error),
 }
@@ -114,9 +128,14 @@ impl From<ResourceTableError> for KeyValueError {
 }
 
 impl store::Host for KeyValue<'_> {
-    /// Opens any bucket the storage serves (SQLite and memory: every identifier; Redis: `""`).
-    /// Buckets need no creation. tally's component uses `""`.
+    /// Opens any allowed bucket the storage serves (SQLite and memory: every identifier; Redis:
+    /// `""`). Buckets need no creation. tally's component uses `""`.
     async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KeyValueError> {
+        if let Some(allowed) = &self.ctx.allowed_buckets
+            && !allowed.contains(&identifier)
+        {
+            return Err(KeyValueError::Denied(identifier));
+        }
         self.ctx
             .storage
             .check_bucket(&identifier)
@@ -127,6 +146,7 @@ impl store::Host for KeyValue<'_> {
     fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
         match error {
             KeyValueError::Storage(StorageError::NoSuchBucket(_)) => Ok(store::Error::NoSuchStore),
+            KeyValueError::Denied(_) => Ok(store::Error::AccessDenied),
             KeyValueError::Storage(error) => Ok(store::Error::Other(error.to_string())),
             KeyValueError::Trap(error) => Err(error),
         }

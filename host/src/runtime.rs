@@ -152,7 +152,8 @@ impl Runtime {
         Ok(Self {
             engine,
             pre,
-            keyvalue: KeyValueCtx::new(storage),
+            // The counter component needs the default bucket only; nothing else is reachable.
+            keyvalue: KeyValueCtx::new(storage).allow_only([""]),
             memory_limit: options.memory_limit,
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
         })

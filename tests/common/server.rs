@@ -33,12 +33,16 @@ impl Server {
         if !global_args.contains(&"--store") {
             command.arg("--db").arg(db);
         }
-        let mut child = command
+        command
             .arg("--cache-dir")
             .arg(super::cache_dir())
             .args(global_args)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(serve_args)
+            .arg("serve")
+            .args(serve_args);
+        if !serve_args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -39,6 +39,15 @@ pub struct ServeArgs {
     /// How many component instances may run at once (the pooling allocator's size).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     max_instances: u32,
+
+    /// Require `Authorization: Bearer TOKEN` on every request that changes counters.
+    #[arg(
+        long,
+        env = "TALLY_AUTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
 }
 
 /// Runs the server on a multi-threaded runtime until a termination signal.
@@ -84,7 +93,19 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         durability = ?global.durability,
         "serving counters on http://{address}"
     );
-    server::serve(listener, runtime, server::termination_signal()).await?;
+    if args.auth_token.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {address}, which is not a loopback address, without --auth-token: \
+             anyone who can reach it can change counters"
+        );
+    }
+    server::serve(
+        listener,
+        runtime,
+        args.auth_token.clone(),
+        server::termination_signal(),
+    )
+    .await?;
     // Every acknowledged write was committed before its answer; dropping the last reference to
     // the storage stops a SQLite writer thread once it has nothing left.
     drop(storage);

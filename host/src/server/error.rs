@@ -23,6 +23,8 @@ pub enum ApiError {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// A write without the right bearer token (`--auth-token`).
+    Unauthorized,
     /// The guest trapped (panic, deadline, memory limit) or could not be instantiated.
     Guest(anyhow::Error),
 }
@@ -45,6 +47,7 @@ impl ApiError {
             Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, "guest_failure"),
         }
     }
@@ -58,6 +61,11 @@ impl ApiError {
                                POST /counters/{name}/increment, /healthz, /metrics"
                 .to_string(),
             Self::MethodNotAllowed => "this route does not take that method".to_string(),
+            Self::Unauthorized => {
+                "changing counters needs the header `Authorization: Bearer TOKEN` with the \
+                 server's --auth-token"
+                    .to_string()
+            }
             Self::Guest(error) => format!("the counter component failed: {error:#}"),
         }
     }
@@ -77,6 +85,13 @@ impl IntoResponse for ApiError {
             tracing::warn!("guest failure: {error:#}");
         }
         let body = serde_json::json!({ "error": self.message(), "code": code });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

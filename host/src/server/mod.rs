@@ -12,7 +12,9 @@
 //! - [`routes`]: the router and its handlers.
 //! - [`error`]: the JSON error body and the status of each error.
 //! - [`extract`]: request parsing (the counter name, size-limited JSON bodies).
+//! - [`auth`]: the bearer token that writes need with `--auth-token`.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -27,13 +29,17 @@ use tokio::net::TcpListener;
 pub const BODY_LIMIT: usize = 4096;
 
 /// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets
-/// in-flight requests finish and returns.
+/// in-flight requests finish and returns. With `auth_token`, writes need that bearer token.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
+    auth_token: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let app = routes::router(routes::AppState { runtime });
+    let app = routes::router(routes::AppState {
+        runtime,
+        auth_token: auth_token.map(Arc::from),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -30,6 +30,8 @@ use std::time::Instant;
 pub struct AppState {
     /// The compiled, linked component and its store.
     pub runtime: Arc<Runtime>,
+    /// The bearer token writes need, if any (`--auth-token`).
+    pub auth_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -50,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/counters/{name}/increment", post(increment_counter))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::auth::require_token,
+        ))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(observe))

@@ -9,6 +9,8 @@
 //!   `store-failure` saying "sandbox refused".
 //! - `env`: reads the environment; answers with its size if there was any, else a
 //!   `store-failure` saying "sandbox refused".
+//! - `other-bucket`: opens the bucket `other`; answers 0 if the host allowed it, else a
+//!   `store-failure` naming the store's error.
 #![cfg(target_family = "wasm")]
 
 // Private, so the generated bindings need no docs.
@@ -45,6 +47,7 @@ mod component {
                 Ok(bytes) => Ok(bytes.len() as u64),
                 Err(error) => refused(&format!("file access ({error})")),
             }),
+            "other-bucket" => Some(store::open("other").map(|_| 0).map_err(failure)),
             "env" => Some(match std::env::vars().count() {
                 0 => refused("environment access (it is empty)"),
                 n => Ok(n as u64),
