@@ -11,7 +11,9 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tally::storage::{Durability, MemoryStorage, RedisStorage, SqliteStorage, Storage};
+use tally::storage::{
+    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
+};
 use tally::{ComponentSource, Counter, CounterError, Runtime, RuntimeOptions};
 
 /// Names that collide often, plus two the component must refuse.
@@ -65,7 +67,11 @@ impl Backend {
             // Relaxed durability: this test is about answers across reopenings (which NORMAL
             // keeps, like any process restart), and 500 cases of fsyncs would only add minutes.
             Self::Sqlite(path) => {
-                Arc::new(SqliteStorage::open_with(path, Durability::Relaxed).unwrap())
+                let relaxed = SqliteOptions {
+                    durability: Durability::Relaxed,
+                    ..SqliteOptions::default()
+                };
+                Arc::new(SqliteStorage::open_with(path, relaxed).unwrap())
             }
             Self::Redis(url) => Arc::new(RedisStorage::open(url, false).unwrap()),
         }

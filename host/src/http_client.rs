@@ -15,13 +15,25 @@ pub struct Client {
     host: String,
 }
 
-/// A response: its status and body.
+/// A response: its status, headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,
+    /// The headers, names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
     /// The body, as text.
     pub body: String,
+}
+
+impl Response {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 impl Client {
@@ -73,6 +85,7 @@ impl Client {
             .and_then(|code| code.parse().ok())
             .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
         let mut length = 0;
+        let mut headers = Vec::new();
         loop {
             line.clear();
             self.read_line(&mut line)?;
@@ -80,19 +93,24 @@ impl Client {
             if header.is_empty() {
                 break;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid(format!("bad content-length {value:?}")))?;
+            if let Some((name, value)) = header.split_once(':') {
+                let (name, value) = (name.to_ascii_lowercase(), value.trim().to_string());
+                if name == "content-length" {
+                    length = value
+                        .parse()
+                        .map_err(|_| invalid(format!("bad content-length {value:?}")))?;
+                }
+                headers.push((name, value));
             }
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body)?;
         let body = String::from_utf8(body).map_err(|_| invalid("body is not UTF-8".into()))?;
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn read_line(&mut self, line: &mut String) -> io::Result<()> {

@@ -37,6 +37,7 @@ use crate::metrics::METRICS;
 use crate::storage::{Storage, StorageError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
 /// The host side of a guest's `bucket` resource: the bucket it opened.
@@ -51,6 +52,8 @@ pub struct Bucket {
 pub struct KeyValueCtx {
     storage: Arc<dyn Storage>,
     allowed_buckets: Option<Arc<BTreeSet<String>>>,
+    /// Set when an operation found the store busy (locked by another process past its timeout).
+    busy: Arc<AtomicBool>,
 }
 
 impl KeyValueCtx {
@@ -59,7 +62,23 @@ impl KeyValueCtx {
         Self {
             storage,
             allowed_buckets: None,
+            busy: Arc::default(),
         }
+    }
+
+    /// The same store and buckets with a fresh busy flag: one per instance, so
+    /// [`KeyValueCtx::store_was_busy`] speaks of that instance's calls only.
+    pub fn for_new_instance(&self) -> Self {
+        Self {
+            busy: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether an operation since [`KeyValueCtx::for_new_instance`] failed because the store was
+    /// busy: the caller may retry later (a server answers 503).
+    pub fn store_was_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed)
     }
 
     /// Restricts guests to these buckets: opening any other is `access-denied`.
@@ -83,30 +102,33 @@ impl<'a> KeyValue<'a> {
 
     /// The opened bucket's name and the storage, owned, so the operation's future borrows nothing
     /// from the (non-`Sync`) resource table.
-    fn target(
-        &self,
-        bucket: &Resource<Bucket>,
-    ) -> Result<(Arc<dyn Storage>, String), KeyValueError> {
+    fn target(&self, bucket: &Resource<Bucket>) -> Result<(KeyValueCtx, String), KeyValueError> {
         let name = self.table.get(bucket)?.name.clone();
-        Ok((Arc::clone(&self.ctx.storage), name))
+        Ok((self.ctx.clone(), name))
     }
 }
 
-/// Runs one blocking storage operation on tokio's blocking pool, off the async executor, and
-/// records its latency.
-async fn run<T, F>(storage: Arc<dyn Storage>, operation: F) -> Result<T, KeyValueError>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
-{
-    let started = std::time::Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || operation(storage.as_ref())).await;
-    METRICS
-        .store_operation_seconds
-        .observe_duration(started.elapsed());
-    outcome
-        .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?
-        .map_err(KeyValueError::Storage)
+impl KeyValueCtx {
+    /// Runs one blocking storage operation on tokio's blocking pool, off the async executor,
+    /// records its latency, and remembers if the store was busy.
+    async fn run<T, F>(self, operation: F) -> Result<T, KeyValueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let storage = self.storage;
+        let outcome = tokio::task::spawn_blocking(move || operation(storage.as_ref())).await;
+        METRICS
+            .store_operation_seconds
+            .observe_duration(started.elapsed());
+        let outcome =
+            outcome.map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?;
+        if let Err(StorageError::Busy(_)) = &outcome {
+            self.busy.store(true, Ordering::Relaxed);
+        }
+        outcome.map_err(KeyValueError::Storage)
+    }
 }
 
 /// A failed keyvalue operation: a storage error the guest sees as `store.error`, or a host fault
@@ -159,8 +181,8 @@ impl store::HostBucket for KeyValue<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Result<Option<Vec<u8>>, KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        run(storage, move |s| s.get(&name, &key)).await
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.run(move |s| s.get(&name, &key)).await
     }
 
     async fn set(
@@ -169,13 +191,13 @@ impl store::HostBucket for KeyValue<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        run(storage, move |s| s.set(&name, &key, &value)).await
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.run(move |s| s.set(&name, &key, &value)).await
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        run(storage, move |s| s.delete(&name, &key)).await
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.run(move |s| s.delete(&name, &key)).await
     }
 
     async fn exists(
@@ -183,8 +205,8 @@ impl store::HostBucket for KeyValue<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Result<bool, KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        run(storage, move |s| s.exists(&name, &key)).await
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.run(move |s| s.exists(&name, &key)).await
     }
 
     async fn list_keys(
@@ -192,8 +214,8 @@ impl store::HostBucket for KeyValue<'_> {
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        let page = run(storage, move |s| s.list_keys(&name, cursor)).await?;
+        let (ctx, name) = self.target(&bucket)?;
+        let page = ctx.run(move |s| s.list_keys(&name, cursor)).await?;
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor,
@@ -213,8 +235,8 @@ impl atomics::Host for KeyValue<'_> {
         key: String,
         delta: u64,
     ) -> Result<u64, KeyValueError> {
-        let (storage, name) = self.target(&bucket)?;
-        run(storage, move |s| s.increment(&name, &key, delta)).await
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.run(move |s| s.increment(&name, &key, delta)).await
     }
 }
 

@@ -164,7 +164,7 @@ impl Runtime {
         let state = HostState {
             wasi: sandbox(),
             table: ResourceTable::new(),
-            keyvalue: self.keyvalue.clone(),
+            keyvalue: self.keyvalue.for_new_instance(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
                 .trap_on_grow_failure(true)
@@ -249,6 +249,12 @@ impl Counter {
     pub async fn reset(&mut self, name: &str) -> Result<Result<(), CounterError>> {
         let counter = self.bindings.tally_counter_counter();
         Ok(counter.call_reset(&mut self.store, name).await?)
+    }
+
+    /// Whether a call of this instance found the store busy (locked by another process past
+    /// the busy timeout): its failure is worth retrying.
+    pub fn store_was_busy(&self) -> bool {
+        self.store.data().keyvalue.store_was_busy()
     }
 
     /// `counter.list`

@@ -1,8 +1,8 @@
 //! The `tally` command line: parse arguments, then run one counter command or the server.
 //!
 //! Exit codes: 0 success; 1 the counter operation was refused (invalid name, overflow, corrupt
-//! value); 2 the command line is wrong; 3 tally could not do its work (database, component, store,
-//! network).
+//! value); 2 the command line is wrong; 3 tally could not do its work (database, component, a
+//! store failure or a store locked past the busy timeout, network).
 //!
 //! # Layout
 //! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
@@ -18,7 +18,9 @@ pub mod serve;
 use crate::CounterError;
 use crate::compiled_cache::default_cache_dir;
 use crate::runtime::{ComponentSource, RuntimeOptions};
-use crate::storage::{Durability, MemoryStorage, RedisStorage, SqliteStorage, Storage};
+use crate::storage::{
+    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
+};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -54,6 +56,17 @@ struct GlobalArgs {
         conflicts_with = "db"
     )]
     store: Option<StoreSpec>,
+
+    /// How long a write to the SQLite file waits for another process's lock before failing as
+    /// busy (the server then answers 503 with Retry-After), in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_BUSY_TIMEOUT_MS",
+        default_value_t = 5000,
+        value_name = "MS"
+    )]
+    busy_timeout_ms: u64,
 
     /// Use a Redis server even when its maxmemory-policy may evict keys (and so lose counters).
     #[arg(long, global = true)]
@@ -187,18 +200,29 @@ impl GlobalArgs {
                 Ok((Arc::new(storage), shown))
             }
             StoreSpec::Sqlite(path) => {
-                if path == default_db_path()
-                    && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("cannot create the data directory {}", dir.display())
-                    })?;
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    if path == default_db_path() {
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("cannot create the data directory {}", dir.display())
+                        })?;
+                    } else if !dir.is_dir() {
+                        anyhow::bail!(
+                            "cannot open the counter database {}: the directory {} does not \
+                             exist; create it or choose another --db",
+                            path.display(),
+                            dir.display()
+                        );
+                    }
                 }
                 let durability = match self.durability {
                     DurabilityArg::Full => Durability::Full,
                     DurabilityArg::Relaxed => Durability::Relaxed,
                 };
-                let storage = SqliteStorage::open_with(&path, durability).with_context(|| {
+                let options = SqliteOptions {
+                    durability,
+                    busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
+                };
+                let storage = SqliteStorage::open_with(&path, options).with_context(|| {
                     format!("cannot open the counter database {}", path.display())
                 })?;
                 Ok((Arc::new(storage), format!("sqlite:{}", path.display())))
@@ -270,7 +294,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(error)) => {
             eprintln!("tally: {}", describe(&error));
-            ExitCode::from(1)
+            // A store failure is the environment's, not the request's.
+            match error {
+                CounterError::StoreFailure(_) => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
         }
         Err(Failure::Broken(error)) => {
             // `{:#}` prints the context chain on one line and never a backtrace.

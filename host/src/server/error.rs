@@ -6,7 +6,7 @@ use crate::CounterError;
 use crate::cli::describe;
 use crate::metrics::METRICS;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::Ordering;
 
@@ -25,6 +25,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A write without the right bearer token (`--auth-token`).
     Unauthorized,
+    /// The store was locked by another process past the busy timeout; nothing changed.
+    Busy(String),
     /// The guest trapped (panic, deadline, memory limit) or could not be instantiated.
     Guest(anyhow::Error),
 }
@@ -48,6 +50,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, "guest_failure"),
         }
     }
@@ -67,6 +70,7 @@ impl ApiError {
                     .to_string()
             }
             Self::Guest(error) => format!("the counter component failed: {error:#}"),
+            Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
         }
     }
 }
@@ -86,11 +90,15 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "error": self.message(), "code": code });
         let mut response = (status, Json(body)).into_response();
-        if matches!(self, Self::Unauthorized) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Busy(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

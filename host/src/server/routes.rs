@@ -85,9 +85,18 @@ struct SetBody {
     value: u64,
 }
 
-/// A guest call's two layers of failure as one API error.
-fn answer<T>(outcome: anyhow::Result<Result<T, CounterError>>) -> Result<T, ApiError> {
-    outcome.map_err(ApiError::Guest)?.map_err(ApiError::from)
+/// A guest call's two layers of failure as one API error; a store failure that was the store
+/// being busy is worth a retry (503).
+fn answer<T>(
+    outcome: anyhow::Result<Result<T, CounterError>>,
+    counter: &Counter,
+) -> Result<T, ApiError> {
+    match outcome.map_err(ApiError::Guest)? {
+        Err(CounterError::StoreFailure(message)) if counter.store_was_busy() => {
+            Err(ApiError::Busy(message))
+        }
+        outcome => outcome.map_err(ApiError::from),
+    }
 }
 
 async fn increment_counter(
@@ -96,7 +105,8 @@ async fn increment_counter(
     OptionalJson(body): OptionalJson<IncrementBody>,
 ) -> Result<Json<CounterValue>, ApiError> {
     let by = body.map_or(1, |body| body.by);
-    let value = answer(state.instance().await?.increment(&name, by).await)?;
+    let mut counter = state.instance().await?;
+    let value = answer(counter.increment(&name, by).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -104,7 +114,8 @@ async fn get_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
-    let value = answer(state.instance().await?.get(&name).await)?;
+    let mut counter = state.instance().await?;
+    let value = answer(counter.get(&name).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -116,7 +127,8 @@ async fn set_counter(
     let value = body
         .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
         .value;
-    answer(state.instance().await?.set(&name, value).await)?;
+    let mut counter = state.instance().await?;
+    answer(counter.set(&name, value).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -124,12 +136,14 @@ async fn reset_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
-    answer(state.instance().await?.reset(&name).await)?;
+    let mut counter = state.instance().await?;
+    answer(counter.reset(&name).await, &counter)?;
     Ok(Json(CounterValue { name, value: 0 }))
 }
 
 async fn list_counters(State(state): State<AppState>) -> Result<Json<Vec<CounterValue>>, ApiError> {
-    let counters = answer(state.instance().await?.list().await)?;
+    let mut counter = state.instance().await?;
+    let counters = answer(counter.list().await, &counter)?;
     Ok(Json(
         counters
             .into_iter()

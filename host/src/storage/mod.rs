@@ -17,7 +17,7 @@ mod sqlite;
 
 pub use memory::MemoryStorage;
 pub use redis::RedisStorage;
-pub use sqlite::{Durability, SqliteStorage};
+pub use sqlite::{Durability, SqliteOptions, SqliteStorage};
 
 /// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
 pub const LIST_PAGE_SIZE: usize = 1000;
@@ -97,12 +97,27 @@ pub enum StorageError {
     /// This store does not serve the bucket.
     #[error("this store has no bucket {0:?}")]
     NoSuchBucket(String),
-    /// The SQLite backend failed (I/O, a corrupt file, a read-only database, a lock timeout...).
+    /// Another connection held the database's write lock past the busy timeout. Nothing was
+    /// written; trying again later may succeed.
+    #[error("the database is busy (locked by another connection); try again: {0}")]
+    Busy(String),
+    /// The SQLite backend failed (I/O, a corrupt file, a read-only database...).
     #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A backend's internal failure, described.
     #[error("{0}")]
     Backend(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Self::Busy(error.to_string())
+            }
+            _ => Self::Sqlite(error),
+        }
+    }
 }
 
 /// The increment rule every backend shares (and a backend written outside tally can reuse): parse

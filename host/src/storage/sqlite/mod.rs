@@ -28,8 +28,27 @@ use std::sync::Mutex;
 use std::time::Duration;
 use writer::{Write, Writer};
 
-/// How long a write waits for another connection's transaction before failing with "busy".
+/// How long a write waits by default for another connection's transaction before failing with
+/// "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a [`SqliteStorage`] commits and waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// When a commit counts as done.
+    pub durability: Durability,
+    /// How long to wait for another connection's lock before failing with [`StorageError::Busy`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+}
 
 /// Idle read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
@@ -58,27 +77,30 @@ impl Durability {
 #[derive(Debug)]
 pub struct SqliteStorage {
     path: PathBuf,
+    busy_timeout: Duration,
     writer: Writer,
     // A std mutex: it is held only to push or pop a connection, never across a query or an await.
     idle_readers: Mutex<Vec<Connection>>,
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path` with full durability.
+    /// Opens (creating if needed) the database at `path` with the default options (full
+    /// durability).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_with(path, Durability::Full)
+        Self::open_with(path, SqliteOptions::default())
     }
 
     /// Opens (creating if needed) the database at `path`, switches it to WAL with the given
     /// durability, creates or checks the schema, and starts the writer thread.
-    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StorageError> {
-        let conn = retry_while_busy(|| {
-            let conn = open_writer_connection(path, durability)?;
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
+        let conn = retry_while_busy(options.busy_timeout, || {
+            let conn = open_writer_connection(path, options)?;
             schema::prepare(&conn, path)?;
             Ok(conn)
         })?;
         Ok(Self {
             path: path.to_path_buf(),
+            busy_timeout: options.busy_timeout,
             writer: Writer::spawn(conn)?,
             idle_readers: Mutex::new(Vec::new()),
         })
@@ -101,7 +123,7 @@ impl SqliteStorage {
             .and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader_connection(&self.path)?,
+            None => open_reader_connection(&self.path, self.busy_timeout)?,
         };
         let result = read(&conn);
         if let Ok(mut idle) = self.idle_readers.lock()
@@ -113,21 +135,19 @@ impl SqliteStorage {
     }
 }
 
-/// Retries `attempt` while SQLite reports the file busy, for up to [`BUSY_TIMEOUT`].
+/// Retries `attempt` while SQLite reports the file busy, for up to `timeout`.
 ///
 /// The busy timeout covers ordinary lock waits, but not all of them: when several processes open
 /// a new file at once, switching it to WAL can fail with `SQLITE_BUSY` straight away (SQLite does
 /// not wait where waiting could deadlock). Opening is idempotent, so it is simply tried again.
 fn retry_while_busy<T>(
+    timeout: Duration,
     mut attempt: impl FnMut() -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         match attempt() {
-            Err(StorageError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)))
-                if failure.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(StorageError::Busy(_)) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             outcome => return outcome,
@@ -136,9 +156,9 @@ fn retry_while_busy<T>(
 }
 
 /// The connection the writer thread owns: WAL, the chosen `synchronous`, a busy timeout.
-fn open_writer_connection(path: &Path, durability: Durability) -> Result<Connection, StorageError> {
+fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(options.busy_timeout)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StorageError::Backend(format!(
@@ -147,14 +167,14 @@ fn open_writer_connection(path: &Path, durability: Durability) -> Result<Connect
             path.display()
         )));
     }
-    conn.pragma_update(None, "synchronous", durability.synchronous_pragma())?;
+    conn.pragma_update(None, "synchronous", options.durability.synchronous_pragma())?;
     Ok(conn)
 }
 
-fn open_reader_connection(path: &Path) -> Result<Connection, StorageError> {
+fn open_reader_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     Ok(conn)
 }
 
@@ -275,5 +295,11 @@ pub(super) fn open_writer_for_test(
     path: &Path,
     durability: Durability,
 ) -> Result<Connection, StorageError> {
-    open_writer_connection(path, durability)
+    open_writer_connection(
+        path,
+        SqliteOptions {
+            durability,
+            ..SqliteOptions::default()
+        },
+    )
 }

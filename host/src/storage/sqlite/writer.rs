@@ -106,10 +106,20 @@ fn run(mut conn: Connection, requests: mpsc::Receiver<Request>) {
         let outcomes = match commit(&mut conn, &batch) {
             Ok(outcomes) => outcomes,
             Err(error) => {
+                let busy = matches!(
+                    error.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                );
                 let message = format!("SQLite: {error}; the write was not committed");
                 batch
                     .iter()
-                    .map(|_| Err(StorageError::Backend(message.clone())))
+                    .map(|_| {
+                        Err(if busy {
+                            StorageError::Busy(message.clone())
+                        } else {
+                            StorageError::Backend(message.clone())
+                        })
+                    })
                     .collect()
             }
         };
