@@ -49,3 +49,82 @@ fn missing_directory_is_named() {
     );
     assert!(!db.dir.path().join("no").exists());
 }
+
+/// A small filesystem of our own (tmpfs; the tests run as root), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk: increments fail with a clear error while the disk is full, and after a
+/// restart every value acknowledged before is intact.
+#[test]
+fn full_disk_fails_clearly_and_keeps_earlier_values() {
+    let disk = SmallDisk::mount("256k");
+    let path = disk.dir.path().join("counters.db");
+    let server = Server::start(&path, &[]);
+    let mut acknowledged = Vec::new();
+    let mut failure = None;
+    for i in 0..10_000 {
+        let name = format!("counter-{i:05}-{}", "x".repeat(200));
+        let response = server.request("PUT", &format!("/counters/{name}"), Some(r#"{"value": 7}"#));
+        if response.status == 200 {
+            acknowledged.push(name);
+        } else {
+            failure = Some(response);
+            break;
+        }
+    }
+    let failure = failure.expect("256 KiB never filled up");
+    assert_eq!(failure.status, 500, "{}", failure.body);
+    assert!(failure.body.contains("full"), "{}", failure.body);
+    assert!(
+        acknowledged.len() > 10,
+        "only {} writes fit",
+        acknowledged.len()
+    );
+    server.kill();
+
+    let server = Server::start(&path, &[]);
+    for name in &acknowledged {
+        assert_eq!(server.value(name), 7, "{name}");
+    }
+}
+
+/// A tally database whose header bytes were overwritten is refused with a message naming the
+/// file, and left exactly as it was.
+#[test]
+fn corrupted_database_is_refused_untouched() {
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "10"]);
+    let mut bytes = std::fs::read(&db.path).unwrap();
+    bytes[0..16].copy_from_slice(b"garbage garbage!");
+    std::fs::write(&db.path, &bytes).unwrap();
+    let stderr = tally_fails(&db.path, &["get", "visits"], 3);
+    assert!(stderr.contains(&db.path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("not a database"), "{stderr}");
+    assert_eq!(std::fs::read(&db.path).unwrap(), bytes);
+}
