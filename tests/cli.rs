@@ -191,3 +191,72 @@ fn help_shows_default_database() {
     );
     let _ = tally; // the helper is shared with other tests
 }
+
+/// The bad-input matrix of the README, through the CLI: each case's exit code and message, and
+/// every stored counter unchanged afterwards.
+#[test]
+fn bad_input_matrix() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "10"]);
+    tally_ok(&db.path, &["set", "big", "18446744073709551615"]);
+    let long = "x".repeat(257);
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["incr", ""], 1, "must not be empty"),
+        (vec!["incr", &long], 1, "at most 256 bytes"),
+        (vec!["incr", "a\u{7}b"], 1, "control characters"),
+        (
+            vec!["incr", "visits", "--by", "-1"],
+            2,
+            "unexpected argument '-1'",
+        ),
+        (vec!["incr", "visits", "--by", "1.5"], 2, "invalid value"),
+        (vec!["incr", "visits", "--by", "one"], 2, "invalid value"),
+        (
+            vec!["incr", "visits", "--by", "18446744073709551616"],
+            2,
+            "invalid value",
+        ),
+        (vec!["set", "visits"], 2, "required"),
+        (vec!["incr", "big"], 1, "would overflow"),
+        (
+            vec!["incr", "visits", "--by", "18446744073709551606"],
+            1,
+            "would overflow",
+        ),
+        (vec!["frobnicate"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, message) in &cases {
+        let stderr = tally_fails(&db.path, args, *code);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr
+                .trim_end()
+                .lines()
+                .filter(|l| l.starts_with("tally:") || l.starts_with("error:"))
+                .count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+    }
+    // (A NUL cannot travel in an argv string; the HTTP matrix covers `%00`.)
+    // Invalid UTF-8 in a name is refused by the argument parser.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("--db")
+        .arg(&db.path)
+        .arg("incr")
+        .arg(OsStr::from_bytes(b"a\xffb"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid UTF-8"));
+    // A `/` is an ordinary character in a name.
+    assert_eq!(tally_ok(&db.path, &["incr", "a/b"]), "1\n");
+
+    assert_eq!(
+        tally_ok(&db.path, &["list"]),
+        "a/b\t1\nbig\t18446744073709551615\nvisits\t10\n"
+    );
+}

@@ -233,6 +233,7 @@ fn errors_have_documented_statuses_and_change_nothing() {
             "corrupt_value",
         ),
         ("GET", "/nowhere", None, 404, "not_found"),
+        ("POST", "/counters/a/b/increment", None, 404, "not_found"),
         ("PATCH", "/counters/visits", None, 405, "method_not_allowed"),
         (
             "GET",
@@ -254,8 +255,17 @@ fn errors_have_documented_statuses_and_change_nothing() {
         );
         assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
+    // A URL past the HTTP layer's limit is refused there (414, no JSON body).
+    let huge = format!("/counters/{}/increment", "x".repeat(70_000));
+    assert_eq!(server.request("POST", &huge, None).status, 414);
     assert_eq!(server.value("visits"), 10);
     assert_eq!(server.value("big"), u64::MAX);
     assert_eq!(db.raw_value("bad"), Some(b"abc".to_vec()));
     assert_eq!(db.raw_value("a\0b"), None);
+    let list = server.request("GET", "/counters", None);
+    assert_eq!(
+        list.status, 500,
+        "the corrupt value makes the list fail: {}",
+        list.body
+    );
 }

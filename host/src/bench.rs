@@ -29,6 +29,8 @@ pub struct Measurement {
     pub p50_ms: f64,
     /// 99th percentile latency in milliseconds.
     pub p99_ms: f64,
+    /// Requests that failed (a status other than 200, or a broken connection).
+    pub errors: u64,
 }
 
 /// What to measure.
@@ -49,11 +51,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<Measurement>> {
     for durability in ["full", "relaxed"] {
         let db = work.path().join(format!("bench-{durability}.db"));
         let mut server = TallyServer::start(&db, durability)?;
-        let measurement = drive(
-            server.address,
-            options,
-            &format!("tally durability={durability}"),
-        );
+        let name = format!("tally durability={durability}");
+        let measurement = drive(server.address, options, &name, &mut || {});
         server.stop();
         results.push(measurement?);
     }
@@ -117,46 +116,63 @@ impl Drop for TallyServer {
 
 /// Drives `address` with `options.clients` keep-alive clients for a warm-up second and then
 /// `options.duration`, counting only answers in the measured window.
-fn drive(address: SocketAddr, options: &BenchOptions, name: &str) -> Result<Measurement> {
+/// `at_window` runs when the measured window opens and when it closes.
+fn drive(
+    address: SocketAddr,
+    options: &BenchOptions,
+    name: &str,
+    at_window: &mut dyn FnMut(),
+) -> Result<Measurement> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(Barrier::new(options.clients + 1));
     let clients: Vec<_> = (0..options.clients)
         .map(|client| {
             let (measuring, stop, ready) = (measuring.clone(), stop.clone(), ready.clone());
-            std::thread::spawn(move || -> Result<Vec<Duration>> {
-                let mut connection = Client::connect(address, Duration::from_secs(30))?;
+            std::thread::spawn(move || -> Result<(Vec<Duration>, u64)> {
+                let connect = || Client::connect(address, Duration::from_secs(30));
+                let mut connection = connect()?;
                 let path = format!("/counters/bench{}/increment", client % 4);
-                let mut latencies = Vec::new();
+                let (mut latencies, mut errors) = (Vec::new(), 0);
                 ready.wait();
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let response = connection.request("POST", &path, None)?;
-                    if response.status != 200 {
-                        bail!("increment answered {}: {}", response.status, response.body);
-                    }
+                    let ok = match connection.request("POST", &path, None) {
+                        Ok(response) => response.status == 200,
+                        Err(_) => {
+                            connection = connect()?;
+                            false
+                        }
+                    };
                     if measuring.load(Ordering::Relaxed) {
-                        latencies.push(started.elapsed());
+                        if ok {
+                            latencies.push(started.elapsed());
+                        } else {
+                            errors += 1;
+                        }
                     }
                 }
-                Ok(latencies)
+                Ok((latencies, errors))
             })
         })
         .collect();
     ready.wait();
     std::thread::sleep(Duration::from_secs(1));
+    at_window();
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     std::thread::sleep(options.duration);
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    at_window();
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
     for client in clients {
-        let client = client
+        let (client_latencies, client_errors) = client
             .join()
-            .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?;
-        latencies.extend(client?);
+            .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))??;
+        latencies.extend(client_latencies);
+        errors += client_errors;
     }
     if latencies.is_empty() {
         bail!("no request was answered while measuring {name}");
@@ -171,7 +187,64 @@ fn drive(address: SocketAddr, options: &BenchOptions, name: &str) -> Result<Meas
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),
+        errors,
     })
+}
+
+/// What a soak run found.
+#[derive(Debug, Clone)]
+pub struct Soak {
+    /// Throughput, latency and errors over the whole run.
+    pub load: Measurement,
+    /// Requests answered 200 during the run.
+    pub served: u64,
+    /// The server's resident set size when the measured run began, in KiB.
+    pub rss_start_kib: u64,
+    /// Its resident set size at the end, in KiB.
+    pub rss_end_kib: u64,
+}
+
+impl Soak {
+    /// RSS growth over the run, in percent.
+    pub fn rss_growth_percent(&self) -> f64 {
+        (self.rss_end_kib as f64 / self.rss_start_kib.max(1) as f64 - 1.0) * 100.0
+    }
+}
+
+/// Holds `options.clients` clients against a durable `tally serve` for `options.duration`,
+/// sampling the server's RSS when the run begins (after a one-second warm-up) and when it ends.
+pub fn soak(options: &BenchOptions) -> Result<Soak> {
+    let work = tempfile::tempdir().context("creating a temporary directory")?;
+    let mut server = TallyServer::start(&work.path().join("soak.db"), "full")?;
+    let pid = server.child.id();
+    let mut samples = Vec::new();
+    let load = drive(server.address, options, "tally soak", &mut || {
+        samples.push(resident_kib(pid));
+    });
+    server.stop();
+    let load = load?;
+    let (Some(Ok(rss_start_kib)), Some(Ok(rss_end_kib))) =
+        (samples.first().cloned(), samples.last().cloned())
+    else {
+        bail!("could not read the server's memory use from /proc");
+    };
+    Ok(Soak {
+        served: (load.per_second * options.duration.as_secs_f64()).round() as u64,
+        load,
+        rss_start_kib,
+        rss_end_kib,
+    })
+}
+
+/// `VmRSS` of process `pid`, from `/proc/PID/status`.
+fn resident_kib(pid: u32) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS line".to_string())
 }
 
 /// `redis-benchmark -t incr` against a fresh `redis-server` with `appendfsync <fsync>`, sized to
@@ -216,6 +289,7 @@ fn redis_benchmark(port: u16, clients: usize, requests: u64) -> Result<Measureme
             per_second: *per_second,
             p50_ms: *p50,
             p99_ms: *p99,
+            errors: 0,
         }),
         _ => bail!("unexpected redis-benchmark row: {row}"),
     }

@@ -19,10 +19,19 @@ pub struct BenchArgs {
     /// Skip the Redis comparison.
     #[arg(long)]
     no_redis: bool,
+
+    /// Instead of the comparison, hold the load on a durable server for this many seconds and
+    /// report requests served, errors, p99 and the server's memory (RSS) at start and end; fails
+    /// if RSS grew by more than 10%.
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["seconds", "no_redis"])]
+    soak: Option<u64>,
 }
 
-/// Runs the benchmark and prints its Markdown table.
+/// Runs the benchmark and prints its Markdown table (or the soak report).
 pub(super) fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(seconds) = args.soak {
+        return soak(args.clients, seconds);
+    }
     let options = BenchOptions {
         clients: args.clients,
         duration: Duration::from_secs(args.seconds),
@@ -36,5 +45,33 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     );
     let results = bench::run(&options)?;
     print!("{}", bench::table(&results));
+    Ok(())
+}
+
+fn soak(clients: usize, seconds: u64) -> Result<()> {
+    eprintln!("tally bench --soak: {clients} clients for {seconds} s against durability=full");
+    let report = bench::soak(&BenchOptions {
+        clients,
+        duration: Duration::from_secs(seconds),
+        redis: false,
+    })?;
+    println!(
+        "| seconds | clients | served | errors | increments/s | p99 ms | RSS start | RSS end | growth |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n\
+         | {seconds} | {clients} | {} | {} | {:.0} | {:.2} | {} KiB | {} KiB | {:+.1}% |",
+        report.served,
+        report.load.errors,
+        report.load.per_second,
+        report.load.p99_ms,
+        report.rss_start_kib,
+        report.rss_end_kib,
+        report.rss_growth_percent()
+    );
+    if report.rss_growth_percent() > 10.0 {
+        anyhow::bail!("the server's RSS grew by more than 10% during the soak");
+    }
+    if report.load.errors > 0 {
+        anyhow::bail!("{} requests failed during the soak", report.load.errors);
+    }
     Ok(())
 }
