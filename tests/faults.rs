@@ -128,3 +128,52 @@ fn corrupted_database_is_refused_untouched() {
     assert!(stderr.contains("not a database"), "{stderr}");
     assert_eq!(std::fs::read(&db.path).unwrap(), bytes);
 }
+
+/// A database this user may not write (run as `nobody` on root's file; CI runs as root): reads
+/// work, writes fail with a clear error and exit 3, and the file stays byte for byte the same.
+#[test]
+fn read_only_database_reads_and_refuses_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "10"]);
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&db.path).unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_tally"))
+            .arg("--db")
+            .arg(&db.path)
+            .arg("--no-cache")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let read = as_nobody(&["get", "visits"]);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "10\n");
+    assert_eq!(
+        String::from_utf8_lossy(&as_nobody(&["list"]).stdout),
+        "visits\t10\n"
+    );
+    for write in [
+        &["incr", "visits"][..],
+        &["set", "visits", "1"],
+        &["reset", "visits"],
+    ] {
+        let output = as_nobody(write);
+        assert_eq!(output.status.code(), Some(3), "{write:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("is read-only for this user"),
+            "{write:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&db.path).unwrap(), before);
+    assert_eq!(tally_ok(&db.path, &["get", "visits"]), "10\n");
+}

@@ -94,6 +94,9 @@ pub enum StorageError {
         /// The refused increment.
         delta: u64,
     },
+    /// The store can be read but not written (a read-only file, for this process).
+    #[error("{0}")]
+    ReadOnly(String),
     /// This store does not serve the bucket.
     #[error("this store has no bucket {0:?}")]
     NoSuchBucket(String),

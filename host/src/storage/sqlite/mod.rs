@@ -78,7 +78,8 @@ impl Durability {
 pub struct SqliteStorage {
     path: PathBuf,
     busy_timeout: Duration,
-    writer: Writer,
+    /// `None` when the file is read-only for this process.
+    writer: Option<Writer>,
     // A std mutex: it is held only to push or pop a connection, never across a query or an await.
     idle_readers: Mutex<Vec<Connection>>,
 }
@@ -92,7 +93,13 @@ impl SqliteStorage {
 
     /// Opens (creating if needed) the database at `path`, switches it to WAL with the given
     /// durability, creates or checks the schema, and starts the writer thread.
+    ///
+    /// A database this process may not write (the file or its directory is read-only for it) is
+    /// opened for reading only: reads work, every write fails with [`StorageError::ReadOnly`].
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
+        if path.exists() && !writable(path) {
+            return Self::open_read_only(path, options);
+        }
         let conn = retry_while_busy(options.busy_timeout, || {
             let conn = open_writer_connection(path, options)?;
             schema::prepare(&conn, path)?;
@@ -101,8 +108,30 @@ impl SqliteStorage {
         Ok(Self {
             path: path.to_path_buf(),
             busy_timeout: options.busy_timeout,
-            writer: Writer::spawn(conn)?,
+            writer: Some(Writer::spawn(conn)?),
             idle_readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn open_read_only(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
+        let storage = Self {
+            path: path.to_path_buf(),
+            busy_timeout: options.busy_timeout,
+            writer: None,
+            idle_readers: Mutex::new(Vec::new()),
+        };
+        storage.read(|conn| schema::check(conn, path))??;
+        Ok(storage)
+    }
+
+    /// The writer, or why there is none.
+    fn writer(&self) -> Result<&Writer, StorageError> {
+        self.writer.as_ref().ok_or_else(|| {
+            StorageError::ReadOnly(format!(
+                "the database {} is read-only for this user: reads work, writes are refused \
+                 (give it write permission, or use another --db)",
+                self.path.display()
+            ))
         })
     }
 
@@ -123,7 +152,7 @@ impl SqliteStorage {
             .and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader_connection(&self.path, self.busy_timeout)?,
+            None => open_reader_connection(&self.path, self.busy_timeout, self.writer.is_none())?,
         };
         let result = read(&conn);
         if let Ok(mut idle) = self.idle_readers.lock()
@@ -133,6 +162,38 @@ impl SqliteStorage {
         }
         Ok(result?)
     }
+}
+
+/// Whether this process may write `path` and create files beside it (the WAL and its index).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let may_write = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            // SAFETY: access(2) only reads the NUL-terminated path it is given.
+            .is_ok_and(|path| unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0)
+    };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    may_write(path) && may_write(dir)
+}
+
+/// `path` percent-encoded for a `file:` URI (everything but unreserved characters and `/`).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// Retries `attempt` while SQLite reports the file busy, for up to `timeout`.
@@ -171,9 +232,26 @@ fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connect
     Ok(conn)
 }
 
-fn open_reader_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, StorageError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+/// A read-only connection. For a database this process cannot write, SQLite cannot create the
+/// WAL index (`-shm`) that WAL readers need; when none exists (tally closed the file cleanly, so
+/// everything is in the main file) the file is opened as immutable instead.
+fn open_reader_connection(
+    path: &Path,
+    busy_timeout: Duration,
+    read_only_file: bool,
+) -> Result<Connection, StorageError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    let immutable = read_only_file && !Path::new(&shm).exists();
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        uri_path(path),
+        if immutable { "&immutable=1" } else { "" }
+    );
+    let conn = Connection::open_with_flags(uri, flags)?;
     conn.busy_timeout(busy_timeout)?;
     Ok(conn)
 }
@@ -230,7 +308,7 @@ impl Storage for SqliteStorage {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.writer.submit(Write::Set {
+        self.writer()?.submit(Write::Set {
             bucket: bucket.into(),
             key: key.into(),
             value: value.to_vec(),
@@ -239,7 +317,7 @@ impl Storage for SqliteStorage {
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.writer.submit(Write::Delete {
+        self.writer()?.submit(Write::Delete {
             bucket: bucket.into(),
             key: key.into(),
         })?;
@@ -282,7 +360,7 @@ impl Storage for SqliteStorage {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        self.writer.submit(Write::Increment {
+        self.writer()?.submit(Write::Increment {
             bucket: bucket.into(),
             key: key.into(),
             delta,

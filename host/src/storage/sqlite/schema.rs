@@ -19,6 +19,26 @@ const SCHEMA: &str = "
         PRIMARY KEY (bucket, key)
     );";
 
+/// Checks, without writing, that the file is a tally database of a schema this build understands
+/// (for databases opened read-only).
+pub(super) fn check(conn: &Connection, path: &Path) -> rusqlite::Result<Result<(), StorageError>> {
+    let read = |pragma: &str| -> rusqlite::Result<i32> {
+        conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+    };
+    let (application_id, version) = (read("application_id")?, read("user_version")?);
+    Ok(
+        if application_id == APPLICATION_ID && version == SCHEMA_VERSION {
+            Ok(())
+        } else {
+            Err(StorageError::Backend(format!(
+                "{} is read-only and not a tally database of schema {SCHEMA_VERSION} \
+             (application_id {application_id:#x}, user_version {version})",
+                path.display()
+            )))
+        },
+    )
+}
+
 /// Creates the schema in a new file, or checks that an existing file is a tally database of a
 /// schema this build understands.
 pub(super) fn prepare(conn: &Connection, path: &Path) -> Result<(), StorageError> {
