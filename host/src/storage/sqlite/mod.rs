@@ -234,7 +234,9 @@ fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connect
 
 /// A read-only connection. For a database this process cannot write, SQLite cannot create the
 /// WAL index (`-shm`) that WAL readers need; when none exists (tally closed the file cleanly, so
-/// everything is in the main file) the file is opened as immutable instead.
+/// everything is in the main file) the file is opened as immutable instead. Immutable readers
+/// would not see a WAL that a writer elsewhere keeps open without leaving a `-shm` file; a
+/// writer always has one while it runs, so this only concerns files nobody is writing.
 fn open_reader_connection(
     path: &Path,
     busy_timeout: Duration,
