@@ -24,9 +24,8 @@ fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
 }
 
 fn tally(store: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["--store", store, "--cache-dir"])
-        .arg(common::cache_dir())
+    common::tally_command()
+        .args(["--store", store])
         .args(args)
         .output()
         .unwrap()

@@ -7,10 +7,11 @@
 //! `redis-benchmark -t incr -c C` against each. The machine is shared and noisy, so the ratios
 //! within one run are the result; the absolute numbers are context.
 
+use crate::cli::serve::read_listening_address;
 use crate::http_client::Client;
 use crate::redis_server::RedisServer;
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -88,13 +89,7 @@ impl TallyServer {
             .spawn()
             .context("starting tally serve")?;
         let stdout = child.stdout.take().context("tally serve has no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|address| address.parse().ok())
-            .with_context(|| format!("tally serve said {line:?} instead of its address"))?;
+        let address = read_listening_address(&mut BufReader::new(stdout))?;
         Ok(Self { child, address })
     }
 

@@ -86,29 +86,7 @@ impl KeyValueCtx {
         self.allowed_buckets = Some(Arc::new(buckets.into_iter().map(Into::into).collect()));
         self
     }
-}
 
-/// A view of a store's data that implements the keyvalue host traits.
-pub struct KeyValue<'a> {
-    ctx: &'a KeyValueCtx,
-    table: &'a mut ResourceTable,
-}
-
-impl<'a> KeyValue<'a> {
-    /// Pairs the keyvalue context with the resource table that holds the guest's buckets.
-    pub fn new(ctx: &'a KeyValueCtx, table: &'a mut ResourceTable) -> Self {
-        Self { ctx, table }
-    }
-
-    /// The opened bucket's name and the storage, owned, so the operation's future borrows nothing
-    /// from the (non-`Sync`) resource table.
-    fn target(&self, bucket: &Resource<Bucket>) -> Result<(KeyValueCtx, String), KeyValueError> {
-        let name = self.table.get(bucket)?.name.clone();
-        Ok((self.ctx.clone(), name))
-    }
-}
-
-impl KeyValueCtx {
     /// Runs one blocking storage operation on tokio's blocking pool, off the async executor,
     /// records its latency, and remembers if the store was busy.
     async fn run<T, F>(self, operation: F) -> Result<T, KeyValueError>
@@ -128,6 +106,26 @@ impl KeyValueCtx {
             self.busy.store(true, Ordering::Relaxed);
         }
         outcome.map_err(KeyValueError::Storage)
+    }
+}
+
+/// A view of a store's data that implements the keyvalue host traits.
+pub struct KeyValue<'a> {
+    ctx: &'a KeyValueCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> KeyValue<'a> {
+    /// Pairs the keyvalue context with the resource table that holds the guest's buckets.
+    pub fn new(ctx: &'a KeyValueCtx, table: &'a mut ResourceTable) -> Self {
+        Self { ctx, table }
+    }
+
+    /// The opened bucket's name and the storage, owned, so the operation's future borrows nothing
+    /// from the (non-`Sync`) resource table.
+    fn target(&self, bucket: &Resource<Bucket>) -> Result<(KeyValueCtx, String), KeyValueError> {
+        let name = self.table.get(bucket)?.name.clone();
+        Ok((self.ctx.clone(), name))
     }
 }
 

@@ -25,6 +25,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder,
 };
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How often the engine's epoch advances; the granularity of the guest deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -56,7 +57,6 @@ impl Default for RuntimeOptions {
         }
     }
 }
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The counter component built from `guest/` by `host/build.rs`.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("TALLY_GUEST_WASM"));

@@ -77,16 +77,24 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Runs the real `tally` binary as a separate process against `db`.
-pub fn tally(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("--db")
-        .arg(db)
+/// The real `tally` binary with the shared compiled-component cache, and an environment that
+/// cannot change what it does (no `TALLY_COMPONENT`; backtraces on, which it must not print).
+pub fn tally_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+    command
         .arg("--cache-dir")
         .arg(cache_dir())
-        .args(args)
         .env_remove("TALLY_COMPONENT")
-        .env("RUST_BACKTRACE", "1")
+        .env("RUST_BACKTRACE", "1");
+    command
+}
+
+/// Runs the real `tally` binary as a separate process against `db`.
+pub fn tally(db: &Path, args: &[&str]) -> Output {
+    tally_command()
+        .arg("--db")
+        .arg(db)
+        .args(args)
         .output()
         .unwrap()
 }

@@ -1,10 +1,11 @@
 //! `tally serve` as a real child process on a free loopback port.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use tally::cli::serve::read_listening_address;
 use tally::http_client::{Client, Response};
 
 /// A running `tally serve`; killed when dropped.
@@ -28,17 +29,12 @@ impl Server {
             .append(true)
             .open(db.with_extension("server.log"))
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
+        let mut command = super::tally_command();
         // `--store` replaces `--db`; the database path then only names the log file.
         if !global_args.contains(&"--store") {
             command.arg("--db").arg(db);
         }
-        command
-            .arg("--cache-dir")
-            .arg(super::cache_dir())
-            .args(global_args)
-            .arg("serve")
-            .args(serve_args);
+        command.args(global_args).arg("serve").args(serve_args);
         if !serve_args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
@@ -50,14 +46,7 @@ impl Server {
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from tally serve: {line:?}"))
-            .parse()
-            .unwrap();
+        let address = read_listening_address(&mut stdout).unwrap();
         Self {
             child,
             _stdout: stdout,

@@ -15,6 +15,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
+/// How the first stdout line of `tally serve` starts; the bound address follows.
+const LISTENING_PREFIX: &str = "listening on http://";
+
+/// Reads the first stdout line of a `tally serve` child and returns the address it listens on
+/// (for callers that start it with `--listen 127.0.0.1:0`).
+pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .context("reading tally serve's first line")?;
+    line.trim()
+        .strip_prefix(LISTENING_PREFIX)
+        .and_then(|address| address.parse().ok())
+        .with_context(|| format!("tally serve said {line:?} instead of its address"))
+}
+
 /// `tally serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -84,7 +100,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{address}")
+    writeln!(stdout, "{LISTENING_PREFIX}{address}")
         .and_then(|()| stdout.flush())
         .context("writing to standard output")?;
     drop(stdout);
