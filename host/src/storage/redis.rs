@@ -128,12 +128,11 @@ impl RedisStorage {
     /// Why an increment the script refused failed: read the value to tell "not a number" from
     /// "past the Redis range". Nothing was written.
     fn refused_increment(&self, key: &str, delta: u64, error: &RedisError) -> StorageError {
-        let not_a_number = || StorageError::NotANumber {
-            key: key.to_string(),
-        };
         // Redis prefixes a script's error reply with its own code ("ERR TALLY_NOT_A_NUMBER").
         if error.to_string().contains("TALLY_NOT_A_NUMBER") {
-            return not_a_number();
+            return StorageError::NotANumber {
+                key: key.to_string(),
+            };
         }
         let current = match self.get("", key) {
             Ok(Some(bytes)) => super::decode_decimal(&bytes),
@@ -146,7 +145,7 @@ impl RedisStorage {
             Some(current)
                 if current
                     .checked_add(delta)
-                    .is_none_or(|sum| sum > i64::MAX as u64) =>
+                    .is_none_or(|sum| sum > self.counter_limit()) =>
             {
                 StorageError::Overflow {
                     key: key.to_string(),
