@@ -3,7 +3,7 @@
 //! storage, and the `tally` command line.
 //!
 //! # Layout
-//! - [`storage`]: the [`storage::Storage`] trait and its backends (SQLite, in-memory).
+//! - [`storage`]: the [`storage::Storage`] trait and its backends (SQLite, in-memory, Redis).
 //! - [`keyvalue`]: `wasi:keyvalue/{store,atomics}@0.2.0-draft` for wasmtime, on any `Storage`.
 //! - [`bindings`]: host bindings generated from `wit/`.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
@@ -13,6 +13,7 @@
 //! - [`http_client`]: a minimal HTTP/1.1 client for `tally bench` and the tests.
 //! - [`redis_server`]: a throwaway `redis-server` for `tally bench` and the tests.
 //! - [`bench`]: `tally bench`, the service against Redis, side by side.
+//! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
 
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod redis_server;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod transfer;
 
 pub use bindings::CounterError;
 pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

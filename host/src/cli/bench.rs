@@ -9,21 +9,21 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Concurrent keep-alive clients (and `redis-benchmark -c`).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "TALLY_BENCH_CLIENTS", default_value_t = 32)]
     clients: usize,
 
     /// Seconds to measure each configuration (after one second of warm-up).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "TALLY_BENCH_SECONDS", default_value_t = 10)]
     seconds: u64,
 
     /// Skip the Redis comparison.
-    #[arg(long)]
+    #[arg(long, env = "TALLY_BENCH_NO_REDIS", value_parser = clap::builder::BoolishValueParser::new())]
     no_redis: bool,
 
     /// Instead of the comparison, hold the load on a durable server for this many seconds and
     /// report requests served, errors, p99 and the server's memory (RSS) at start and end; fails
     /// if RSS grew by more than 10%.
-    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["seconds", "no_redis"])]
+    #[arg(long, env = "TALLY_BENCH_SOAK", value_name = "SECONDS", conflicts_with_all = ["seconds", "no_redis"])]
     soak: Option<u64>,
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct ComponentArgs {
     /// Where to write the component (`-` for standard output).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "TALLY_COMPONENT_OUT", value_name = "FILE")]
     out: PathBuf,
 }
 

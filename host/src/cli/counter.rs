@@ -3,26 +3,36 @@
 //! time.
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
-use crate::runtime::Runtime;
+use crate::runtime::{Counter, Runtime};
 use anyhow::Context;
 use std::io::Write;
 
 /// Runs one counter command (not `serve`) and prints its result.
 pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
+    block_on(run_async(global, command))
+}
+
+/// Runs one command's future on a single-threaded runtime (a command is one call or a few).
+pub(super) fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the async runtime")?
-        .block_on(run_async(global, command))
+        .block_on(command)
 }
 
-async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
+/// A fresh component instance over the store the options name.
+pub(super) async fn instantiate(global: &GlobalArgs) -> Result<Counter, Failure> {
     let (storage, _) = global.open_storage()?;
     let runtime = Runtime::new(
         &global.component_source(),
         &global.runtime_options(),
         storage,
     )?;
-    let mut counter = runtime.instantiate().await?;
+    Ok(runtime.instantiate().await?)
+}
+
+async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
+    let mut counter = instantiate(global).await?;
 
     let output = match command {
         Command::Get { name } => {

@@ -1,35 +1,54 @@
 //! The `tally` command line: parse arguments, then run one counter command or the server.
 //!
-//! Exit codes: 0 success; 1 the counter operation was refused (invalid name, overflow, corrupt
-//! value); 2 the command line is wrong; 3 tally could not do its work (database, component, a
-//! store failure or a store locked past the busy timeout, network).
+//! Exit codes: 0 success; 1 the input was refused (invalid name, overflow, corrupt value, an
+//! import file with a bad line); 2 the command line is wrong; 3 tally could not do its work
+//! (database, component, a store failure or a store locked past the busy timeout, network).
+//!
+//! Every option can also be set through an environment variable (`TALLY_DB`, `TALLY_LISTEN`,
+//! ...; `--help` names each one); a flag given on the command line wins. Colors follow the
+//! terminal and `NO_COLOR` (<https://no-color.org>).
 //!
 //! # Layout
+//! - [`global`]: the options every command takes, and the store and runtime they open.
 //! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
 //! - [`serve`]: `tally serve`, the HTTP service.
+//! - [`backup`]: `tally backup`, a consistent copy of a live SQLite database.
+//! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
 //! - [`bench`]: `tally bench`, the service against Redis.
 //! - [`component`]: `tally component`, the embedded component as a file.
+//! - [`completions`]: `tally completions SHELL`.
 
+pub mod backup;
 pub mod bench;
+pub mod completions;
 pub mod component;
 pub mod counter;
+pub mod global;
 pub mod serve;
+pub mod transfer;
 
 use crate::CounterError;
-use crate::compiled_cache::default_cache_dir;
-use crate::runtime::{ComponentSource, RuntimeOptions};
-use crate::storage::{
-    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
-};
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use global::GlobalArgs;
+pub use global::default_db_path;
 use std::process::ExitCode;
-use std::sync::Arc;
+
+/// `tally --version`: tally's own version, the WIT contract its component implements (and the
+/// standard interface it imports), and the wasmtime it runs components on. build.rs reads the
+/// last three from `wit/` and `Cargo.lock`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncontract ",
+    env!("TALLY_WIT_PACKAGE"),
+    " (imports ",
+    env!("TALLY_KEYVALUE_PACKAGE"),
+    ")\nwasmtime ",
+    env!("TALLY_WASMTIME_VERSION"),
+);
 
 /// Durable named counters, computed by a WebAssembly component over a SQLite file.
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, max_term_width = 100)]
+#[command(name = "tally", version = VERSION, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -38,104 +57,24 @@ pub struct Cli {
     command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args)]
-struct GlobalArgs {
-    /// The SQLite database file that holds the counters (created if missing).
-    #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
-          default_value_os_t = default_db_path())]
-    db: PathBuf,
-
-    /// Where the counters live instead of --db: `sqlite:PATH`, `memory` (gone when the process
-    /// exits), or `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807).
-    #[arg(
-        long,
-        global = true,
-        env = "TALLY_STORE",
-        value_name = "STORE",
-        conflicts_with = "db"
-    )]
-    store: Option<StoreSpec>,
-
-    /// How long a write to the SQLite file waits for another process's lock before failing as
-    /// busy (the server then answers 503 with Retry-After), in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "TALLY_BUSY_TIMEOUT_MS",
-        default_value_t = 5000,
-        value_name = "MS"
-    )]
-    busy_timeout_ms: u64,
-
-    /// Use a Redis server even when its maxmemory-policy may evict keys (and so lose counters).
-    #[arg(long, global = true)]
-    allow_redis_eviction: bool,
-
-    /// When a write is acknowledged: `full` after it is fsynced to disk (SQLite
-    /// synchronous=FULL); `relaxed` after it reaches the OS (synchronous=NORMAL: survives a crash
-    /// of tally, may lose the last writes on power loss).
-    #[arg(long, global = true, env = "TALLY_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
-    durability: DurabilityArg,
-
-    /// Run this counter component file instead of the one built into tally.
-    #[arg(long, global = true, env = "TALLY_COMPONENT", value_name = "PATH")]
-    component: Option<PathBuf>,
-
-    /// Where compiled components are cached between runs [default: $XDG_CACHE_HOME/tally or
-    /// ~/.cache/tally].
-    #[arg(long, global = true, env = "TALLY_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-
-    /// Compile the component on every run instead of using the cache.
-    #[arg(long, global = true)]
-    no_cache: bool,
-
-    /// Print results as JSON: {"name": ..., "value": ...}, or a list of those for `list`.
-    #[arg(long, global = true)]
-    json: bool,
-}
-
-/// A `--store` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum StoreSpec {
-    Sqlite(PathBuf),
-    Memory,
-    Redis(String),
-}
-
-impl std::str::FromStr for StoreSpec {
-    type Err = String;
-
-    fn from_str(spec: &str) -> Result<Self, String> {
-        if spec == "memory" {
-            Ok(Self::Memory)
-        } else if let Some(path) = spec.strip_prefix("sqlite:") {
-            Ok(Self::Sqlite(PathBuf::from(path)))
-        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            Ok(Self::Redis(spec.to_string()))
-        } else {
-            Err("expected sqlite:PATH, memory or redis://HOST[:PORT][/DB]".to_string())
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DurabilityArg {
-    Full,
-    Relaxed,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     #[command(flatten)]
     Counter(CounterCommand),
-    /// Serve the counters over HTTP until SIGTERM or SIGINT.
+    /// Serve the counters over HTTP (and the dashboard at /) until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
+    /// Copy the SQLite database to FILE while it is in use (SQLite's online backup).
+    Backup(backup::BackupArgs),
+    /// Print every counter as a JSON line {"name": ..., "value": ...}, sorted by name.
+    Export,
+    /// Set the counters listed in a file of JSON lines (as `export` writes): all or none.
+    Import(transfer::ImportArgs),
     /// Measure `tally serve` (durability full and relaxed) against Redis on this machine.
     Bench(bench::BenchArgs),
     /// Write the embedded counter component to a file, to run it in another host.
     Component(component::ComponentArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
 }
 
 /// The one-shot commands on counters.
@@ -151,7 +90,7 @@ enum CounterCommand {
         /// The counter's name: 1-256 bytes, no control characters.
         name: String,
         /// How much to add.
-        #[arg(long, default_value_t = 1, value_name = "N")]
+        #[arg(long, env = "TALLY_INCR_BY", default_value_t = 1, value_name = "N")]
         by: u64,
     },
     /// Set a counter to a value.
@@ -170,107 +109,12 @@ enum CounterCommand {
     List,
 }
 
-/// The default database: `$XDG_DATA_HOME/tally/counters.db`, else
-/// `~/.local/share/tally/counters.db`, else `tally.db` in the current directory.
-pub fn default_db_path() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
-        .map_or_else(
-            || PathBuf::from("tally.db"),
-            |dir| dir.join("tally/counters.db"),
-        )
-}
-
-impl GlobalArgs {
-    /// Opens the store named by `--store` (or the SQLite file named by `--db`) and says which.
-    fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
-        let spec = self
-            .store
-            .clone()
-            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()));
-        match spec {
-            StoreSpec::Memory => Ok((Arc::new(MemoryStorage::new()), "memory".into())),
-            StoreSpec::Redis(url) => {
-                let shown = redact_password(&url);
-                let storage = RedisStorage::open(&url, self.allow_redis_eviction)
-                    .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
-                    .with_context(|| format!("cannot use the Redis store {shown}"))?;
-                Ok((Arc::new(storage), shown))
-            }
-            StoreSpec::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                    if path == default_db_path() {
-                        std::fs::create_dir_all(dir).with_context(|| {
-                            format!("cannot create the data directory {}", dir.display())
-                        })?;
-                    } else if !dir.is_dir() {
-                        anyhow::bail!(
-                            "cannot open the counter database {}: the directory {} does not \
-                             exist; create it or choose another --db",
-                            path.display(),
-                            dir.display()
-                        );
-                    }
-                }
-                let durability = match self.durability {
-                    DurabilityArg::Full => Durability::Full,
-                    DurabilityArg::Relaxed => Durability::Relaxed,
-                };
-                let options = SqliteOptions {
-                    durability,
-                    busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
-                };
-                let storage = SqliteStorage::open_with(&path, options).with_context(|| {
-                    format!("cannot open the counter database {}", path.display())
-                })?;
-                Ok((Arc::new(storage), format!("sqlite:{}", path.display())))
-            }
-        }
-    }
-
-    fn component_source(&self) -> ComponentSource {
-        self.component
-            .clone()
-            .map_or(ComponentSource::Embedded, ComponentSource::File)
-    }
-
-    fn runtime_options(&self) -> RuntimeOptions {
-        RuntimeOptions {
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or_else(default_cache_dir)
-            },
-            ..RuntimeOptions::default()
-        }
-    }
-}
-
-/// `redis://user:secret@host` as `redis://user:***@host`, for messages and logs.
-fn redact_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end..];
-    match (rest.find('@'), rest.find(':')) {
-        (Some(at), Some(colon)) if colon < at => {
-            format!(
-                "{}{}:***{}",
-                &text[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            )
-        }
-        _ => text.to_string(),
-    }
-}
-
 /// Why a command failed, which decides the exit code.
 pub enum Failure {
     /// The component refused the operation: exit 1.
     Refused(CounterError),
+    /// The user's input (an import file, say) was refused, and nothing changed: exit 1.
+    Invalid(anyhow::Error),
     /// tally could not do its work: exit 3.
     Broken(anyhow::Error),
 }
@@ -283,9 +127,17 @@ impl From<anyhow::Error> for Failure {
 
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let Err(error) = cli.global.settle_store_choice(&matches) {
+        error.exit();
+    }
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, &args).map_err(Failure::Broken),
+        Command::Backup(args) => backup::run(&cli.global, &args),
+        Command::Export => transfer::export(&cli.global),
+        Command::Import(args) => transfer::import(&cli.global, &args),
+        Command::Completions(args) => completions::run(&args).map_err(Failure::Broken),
         Command::Bench(args) => bench::run(&args).map_err(Failure::Broken),
         Command::Component(args) => component::run(&args).map_err(Failure::Broken),
         Command::Counter(command) => counter::run(&cli.global, command),
@@ -299,6 +151,10 @@ pub fn main() -> ExitCode {
                 CounterError::StoreFailure(_) => ExitCode::from(3),
                 _ => ExitCode::from(1),
             }
+        }
+        Err(Failure::Invalid(error)) => {
+            eprintln!("tally: {error:#}");
+            ExitCode::from(1)
         }
         Err(Failure::Broken(error)) => {
             // `{:#}` prints the context chain on one line and never a backtrace.
@@ -324,28 +180,8 @@ pub fn describe(error: &CounterError) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    /// Passwords in store URLs never reach a message or a log line.
-    #[test]
-    fn store_passwords_are_redacted() {
-        assert_eq!(
-            redact_password("redis://app:s3cret@10.0.0.1:6379/0"),
-            "redis://app:***@10.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact_password("redis://:s3cret@host/1"),
-            "redis://:***@host/1"
-        );
-        assert_eq!(
-            redact_password("redis://host:6379/0"),
-            "redis://host:6379/0"
-        );
-        assert_eq!(
-            redact_password("at redis://u:p@h/0: refused"),
-            "at redis://u:***@h/0: refused"
-        );
-    }
+/// Whether to color output to a stream: only on a terminal, and never when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn use_color(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }

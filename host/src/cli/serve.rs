@@ -45,15 +45,30 @@ pub struct ServeArgs {
 
     /// How long one request may run the component before it is stopped (a 500), in
     /// milliseconds.
-    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    #[arg(
+        long,
+        env = "TALLY_GUEST_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
     guest_timeout_ms: u64,
 
     /// The most memory one component instance may use, in MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(
+        long,
+        env = "TALLY_GUEST_MEMORY_MIB",
+        default_value_t = 64,
+        value_name = "MIB"
+    )]
     guest_memory_mib: usize,
 
     /// How many component instances may run at once (the pooling allocator's size).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(
+        long,
+        env = "TALLY_MAX_INSTANCES",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
     max_instances: u32,
 
     /// Require `Authorization: Bearer TOKEN` on every request that changes counters.
@@ -73,7 +88,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(super::use_color(std::io::stderr().is_terminal()))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -130,4 +130,19 @@ impl Storage for MemoryStorage {
         state.put(bucket, key, stored);
         Ok(new)
     }
+
+    /// Atomic because the whole update happens under the one lock, which cannot fail halfway.
+    fn set_many(
+        &self,
+        bucket: &str,
+        entries: &[(String, Vec<u8>)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(), StorageError> {
+        let mut state = self.lock()?;
+        for (key, value) in entries {
+            state.put(bucket, key, value.clone());
+        }
+        progress(entries.len());
+        Ok(())
+    }
 }

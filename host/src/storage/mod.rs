@@ -17,7 +17,7 @@ mod sqlite;
 
 pub use memory::MemoryStorage;
 pub use redis::RedisStorage;
-pub use sqlite::{Durability, SqliteOptions, SqliteStorage};
+pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage};
 
 /// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
 pub const LIST_PAGE_SIZE: usize = 1000;
@@ -64,6 +64,25 @@ pub trait Storage: Send + Sync + 'static {
     /// returns the new value. Fails without changing anything when the stored bytes are not a
     /// decimal `u64` or the sum would overflow.
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError>;
+
+    /// Stores every `(key, value)` pair of `entries` in one atomic step, replacing previous
+    /// values: afterwards all of them are stored, or (when it fails) none is, and nobody sees a
+    /// part. `progress` is told how many entries are written so far (for `tally import`'s
+    /// progress bar); it may be called any number of times, or only at the end.
+    ///
+    /// Not part of `wasi:keyvalue/store`; `tally import` needs it. The default refuses, so a
+    /// backend that cannot write atomically never half-imports.
+    fn set_many(
+        &self,
+        bucket: &str,
+        entries: &[(String, Vec<u8>)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(), StorageError> {
+        let _ = (bucket, entries, progress);
+        Err(StorageError::Backend(
+            "this store cannot write many counters atomically (Storage::set_many)".into(),
+        ))
+    }
 }
 
 /// One page of keys from [`Storage::list_keys`].
@@ -133,9 +152,11 @@ pub fn incremented(
 ) -> Result<(u64, Vec<u8>), StorageError> {
     let current = match current {
         None => 0,
-        Some(bytes) => decode_decimal(bytes).ok_or_else(|| StorageError::NotANumber {
-            key: key.to_string(),
-        })?,
+        Some(bytes) => {
+            tally_guest::value::decode(bytes).ok_or_else(|| StorageError::NotANumber {
+                key: key.to_string(),
+            })?
+        }
     };
     let new = current
         .checked_add(delta)
@@ -145,14 +166,6 @@ pub fn incremented(
             delta,
         })?;
     Ok((new, new.to_string().into_bytes()))
-}
-
-/// `bytes` as a `u64` when they are ASCII decimal digits only (the Redis `INCR` encoding).
-fn decode_decimal(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ impl RedisStorage {
             };
         }
         let current = match self.get("", key) {
-            Ok(Some(bytes)) => super::decode_decimal(&bytes),
+            Ok(Some(bytes)) => tally_guest::value::decode(&bytes),
             Ok(None) => Some(0),
             Err(failure) => return failure,
         };
@@ -223,7 +223,7 @@ impl Storage for RedisStorage {
             let current = match self.get(bucket, key)? {
                 None => 0,
                 Some(bytes) => {
-                    super::decode_decimal(&bytes).ok_or_else(|| StorageError::NotANumber {
+                    tally_guest::value::decode(&bytes).ok_or_else(|| StorageError::NotANumber {
                         key: key.to_string(),
                     })?
                 }
@@ -237,7 +237,7 @@ impl Storage for RedisStorage {
         let outcome: redis::RedisResult<Vec<u8>> =
             self.with(|conn| self.script.key(key).arg(signed_delta).invoke(conn));
         match outcome {
-            Ok(new) => super::decode_decimal(&new).ok_or_else(|| {
+            Ok(new) => tally_guest::value::decode(&new).ok_or_else(|| {
                 StorageError::Backend(format!(
                     "Redis stored {:?} for {key:?} after an increment",
                     String::from_utf8_lossy(&new)
@@ -246,5 +246,25 @@ impl Storage for RedisStorage {
             Err(error) if error.code().is_some() => Err(self.refused_increment(key, delta, &error)),
             Err(error) => Err(backend(error)),
         }
+    }
+
+    /// One `MSET`, which Redis applies atomically: other clients see all of the keys or none.
+    fn set_many(
+        &self,
+        bucket: &str,
+        entries: &[(String, Vec<u8>)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(), StorageError> {
+        Self::only_default_bucket(bucket)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut mset = redis::cmd("MSET");
+        for (key, value) in entries {
+            mset.arg(key).arg(value);
+        }
+        self.with(|conn| mset.query::<()>(conn)).map_err(backend)?;
+        progress(entries.len());
+        Ok(())
     }
 }

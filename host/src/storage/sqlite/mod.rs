@@ -17,12 +17,15 @@
 //! SQLite would silently turn `value + delta` past `i64::MAX` into a REAL and a non-numeric text
 //! into 0.
 
+mod backup;
 mod schema;
 mod writer;
 
+pub use backup::BackupReport;
+
 use super::{KeyPage, LIST_PAGE_SIZE, Storage, StorageError};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -77,7 +80,7 @@ impl Durability {
 #[derive(Debug)]
 pub struct SqliteStorage {
     path: PathBuf,
-    busy_timeout: Duration,
+    options: SqliteOptions,
     /// `None` when the file is read-only for this process.
     writer: Option<Writer>,
     // A std mutex: it is held only to push or pop a connection, never across a query or an await.
@@ -107,7 +110,7 @@ impl SqliteStorage {
         })?;
         Ok(Self {
             path: path.to_path_buf(),
-            busy_timeout: options.busy_timeout,
+            options,
             writer: Some(Writer::spawn(conn)?),
             idle_readers: Mutex::new(Vec::new()),
         })
@@ -116,7 +119,7 @@ impl SqliteStorage {
     fn open_read_only(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
         let storage = Self {
             path: path.to_path_buf(),
-            busy_timeout: options.busy_timeout,
+            options,
             writer: None,
             idle_readers: Mutex::new(Vec::new()),
         };
@@ -152,7 +155,11 @@ impl SqliteStorage {
             .and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader_connection(&self.path, self.busy_timeout, self.writer.is_none())?,
+            None => open_reader_connection(
+                &self.path,
+                self.options.busy_timeout,
+                self.writer.is_none(),
+            )?,
         };
         let result = read(&conn);
         if let Ok(mut idle) = self.idle_readers.lock()
@@ -368,7 +375,32 @@ impl Storage for SqliteStorage {
             delta,
         })
     }
+
+    /// One `BEGIN IMMEDIATE` transaction on a connection of its own, so a large import neither
+    /// queues behind nor holds up the writer thread's batches for longer than SQLite's lock does;
+    /// other writers (this process's writer thread, other processes) wait up to the busy timeout.
+    fn set_many(
+        &self,
+        bucket: &str,
+        entries: &[(String, Vec<u8>)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(), StorageError> {
+        self.writer()?;
+        let mut conn = open_writer_connection(&self.path, self.options)?;
+        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (written, chunk) in (1..).zip(entries.chunks(SET_MANY_PROGRESS_STEP)) {
+            for (key, value) in chunk {
+                upsert_value(&transaction, bucket, key, value)?;
+            }
+            progress((written * SET_MANY_PROGRESS_STEP).min(entries.len()));
+        }
+        transaction.commit()?;
+        Ok(())
+    }
 }
+
+/// How many rows `set_many` writes between two progress reports.
+const SET_MANY_PROGRESS_STEP: usize = 4096;
 
 #[cfg(test)]
 pub(super) fn open_writer_for_test(

@@ -31,7 +31,7 @@ pub(super) fn check(conn: &Connection, path: &Path) -> rusqlite::Result<Result<(
             Ok(())
         } else {
             Err(StorageError::Backend(format!(
-                "{} is read-only and not a tally database of schema {SCHEMA_VERSION} \
+                "{} is not a tally database of schema {SCHEMA_VERSION} \
              (application_id {application_id:#x}, user_version {version})",
                 path.display()
             )))

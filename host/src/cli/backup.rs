@@ -1,0 +1,63 @@
+//! `tally backup FILE`: a consistent copy of the SQLite database, safe while `tally serve` (or
+//! anything else) is writing it. See `storage::sqlite::backup` for how.
+
+use super::{Failure, GlobalArgs};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+/// `tally backup` options.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to write; it must not exist yet (see --force).
+    file: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long, env = "TALLY_BACKUP_FORCE", value_parser = clap::builder::BoolishValueParser::new())]
+    force: bool,
+}
+
+/// Backs up the database named by `--db` (or `--store sqlite:PATH`) to the file given.
+pub(super) fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<(), Failure> {
+    let Some(path) = global.sqlite_path() else {
+        return Err(Failure::Invalid(anyhow::anyhow!(
+            "backup copies a SQLite database; for another --store, use `tally export > FILE` \
+             (and `tally import FILE` to restore)"
+        )));
+    };
+    // Opening would create an empty database; a backup of nothing is a mistake.
+    if !path.exists() {
+        return Err(Failure::Broken(anyhow::anyhow!(
+            "there is no database at {} to back up; check --db",
+            path.display()
+        )));
+    }
+    let storage = global.open_sqlite(&path)?;
+    let report = storage.backup_to(&args.file, args.force).with_context(|| {
+        format!(
+            "cannot back up {} to {}",
+            path.display(),
+            args.file.display()
+        )
+    })?;
+    if global.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "source": path,
+                "backup": args.file,
+                "counters": report.counters,
+                "bytes": report.bytes,
+            })
+        );
+    } else {
+        println!(
+            "backed up {} counters ({} bytes) from {} to {}",
+            report.counters,
+            report.bytes,
+            path.display(),
+            args.file.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The options every command takes (`--db`, `--store`, `--durability`, ...) and what they open:
+//! the store and the component runtime.
+
+use crate::compiled_cache::default_cache_dir;
+use crate::runtime::{ComponentSource, RuntimeOptions};
+use crate::storage::{
+    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
+};
+use anyhow::{Context, Result};
+use clap::builder::BoolishValueParser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The SQLite database file that holds the counters (created if missing).
+    #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
+          default_value_os_t = default_db_path())]
+    pub(crate) db: PathBuf,
+
+    /// Where the counters live instead of --db: `sqlite:PATH`, `memory` (gone when the process
+    /// exits), or `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807).
+    #[arg(long, global = true, env = "TALLY_STORE", value_name = "STORE")]
+    store: Option<StoreSpec>,
+
+    /// How long a write to the SQLite file waits for another process's lock before failing as
+    /// busy (the server then answers 503 with Retry-After), in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_BUSY_TIMEOUT_MS",
+        default_value_t = 5000,
+        value_name = "MS"
+    )]
+    busy_timeout_ms: u64,
+
+    /// Use a Redis server even when its maxmemory-policy may evict keys (and so lose counters).
+    #[arg(long, global = true, env = "TALLY_ALLOW_REDIS_EVICTION", value_parser = BoolishValueParser::new())]
+    allow_redis_eviction: bool,
+
+    /// When a write is acknowledged: `full` after it is fsynced to disk (SQLite
+    /// synchronous=FULL); `relaxed` after it reaches the OS (synchronous=NORMAL: survives a crash
+    /// of tally, may lose the last writes on power loss).
+    #[arg(long, global = true, env = "TALLY_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    pub(crate) durability: DurabilityArg,
+
+    /// Run this counter component file instead of the one built into tally.
+    #[arg(long, global = true, env = "TALLY_COMPONENT", value_name = "PATH")]
+    component: Option<PathBuf>,
+
+    /// Where compiled components are cached between runs [default: $XDG_CACHE_HOME/tally or
+    /// ~/.cache/tally].
+    #[arg(long, global = true, env = "TALLY_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the component on every run instead of using the cache.
+    #[arg(long, global = true, env = "TALLY_NO_CACHE", value_parser = BoolishValueParser::new())]
+    no_cache: bool,
+
+    /// Print results as JSON: {"name": ..., "value": ...}, a list of those for `list`, an object
+    /// describing what `backup` and `import` did.
+    #[arg(long, global = true, env = "TALLY_JSON", value_parser = BoolishValueParser::new())]
+    pub(crate) json: bool,
+}
+
+/// A `--store` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoreSpec {
+    Sqlite(PathBuf),
+    Memory,
+    Redis(String),
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        if spec == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(path) = spec.strip_prefix("sqlite:") {
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            Ok(Self::Redis(spec.to_string()))
+        } else {
+            Err("expected sqlite:PATH, memory or redis://HOST[:PORT][/DB]".to_string())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DurabilityArg {
+    Full,
+    Relaxed,
+}
+
+/// The default database: `$XDG_DATA_HOME/tally/counters.db`, else
+/// `~/.local/share/tally/counters.db`, else `tally.db` in the current directory.
+pub fn default_db_path() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .map_or_else(
+            || PathBuf::from("tally.db"),
+            |dir| dir.join("tally/counters.db"),
+        )
+}
+
+impl GlobalArgs {
+    /// Opens the store named by `--store` (or the SQLite file named by `--db`) and says which.
+    pub(crate) fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
+        let spec = self
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()));
+        match spec {
+            StoreSpec::Memory => Ok((Arc::new(MemoryStorage::new()), "memory".into())),
+            StoreSpec::Redis(url) => {
+                let shown = redact_password(&url);
+                let storage = RedisStorage::open(&url, self.allow_redis_eviction)
+                    .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
+                    .with_context(|| format!("cannot use the Redis store {shown}"))?;
+                Ok((Arc::new(storage), shown))
+            }
+            StoreSpec::Sqlite(path) => {
+                let storage = self.open_sqlite(&path)?;
+                Ok((Arc::new(storage), format!("sqlite:{}", path.display())))
+            }
+        }
+    }
+
+    /// Settles `--db` against `--store` when both are given: the command line beats the
+    /// environment (`--store redis://...` with `TALLY_DB` set uses Redis), and the same level
+    /// twice is an error rather than a guess.
+    pub(crate) fn settle_store_choice(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let conflict = |what: &str| {
+            Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{what}; choose one place for the counters\n"),
+            ))
+        };
+        match (matches.value_source("db"), matches.value_source("store")) {
+            (Some(ValueSource::CommandLine), Some(ValueSource::CommandLine)) => {
+                conflict("--db and --store both say where the counters live")
+            }
+            (Some(ValueSource::EnvVariable), Some(ValueSource::EnvVariable)) => conflict(&format!(
+                "TALLY_DB ({}) and TALLY_STORE ({}) are both set",
+                self.db.display(),
+                match store {
+                    StoreSpec::Redis(url) => redact_password(url),
+                    StoreSpec::Memory => "memory".to_string(),
+                    StoreSpec::Sqlite(path) => format!("sqlite:{}", path.display()),
+                }
+            )),
+            (Some(ValueSource::CommandLine), _) => {
+                self.store = None;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The SQLite file that `--store sqlite:PATH` or `--db` names; `None` for another store.
+    pub(crate) fn sqlite_path(&self) -> Option<PathBuf> {
+        match self.store.clone() {
+            None => Some(self.db.clone()),
+            Some(StoreSpec::Sqlite(path)) => Some(path),
+            Some(StoreSpec::Memory | StoreSpec::Redis(_)) => None,
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path` with the durability and busy
+    /// timeout asked for.
+    pub(crate) fn open_sqlite(&self, path: &Path) -> Result<SqliteStorage> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            if path == default_db_path() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the data directory {}", dir.display())
+                })?;
+            } else if !dir.is_dir() {
+                anyhow::bail!(
+                    "cannot open the counter database {}: the directory {} does not \
+                     exist; create it or choose another --db",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+        let durability = match self.durability {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Relaxed => Durability::Relaxed,
+        };
+        let options = SqliteOptions {
+            durability,
+            busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
+        };
+        SqliteStorage::open_with(path, options)
+            .with_context(|| format!("cannot open the counter database {}", path.display()))
+    }
+
+    pub(crate) fn component_source(&self) -> ComponentSource {
+        self.component
+            .clone()
+            .map_or(ComponentSource::Embedded, ComponentSource::File)
+    }
+
+    pub(crate) fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(default_cache_dir)
+            },
+            ..RuntimeOptions::default()
+        }
+    }
+}
+
+/// `redis://user:secret@host` as `redis://user:***@host`, for messages and logs.
+fn redact_password(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.to_string();
+    };
+    let rest = &text[scheme_end..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            format!(
+                "{}{}:***{}",
+                &text[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            )
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    /// Passwords in store URLs never reach a message or a log line.
+    #[test]
+    fn store_passwords_are_redacted() {
+        assert_eq!(
+            redact_password("redis://app:s3cret@10.0.0.1:6379/0"),
+            "redis://app:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_password("redis://:s3cret@host/1"),
+            "redis://:***@host/1"
+        );
+        assert_eq!(
+            redact_password("redis://host:6379/0"),
+            "redis://host:6379/0"
+        );
+        assert_eq!(
+            redact_password("at redis://u:p@h/0: refused"),
+            "at redis://u:***@h/0: refused"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `tally backup`: a consistent copy of a live database through SQLite's online backup API.
+//!
+//! The copy is taken on a read-only connection in a single backup step, that is inside one read
+//! transaction, so it is one point in time: every commit before the step began is in it, none
+//! after. In WAL mode readers do not block writers, so a running `tally serve` keeps acknowledging
+//! increments while the copy is made. (Copying a few pages per step would restart from scratch
+//! whenever another process commits in between, which under steady load may never finish.)
+//!
+//! The copy goes to a temporary file beside the destination, is checked (SQLite's
+//! `quick_check`, tally's schema), fsynced, and only then renamed into place: the destination is
+//! either the complete backup or untouched.
+
+use super::{SqliteStorage, schema};
+use crate::storage::StorageError;
+use rusqlite::Connection;
+use rusqlite::backup::{Backup, StepResult};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What [`SqliteStorage::backup_to`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// How many counters the copy holds.
+    pub counters: u64,
+    /// The copy's size in bytes.
+    pub bytes: u64,
+}
+
+impl SqliteStorage {
+    /// Writes a consistent copy of this database to `destination`, a self-contained SQLite file
+    /// (rollback-journal mode, no `-wal` beside it) that `tally --db` opens like any other.
+    ///
+    /// An existing `destination` is replaced only with `overwrite`; the live database itself is
+    /// never a valid destination.
+    pub fn backup_to(
+        &self,
+        destination: &Path,
+        overwrite: bool,
+    ) -> Result<BackupReport, StorageError> {
+        let refuse = |why: String| Err(StorageError::Backend(why));
+        if destination.exists() {
+            if same_file(destination, &self.path) {
+                return refuse(format!(
+                    "{} is the database being backed up; choose another file",
+                    destination.display()
+                ));
+            }
+            if !overwrite {
+                return refuse(format!(
+                    "{} already exists; choose a new file or pass --force to replace it",
+                    destination.display()
+                ));
+            }
+        }
+        let dir = destination
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let io_failure = |what: &str, error: std::io::Error| {
+            StorageError::Backend(format!("backup: cannot {what}: {error}"))
+        };
+        let temporary = tempfile::Builder::new()
+            .prefix(".tally-backup-")
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .map_err(|error| io_failure(&format!("create a file in {}", dir.display()), error))?;
+
+        let mut copy = Connection::open(temporary.path())?;
+        let deadline = Instant::now() + self.options.busy_timeout;
+        let copied = self.read(|source| {
+            let backup = Backup::new(source, &mut copy)?;
+            // -1: every page in one step, so in one read transaction of the source.
+            loop {
+                match backup.step(-1)? {
+                    StepResult::Done => return Ok(true),
+                    // Busy or locked (another connection is recovering the WAL, say): retry
+                    // until the busy timeout.
+                    _ if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    _ => return Ok(false),
+                }
+            }
+        })?;
+        if !copied {
+            return Err(StorageError::Busy(format!(
+                "{} stayed locked for the whole busy timeout; nothing was written",
+                self.path.display()
+            )));
+        }
+        let counters = verify(&copy, destination)?;
+        copy.close().map_err(|(_, error)| error)?;
+
+        temporary
+            .as_file()
+            .sync_all()
+            .map_err(|error| io_failure("flush the copy to disk", error))?;
+        let persisted = if overwrite {
+            temporary.persist(destination)
+        } else {
+            // Refuses atomically if the file appeared since the check above.
+            temporary.persist_noclobber(destination)
+        };
+        persisted.map_err(|error| {
+            io_failure(&format!("write {}", destination.display()), error.error)
+        })?;
+        // The rename is durable once the directory entry is.
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| io_failure(&format!("sync the directory {}", dir.display()), error))?;
+        let bytes = std::fs::metadata(destination)
+            .map_err(|error| io_failure(&format!("read {}", destination.display()), error))?
+            .len();
+        Ok(BackupReport { counters, bytes })
+    }
+}
+
+/// Makes the copy self-contained and checks it; returns how many counters it holds.
+fn verify(copy: &Connection, destination: &Path) -> Result<u64, StorageError> {
+    // The pages came from a WAL database; a backup is easier to move around as one file.
+    let mode: String = copy.query_row("PRAGMA journal_mode = DELETE", [], |row| row.get(0))?;
+    let check: String = copy.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if check != "ok" || !mode.eq_ignore_ascii_case("delete") {
+        return Err(StorageError::Backend(format!(
+            "backup: the copy failed its check ({check}, journal mode {mode}); nothing was written \
+             to {}",
+            destination.display()
+        )));
+    }
+    schema::check(copy, destination)??;
+    let counters: i64 = copy.query_row("SELECT count(*) FROM kv", [], |row| row.get(0))?;
+    Ok(u64::try_from(counters).unwrap_or(0))
+}
+
+/// Whether two existing paths name the same file (also through links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}

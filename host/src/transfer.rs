@@ -1,0 +1,182 @@
+//! Moving counters between stores: `tally export` writes JSON lines, `tally import` reads them.
+//!
+//! The format is one JSON object per line, `{"name":"visits","value":42}`, sorted by name: it
+//! diffs well, streams, and any tool that writes JSON can produce it. Export reads through the
+//! component (`list`), so it writes exactly what `tally list` shows. Import cannot: the
+//! component's interface changes one counter per call, and an import must be all or nothing. So
+//! the host checks the whole file first, with the component's own naming rule and value encoding
+//! (the guest crate's pure modules, compiled natively), and then writes every counter in one
+//! atomic [`Storage::set_many`].
+
+use crate::storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+/// One line of an export file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// The counter's name.
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Why an import file was refused or could not be read. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A line is not a valid counter (the file's fault).
+    #[error("line {line}: {reason}")]
+    InvalidLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it and, where it helps, what to do.
+        reason: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read the import file: {0}")]
+    Read(std::io::Error),
+}
+
+/// Writes `counters` as JSON lines.
+pub fn write_lines(counters: &[(String, u64)], out: &mut impl Write) -> std::io::Result<()> {
+    for (name, value) in counters {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({ "name": name, "value": value }),
+        )?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// Reads and checks a whole import file: every line a `{"name", "value"}` object with a valid
+/// name, a value `counter_limit` or less (the store's largest counter), and no name twice. Blank
+/// lines are skipped. `bytes_read` is told how many bytes were consumed so far.
+pub fn read_lines(
+    reader: impl BufRead,
+    counter_limit: u64,
+    bytes_read: &mut dyn FnMut(u64),
+) -> Result<Vec<Line>, ImportError> {
+    let mut lines = Vec::new();
+    // Where each name was first seen, to point at both lines of a duplicate.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut consumed = 0_u64;
+    for (index, text) in reader.split(b'\n').enumerate() {
+        let number = index + 1;
+        let text = text.map_err(ImportError::Read)?;
+        consumed += text.len() as u64 + 1;
+        bytes_read(consumed);
+        let invalid = |reason: String| ImportError::InvalidLine {
+            line: number,
+            reason,
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line: Line = serde_json::from_slice(&text).map_err(|error| {
+            invalid(format!(
+                "expected {{\"name\": \"...\", \"value\": N}} with N from 0 to {counter_limit}: \
+                 {error}"
+            ))
+        })?;
+        tally_guest::name::validate(&line.name)
+            .map_err(|reason| invalid(format!("invalid counter name: {reason}")))?;
+        if line.value > counter_limit {
+            return Err(invalid(format!(
+                "counter {:?} has the value {}, above this store's largest counter \
+                 {counter_limit}",
+                line.name, line.value
+            )));
+        }
+        if let Some(first) = seen.insert(line.name.clone(), number) {
+            return Err(invalid(format!(
+                "counter {:?} already appeared on line {first}; a file names each counter once",
+                line.name
+            )));
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// Stores every line's counter, in one atomic step: all of them or, on error, none. Counters not
+/// in `lines` are left as they are. `written` is told how many are written so far.
+pub fn import(
+    storage: &dyn Storage,
+    lines: &[Line],
+    written: &mut dyn FnMut(usize),
+) -> Result<(), StorageError> {
+    let entries: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|line| (line.name.clone(), tally_guest::value::encode(line.value)))
+        .collect();
+    storage.set_many("", &entries, written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Vec<Line>, ImportError> {
+        read_lines(text.as_bytes(), u64::MAX, &mut |_| {})
+    }
+
+    fn refusal(text: &str) -> String {
+        read(text).unwrap_err().to_string()
+    }
+
+    /// What `write_lines` writes, `read_lines` reads back unchanged.
+    #[test]
+    fn lines_round_trip() {
+        let counters = vec![
+            ("a".to_string(), 0),
+            ("ünï \"quoted\"".to_string(), u64::MAX),
+        ];
+        let mut file = Vec::new();
+        write_lines(&counters, &mut file).unwrap();
+        assert_eq!(
+            String::from_utf8(file.clone()).unwrap(),
+            "{\"name\":\"a\",\"value\":0}\n\
+             {\"name\":\"ünï \\\"quoted\\\"\",\"value\":18446744073709551615}\n"
+        );
+        let lines = read(std::str::from_utf8(&file).unwrap()).unwrap();
+        let back: Vec<_> = lines.into_iter().map(|l| (l.name, l.value)).collect();
+        assert_eq!(back, counters);
+    }
+
+    /// Every kind of bad line is refused with its line number and the reason.
+    #[test]
+    fn bad_lines_are_named() {
+        let ok = "{\"name\":\"a\",\"value\":1}\n";
+        assert_eq!(read(&format!("{ok}\n  \n{ok}")).unwrap_err().to_string(), {
+            "line 4: counter \"a\" already appeared on line 1; a file names each counter once"
+        });
+        assert!(refusal(&format!("{ok}not json")).starts_with("line 2: expected {\"name\""));
+        assert!(refusal("{\"name\":\"a\",\"value\":-1}").starts_with("line 1: expected"));
+        assert!(refusal("{\"name\":\"a\",\"value\":1.5}").starts_with("line 1: expected"));
+        assert!(refusal("{\"name\":\"a\",\"value\":18446744073709551616}").starts_with("line 1:"));
+        assert!(refusal("{\"name\":\"a\"}").contains("missing field `value`"));
+        assert!(refusal("{\"name\":\"a\",\"value\":1,\"x\":2}").contains("unknown field `x`"));
+        assert_eq!(
+            refusal("{\"name\":\"\",\"value\":1}"),
+            "line 1: invalid counter name: a counter name must not be empty"
+        );
+        assert_eq!(
+            read_lines("{\"name\":\"a\",\"value\":10}".as_bytes(), 9, &mut |_| {})
+                .unwrap_err()
+                .to_string(),
+            "line 1: counter \"a\" has the value 10, above this store's largest counter 9"
+        );
+    }
+
+    /// Progress counts every byte, so a bar reaches the file's size.
+    #[test]
+    fn progress_reaches_the_file_size() {
+        let text = "{\"name\":\"a\",\"value\":1}\n{\"name\":\"b\",\"value\":2}\n";
+        let mut last = 0;
+        read_lines(text.as_bytes(), u64::MAX, &mut |bytes| last = bytes).unwrap();
+        assert!(last >= text.len() as u64, "{last}");
+    }
+}
