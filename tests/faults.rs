@@ -5,7 +5,7 @@
 mod common;
 
 use common::server::Server;
-use common::{TempDb, tally_fails, tally_ok};
+use common::{SmallDisk, TempDb, tally_fails, tally_ok};
 
 /// While another process holds SQLite's write lock past the busy timeout, increments get 503
 /// with Retry-After (server) or exit 3 (CLI) and are not applied; after the lock is released the
@@ -48,35 +48,6 @@ fn missing_directory_is_named() {
         "{stderr}"
     );
     assert!(!db.dir.path().join("no").exists());
-}
-
-/// A small filesystem of our own (tmpfs; the tests run as root), unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        Self { dir }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// A full disk: increments fail with a clear error while the disk is full, and after a

@@ -78,14 +78,19 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// The real `tally` binary with the shared compiled-component cache, and an environment that
-/// cannot change what it does (no `TALLY_COMPONENT`; backtraces on, which it must not print).
+/// cannot change what it does (no `TALLY_*` variables; backtraces on, which it must not print).
 pub fn tally_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
     command
         .arg("--cache-dir")
         .arg(cache_dir())
-        .env_remove("TALLY_COMPONENT")
         .env("RUST_BACKTRACE", "1");
+    // Every option reads a TALLY_* variable; none from the test's environment may leak in.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TALLY_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 
@@ -125,4 +130,33 @@ pub fn tally_fails(db: &Path, args: &[&str], code: i32) -> String {
         "a failed command printed a result"
     );
     String::from_utf8(output.stderr).unwrap()
+}
+
+/// A small filesystem of our own (tmpfs; the tests run as root), unmounted when dropped.
+pub struct SmallDisk {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
 }

@@ -137,6 +137,42 @@ mod suite {
         assert_eq!(unique, expected);
     }
 
+    /// `set_many` stores every entry, replaces existing values, reports progress up to the
+    /// total, and a concurrent reader never sees a part of it.
+    pub fn set_many_writes_all_at_once(store: Arc<dyn Storage>) {
+        store.set("", "k00000", b"1").unwrap();
+        let entries: Vec<(String, Vec<u8>)> = (0..10_000)
+            .map(|i| (format!("k{i:05}"), (i * 3).to_string().into_bytes()))
+            .collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut partial_seen = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // The last entry is checked second: if the first is already new, so is it.
+                    let first_new = store.get("", "k00001").unwrap().is_some();
+                    let last_new = store.get("", "k09999").unwrap().is_some();
+                    if first_new && !last_new {
+                        partial_seen += 1;
+                    }
+                }
+                partial_seen
+            })
+        };
+        let mut reported = 0;
+        store
+            .set_many("", &entries, &mut |written| reported = written)
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(reader.join().unwrap(), 0, "a reader saw part of set_many");
+        assert_eq!(reported, entries.len());
+        assert_eq!(store.get("", "k00000").unwrap(), Some(b"0".to_vec()));
+        assert_eq!(store.get("", "k09999").unwrap(), Some(b"29997".to_vec()));
+        assert_eq!(list_all(&*store).0.len(), 10_000);
+        store.set_many("", &[], &mut |_| {}).unwrap();
+    }
+
     /// Keys present for the whole listing are listed even when others come and go meanwhile.
     pub fn list_keys_survives_concurrent_changes(store: &dyn Storage) {
         let count = LIST_PAGE_SIZE + 10;
@@ -242,6 +278,11 @@ macro_rules! backend_suite {
             fn list_keys_survives_concurrent_changes() {
                 let (_guard, store) = $make;
                 suite::list_keys_survives_concurrent_changes(&store);
+            }
+            #[test]
+            fn set_many_writes_all_at_once() {
+                let (_guard, store) = $make;
+                suite::set_many_writes_all_at_once(Arc::new(store));
             }
             #[test]
             fn concurrent_increments_are_exact() {
