@@ -60,9 +60,7 @@ impl ApiError {
             Self::Counter(error) => describe(error),
             Self::InvalidBody(reason) => format!("invalid request body: {reason}"),
             Self::BodyTooLarge(limit) => format!("request body larger than {limit} bytes"),
-            Self::NotFound => "no such route; see GET /counters, /counters/{name}, \
-                               POST /counters/{name}/increment, /healthz, /metrics"
-                .to_string(),
+            Self::NotFound => "no such route; GET /openapi.json lists them all".to_string(),
             Self::MethodNotAllowed => "this route does not take that method".to_string(),
             Self::Unauthorized => {
                 "changing counters needs the header `Authorization: Bearer TOKEN` with the \

@@ -12,8 +12,10 @@
 //! - [`routes`]: the router and its handlers.
 //! - [`error`]: the JSON error body and the status of each error.
 //! - [`extract`]: request parsing (the counter name, size-limited JSON bodies).
+//! - [`assets`]: the dashboard and the OpenAPI document, compiled in.
 //! - [`auth`]: the bearer token that writes need with `--auth-token`.
 
+pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;

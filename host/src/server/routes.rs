@@ -9,7 +9,10 @@
 //! | `GET /counters` | `[{"name", "value"}, ...]` sorted by name |
 //! | `GET /healthz` | `{"status": "ok"}` |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /` (and `/dashboard.js`, `/dashboard.css`) | the dashboard |
+//! | `GET /openapi.json` | the OpenAPI document of all of the above |
 
+use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, OptionalJson};
 use crate::CounterError;
@@ -52,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/counters/{name}/increment", post(increment_counter))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(assets::openapi))
+        .route("/", get(assets::dashboard))
+        .route("/dashboard.js", get(assets::dashboard_script))
+        .route("/dashboard.css", get(assets::dashboard_style))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             super::auth::require_token,

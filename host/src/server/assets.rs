@@ -1,0 +1,62 @@
+//! The documents compiled into the binary and served as they are: the dashboard (plain HTML, CSS
+//! and JavaScript in `dashboard/`, no build step, nothing fetched from elsewhere) and the
+//! OpenAPI description of the HTTP API (`openapi.json`, checked in; `tests/openapi.rs` keeps it
+//! and the router in step).
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+/// The OpenAPI 3.1 document of the API, served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+
+/// The page only loads its own script and style sheet and only talks to this server; saying so
+/// keeps an injected script (a counter name is user input) from doing anything.
+const DASHBOARD_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+     img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `GET /`: the dashboard.
+pub async fn dashboard() -> Response {
+    let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
+    response.headers_mut().insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DASHBOARD_POLICY),
+    );
+    response
+}
+
+/// `GET /dashboard.js`.
+pub async fn dashboard_script() -> Response {
+    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+/// `GET /dashboard.css`.
+pub async fn dashboard_style() -> Response {
+    asset("text/css; charset=utf-8", DASHBOARD_CSS)
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    asset("application/json", OPENAPI_JSON)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            // Revalidate every time, so an upgraded server never runs an old script.
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}

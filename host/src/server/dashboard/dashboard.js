@@ -1,0 +1,168 @@
+// The tally dashboard: lists the counters (refreshed every 2 s), adds 1 on a click, creates
+// counters. It talks only to this server's JSON API (see /openapi.json), the same one curl uses.
+"use strict";
+
+const REFRESH_MS = 2000;
+const TOKEN_KEY = "tally-auth-token";
+
+const tbody = document.querySelector("#counters tbody");
+const empty = document.getElementById("empty");
+const status = document.getElementById("status");
+const errorBox = document.getElementById("error");
+const createForm = document.getElementById("create");
+const tokenForm = document.getElementById("token");
+
+// Bumped by every change this page makes, so a list fetched before the change cannot overwrite
+// the newer value the change returned.
+let changes = 0;
+let refreshing = false;
+
+/**
+ * Reads a JSON answer, keeping integers beyond 2^53 exact: counters are u64, and plain
+ * `JSON.parse` would round them. (Browsers without JSON.parse source access round, as before.)
+ */
+function parseJson(text) {
+  return JSON.parse(text, (key, value, context) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context && context.source
+      ? context.source
+      : value,
+  );
+}
+
+/**
+ * Calls the API with `body` (JSON text, or undefined); resolves to the parsed answer, or throws
+ * an Error carrying the API's own message.
+ */
+async function api(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token && method !== "GET") headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body, cache: "no-store" });
+  let answer = {};
+  try {
+    answer = parseJson(await response.text());
+  } catch {
+    // Not JSON (a proxy's error page, say): report the status below.
+  }
+  if (!response.ok) {
+    if (response.status === 401) tokenForm.hidden = false;
+    throw new Error(answer.error || `${method} ${path}: HTTP ${response.status}`);
+  }
+  return answer;
+}
+
+const counterPath = (name) => `/counters/${encodeURIComponent(name)}`;
+
+function showError(error) {
+  errorBox.textContent = error ? error.message : "";
+  errorBox.hidden = !error;
+}
+
+function setValue(name, value) {
+  const row = tbody.querySelector(`tr[data-name="${CSS.escape(name)}"]`);
+  if (row) row.querySelector("td.value").textContent = String(value);
+}
+
+function newRow(name) {
+  const row = document.createElement("tr");
+  row.dataset.name = name;
+  const nameCell = row.insertCell();
+  nameCell.className = "name";
+  nameCell.textContent = name;
+  row.insertCell().className = "value";
+  const actions = row.insertCell();
+  actions.className = "actions";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "increment";
+  button.textContent = "+1";
+  button.setAttribute("aria-label", `Add 1 to ${name}`);
+  button.addEventListener("click", () => increment(name, button));
+  actions.append(button);
+  return row;
+}
+
+/** Shows `counters` (sorted by the server), reusing rows so buttons keep focus. */
+function render(counters) {
+  const rows = new Map([...tbody.rows].map((row) => [row.dataset.name, row]));
+  counters.forEach(({ name, value }, index) => {
+    const row = rows.get(name) || newRow(name);
+    rows.delete(name);
+    row.querySelector("td.value").textContent = String(value);
+    if (tbody.rows[index] !== row) tbody.insertBefore(row, tbody.rows[index] || null);
+  });
+  rows.forEach((row) => row.remove());
+  empty.hidden = counters.length > 0;
+}
+
+async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  const before = changes;
+  try {
+    const counters = await api("GET", "/counters");
+    if (before === changes) render(counters);
+    status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
+    status.classList.remove("offline");
+  } catch (error) {
+    status.textContent = "cannot reach the server · retrying";
+    status.classList.add("offline");
+  } finally {
+    refreshing = false;
+  }
+}
+
+async function increment(name, button) {
+  button.disabled = true;
+  changes += 1;
+  try {
+    const counter = await api("POST", `${counterPath(name)}/increment`);
+    setValue(counter.name, counter.value);
+    showError(null);
+  } catch (error) {
+    showError(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+createForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = createForm.elements.name.value;
+  const value = createForm.elements.value.value.trim() || "0";
+  if (!/^\d+$/.test(value)) {
+    showError(new Error("the starting value must be a whole number from 0"));
+    return;
+  }
+  // Creating must not silently replace a counter someone else already counts with.
+  if (tbody.querySelector(`tr[data-name="${CSS.escape(name)}"]`)) {
+    showError(new Error(`a counter named "${name}" already exists`));
+    return;
+  }
+  changes += 1;
+  try {
+    // The digits go over the wire as typed: a JavaScript number would round values above 2^53.
+    const counter = await api("PUT", counterPath(name), `{"value": ${value}}`);
+    showError(null);
+    createForm.reset();
+    await refresh();
+    setValue(counter.name, counter.value);
+  } catch (error) {
+    showError(error);
+  }
+});
+
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, tokenForm.elements.token.value);
+  tokenForm.reset();
+  tokenForm.hidden = true;
+  showError(null);
+});
+
+refresh();
+setInterval(refresh, REFRESH_MS);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refresh();
+});

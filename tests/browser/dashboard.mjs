@@ -1,0 +1,140 @@
+// Drives the tally dashboard in headless Chromium, as a person would: create counters with the
+// form, click +1, watch a change made elsewhere arrive by itself, reload after a server restart.
+//
+// Run by tests/dashboard.rs, which owns the server. Between steps this script prints
+// `STEP <name>` and waits for a line on stdin: the test does its part (an increment through the
+// API, a server restart), then answers. The last line is `RESULT <json>` with what the page shows.
+//
+//   TALLY_URL         the server's base URL (http://127.0.0.1:PORT)
+//   TALLY_SCREENSHOT  where to save a PNG of the final page
+//   CHROMIUM          the browser (default /usr/bin/chromium, Debian's package)
+//   TALLY_AUTH_TOKEN_FOR_PAGE  instead, check the auth-token flow with this token
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+
+const url = process.env.TALLY_URL;
+const screenshot = process.env.TALLY_SCREENSHOT;
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+/** Hands over to the test and waits until it says go on. */
+async function step(name) {
+  console.log(`STEP ${name}`);
+  const answer = await lines.next();
+  if (answer.done) throw new Error(`the test stopped answering at step ${name}`);
+}
+
+/** Waits until the row of `name` shows `value`. */
+async function expectValue(page, name, value) {
+  const cell = page.locator("tr", { has: page.getByRole("cell", { name, exact: true }) })
+    .locator("td.value");
+  try {
+    await cell.filter({ hasText: new RegExp(`^${value}$`) }).waitFor({ timeout: 10_000 });
+  } catch {
+    const shown = (await cell.count()) ? await cell.textContent() : "no such row";
+    throw new Error(`${name}: expected ${value}, the page shows ${shown}`);
+  }
+}
+
+async function plusOne(page, name, times) {
+  const button = page.getByRole("button", { name: `Add 1 to ${name}`, exact: true });
+  for (let i = 0; i < times; i += 1) {
+    await button.click();
+    // One click at a time: the button is disabled until its increment was answered.
+    await button.and(page.locator(":enabled")).waitFor();
+  }
+}
+
+async function create(page, name, value) {
+  await page.getByLabel("New counter").fill(name);
+  await page.getByLabel("starting at").fill(String(value));
+  await page.getByRole("button", { name: "Create" }).click();
+}
+
+/**
+ * Against a server with --auth-token: the page reads without the token, a click without it is
+ * refused with the server's message and asks for the token, and with it the click counts.
+ */
+async function authScenario(page, token) {
+  await page.goto(url);
+  await expectValue(page, "visits", 5);
+  await page.getByRole("button", { name: "Add 1 to visits", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "Authorization: Bearer TOKEN" }).waitFor();
+  await page.getByLabel("auth token").fill(token);
+  await page.getByRole("button", { name: "Use token" }).click();
+  await plusOne(page, "visits", 1);
+  await expectValue(page, "visits", 6);
+  if (await page.getByRole("alert").isVisible()) throw new Error("the error stayed after the fix");
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Chromium as root needs --no-sandbox; the rest keep it off the (closed) network.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+try {
+  if (process.env.TALLY_AUTH_TOKEN_FOR_PAGE) {
+    await authScenario(await browser.newPage(), process.env.TALLY_AUTH_TOKEN_FOR_PAGE);
+    console.log("RESULT \"auth ok\"");
+    process.exit(0);
+  }
+  const page = await browser.newPage({ viewport: { width: 760, height: 520 } });
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().includes("Failed to load resource")) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+
+  await page.goto(url);
+  await page.getByText("No counters yet").waitFor();
+  if (await page.locator("#token").isVisible()) throw new Error("the token form shows unasked");
+
+  await create(page, "visits", 0);
+  await expectValue(page, "visits", 0);
+  await plusOne(page, "visits", 3);
+  await expectValue(page, "visits", 3);
+
+  // A name that needs escaping everywhere: quotes, a slash, markup, Unicode.
+  const tricky = `<b>"signups"</b> / ünï ✓`;
+  await create(page, tricky, 41);
+  await plusOne(page, tricky, 1);
+  await expectValue(page, tricky, 42);
+
+  // Creating an existing counter is refused, not a silent reset.
+  await create(page, "visits", 100);
+  await page.getByRole("alert").filter({ hasText: 'a counter named "visits" already exists' })
+    .waitFor();
+  await expectValue(page, "visits", 3);
+
+  // A change made elsewhere shows up without a reload (live refresh).
+  await step("external-increment");
+  await expectValue(page, "visits", 13);
+
+  await step("restart");
+  await page.reload();
+  await expectValue(page, "visits", 13);
+  await expectValue(page, tricky, 42);
+  await page.getByText("live · updated").waitFor();
+
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path: screenshot, fullPage: true });
+
+  if (problems.length) throw new Error(problems.join("\n"));
+  const shown = await page.locator("tbody tr").evaluateAll((rows) =>
+    rows.map((row) => [row.cells[0].textContent, row.cells[1].textContent]));
+  console.log(`RESULT ${JSON.stringify(shown)}`);
+} finally {
+  await browser.close();
+}
+process.exit(0);

@@ -1,0 +1,134 @@
+//! The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright
+//! (`tests/browser/dashboard.mjs`) against the real `tally serve`. It creates counters and clicks
+//! +1; this test increments behind the page's back (the page must pick it up by itself), then
+//! kills and restarts the server on the same port; after a reload the page shows the same values,
+//! and so does the database file.
+//!
+//! The screenshot it takes is `docs/dashboard.png` in the README; `TALLY_UPDATE_SCREENSHOT=1`
+//! writes it there, otherwise it goes to the target directory.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::server::Server;
+use common::{TempDb, tally_ok};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
+}
+
+/// Click +1, see the value change, restart the server, reload, see the same value.
+#[test]
+fn dashboard_counts_in_a_real_browser_across_a_restart() {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed in tests/browser: run ./setup"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: run ./setup (it installs Debian's chromium)"
+    );
+    let screenshot = if std::env::var_os("TALLY_UPDATE_SCREENSHOT").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
+    };
+    let _ = std::fs::remove_file(&screenshot);
+
+    let db = TempDb::new();
+    let mut server = Some(Server::start(&db.path, &[]));
+    let address = server.as_ref().unwrap().address;
+    let mut driver = Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(&dir)
+        .env("TALLY_URL", format!("http://{address}"))
+        .env("TALLY_SCREENSHOT", &screenshot)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_driver = driver.stdin.take().unwrap();
+    let from_driver = BufReader::new(driver.stdout.take().unwrap());
+
+    let mut steps = Vec::new();
+    let mut result = None;
+    for line in from_driver.lines() {
+        let line = line.unwrap();
+        if let Some(step) = line.strip_prefix("STEP ") {
+            let running = server.as_ref().unwrap();
+            match step {
+                "external-increment" => {
+                    // What the page shows now was stored: read it through another client.
+                    assert_eq!(running.value("visits"), 3);
+                    let response = running.request(
+                        "POST",
+                        "/counters/visits/increment",
+                        Some(r#"{"by": 10}"#),
+                    );
+                    assert_eq!(response.status, 200, "{response:?}");
+                }
+                "restart" => {
+                    server.take().unwrap().kill();
+                    let listen = address.to_string();
+                    server = Some(Server::start(&db.path, &["--listen", &listen]));
+                }
+                other => panic!("unknown step {other}"),
+            }
+            steps.push(step.to_string());
+            writeln!(to_driver, "go").unwrap();
+        } else if let Some(json) = line.strip_prefix("RESULT ") {
+            result = Some(json.to_string());
+        }
+    }
+    let output = driver.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(steps, ["external-increment", "restart"]);
+
+    let tricky = "<b>\"signups\"</b> / ünï ✓";
+    let shown: Vec<(String, String)> = serde_json::from_str(&result.unwrap()).unwrap();
+    assert_eq!(
+        shown,
+        [
+            (tricky.to_string(), "42".to_string()),
+            ("visits".to_string(), "13".to_string())
+        ]
+    );
+    server.take().unwrap().kill();
+    assert_eq!(tally_ok(&db.path, &["get", "visits"]), "13\n");
+    assert_eq!(tally_ok(&db.path, &["get", tricky]), "42\n");
+
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000);
+}
+
+/// With `--auth-token` the page still shows the counters; +1 asks for the token, then counts.
+#[test]
+fn dashboard_asks_for_the_auth_token() {
+    let dir = browser_dir();
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "5"]);
+    let server = Server::start(&db.path, &["--auth-token", "s3cret"]);
+    let output = Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(&dir)
+        .env("TALLY_URL", format!("http://{}", server.address))
+        .env("TALLY_AUTH_TOKEN_FOR_PAGE", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "RESULT \"auth ok\"\n");
+    assert_eq!(server.value("visits"), 6);
+}
