@@ -1,1 +1,198 @@
-//! placeholder
+//! The OpenAPI document (`host/src/server/openapi.json`) against the real server: it is what
+//! `/openapi.json` serves, it names exactly the routes the router has and exactly the methods each
+//! answers, its error codes are the server's, and schemathesis (installed by `./setup`) finds
+//! nothing when it fuzzes the live server from it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::TempDb;
+use common::server::Server;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use tally::server::error::ApiError;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn spec() -> Value {
+    serde_json::from_str(tally::server::assets::OPENAPI_JSON).unwrap()
+}
+
+/// `(path, method)` for every operation in the document.
+fn documented(spec: &Value) -> BTreeSet<(String, String)> {
+    spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| METHODS.contains(&key.to_uppercase().as_str()))
+                .map(|method| (path.clone(), method.to_uppercase()))
+        })
+        .collect()
+}
+
+/// The server serves the checked-in document, and it describes this version of tally.
+#[test]
+fn the_server_serves_the_checked_in_document() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let response = server.request("GET", "/openapi.json", None);
+    assert_eq!(response.status, 200);
+    let checked_in =
+        std::fs::read_to_string(workspace().join("host/src/server/openapi.json")).unwrap();
+    assert_eq!(response.body, checked_in);
+    let spec = spec();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// The paths registered in the router's source are the document's paths, no more, no fewer.
+#[test]
+fn the_router_and_the_document_have_the_same_paths() {
+    let source = std::fs::read_to_string(workspace().join("host/src/server/routes.rs")).unwrap();
+    let routed: BTreeSet<String> = source
+        .split(".route(")
+        .skip(1)
+        .map(|call| {
+            let literal = call.trim_start().strip_prefix('"').unwrap();
+            literal[..literal.find('"').unwrap()].to_string()
+        })
+        .collect();
+    let spec = spec();
+    let documented: BTreeSet<String> = spec["paths"].as_object().unwrap().keys().cloned().collect();
+    assert!(routed.len() >= 9, "{routed:?}");
+    assert_eq!(routed, documented);
+}
+
+/// On the live server, every documented operation is answered and every other method on a
+/// documented path is 405 with an `Allow` header naming exactly the documented ones; a path the
+/// document does not have is 404.
+#[test]
+fn the_live_server_answers_exactly_the_documented_operations() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let spec = spec();
+    let operations = documented(&spec);
+    for path in spec["paths"].as_object().unwrap().keys() {
+        let concrete = path.replace("{name}", "probe");
+        let allowed: BTreeSet<&str> = operations
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, method)| method.as_str())
+            .collect();
+        for method in METHODS {
+            let body = (method == "PUT").then_some(r#"{"value": 1}"#);
+            let response = server.request(method, &concrete, body);
+            if allowed.contains(method) {
+                assert!(
+                    response.status < 400,
+                    "{method} {path} is documented but answered {response:?}"
+                );
+            } else {
+                assert_eq!(response.status, 405, "{method} {path}: {response:?}");
+                let allow: BTreeSet<&str> = response
+                    .header("allow")
+                    .unwrap()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|method| *method != "HEAD")
+                    .collect();
+                assert_eq!(allow, allowed, "Allow of {path}");
+            }
+        }
+    }
+    for path in ["/nope", "/counters/a/b", "/counters/a/increment/x", "/dashboard.html"] {
+        let response = server.request("GET", path, None);
+        assert_eq!(response.status, 404, "{path}");
+        assert!(response.body.contains("\"code\":\"not_found\""), "{path}");
+    }
+}
+
+/// Every error the server can answer has its code in the document's `Error.code` enum, and
+/// every code there is one the server uses.
+#[test]
+fn error_codes_match_the_server() {
+    // Exhaustive on purpose: a new ApiError variant must be added here, and so to the document.
+    fn code(error: &ApiError) -> &'static str {
+        match error {
+            ApiError::Counter(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::BodyTooLarge(_)
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::Unauthorized
+            | ApiError::Busy(_)
+            | ApiError::Guest(_) => error.status_and_code().1,
+        }
+    }
+    use tally::CounterError;
+    let errors = [
+        ApiError::Counter(CounterError::InvalidName(String::new())),
+        ApiError::Counter(CounterError::Overflow(String::new())),
+        ApiError::Counter(CounterError::CorruptValue(String::new())),
+        ApiError::Counter(CounterError::StoreFailure(String::new())),
+        ApiError::InvalidBody(String::new()),
+        ApiError::BodyTooLarge(0),
+        ApiError::NotFound,
+        ApiError::MethodNotAllowed,
+        ApiError::Unauthorized,
+        ApiError::Busy(String::new()),
+        ApiError::Guest(anyhow::anyhow!("trap")),
+    ];
+    let used: BTreeSet<&str> = errors.iter().map(code).collect();
+    let spec = spec();
+    let listed: BTreeSet<&str> = spec["components"]["schemas"]["Error"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    assert_eq!(used, listed);
+}
+
+/// schemathesis generates thousands of requests from the document (valid and invalid ones, and
+/// sequences that follow the links between operations) and checks every answer against it:
+/// status codes, content types, headers, bodies, and that no valid request is refused or crashes
+/// the server.
+///
+/// One check is switched off: `use_after_free` expects a deleted resource to answer 404, but a
+/// tally counter that was reset reads 0 by design (documented on the DELETE and GET operations).
+#[test]
+fn schemathesis_finds_nothing() {
+    let schemathesis = std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".tools/schemathesis/bin/schemathesis"));
+    assert!(
+        schemathesis.exists(),
+        "{} is missing: run ./setup (it installs schemathesis from PyPI into .tools/)",
+        schemathesis.display()
+    );
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let output = std::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("http://{}/openapi.json", server.address))
+        .args(["--checks", "all", "--exclude-checks", "use_after_free"])
+        .args(["--max-examples", "100", "--generation-database", "none"])
+        .arg("--no-color")
+        .current_dir(db.dir.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("Tested: 10"), "{report}");
+    assert!(!report.contains("❌"), "{report}");
+}

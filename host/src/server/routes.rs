@@ -14,7 +14,7 @@
 
 use super::assets;
 use super::error::ApiError;
-use super::extract::{CounterName, OptionalJson};
+use super::extract::{CounterName, OptionalJson, whole_number};
 use crate::CounterError;
 use crate::metrics::METRICS;
 use crate::runtime::{Counter, Runtime};
@@ -82,6 +82,7 @@ pub struct CounterValue {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IncrementBody {
+    #[serde(deserialize_with = "whole_number")]
     by: u64,
 }
 
@@ -89,6 +90,7 @@ struct IncrementBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetBody {
+    #[serde(deserialize_with = "whole_number")]
     value: u64,
 }
 
