@@ -129,6 +129,9 @@ fn dashboard_asks_for_the_auth_token() {
         "the browser test failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "RESULT \"auth ok\"\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "RESULT \"auth ok\"\n"
+    );
     assert_eq!(server.value("visits"), 6);
 }

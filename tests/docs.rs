@@ -1,14 +1,148 @@
-//! The README shows the WIT contract verbatim; this keeps it from drifting.
+//! The README is tested like code: its WIT block is the contract verbatim, it documents every
+//! `TALLY_*` variable the binary reads, and its five-minute tour runs, top to bottom, with the
+//! output its `# →` comments promise.
 #![allow(clippy::unwrap_used)]
+
+use clap::CommandFactory;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(root().join("README.md")).unwrap()
+}
 
 /// README.md contains `wit/counter.wit` exactly, inside a wit code block.
 #[test]
 fn readme_shows_the_current_wit() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let wit = std::fs::read_to_string(root.join("wit/counter.wit")).unwrap();
+    let wit = std::fs::read_to_string(root().join("wit/counter.wit")).unwrap();
     assert!(
-        readme.contains(&format!("```wit\n{wit}```\n")),
+        readme().contains(&format!("```wit\n{wit}```\n")),
         "README.md must show wit/counter.wit verbatim; paste the file into its wit block"
     );
+}
+
+/// Every environment variable an option reads is in the README's table, and the screenshot the
+/// README shows exists.
+#[test]
+fn readme_documents_every_variable_and_the_screenshot() {
+    fn variables(command: &clap::Command, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                found.push(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            variables(sub, found);
+        }
+    }
+    let mut found = Vec::new();
+    variables(&tally::cli::Cli::command(), &mut found);
+    let readme = readme();
+    let missing: Vec<_> = found
+        .iter()
+        .filter(|name| {
+            !readme.contains(&format!("`{name}`")) && !readme.contains(&format!("{name}`"))
+        })
+        .collect();
+    assert!(found.len() > 20, "{found:?}");
+    assert!(missing.is_empty(), "README.md does not mention {missing:?}");
+
+    assert!(readme.contains("](docs/dashboard.png)"));
+    let png = std::fs::read(root().join("docs/dashboard.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+/// The five-minute tour, as a user would paste it: in a fresh home directory, with the binary
+/// this build made on PATH (instead of its two install lines) and a free port for 8080. Every
+/// `# → TEXT` comment must be the next line of output (`...` matches anything).
+#[test]
+fn the_five_minute_tour_runs_as_written() {
+    let readme = readme();
+    let tour = readme
+        .split("## Five-minute tour")
+        .nth(1)
+        .and_then(|section| section.split("```sh\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let with_port = |text: &str| text.replace(":8080", &format!(":{port}"));
+
+    let mut script = String::from("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
+    let mut expected = Vec::new();
+    for line in tour.lines() {
+        if line.starts_with("rustup ") || line.starts_with("cargo install ") {
+            continue;
+        }
+        let (command, promise) = match line.split_once("# →") {
+            Some((command, promise)) => (command, Some(promise.trim())),
+            None => (line, None),
+        };
+        script.push_str(&with_port(command));
+        script.push('\n');
+        expected.extend(promise.map(with_port));
+    }
+    assert!(expected.len() >= 8, "{expected:?}");
+
+    let home = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_tally")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["--norc", "-c", &script])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("PATH", path)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CACHE_HOME");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TALLY_") {
+            bash.env_remove(name);
+        }
+    }
+    let output = bash
+        .env("TALLY_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "the tour failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(printed.len(), expected.len(), "printed:\n{stdout}");
+    for (line, promise) in printed.iter().zip(&expected) {
+        assert!(
+            matches(line, promise),
+            "printed {line:?}, the README promises {promise:?}"
+        );
+    }
+    assert!(home.path().join(".local/share/tally/counters.db").is_file());
+    assert!(home.path().join("visits-backup.db").is_file());
+}
+
+/// Whether `line` is `pattern`, where each `...` in the pattern stands for any text.
+fn matches(line: &str, pattern: &str) -> bool {
+    let mut parts = pattern.split("...");
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = line.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (index, part) in parts.iter().enumerate() {
+        if index + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }

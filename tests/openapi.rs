@@ -109,7 +109,12 @@ fn the_live_server_answers_exactly_the_documented_operations() {
             }
         }
     }
-    for path in ["/nope", "/counters/a/b", "/counters/a/increment/x", "/dashboard.html"] {
+    for path in [
+        "/nope",
+        "/counters/a/b",
+        "/counters/a/increment/x",
+        "/dashboard.html",
+    ] {
         let response = server.request("GET", path, None);
         assert_eq!(response.status, 404, "{path}");
         assert!(response.body.contains("\"code\":\"not_found\""), "{path}");
@@ -149,13 +154,13 @@ fn error_codes_match_the_server() {
     ];
     let used: BTreeSet<&str> = errors.iter().map(code).collect();
     let spec = spec();
-    let listed: BTreeSet<&str> = spec["components"]["schemas"]["Error"]["properties"]["code"]
-        ["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|code| code.as_str().unwrap())
-        .collect();
+    let listed: BTreeSet<&str> =
+        spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|code| code.as_str().unwrap())
+            .collect();
     assert_eq!(used, listed);
 }
 

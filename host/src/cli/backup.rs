@@ -52,8 +52,8 @@ pub(super) fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<(), Failure>
         );
     } else {
         println!(
-            "backed up {} counters ({} bytes) from {} to {}",
-            report.counters,
+            "backed up {} ({} bytes) from {} to {}",
+            super::plural(report.counters, "counter"),
             report.bytes,
             path.display(),
             args.file.display()

@@ -185,3 +185,12 @@ pub fn describe(error: &CounterError) -> String {
 pub fn use_color(stream_is_terminal: bool) -> bool {
     stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
+
+/// "1 counter", "2 counters".
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

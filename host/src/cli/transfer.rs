@@ -67,7 +67,10 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
             serde_json::json!({ "imported": lines.len(), "store": store })
         );
     } else {
-        println!("imported {} counters into {store}", lines.len());
+        println!(
+            "imported {} into {store}",
+            super::plural(lines.len() as u64, "counter")
+        );
     }
     Ok(())
 }

@@ -16,8 +16,7 @@ const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
 
 /// The page only loads its own script and style sheet and only talks to this server; saying so
 /// keeps an injected script (a counter name is user input) from doing anything.
-const DASHBOARD_POLICY: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+const DASHBOARD_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
      img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `GET /`: the dashboard.

@@ -8,8 +8,8 @@ use super::error::ApiError;
 use crate::CounterError;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde_json::value::RawValue;
 
 /// The `{name}` path segment, percent-decoded. Whether it is a valid counter name is the
