@@ -25,7 +25,17 @@ fn misbehaving_guest_costs_one_request() {
             .status,
         200
     );
-    for name in ["trap", "loop", "oom"] {
+    for (name, why) in [
+        (
+            "trap",
+            "the counter component failed with a wasm trap: wasm `unreachable` instruction",
+        ),
+        ("loop", "the counter component ran past its time limit of "),
+        (
+            "oom",
+            "the counter component needed more than its memory limit of ",
+        ),
+    ] {
         let started = Instant::now();
         let response = server.request("POST", &format!("/counters/{name}/increment"), None);
         let json: serde_json::Value = serde_json::from_str(&response.body).unwrap();
@@ -35,6 +45,9 @@ fn misbehaving_guest_costs_one_request() {
             "{name}: {}",
             response.body
         );
+        let error = json["error"].as_str().unwrap();
+        assert!(error.starts_with(why), "{name}: {error}");
+        assert!(!error.contains("backtrace"), "{name}: {error}");
         assert!(
             started.elapsed().as_secs() < 5,
             "{name} took {:?}",

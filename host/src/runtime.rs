@@ -23,7 +23,7 @@ use std::time::Duration;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
+    StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -117,8 +117,15 @@ pub struct Runtime {
     engine: Engine,
     pre: CounterComponentPre<HostState>,
     keyvalue: KeyValueCtx,
-    memory_limit: usize,
+    limits: Limits,
     deadline_ticks: u64,
+}
+
+/// What one instance may use; kept to explain a trap in terms of the option that caused it.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    memory: usize,
+    deadline: Duration,
 }
 
 impl Runtime {
@@ -154,7 +161,10 @@ impl Runtime {
             pre,
             // The counter component needs the default bucket only; nothing else is reachable.
             keyvalue: KeyValueCtx::new(storage).allow_only([""]),
-            memory_limit: options.memory_limit,
+            limits: Limits {
+                memory: options.memory_limit,
+                deadline: options.deadline,
+            },
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
         })
     }
@@ -166,7 +176,7 @@ impl Runtime {
             table: ResourceTable::new(),
             keyvalue: self.keyvalue.for_new_instance(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
+                .memory_size(self.limits.memory)
                 .trap_on_grow_failure(true)
                 .build(),
         };
@@ -181,7 +191,11 @@ impl Runtime {
             .await
             .map_err(anyhow::Error::from)
             .context("instantiating the counter component")?;
-        Ok(Counter { store, bindings })
+        Ok(Counter {
+            store,
+            bindings,
+            limits: self.limits,
+        })
     }
 }
 
@@ -219,36 +233,76 @@ fn start_epoch_ticker(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+impl Limits {
+    /// A failed call as one line that names its cause (the wasm backtrace goes to the debug
+    /// log): the deadline, the memory limit, or the trap itself.
+    fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
+        let error = anyhow::Error::from(error);
+        // A refused memory.grow (`trap_on_grow_failure`) is not a `Trap`; wasmtime 48 words it
+        // "forcing trap when growing memory to N bytes" (tests/misbehaving.rs pins it).
+        let out_of_memory = error
+            .chain()
+            .any(|cause| cause.to_string().contains("growing memory"));
+        let why = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "ran past its time limit of {} ms and was stopped",
+                self.deadline.as_millis()
+            ),
+            _ if out_of_memory => format!(
+                "needed more than its memory limit of {} MiB and was stopped",
+                self.memory >> 20
+            ),
+            Some(trap) => format!("failed with a {trap}"),
+            None => return error,
+        };
+        tracing::debug!("guest failure: {error:?}");
+        anyhow::anyhow!("the counter component {why}")
+    }
+}
+
 /// One instance of the counter component. Each method is one call of the exported interface:
 /// the outer `Result` is a trap or host fault, the inner one the component's own answer.
 pub struct Counter {
     store: Store<HostState>,
     bindings: CounterComponent,
+    limits: Limits,
 }
 
 impl Counter {
     /// `counter.get`
     pub async fn get(&mut self, name: &str) -> Result<Result<u64, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        Ok(counter.call_get(&mut self.store, name).await?)
+        counter
+            .call_get(&mut self.store, name)
+            .await
+            .map_err(|error| self.limits.explain(error))
     }
 
     /// `counter.increment`
     pub async fn increment(&mut self, name: &str, by: u64) -> Result<Result<u64, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        Ok(counter.call_increment(&mut self.store, name, by).await?)
+        counter
+            .call_increment(&mut self.store, name, by)
+            .await
+            .map_err(|error| self.limits.explain(error))
     }
 
     /// `counter.set`
     pub async fn set(&mut self, name: &str, value: u64) -> Result<Result<(), CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        Ok(counter.call_set(&mut self.store, name, value).await?)
+        counter
+            .call_set(&mut self.store, name, value)
+            .await
+            .map_err(|error| self.limits.explain(error))
     }
 
     /// `counter.reset`
     pub async fn reset(&mut self, name: &str) -> Result<Result<(), CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        Ok(counter.call_reset(&mut self.store, name).await?)
+        counter
+            .call_reset(&mut self.store, name)
+            .await
+            .map_err(|error| self.limits.explain(error))
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past
@@ -260,6 +314,9 @@ impl Counter {
     /// `counter.list`
     pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        Ok(counter.call_list(&mut self.store).await?)
+        counter
+            .call_list(&mut self.store)
+            .await
+            .map_err(|error| self.limits.explain(error))
     }
 }

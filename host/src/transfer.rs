@@ -1,17 +1,20 @@
 //! Moving counters between stores: `tally export` writes JSON lines, `tally import` reads them.
 //!
 //! The format is one JSON object per line, `{"name":"visits","value":42}`, sorted by name: it
-//! diffs well, streams, and any tool that writes JSON can produce it. Export reads through the
-//! component (`list`), so it writes exactly what `tally list` shows. Import cannot: the
-//! component's interface changes one counter per call, and an import must be all or nothing. So
-//! the host checks the whole file first, with the component's own naming rule and value encoding
-//! (the guest crate's pure modules, compiled natively), and then writes every counter in one
-//! atomic [`Storage::set_many`].
+//! diffs well, streams, and any tool that writes JSON can produce it.
+//!
+//! Both run in the host on the [`Storage`] trait rather than through the component, with the
+//! component's own rules (the guest crate's pure `name` and `value` modules, compiled natively):
+//! the component's interface moves one counter per call, while an export must page through any
+//! number of counters without the per-call deadline and memory limit of a sandboxed instance, and
+//! an import must be all or nothing. So an import checks the whole file first and then writes
+//! every counter in one atomic [`Storage::set_many`].
 
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::ops::ControlFlow;
 
 /// One line of an export file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,16 +42,53 @@ pub enum ImportError {
     Read(std::io::Error),
 }
 
-/// Writes `counters` as JSON lines.
-pub fn write_lines(counters: &[(String, u64)], out: &mut impl Write) -> std::io::Result<()> {
-    for (name, value) in counters {
-        serde_json::to_writer(
-            &mut *out,
-            &serde_json::json!({ "name": name, "value": value }),
-        )?;
-        out.write_all(b"\n")?;
+/// Why an export stopped. What was written before stays written (an export is a stream).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A stored value is not a decimal `u64` (something other than tally wrote it).
+    #[error("counter {0:?} holds a stored value that is not a decimal u64")]
+    CorruptValue(String),
+    /// The store failed.
+    #[error("reading the counters: {0}")]
+    Storage(#[from] StorageError),
+    /// The output could not be written.
+    #[error("writing the export: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes every counter of the default bucket to `out` as JSON lines, sorted by name, and
+/// returns how many. From SQLite the export is one point in time (one read transaction); from
+/// other stores each value is read when its turn comes.
+pub fn export(storage: &dyn Storage, out: &mut impl Write) -> Result<usize, ExportError> {
+    let mut written = 0;
+    let mut stopped = None;
+    storage.scan("", &mut |name, bytes| {
+        let line = tally_guest::value::decode(bytes)
+            .ok_or_else(|| ExportError::CorruptValue(name.to_string()))
+            .and_then(|value| {
+                let line = Line {
+                    name: name.to_string(),
+                    value,
+                };
+                serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
+                Ok(out.write_all(b"\n")?)
+            });
+        match line {
+            Ok(()) => {
+                written += 1;
+                ControlFlow::Continue(())
+            }
+            Err(error) => {
+                stopped = Some(error);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(error) = stopped {
+        return Err(error);
     }
-    out.flush()
+    out.flush()?;
+    Ok(written)
 }
 
 /// Reads and checks a whole import file: every line a `{"name", "value"}` object with a valid
@@ -127,23 +167,38 @@ mod tests {
         read(text).unwrap_err().to_string()
     }
 
-    /// What `write_lines` writes, `read_lines` reads back unchanged.
+    /// What `export` writes, `read_lines` reads back unchanged; the export pages through every
+    /// counter (several pages) in name order.
     #[test]
-    fn lines_round_trip() {
-        let counters = vec![
+    fn export_and_read_lines_round_trip() {
+        use crate::storage::{LIST_PAGE_SIZE, MemoryStorage};
+        let storage = MemoryStorage::new();
+        let mut counters = vec![
             ("a".to_string(), 0),
             ("ünï \"quoted\"".to_string(), u64::MAX),
         ];
+        counters.extend((0..LIST_PAGE_SIZE * 2).map(|i| (format!("c{i:05}"), i as u64)));
+        for (name, value) in counters.iter().rev() {
+            storage.set("", name, value.to_string().as_bytes()).unwrap();
+        }
         let mut file = Vec::new();
-        write_lines(&counters, &mut file).unwrap();
-        assert_eq!(
-            String::from_utf8(file.clone()).unwrap(),
-            "{\"name\":\"a\",\"value\":0}\n\
-             {\"name\":\"ünï \\\"quoted\\\"\",\"value\":18446744073709551615}\n"
+        assert_eq!(export(&storage, &mut file).unwrap(), counters.len());
+        let text = String::from_utf8(file).unwrap();
+        assert!(text.starts_with("{\"name\":\"a\",\"value\":0}\n{\"name\":\"c00000\""));
+        assert!(
+            text.ends_with("{\"name\":\"ünï \\\"quoted\\\"\",\"value\":18446744073709551615}\n")
         );
-        let lines = read(std::str::from_utf8(&file).unwrap()).unwrap();
-        let back: Vec<_> = lines.into_iter().map(|l| (l.name, l.value)).collect();
+        counters.sort();
+        let back: Vec<_> = read(&text)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.name, l.value))
+            .collect();
         assert_eq!(back, counters);
+
+        storage.set("", "c00001", b"abc").unwrap();
+        let error = export(&storage, &mut Vec::new()).unwrap_err();
+        assert!(matches!(error, ExportError::CorruptValue(ref name) if name == "c00001"));
     }
 
     /// Every kind of bad line is refused with its line number and the reason.

@@ -13,7 +13,7 @@ pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> 
 }
 
 /// Runs one command's future on a single-threaded runtime (a command is one call or a few).
-pub(super) fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the async runtime")?
@@ -21,7 +21,7 @@ pub(super) fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> 
 }
 
 /// A fresh component instance over the store the options name.
-pub(super) async fn instantiate(global: &GlobalArgs) -> Result<Counter, Failure> {
+async fn instantiate(global: &GlobalArgs) -> Result<Counter, Failure> {
     let (storage, _) = global.open_storage()?;
     let runtime = Runtime::new(
         &global.component_source(),

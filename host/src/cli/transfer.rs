@@ -2,9 +2,8 @@
 //! (`tally export > counters.jsonl`, then `tally --store redis://... import counters.jsonl`).
 //! The format and the all-or-nothing rule are in [`crate::transfer`].
 
-use super::counter::{block_on, instantiate};
 use super::{Failure, GlobalArgs};
-use crate::transfer::{self, ImportError};
+use crate::transfer::{self, ExportError, ImportError};
 use anyhow::{Context, anyhow};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,15 +17,21 @@ pub struct ImportArgs {
     file: PathBuf,
 }
 
-/// Prints every counter as a JSON line, read through the component like `tally list`.
+/// Prints every counter as a JSON line. Stops quietly when the reader goes away
+/// (`tally export | head`).
 pub(super) fn export(global: &GlobalArgs) -> Result<(), Failure> {
-    let counters = block_on(async {
-        let mut counter = instantiate(global).await?;
-        counter.list().await?.map_err(Failure::Refused)
-    })?;
-    transfer::write_lines(&counters, &mut std::io::stdout().lock())
-        .context("writing to standard output")?;
-    Ok(())
+    let (storage, store) = global.open_storage()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match transfer::export(&*storage, &mut out) {
+        Ok(_) => Ok(()),
+        Err(ExportError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(ExportError::CorruptValue(name)) => {
+            Err(Failure::Refused(crate::CounterError::CorruptValue(name)))
+        }
+        Err(error) => Err(Failure::Broken(
+            anyhow!(error).context(format!("cannot export the counters of {store}")),
+        )),
+    }
 }
 
 /// Checks the whole file, then writes all its counters in one atomic step.

@@ -67,7 +67,8 @@ impl ApiError {
                  server's --auth-token"
                     .to_string()
             }
-            Self::Guest(error) => format!("the counter component failed: {error:#}"),
+            // Says "the counter component ..." itself (see `runtime::Limits::explain`).
+            Self::Guest(error) => format!("{error:#}"),
             Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
         }
     }

@@ -18,6 +18,8 @@ mod sqlite;
 pub use memory::MemoryStorage;
 pub use redis::RedisStorage;
 pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage};
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 /// How many keys one `list_keys` call returns at most; callers follow the cursor for the rest.
 pub const LIST_PAGE_SIZE: usize = 1000;
@@ -64,6 +66,43 @@ pub trait Storage: Send + Sync + 'static {
     /// returns the new value. Fails without changing anything when the stored bytes are not a
     /// decimal `u64` or the sum would overflow.
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError>;
+
+    /// Calls `visit` with every key of `bucket` and its value, in key order (bytewise), until it
+    /// returns [`ControlFlow::Break`]. A key removed during the scan may be left out.
+    ///
+    /// Not part of `wasi:keyvalue/store`; `tally export` needs it. The default lists the keys
+    /// (following cursors, dropping repeats) and then reads each value; a backend that can read
+    /// everything in one consistent pass overrides it (SQLite: one read transaction, so the scan
+    /// is one point in time).
+    fn scan(
+        &self,
+        bucket: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        let mut keys = BTreeSet::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_keys(bucket, cursor)?;
+            keys.extend(page.keys);
+            match page.cursor {
+                None => break,
+                Some(next) if Some(next) == cursor => {
+                    return Err(StorageError::Backend(format!(
+                        "the store returned the list cursor {next} twice; refusing to loop"
+                    )));
+                }
+                next => cursor = next,
+            }
+        }
+        for key in keys {
+            if let Some(value) = self.get(bucket, &key)?
+                && visit(&key, &value).is_break()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Stores every `(key, value)` pair of `entries` in one atomic step, replacing previous
     /// values: afterwards all of them are stored, or (when it fails) none is, and nobody sees a

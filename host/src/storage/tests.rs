@@ -137,6 +137,44 @@ mod suite {
         assert_eq!(unique, expected);
     }
 
+    /// `scan` visits every key once, in bytewise order, with its value, and stops on `Break`.
+    pub fn scan_visits_everything_in_order(store: &dyn Storage) {
+        let count = 2 * LIST_PAGE_SIZE + 5;
+        for i in (0..count).rev() {
+            store
+                .set("", &format!("k{i:05}"), i.to_string().as_bytes())
+                .unwrap();
+        }
+        store.set("", "Z-upper", b"1").unwrap();
+        store.set("", "ü-unicode", b"2").unwrap();
+        let mut seen = Vec::new();
+        store
+            .scan("", &mut |key, value| {
+                seen.push((key.to_string(), value.to_vec()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        let mut expected: Vec<_> = (0..count)
+            .map(|i| (format!("k{i:05}"), i.to_string().into_bytes()))
+            .collect();
+        expected.insert(0, ("Z-upper".to_string(), b"1".to_vec()));
+        expected.push(("ü-unicode".to_string(), b"2".to_vec()));
+        assert_eq!(seen, expected);
+
+        let mut visited = 0;
+        store
+            .scan("", &mut |_, _| {
+                visited += 1;
+                if visited == 3 {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!(visited, 3);
+    }
+
     /// `set_many` stores every entry, replaces existing values, reports progress up to the
     /// total, and a concurrent reader never sees a part of it.
     pub fn set_many_writes_all_at_once(store: Arc<dyn Storage>) {
@@ -278,6 +316,11 @@ macro_rules! backend_suite {
             fn list_keys_survives_concurrent_changes() {
                 let (_guard, store) = $make;
                 suite::list_keys_survives_concurrent_changes(&store);
+            }
+            #[test]
+            fn scan_visits_everything_in_order() {
+                let (_guard, store) = $make;
+                suite::scan_visits_everything_in_order(&store);
             }
             #[test]
             fn set_many_writes_all_at_once() {

@@ -26,6 +26,7 @@ pub use backup::BackupReport;
 use super::{KeyPage, LIST_PAGE_SIZE, Storage, StorageError};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -373,6 +374,27 @@ impl Storage for SqliteStorage {
             bucket: bucket.into(),
             key: key.into(),
             delta,
+        })
+    }
+
+    /// One query on one read-only connection: a single read transaction, so the whole scan is one
+    /// point in time, and in key order straight from the primary key's index.
+    fn scan(
+        &self,
+        bucket: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
+        self.read(|conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT key, value FROM kv WHERE bucket = ?1 ORDER BY key")?;
+            let mut rows = statement.query(params![bucket])?;
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                if visit(&key, &stored_bytes(row.get_ref(1)?)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
         })
     }
 
