@@ -7,37 +7,9 @@
 mod common;
 
 use common::server::{Server, hammer};
-use common::{SmallDisk, TempDb, tally_command, tally_fails, tally_ok};
+use common::{SmallDisk, TempDb, run, run_fails, run_ok, tally_command, tally_fails, tally_ok};
 use std::path::Path;
-use std::process::Output;
 use tally::redis_server::RedisServer;
-
-/// Runs `tally` with exactly these arguments (`--db` or `--store` included by the caller).
-fn run(args: &[&str]) -> Output {
-    tally_command().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "tally {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn fails(args: &[&str], code: i32) -> String {
-    let output = run(args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "tally {args:?}: stdout {:?}, stderr {:?}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stderr).unwrap()
-}
 
 fn path(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -71,19 +43,19 @@ fn counters_move_between_sqlite_and_redis() {
     let redis = RedisServer::start(&[]).unwrap();
     let store = redis.url(0);
     assert_eq!(
-        ok(&["--store", &store, "import", path(&file)]),
+        run_ok(&["--store", &store, "import", path(&file)]),
         format!("imported 4 counters into {store}\n")
     );
-    assert_eq!(ok(&["--store", &store, "incr", "visits"]), "11\n");
-    assert_eq!(ok(&["--store", &store, "set", "visits", "10"]), "10\n");
-    let from_redis = ok(&["--store", &store, "export"]);
+    assert_eq!(run_ok(&["--store", &store, "incr", "visits"]), "11\n");
+    assert_eq!(run_ok(&["--store", &store, "set", "visits", "10"]), "10\n");
+    let from_redis = run_ok(&["--store", &store, "export"]);
     assert_eq!(from_redis, exported);
 
     let target = TempDb::new();
     let file = target.dir.path().join("from-redis.jsonl");
     std::fs::write(&file, &from_redis).unwrap();
     assert_eq!(
-        ok(&["--json", "--db", path(&target.path), "import", path(&file)]),
+        run_ok(&["--json", "--db", path(&target.path), "import", path(&file)]),
         format!(
             "{{\"imported\":4,\"store\":\"sqlite:{}\"}}\n",
             target.path.display()
@@ -166,7 +138,7 @@ fn a_bad_line_imports_nothing() {
         format!("{good}{{\"name\":\"huge\",\"value\":9223372036854775808}}\n"),
     )
     .unwrap();
-    let error = fails(&["--store", &store, "import", path(&file)], 1);
+    let error = run_fails(&["--store", &store, "import", path(&file)], 1);
     assert!(
         error.contains(
             "line 2001: counter \"huge\" has the value 9223372036854775808, above this store's \
@@ -174,7 +146,7 @@ fn a_bad_line_imports_nothing() {
         ),
         "{error}"
     );
-    assert_eq!(ok(&["--store", &store, "export"]), "");
+    assert_eq!(run_ok(&["--store", &store, "export"]), "");
 }
 
 /// A disk that fills up halfway through an import: the import fails (exit 3) and not one of its
@@ -310,7 +282,7 @@ fn backup_refuses_what_it_cannot_do_safely() {
     assert!(error.contains("there is no database at"), "{error}");
     assert!(!db.dir.path().join("missing.db").exists());
 
-    let error = fails(&["--store", "memory", "backup", path(&backup)], 1);
+    let error = run_fails(&["--store", "memory", "backup", path(&backup)], 1);
     assert!(error.contains("use `tally export > FILE`"), "{error}");
 
     assert_eq!(

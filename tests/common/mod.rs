@@ -94,19 +94,14 @@ pub fn tally_command() -> Command {
     command
 }
 
-/// Runs the real `tally` binary as a separate process against `db`.
-pub fn tally(db: &Path, args: &[&str]) -> Output {
-    tally_command()
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
+/// Runs the real `tally` binary as a separate process with exactly these arguments.
+pub fn run(args: &[&str]) -> Output {
+    tally_command().args(args).output().unwrap()
 }
 
 /// Runs `tally` and returns its standard output, asserting that it succeeded.
-pub fn tally_ok(db: &Path, args: &[&str]) -> String {
-    let output = tally(db, args);
+pub fn run_ok(args: &[&str]) -> String {
+    let output = run(args);
     assert!(
         output.status.success(),
         "tally {args:?} failed: {}",
@@ -115,9 +110,10 @@ pub fn tally_ok(db: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Runs `tally`, asserting it failed with `code`, and returns its standard error.
-pub fn tally_fails(db: &Path, args: &[&str], code: i32) -> String {
-    let output = tally(db, args);
+/// Runs `tally`, asserting it failed with `code` and printed no result, and returns its
+/// standard error.
+pub fn run_fails(args: &[&str], code: i32) -> String {
+    let output = run(args);
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -130,6 +126,28 @@ pub fn tally_fails(db: &Path, args: &[&str], code: i32) -> String {
         "a failed command printed a result"
     );
     String::from_utf8(output.stderr).unwrap()
+}
+
+/// `--db DB` followed by `args`.
+fn on_db<'a>(db: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--db", db.to_str().expect("test paths are UTF-8")];
+    all.extend_from_slice(args);
+    all
+}
+
+/// [`run`] against the database `db`.
+pub fn tally(db: &Path, args: &[&str]) -> Output {
+    run(&on_db(db, args))
+}
+
+/// [`run_ok`] against the database `db`.
+pub fn tally_ok(db: &Path, args: &[&str]) -> String {
+    run_ok(&on_db(db, args))
+}
+
+/// [`run_fails`] against the database `db`.
+pub fn tally_fails(db: &Path, args: &[&str], code: i32) -> String {
+    run_fails(&on_db(db, args), code)
 }
 
 /// A small filesystem of our own (tmpfs; the tests run as root), unmounted when dropped.
