@@ -59,9 +59,17 @@ function showError(error) {
   errorBox.hidden = !error;
 }
 
-function setValue(name, value) {
-  const row = tbody.querySelector(`tr[data-name="${CSS.escape(name)}"]`);
-  if (row) row.querySelector("td.value").textContent = String(value);
+const findRow = (name) => tbody.querySelector(`tr[data-name="${CSS.escape(name)}"]`);
+
+/** Shows one counter's value at once, adding its row if it is new (the next refresh sorts). */
+function showCounter(name, value) {
+  let row = findRow(name);
+  if (!row) {
+    row = newRow(name);
+    tbody.insertBefore(row, [...tbody.rows].find((other) => other.dataset.name > name) || null);
+    empty.hidden = true;
+  }
+  row.querySelector("td.value").textContent = String(value);
 }
 
 function newRow(name) {
@@ -118,7 +126,7 @@ async function increment(name, button) {
   changes += 1;
   try {
     const counter = await api("POST", `${counterPath(name)}/increment`);
-    setValue(counter.name, counter.value);
+    showCounter(counter.name, counter.value);
     showError(null);
   } catch (error) {
     showError(error);
@@ -136,7 +144,7 @@ createForm.addEventListener("submit", async (event) => {
     return;
   }
   // Creating must not silently replace a counter someone else already counts with.
-  if (tbody.querySelector(`tr[data-name="${CSS.escape(name)}"]`)) {
+  if (findRow(name)) {
     showError(new Error(`a counter named "${name}" already exists`));
     return;
   }
@@ -146,8 +154,7 @@ createForm.addEventListener("submit", async (event) => {
     const counter = await api("PUT", counterPath(name), `{"value": ${value}}`);
     showError(null);
     createForm.reset();
-    await refresh();
-    setValue(counter.name, counter.value);
+    showCounter(counter.name, counter.value);
   } catch (error) {
     showError(error);
   }
