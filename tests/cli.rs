@@ -184,7 +184,9 @@ fn help_shows_default_database() {
         .env("XDG_DATA_HOME", "/var/lib/example")
         .output()
         .unwrap();
+    // Help is wrapped to the terminal; compare with the line breaks folded away.
     let help = String::from_utf8(output.stdout).unwrap();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         help.contains("[default: /var/lib/example/tally/counters.db]"),
         "{help}"
