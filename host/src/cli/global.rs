@@ -19,7 +19,7 @@ pub struct GlobalArgs {
     /// The SQLite database file that holds the counters (created if missing).
     #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
           default_value_os_t = default_db_path())]
-    pub(crate) db: PathBuf,
+    db: PathBuf,
 
     /// Where the counters live instead of --db: `sqlite:PATH`, `memory` (gone when the process
     /// exits), or `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807).
@@ -74,6 +74,17 @@ enum StoreSpec {
     Redis(String),
 }
 
+/// How messages and logs name a store (Redis passwords redacted).
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
 impl std::str::FromStr for StoreSpec {
     type Err = String;
 
@@ -110,26 +121,27 @@ pub fn default_db_path() -> PathBuf {
 }
 
 impl GlobalArgs {
+    /// Where the counters live: `--store`, else the SQLite file `--db`.
+    fn store_spec(&self) -> StoreSpec {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()))
+    }
+
     /// Opens the store named by `--store` (or the SQLite file named by `--db`) and says which.
     pub(crate) fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
-        let spec = self
-            .store
-            .clone()
-            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()));
-        match spec {
-            StoreSpec::Memory => Ok((Arc::new(MemoryStorage::new()), "memory".into())),
-            StoreSpec::Redis(url) => {
-                let shown = redact_password(&url);
-                let storage = RedisStorage::open(&url, self.allow_redis_eviction)
+        let spec = self.store_spec();
+        let shown = spec.to_string();
+        let storage: Arc<dyn Storage> = match spec {
+            StoreSpec::Memory => Arc::new(MemoryStorage::new()),
+            StoreSpec::Redis(url) => Arc::new(
+                RedisStorage::open(&url, self.allow_redis_eviction)
                     .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
-                    .with_context(|| format!("cannot use the Redis store {shown}"))?;
-                Ok((Arc::new(storage), shown))
-            }
-            StoreSpec::Sqlite(path) => {
-                let storage = self.open_sqlite(&path)?;
-                Ok((Arc::new(storage), format!("sqlite:{}", path.display())))
-            }
-        }
+                    .with_context(|| format!("cannot use the Redis store {shown}"))?,
+            ),
+            StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path)?),
+        };
+        Ok((storage, shown))
     }
 
     /// Settles `--db` against `--store` when both are given: the command line beats the
@@ -150,13 +162,8 @@ impl GlobalArgs {
                 conflict("--db and --store both say where the counters live")
             }
             (Some(ValueSource::EnvVariable), Some(ValueSource::EnvVariable)) => conflict(&format!(
-                "TALLY_DB ({}) and TALLY_STORE ({}) are both set",
+                "TALLY_DB ({}) and TALLY_STORE ({store}) are both set",
                 self.db.display(),
-                match store {
-                    StoreSpec::Redis(url) => redact_password(url),
-                    StoreSpec::Memory => "memory".to_string(),
-                    StoreSpec::Sqlite(path) => format!("sqlite:{}", path.display()),
-                }
             )),
             (Some(ValueSource::CommandLine), _) => {
                 self.store = None;
@@ -168,10 +175,9 @@ impl GlobalArgs {
 
     /// The SQLite file that `--store sqlite:PATH` or `--db` names; `None` for another store.
     pub(crate) fn sqlite_path(&self) -> Option<PathBuf> {
-        match self.store.clone() {
-            None => Some(self.db.clone()),
-            Some(StoreSpec::Sqlite(path)) => Some(path),
-            Some(StoreSpec::Memory | StoreSpec::Redis(_)) => None,
+        match self.store_spec() {
+            StoreSpec::Sqlite(path) => Some(path),
+            StoreSpec::Memory | StoreSpec::Redis(_) => None,
         }
     }
 
