@@ -23,22 +23,17 @@ fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
         .to_string()
 }
 
+/// `--store STORE` followed by `args`.
+fn on_store<'a>(store: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [&["--store", store][..], args].concat()
+}
+
 fn tally(store: &str, args: &[&str]) -> std::process::Output {
-    common::tally_command()
-        .args(["--store", store])
-        .args(args)
-        .output()
-        .unwrap()
+    common::run(&on_store(store, args))
 }
 
 fn tally_ok(store: &str, args: &[&str]) -> String {
-    let output = tally(store, args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    common::run_ok(&on_store(store, args))
 }
 
 /// A plain `INCR` from redis-cli and `tally incr` move the same counter, in both directions.
