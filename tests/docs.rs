@@ -3,6 +3,8 @@
 //! output its `# →` comments promise.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 
@@ -100,12 +102,7 @@ fn the_five_minute_tour_runs_as_written() {
         .env("PATH", path)
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_CACHE_HOME");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TALLY_") {
-            bash.env_remove(name);
-        }
-    }
-    let output = bash
+    let output = common::without_tally_variables(&mut bash)
         .env("TALLY_LISTEN", format!("127.0.0.1:{port}"))
         .output()
         .unwrap();

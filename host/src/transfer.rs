@@ -142,15 +142,17 @@ pub fn read_lines(
 }
 
 /// Stores every line's counter, in one atomic step: all of them or, on error, none. Counters not
-/// in `lines` are left as they are. `written` is told how many are written so far.
+/// in `lines` are left as they are. `written` is told how many are written so far. Takes the
+/// lines by value so their names move into the write instead of being copied (imports can hold
+/// millions).
 pub fn import(
     storage: &dyn Storage,
-    lines: &[Line],
+    lines: Vec<Line>,
     written: &mut dyn FnMut(usize),
 ) -> Result<(), StorageError> {
     let entries: Vec<(String, Vec<u8>)> = lines
-        .iter()
-        .map(|line| (line.name.clone(), tally_guest::value::encode(line.value)))
+        .into_iter()
+        .map(|line| (line.name, tally_guest::value::encode(line.value)))
         .collect();
     storage.set_many("", &entries, written)
 }

@@ -85,7 +85,13 @@ pub fn tally_command() -> Command {
         .arg("--cache-dir")
         .arg(cache_dir())
         .env("RUST_BACKTRACE", "1");
-    // Every option reads a TALLY_* variable; none from the test's environment may leak in.
+    without_tally_variables(&mut command);
+    command
+}
+
+/// Removes every `TALLY_*` variable of the test's environment from `command`: every option reads
+/// one, and none may leak in.
+pub fn without_tally_variables(command: &mut Command) -> &mut Command {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("TALLY_") {
             command.env_remove(name);

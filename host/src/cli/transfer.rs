@@ -59,9 +59,10 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
             _ => Failure::Broken(failure),
         }
     })?;
-    progress.start_writing(lines.len());
-    let written = transfer::import(&*storage, &lines, &mut |count| {
-        progress.bar.set_position(count as u64);
+    let count = lines.len();
+    progress.start_writing(count);
+    let written = transfer::import(&*storage, lines, &mut |so_far| {
+        progress.bar.set_position(so_far as u64);
     });
     progress.bar.finish_and_clear();
     written.with_context(|| format!("cannot import {shown} into {store}; nothing changed"))?;
@@ -69,12 +70,12 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
     if global.json {
         println!(
             "{}",
-            serde_json::json!({ "imported": lines.len(), "store": store })
+            serde_json::json!({ "imported": count, "store": store })
         );
     } else {
         println!(
             "imported {} into {store}",
-            super::plural(lines.len() as u64, "counter")
+            super::plural(count as u64, "counter")
         );
     }
     Ok(())
