@@ -6,7 +6,7 @@
 mod common;
 
 use clap::CommandFactory;
-use common::{TempDb, tally_command, tally_ok};
+use common::{TempDb, run_ok, tally_command, tally_ok};
 use std::io::BufReader;
 use std::process::Stdio;
 use tally::cli::Cli;
@@ -126,7 +126,7 @@ fn environment_variables_configure_commands() {
 /// `tally completions bash` completes subcommands and flags in a real bash.
 #[test]
 fn bash_completion_completes() {
-    let script = tally_ok(std::path::Path::new("unused.db"), &["completions", "bash"]);
+    let script = run_ok(&["completions", "bash"]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tally.bash");
     std::fs::write(&file, script).unwrap();
@@ -159,7 +159,7 @@ fn bash_completion_completes() {
     assert_eq!(complete("tally i"), ["import", "incr"]);
     assert!(complete("tally serve --").contains(&"--listen".to_string()));
     for shell in ["zsh", "fish", "elvish", "powershell"] {
-        let script = tally_ok(std::path::Path::new("unused.db"), &["completions", shell]);
+        let script = run_ok(&["completions", shell]);
         assert!(
             script.contains("backup") && script.contains("import"),
             "{shell}"
