@@ -10,12 +10,11 @@
 //! `quick_check`, tally's schema), fsynced, and only then renamed into place: the destination is
 //! either the complete backup or untouched.
 
-use super::{SqliteStorage, schema};
+use super::{SqliteStorage, retry_while_busy, schema};
 use crate::storage::StorageError;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// What [`SqliteStorage::backup_to`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,28 +65,22 @@ impl SqliteStorage {
             .map_err(|error| io_failure(&format!("create a file in {}", dir.display()), error))?;
 
         let mut copy = Connection::open(temporary.path())?;
-        let deadline = Instant::now() + self.options.busy_timeout;
-        let copied = self.read(|source| {
-            let backup = Backup::new(source, &mut copy)?;
-            // -1: every page in one step, so in one read transaction of the source.
-            loop {
-                match backup.step(-1)? {
-                    StepResult::Done => return Ok(true),
-                    // Busy or locked (another connection is recovering the WAL, say): retry
-                    // until the busy timeout.
-                    _ if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    _ => return Ok(false),
-                }
-            }
+        // A busy step (another connection is recovering the WAL, say) is retried like every
+        // other busy open here, up to the busy timeout; a step of -1 pages copies everything or
+        // nothing, so a retry starts clean.
+        retry_while_busy(self.options.busy_timeout, || {
+            self.read(|source| {
+                // -1: every page in one step, so in one read transaction of the source.
+                Backup::new(source, &mut copy)?.step(-1)
+            })
+            .and_then(|step| match step {
+                StepResult::Done => Ok(()),
+                _ => Err(StorageError::Busy(format!(
+                    "{} stayed locked for the whole busy timeout; nothing was written",
+                    self.path.display()
+                ))),
+            })
         })?;
-        if !copied {
-            return Err(StorageError::Busy(format!(
-                "{} stayed locked for the whole busy timeout; nothing was written",
-                self.path.display()
-            )));
-        }
         let counters = verify(&copy, destination)?;
         copy.close().map_err(|(_, error)| error)?;
 
