@@ -2,7 +2,7 @@
 //! own.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TempDb;
 use common::server::Server;

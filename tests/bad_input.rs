@@ -1,7 +1,7 @@
 //! Bad input through the real component: every refusal is typed, and the store is left unchanged.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{TempDb, block_on, restart, start_with};
 use std::sync::Arc;

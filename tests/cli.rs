@@ -1,7 +1,7 @@
 //! The real `tally` binary, one process per command: every command is a restart.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{TempDb, tally, tally_fails, tally_ok};
 

@@ -2,7 +2,7 @@
 //! instance and SQLite connection and builds new ones over the same file.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{TempDb, block_on, restart};
 

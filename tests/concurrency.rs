@@ -1,7 +1,7 @@
 //! Concurrent increments through separate component instances and SQLite connections.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{TempDb, block_on, restart};
 

@@ -3,7 +3,7 @@
 //! `--version` that names what matters, and no color under `NO_COLOR`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use clap::CommandFactory;
 use common::{TempDb, run_ok, tally_command, tally_ok};

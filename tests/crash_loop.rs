@@ -2,7 +2,7 @@
 //! acknowledged increment was lost and none appeared from nowhere.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TempDb;
 use common::server::Server;

@@ -8,7 +8,7 @@
 //! writes it there, otherwise it goes to the target directory.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{TempDb, tally_ok};

@@ -3,7 +3,7 @@
 //! output its `# →` comments promise.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use clap::CommandFactory;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! clear, retryable-or-fixable error and loses or doubles nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{SmallDisk, TempDb, tally_fails, tally_ok};

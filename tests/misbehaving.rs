@@ -2,7 +2,7 @@
 //! nothing else: the server answers the next request normally.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TempDb;
 use common::server::Server;

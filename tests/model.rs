@@ -4,7 +4,7 @@
 //! a failing sequence to a minimal one.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::block_on;
 use proptest::prelude::*;

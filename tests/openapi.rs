@@ -4,7 +4,7 @@
 //! nothing when it fuzzes the live server from it.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TempDb;
 use common::server::Server;

@@ -3,7 +3,7 @@
 //! Redis.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TempDb;
 use common::server::{Server, hammer};

@@ -4,7 +4,7 @@
 //! cannot hold, a full disk).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::server::{Server, hammer};
 use common::{SmallDisk, TempDb, run, run_fails, run_ok, tally_command, tally_fails, tally_ok};

@@ -1,0 +1,30 @@
+//! The integration tests, compiled as one test binary.
+//!
+//! Each file beside this one proves one thing (restarts, bad input, the dashboard, ...) and is a
+//! module here rather than a test target of its own: every test binary links wasmtime and
+//! Cranelift statically (over 100 MB each in a debug build), and twenty of them filled a CI
+//! machine's disk and spent minutes linking. Run one file's tests with a filter:
+//! `cargo test --test integration dashboard::`.
+
+mod common;
+
+mod access;
+mod bad_input;
+mod cli;
+mod component_restart;
+mod concurrency;
+mod conventions;
+mod crash_loop;
+mod dashboard;
+mod docs;
+mod faults;
+mod jco;
+mod misbehaving;
+mod model;
+mod openapi;
+mod redis;
+mod reference_host;
+mod sandbox;
+mod serve;
+mod transfer;
+mod wasmtime_cli;
