@@ -4,8 +4,9 @@
 //! kills and restarts the server on the same port; after a reload the page shows the same values,
 //! and so does the database file.
 //!
-//! The screenshot it takes is `docs/dashboard.png` in the README; `TALLY_UPDATE_SCREENSHOT=1`
-//! writes it there, otherwise it goes to the target directory.
+//! The screenshot it takes is `docs/dashboard.png` in the README;
+//! `TALLY_UPDATE_SCREENSHOT=1 cargo test --test integration dashboard::` writes it there,
+//! otherwise it goes to the target directory.
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
