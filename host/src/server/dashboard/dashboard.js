@@ -105,7 +105,9 @@ function render(counters) {
 }
 
 async function refresh() {
-  if (refreshing) return;
+  // A tab nobody looks at does not poll (listing every counter is not free); it catches up as
+  // soon as it is shown again.
+  if (refreshing || document.hidden) return;
   refreshing = true;
   const before = changes;
   try {
