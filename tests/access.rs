@@ -1,11 +1,8 @@
 //! Access control: `--auth-token` guards every write, and the component reaches no bucket but its
 //! own.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::TempDb;
-use common::server::Server;
+use crate::common::TempDb;
+use crate::common::server::Server;
 use tally::http_client::Client;
 
 /// Sends one request with an optional bearer token.

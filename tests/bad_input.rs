@@ -1,9 +1,6 @@
 //! Bad input through the real component: every refusal is typed, and the store is left unchanged.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::{TempDb, block_on, restart, start_with};
+use crate::common::{TempDb, block_on, restart, start_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tally::CounterError;

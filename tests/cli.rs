@@ -1,9 +1,6 @@
 //! The real `tally` binary, one process per command: every command is a restart.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::{TempDb, tally, tally_fails, tally_ok};
+use crate::common::{TempDb, tally, tally_fails, tally_ok};
 
 /// Set to 10 in one process; another process reads 10.
 #[test]

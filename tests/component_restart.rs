@@ -1,6 +1,5 @@
 //! The acceptance scenarios through the real component: every "restart" drops the engine, store,
 //! instance and SQLite connection and builds new ones over the same file.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,9 +1,6 @@
 //! Concurrent increments through separate component instances and SQLite connections.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::{TempDb, block_on, restart};
+use crate::common::{TempDb, block_on, restart};
 
 const THREADS: u64 = 8;
 const INCREMENTS: u64 = 1_000;

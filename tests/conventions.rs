@@ -1,12 +1,9 @@
 //! The command-line conventions users expect from their other tools: every option also read from
 //! a `TALLY_*` variable (the command line winning), shell completions that complete, a
 //! `--version` that names what matters, and no color under `NO_COLOR`.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
+use crate::common::{TempDb, run_ok, tally_command, tally_ok};
 use clap::CommandFactory;
-use common::{TempDb, run_ok, tally_command, tally_ok};
 use std::io::BufReader;
 use std::process::Stdio;
 use tally::cli::Cli;

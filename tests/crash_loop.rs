@@ -1,11 +1,8 @@
 //! Crash loop: `kill -9` the server at random moments under load, ten times, and check that no
 //! acknowledged increment was lost and none appeared from nowhere.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::TempDb;
-use common::server::Server;
+use crate::common::TempDb;
+use crate::common::server::Server;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

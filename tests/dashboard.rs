@@ -7,12 +7,9 @@
 //! The screenshot it takes is `docs/dashboard.png` in the README;
 //! `TALLY_UPDATE_SCREENSHOT=1 cargo test --test integration dashboard::` writes it there,
 //! otherwise it goes to the target directory.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::server::Server;
-use common::{TempDb, tally_ok};
+use crate::common::server::Server;
+use crate::common::{TempDb, tally_ok};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

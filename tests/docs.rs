@@ -1,7 +1,6 @@
 //! The README is tested like code: its WIT block is the contract verbatim, it documents every
 //! `TALLY_*` variable the binary reads, and its five-minute tour runs, top to bottom, with the
 //! output its `# →` comments promise.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

@@ -1,11 +1,8 @@
 //! Storage faults: another process holding the write lock, a missing directory. Each gives a
 //! clear, retryable-or-fixable error and loses or doubles nothing.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::server::Server;
-use common::{SmallDisk, TempDb, tally_fails, tally_ok};
+use crate::common::server::Server;
+use crate::common::{SmallDisk, TempDb, tally_fails, tally_ok};
 
 /// While another process holds SQLite's write lock past the busy timeout, increments get 503
 /// with Retry-After (server) or exit 3 (CLI) and are not applied; after the lock is released the

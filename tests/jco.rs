@@ -1,7 +1,6 @@
 //! The component in Node.js through jco (`examples/jco/`): transpiled with `wasi:keyvalue` mapped
 //! to a JavaScript implementation, then run by the example's own `node --test` suite and, as
 //! separate Node processes, by `increment.js` over a JSON file that survives between them.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

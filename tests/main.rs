@@ -6,6 +6,9 @@
 //! machine's disk and spent minutes linking. Run one file's tests with a filter:
 //! `cargo test --test integration dashboard::`.
 
+// A test that meets the unexpected should stop right there, loudly: unwrap is how it says so.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod access;

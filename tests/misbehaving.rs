@@ -1,11 +1,8 @@
 //! A guest that traps, spins forever or exhausts its memory costs its own request a 500 and
 //! nothing else: the server answers the next request normally.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::TempDb;
-use common::server::Server;
+use crate::common::TempDb;
+use crate::common::server::Server;
 use std::time::Instant;
 
 /// Each kind of misbehaviour gives a 500 `guest_failure`, and a normal request right after it on

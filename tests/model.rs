@@ -2,7 +2,6 @@
 //! restarts interleaved (a new instance; a new engine; a reopened database), run through the real
 //! component on each backend and checked after every step against a plain map. proptest shrinks
 //! a failing sequence to a minimal one.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

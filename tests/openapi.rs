@@ -2,12 +2,9 @@
 //! `/openapi.json` serves, it names exactly the routes the router has and exactly the methods each
 //! answers, its error codes are the server's, and schemathesis (installed by `./setup`) finds
 //! nothing when it fuzzes the live server from it.
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::TempDb;
-use common::server::Server;
+use crate::common::TempDb;
+use crate::common::server::Server;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! The Redis backend end to end: a real `redis-server` started by the test, the real `tally`
 //! binary, plain Redis clients (`redis-cli`) on the same keys, and two servers scaled out on one
 //! Redis.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

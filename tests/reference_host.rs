@@ -5,7 +5,6 @@
 //! That store gives every `open` a fresh copy of the data it was seeded with, and the component
 //! opens the bucket on every call: within one call everything behaves as on tally's host, but no
 //! call sees an earlier call's writes. The tests seed the data each call needs.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::OnceLock;
 use tally::CounterError;

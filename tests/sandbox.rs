@@ -1,7 +1,6 @@
 //! What the component can reach: its imports are exactly the keyvalue store and the few WASI
 //! interfaces Rust's standard library links, and a guest that reaches for files or the
 //! environment is refused (tested through the server in `misbehaving.rs`).
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use wasmtime::Engine;

@@ -1,7 +1,6 @@
 //! `tally serve` as a real process on a free port: restarts (graceful and `kill -9`), exact
 //! concurrent counting (one server, and two servers on one file), and every error status with the
 //! stored value checked unchanged.
-#![allow(clippy::unwrap_used)]
 
 use crate::common;
 

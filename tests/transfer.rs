@@ -2,12 +2,11 @@
 //! keeps writing, `tally export` / `tally import` between SQLite and a real Redis server, and
 //! imports that must change nothing when any part of them is wrong (a bad line, a value Redis
 //! cannot hold, a full disk).
-#![allow(clippy::unwrap_used)]
 
-use crate::common;
-
-use common::server::{Server, hammer};
-use common::{SmallDisk, TempDb, run, run_fails, run_ok, tally_command, tally_fails, tally_ok};
+use crate::common::server::{Server, hammer};
+use crate::common::{
+    SmallDisk, TempDb, run, run_fails, run_ok, tally_command, tally_fails, tally_ok,
+};
 use std::path::Path;
 use tally::redis_server::RedisServer;
 

@@ -1,7 +1,6 @@
 //! The component in the `wasmtime` command-line host (wasmtime-cli 48, installed by `./setup`):
 //! a runtime that shares no code with tally's host beyond wasmtime itself, with its own in-memory
 //! `wasi:keyvalue` store.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: temporary databases, "restarts" of the component
 //! (a fresh engine, store and instance over the same file) and runs of the real `tally` binary.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod server;
 
