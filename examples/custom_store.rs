@@ -149,7 +149,8 @@ async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
         .tally_counter_counter()
         .call_increment(&mut store, name, by)
         .await?;
-    value.map_err(|e| anyhow::anyhow!("{}", tally::cli::describe(&e)))
+    // This store holds any u64, so that is what "overflow" means here.
+    value.map_err(|e| anyhow::anyhow!("{}", tally::Refusal::new(e, u64::MAX)))
 }
 
 #[cfg_attr(test, allow(dead_code))]

@@ -60,7 +60,7 @@ fn refused_operations_exit_1_and_change_nothing() {
     let stderr = tally_fails(&db.path, &["incr", "big"], 1);
     assert_eq!(
         stderr,
-        "tally: counter \"big\" would overflow past 18446744073709551615 (the u64 maximum); \
+        "tally: error: counter \"big\" would overflow past 18446744073709551615 (the u64 maximum); \
          its value is unchanged\n"
     );
     assert_eq!(
@@ -72,7 +72,7 @@ fn refused_operations_exit_1_and_change_nothing() {
     let stderr = tally_fails(&db.path, &["incr", "visits"], 1);
     assert!(
         stderr.starts_with(
-            "tally: counter \"visits\" holds a stored value that is not a decimal u64"
+            "tally: error: counter \"visits\" holds a stored value that is not a decimal u64"
         ),
         "{stderr}"
     );
@@ -82,7 +82,7 @@ fn refused_operations_exit_1_and_change_nothing() {
     let stderr = tally_fails(&db.path, &["incr", ""], 1);
     assert_eq!(
         stderr,
-        "tally: invalid counter name: a counter name must not be empty\n"
+        "tally: error: invalid counter name: a counter name must not be empty\n"
     );
     let stderr = tally_fails(&db.path, &["set", "tab\there", "1"], 1);
     assert!(stderr.contains("control characters"), "{stderr}");
@@ -104,7 +104,7 @@ fn out_of_range_numbers_are_usage_errors() {
         &["frobnicate"],
     ] {
         let stderr = tally_fails(&db.path, args, 2);
-        assert!(stderr.contains("error:"), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("tally: error: "), "{args:?}: {stderr}");
     }
     assert_eq!(tally_ok(&db.path, &["get", "n"]), "5\n");
 }
@@ -234,11 +234,14 @@ fn bad_input_matrix() {
             stderr
                 .trim_end()
                 .lines()
-                .filter(|l| l.starts_with("tally:") || l.starts_with("error:"))
+                .filter(|l| l.contains("error:"))
                 .count(),
             1,
             "{args:?}: {stderr}"
         );
+        // Whoever found the error (the argument parser, the component, the store), the line
+        // starts the same way.
+        assert!(stderr.starts_with("tally: error: "), "{args:?}: {stderr}");
     }
     // (A NUL cannot travel in an argv string; the HTTP matrix covers `%00`.)
     // Invalid UTF-8 in a name is refused by the argument parser.

@@ -51,18 +51,7 @@ fn every_flag_has_an_environment_variable() {
 fn environment_variables_configure_commands() {
     let db = TempDb::new();
     let env_db = db.path.to_str().unwrap();
-    let run = |vars: &[(&str, &str)], args: &[&str]| {
-        let output = tally_command()
-            .envs(vars.iter().copied())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
-    };
+    let run = outcome;
     let ok = |vars: &[(&str, &str)], args: &[&str]| {
         let (code, stdout, stderr) = run(vars, args);
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
@@ -118,6 +107,180 @@ fn environment_variables_configure_commands() {
         stderr.contains("--db and --store both say where the counters live"),
         "{stderr}"
     );
+}
+
+/// What tally is run with, its exit code, standard output and standard error.
+fn outcome(vars: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let output = tally_command()
+        .envs(vars.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Options that only one kind of store takes are refused with any other store (exit 2, naming
+/// the flag or the variable and the kind of store it is for) instead of being silently ignored,
+/// and nothing is written.
+#[test]
+fn store_specific_options_are_refused_elsewhere() {
+    let db = TempDb::new();
+    let sqlite = db.path.to_str().unwrap();
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 6] = [
+        (
+            &[],
+            &["--store", "memory", "--durability", "relaxed", "incr", "a"],
+            "--durability applies to SQLite stores only, and the store is memory",
+        ),
+        (
+            &[],
+            &["--store", "memory", "--durability", "full", "get", "a"],
+            "--durability applies to SQLite stores only",
+        ),
+        (
+            &[("TALLY_DURABILITY", "relaxed")],
+            &["--store", "memory", "serve"],
+            "TALLY_DURABILITY applies to SQLite stores only",
+        ),
+        (
+            &[],
+            &["--store", "memory", "--busy-timeout-ms", "10", "get", "a"],
+            "--busy-timeout-ms applies to SQLite stores only",
+        ),
+        (
+            &[("TALLY_BUSY_TIMEOUT_MS", "10")],
+            &["--store", "memory", "get", "a"],
+            "TALLY_BUSY_TIMEOUT_MS applies to SQLite stores only",
+        ),
+        (
+            &[],
+            &["--db", sqlite, "--allow-redis-eviction", "incr", "a"],
+            "--allow-redis-eviction applies to Redis stores only, and the store is sqlite:",
+        ),
+    ];
+    for (vars, args, message) in cases {
+        let (code, stdout, stderr) = outcome(vars, args);
+        assert_eq!((code, stdout.as_str()), (Some(2), ""), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("tally: error: ") && stderr.contains(message),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!db.path.exists(), "a refused command created the database");
+    // Where they apply, they work; a variable that says "no" is no request at all.
+    assert_eq!(
+        tally_ok(
+            &db.path,
+            &[
+                "--durability",
+                "relaxed",
+                "--busy-timeout-ms",
+                "10",
+                "incr",
+                "a"
+            ]
+        ),
+        "1\n"
+    );
+    let (code, stdout, _) = outcome(
+        &[("TALLY_ALLOW_REDIS_EVICTION", "0")],
+        &["--db", sqlite, "get", "a"],
+    );
+    assert_eq!((code, stdout.as_str()), (Some(0), "1\n"));
+}
+
+/// A bad value from a variable names the variable, not the flag the user never typed; every
+/// error line starts with `tally: error: `.
+#[test]
+fn bad_variables_are_named() {
+    let (code, stdout, stderr) = outcome(
+        &[("TALLY_JSON", "maybe")],
+        &["--store", "memory", "get", "a"],
+    );
+    assert_eq!((code, stdout.as_str()), (Some(2), ""));
+    assert!(
+        stderr.starts_with(
+            "tally: error: invalid value 'maybe' for TALLY_JSON (the variable of --json)"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = outcome(
+        &[("TALLY_BUSY_TIMEOUT_MS", "soon")],
+        &["--store", "memory", "get", "a"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("for TALLY_BUSY_TIMEOUT_MS (the variable of --busy-timeout-ms)"),
+        "{stderr}"
+    );
+    // On the command line, the flag is what is named, even with the variable set too.
+    let (code, _, stderr) = outcome(
+        &[("TALLY_BUSY_TIMEOUT_MS", "later")],
+        &["--busy-timeout-ms", "soon", "--store", "memory", "get", "a"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("tally: error: invalid value 'soon' for '--busy-timeout-ms <MS>'"),
+        "{stderr}"
+    );
+}
+
+/// With `--json`, results are JSON on standard output and errors are one JSON object on
+/// standard error, `{"error", "code"}` with the HTTP API's codes; `component` says what it
+/// wrote as JSON too.
+#[test]
+fn json_covers_results_and_errors() {
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "big", "18446744073709551615"]);
+    let path = db.path.to_str().unwrap();
+    let json_error = |args: &[&str], exit: i32| {
+        let (code, stdout, stderr) = outcome(&[], args);
+        assert_eq!((code, stdout.as_str()), (Some(exit), ""), "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stderr).unwrap()
+    };
+    let error = json_error(&["--json", "--db", path, "incr", "big"], 1);
+    assert_eq!(error["code"], "overflow");
+    assert_eq!(
+        error["error"],
+        "counter \"big\" would overflow past 18446744073709551615 (the u64 maximum); its value is unchanged"
+    );
+    assert_eq!(
+        json_error(&["--json", "--db", path, "get", ""], 1)["code"],
+        "invalid_name"
+    );
+    let missing = db.dir.path().join("nowhere/counters.db");
+    let error = json_error(
+        &["--json", "--db", missing.to_str().unwrap(), "incr", "a"],
+        3,
+    );
+    assert_eq!(error["code"], "failure");
+    assert!(
+        error["error"].as_str().unwrap().contains("does not exist"),
+        "{error}"
+    );
+    let bad = db.dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "nonsense\n").unwrap();
+    let error = json_error(
+        &["--json", "--db", path, "import", bad.to_str().unwrap()],
+        1,
+    );
+    assert_eq!(error["code"], "invalid_input");
+
+    let out = db.dir.path().join("counter.wasm");
+    let (code, stdout, stderr) = outcome(
+        &[],
+        &["--json", "component", "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let written: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(written["component"], out.to_str().unwrap());
+    assert_eq!(written["bytes"], std::fs::metadata(&out).unwrap().len());
 }
 
 /// `tally completions bash` completes subcommands and flags in a real bash.

@@ -56,28 +56,45 @@ fn readme_documents_every_variable_and_the_screenshot() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
 }
 
-/// The five-minute tour, as a user would paste it: in a fresh home directory, with the binary
-/// this build made on PATH (instead of its two install lines) and a free port for 8080. Every
-/// `# → TEXT` comment must be the next line of output (`...` matches anything).
-#[test]
-fn the_five_minute_tour_runs_as_written() {
-    let readme = readme();
-    let tour = readme
-        .split("## Five-minute tour")
+/// The `sh` block that follows `heading` in the README.
+fn sh_block(heading: &str) -> String {
+    readme()
+        .split(heading)
         .nth(1)
         .and_then(|section| section.split("```sh\n").nth(1))
         .and_then(|block| block.split("\n```").next())
-        .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let with_port = |text: &str| text.replace(":8080", &format!(":{port}"));
+        .to_string()
+}
 
+/// A fresh home directory with the binary this build made on `PATH`, for README blocks to run
+/// in as a user would paste them (with bash, `set -e`, no `TALLY_*` variables).
+fn shell_in_fresh_home(home: &Path, script: &str) -> std::process::Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_tally")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["--norc", "-c", script])
+        .current_dir(home)
+        .env("HOME", home)
+        .env("PATH", path)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CACHE_HOME");
+    common::without_tally_variables(&mut bash);
+    bash
+}
+
+/// Runs a README `sh` block and checks its standard output: every `# → TEXT` comment must be the
+/// next line of output (`...` matches anything, `<TAB>` is a tab); a comment with nothing before
+/// it promises a further line of the command above. `adapt` rewrites each command line first.
+/// Returns the home directory it ran in.
+fn run_promises(
+    block: &str,
+    adapt: impl Fn(&str) -> String,
+    prepare: impl FnOnce(&mut std::process::Command),
+) -> tempfile::TempDir {
     let mut script = String::from("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     let mut expected = Vec::new();
-    for line in tour.lines() {
+    for line in block.lines() {
         if line.starts_with("rustup ") || line.starts_with("cargo install ") {
             continue;
         }
@@ -85,30 +102,20 @@ fn the_five_minute_tour_runs_as_written() {
             Some((command, promise)) => (command, Some(promise.trim())),
             None => (line, None),
         };
-        script.push_str(&with_port(command));
+        script.push_str(&adapt(command));
         script.push('\n');
-        expected.extend(promise.map(with_port));
+        expected.extend(promise.map(|promise| adapt(promise).replace("<TAB>", "\t")));
     }
     assert!(expected.len() >= 8, "{expected:?}");
 
     let home = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_tally")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let mut bash = std::process::Command::new("bash");
-    bash.args(["--norc", "-c", &script])
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("PATH", path)
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("XDG_CACHE_HOME");
-    let output = common::without_tally_variables(&mut bash)
-        .env("TALLY_LISTEN", format!("127.0.0.1:{port}"))
-        .output()
-        .unwrap();
+    let mut bash = shell_in_fresh_home(home.path(), &script);
+    prepare(&mut bash);
+    let output = bash.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
         output.status.success(),
-        "the tour failed:\n{stdout}\n{}",
+        "the README block failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: Vec<&str> = stdout.lines().collect();
@@ -119,8 +126,70 @@ fn the_five_minute_tour_runs_as_written() {
             "printed {line:?}, the README promises {promise:?}"
         );
     }
+    home
+}
+
+/// The five-minute tour, as a user would paste it: in a fresh home directory, with the binary
+/// this build made on PATH (instead of its two install lines) and a free port for 8080.
+#[test]
+fn the_five_minute_tour_runs_as_written() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = run_promises(
+        &sh_block("## Five-minute tour"),
+        |text| text.replace(":8080", &format!(":{port}")),
+        |bash| {
+            bash.env("TALLY_LISTEN", format!("127.0.0.1:{port}"));
+        },
+    );
     assert!(home.path().join(".local/share/tally/counters.db").is_file());
     assert!(home.path().join("visits-backup.db").is_file());
+}
+
+/// "Using the CLI" runs as written, every promised line checked; the completion script lands
+/// where it says, in a home that did not have the directory.
+#[test]
+fn the_cli_block_runs_as_written() {
+    let home = run_promises(&sh_block("## Using the CLI"), str::to_string, |_| {});
+    let completion = home
+        .path()
+        .join(".local/share/bash-completion/completions/tally");
+    assert!(
+        std::fs::read_to_string(completion)
+            .unwrap()
+            .contains("_tally()")
+    );
+}
+
+/// The exit-code examples (the `console` block after "Exit codes") print exactly what they show,
+/// standard error included, run one after another in a fresh home from the repository's root
+/// (where `README.md` is).
+#[test]
+fn the_exit_code_examples_print_what_they_show() {
+    let readme = readme();
+    let block = readme
+        .split("**Exit codes**")
+        .nth(1)
+        .and_then(|section| section.split("```console\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut examples = 0;
+    for example in block.split("$ ").filter(|text| !text.is_empty()) {
+        let (command, shown) = example.split_once('\n').unwrap_or((example, ""));
+        let mut bash = shell_in_fresh_home(home.path(), &format!("{command} 2>&1"));
+        let output = bash.current_dir(root()).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            shown.trim_end(),
+            "$ {command}"
+        );
+        examples += 1;
+    }
+    assert!(examples >= 4, "{block}");
 }
 
 /// Whether `line` is `pattern`, where each `...` in the pattern stands for any text.

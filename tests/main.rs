@@ -25,6 +25,7 @@ mod jco;
 mod misbehaving;
 mod model;
 mod openapi;
+mod ownership;
 mod redis;
 mod reference_host;
 mod sandbox;

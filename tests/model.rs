@@ -117,6 +117,8 @@ fn expect(
         },
         Op::Set(n, value) => match invalid(n) {
             Some(error) => Err(error),
+            // A store holds nothing past its own limit (Redis: i64::MAX).
+            None if value > limit => Err(CounterError::Overflow(NAMES[n].to_string())),
             None => {
                 model.insert(NAMES[n].to_string(), value);
                 one(value)

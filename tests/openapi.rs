@@ -118,6 +118,42 @@ fn the_live_server_answers_exactly_the_documented_operations() {
     }
 }
 
+/// HEAD, which the document leaves out (its description says why), is answered wherever GET is,
+/// with GET's status and headers and no body, as HTTP requires; elsewhere it is 405.
+#[test]
+fn head_answers_wherever_get_does() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let spec = spec();
+    assert!(
+        spec["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Every GET operation also answers HEAD"),
+        "the document must say that HEAD is answered"
+    );
+    let operations = documented(&spec);
+    let mut answered = 0;
+    for path in spec["paths"].as_object().unwrap().keys() {
+        let concrete = path.replace("{name}", "probe");
+        let head = server.request("HEAD", &concrete, None);
+        if operations.contains(&(path.clone(), "GET".to_string())) {
+            let get = server.request("GET", &concrete, None);
+            assert_eq!(head.status, get.status, "HEAD {path}");
+            assert_eq!(
+                head.header("content-type"),
+                get.header("content-type"),
+                "HEAD {path}"
+            );
+            assert_eq!(head.body, "", "HEAD {path}");
+            answered += 1;
+        } else {
+            assert_eq!(head.status, 405, "HEAD {path}: {head:?}");
+        }
+    }
+    assert!(answered >= 7, "{answered}");
+}
+
 /// Every error the server can answer has its code in the document's `Error.code` enum, and
 /// every code there is one the server uses.
 #[test]
@@ -135,12 +171,24 @@ fn error_codes_match_the_server() {
             | ApiError::Guest(_) => error.status_and_code().1,
         }
     }
-    use tally::CounterError;
+    use tally::{CounterError, Refusal};
     let errors = [
-        ApiError::Counter(CounterError::InvalidName(String::new())),
-        ApiError::Counter(CounterError::Overflow(String::new())),
-        ApiError::Counter(CounterError::CorruptValue(String::new())),
-        ApiError::Counter(CounterError::StoreFailure(String::new())),
+        ApiError::Counter(Refusal::new(
+            CounterError::InvalidName(String::new()),
+            u64::MAX,
+        )),
+        ApiError::Counter(Refusal::new(
+            CounterError::Overflow(String::new()),
+            u64::MAX,
+        )),
+        ApiError::Counter(Refusal::new(
+            CounterError::CorruptValue(String::new()),
+            u64::MAX,
+        )),
+        ApiError::Counter(Refusal::new(
+            CounterError::StoreFailure(String::new()),
+            u64::MAX,
+        )),
         ApiError::InvalidBody(String::new()),
         ApiError::BodyTooLarge(0),
         ApiError::NotFound,

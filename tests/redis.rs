@@ -69,6 +69,84 @@ fn redis_range_is_reported_as_overflow() {
     assert_eq!(redis_cli(&redis, &["GET", "word"]), "abc");
 }
 
+/// Every write path refuses a value past the Redis range (i64's maximum) before anything is
+/// written, and every overflow message names that limit, not u64's: `set`, `PUT`, `import` and
+/// increments, through the CLI and HTTP.
+#[test]
+fn redis_range_is_enforced_on_every_write_path() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let store = redis.url(0);
+    let limit = "9223372036854775807";
+    let past = "9223372036854775808";
+    let message = format!(
+        "counter \"top\" would overflow past {limit} (the largest counter this store holds, \
+         i64's maximum); its value is unchanged"
+    );
+    tally_ok(&store, &["set", "top", "5"]);
+
+    let output = tally(&store, &["set", "top", past]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("tally: error: {message}\n")
+    );
+    assert_eq!(redis_cli(&redis, &["GET", "top"]), "5");
+
+    let logs = TempDb::new();
+    let server = Server::start_with(&logs.path, &["--store", &store], &[]);
+    for body in [
+        format!("{{\"value\": {past}}}"),
+        "{\"value\": 1e19}".to_string(),
+    ] {
+        let response = server.request("PUT", "/counters/top", Some(&body));
+        assert_eq!(response.status, 409, "{response:?}");
+        let answer: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(answer["code"], "overflow");
+        assert_eq!(answer["error"], message.as_str());
+    }
+    assert_eq!(redis_cli(&redis, &["GET", "top"]), "5");
+
+    let file = logs.dir.path().join("past.jsonl");
+    std::fs::write(
+        &file,
+        format!("{{\"name\":\"other\",\"value\":1}}\n{{\"name\":\"top\",\"value\":{past}}}\n"),
+    )
+    .unwrap();
+    let output = tally(&store, &["import", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!(
+            "line 2: counter \"top\" has the value {past}, above this store's largest counter \
+             {limit}"
+        )),
+        "{output:?}"
+    );
+    assert_eq!(redis_cli(&redis, &["EXISTS", "other"]), "0");
+
+    // The limit itself is fine; one past it by increment is the same overflow, named the same.
+    let response = server.request(
+        "PUT",
+        "/counters/top",
+        Some(&format!("{{\"value\": {limit}}}")),
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    let response = server.request("POST", "/counters/top/increment", None);
+    assert_eq!(response.status, 409);
+    let answer: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(answer["error"], message.as_str());
+    let output = tally(&store, &["incr", "top"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("tally: error: {message}\n")
+    );
+    assert_eq!(redis_cli(&redis, &["GET", "top"]), limit);
+    // The same value is fine on SQLite, whose range is u64's.
+    assert_eq!(
+        common::tally_ok(&logs.path, &["set", "top", past]),
+        format!("{past}\n")
+    );
+}
+
 /// tally refuses a Redis that may evict keys, unless told to accept it.
 #[test]
 fn evicting_redis_is_refused_without_override() {

@@ -68,6 +68,27 @@ fn increments_to_15_survive_sigterm() {
     assert_eq!(common::tally_ok(&db.path, &["get", "visits"]), "15\n");
 }
 
+/// `--listen` takes a host name as well as an address; a value without a port is a usage error
+/// that shows the expected form.
+#[test]
+fn listen_takes_host_names() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &["--listen", "localhost:0"]);
+    assert!(server.address.ip().is_loopback(), "{}", server.address);
+    let response = server.request("POST", "/counters/visits/increment", None);
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, body("visits", 1).as_str())
+    );
+    let stderr = common::tally_fails(&db.path, &["serve", "--listen", "localhost"], 2);
+    assert!(
+        stderr.starts_with(
+            "tally: error: invalid value 'localhost' for '--listen <ADDR>': expected HOST:PORT"
+        ),
+        "{stderr}"
+    );
+}
+
 /// Listing, reset and health: the simple routes answer as documented.
 #[test]
 fn list_reset_health_and_metrics() {

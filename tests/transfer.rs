@@ -120,7 +120,7 @@ fn a_bad_line_imports_nothing() {
         let error = tally_fails(&db.path, &["import", path(&file)], 1);
         assert!(
             error.starts_with(&format!(
-                "tally: cannot import {}; nothing changed: {reason}",
+                "tally: error: cannot import {}; nothing changed: {reason}",
                 file.display()
             )),
             "{error}"
@@ -278,7 +278,7 @@ fn backup_refuses_what_it_cannot_do_safely() {
     assert!(error.contains("is the database being backed up"), "{error}");
 
     let error = tally_fails(&db.dir.path().join("missing.db"), &["backup", "x.db"], 3);
-    assert!(error.contains("there is no database at"), "{error}");
+    assert!(error.contains("there is no counter database at"), "{error}");
     assert!(!db.dir.path().join("missing.db").exists());
 
     let error = run_fails(&["--store", "memory", "backup", path(&backup)], 1);

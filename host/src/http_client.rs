@@ -103,6 +103,10 @@ impl Client {
                 headers.push((name, value));
             }
         }
+        // The answer to HEAD has headers only, whatever Content-Length says (RFC 9110 9.3.2).
+        if method == "HEAD" {
+            length = 0;
+        }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body)?;
         let body = String::from_utf8(body).map_err(|_| invalid("body is not UTF-8".into()))?;

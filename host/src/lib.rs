@@ -8,6 +8,8 @@
 //! - [`bindings`]: host bindings generated from `wit/`.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
 //! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
+//! - [`refusal`]: a refused counter operation in words and as a stable code.
+//! - [`whole_number`]: counter values from JSON numbers (`5`, `5.0`, `5e0`), read exactly.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`metrics`]: process-wide Prometheus metrics.
 //! - [`http_client`]: a minimal HTTP/1.1 client for `tally bench` and the tests.
@@ -24,10 +26,13 @@ pub mod http_client;
 pub mod keyvalue;
 pub mod metrics;
 pub mod redis_server;
+pub mod refusal;
 pub mod runtime;
 pub mod server;
 pub mod storage;
 pub mod transfer;
+pub mod whole_number;
 
 pub use bindings::CounterError;
+pub use refusal::Refusal;
 pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

@@ -119,6 +119,7 @@ pub struct Runtime {
     keyvalue: KeyValueCtx,
     limits: Limits,
     deadline_ticks: u64,
+    counter_limit: u64,
 }
 
 /// What one instance may use; kept to explain a trap in terms of the option that caused it.
@@ -156,6 +157,7 @@ impl Runtime {
         })?;
         start_epoch_ticker(&engine)?;
         let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        let counter_limit = storage.counter_limit();
         Ok(Self {
             engine,
             pre,
@@ -166,7 +168,14 @@ impl Runtime {
                 deadline: options.deadline,
             },
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
+            counter_limit,
         })
+    }
+
+    /// The largest value the store holds ([`Storage::counter_limit`]): what "overflow" means
+    /// here.
+    pub fn counter_limit(&self) -> u64 {
+        self.counter_limit
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
@@ -195,6 +204,7 @@ impl Runtime {
             store,
             bindings,
             limits: self.limits,
+            counter_limit: self.counter_limit,
         })
     }
 }
@@ -266,6 +276,7 @@ pub struct Counter {
     store: Store<HostState>,
     bindings: CounterComponent,
     limits: Limits,
+    counter_limit: u64,
 }
 
 impl Counter {
@@ -287,8 +298,15 @@ impl Counter {
             .map_err(|error| self.limits.explain(error))
     }
 
-    /// `counter.set`
+    /// `counter.set`, after checking that the store can hold `value`: the component stores any
+    /// `u64`, and a store with narrower counters (Redis) would otherwise keep a value past its
+    /// own range, which it then cannot increment or import. Such a value is refused as an
+    /// `overflow` before the component or the store is touched, as an increment past the limit
+    /// is. (An invalid name is still the component's to refuse first.)
     pub async fn set(&mut self, name: &str, value: u64) -> Result<Result<(), CounterError>> {
+        if value > self.counter_limit && tally_guest::name::validate(name).is_ok() {
+            return Ok(Err(CounterError::Overflow(name.to_string())));
+        }
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_set(&mut self.store, name, value)
@@ -303,6 +321,11 @@ impl Counter {
             .call_reset(&mut self.store, name)
             .await
             .map_err(|error| self.limits.explain(error))
+    }
+
+    /// The largest value the store holds ([`Runtime::counter_limit`]).
+    pub fn counter_limit(&self) -> u64 {
+        self.counter_limit
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past

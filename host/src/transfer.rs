@@ -22,7 +22,8 @@ use std::ops::ControlFlow;
 pub struct Line {
     /// The counter's name.
     pub name: String,
-    /// Its value.
+    /// Its value: any exact spelling of a whole number (`5`, `5.0`, `5e0`), as in the HTTP API.
+    #[serde(deserialize_with = "crate::whole_number::deserialize")]
     pub value: u64,
 }
 
@@ -213,6 +214,7 @@ mod tests {
         assert!(refusal(&format!("{ok}not json")).starts_with("line 2: expected {\"name\""));
         assert!(refusal("{\"name\":\"a\",\"value\":-1}").starts_with("line 1: expected"));
         assert!(refusal("{\"name\":\"a\",\"value\":1.5}").starts_with("line 1: expected"));
+        assert!(refusal("{\"name\":\"a\",\"value\":\"5\"}").starts_with("line 1: expected"));
         assert!(refusal("{\"name\":\"a\",\"value\":18446744073709551616}").starts_with("line 1:"));
         assert!(refusal("{\"name\":\"a\"}").contains("missing field `value`"));
         assert!(refusal("{\"name\":\"a\",\"value\":1,\"x\":2}").contains("unknown field `x`"));
@@ -226,6 +228,20 @@ mod tests {
                 .to_string(),
             "line 1: counter \"a\" has the value 10, above this store's largest counter 9"
         );
+    }
+
+    /// Values are read with the HTTP API's rule: any exact spelling of a whole number.
+    #[test]
+    fn values_are_whole_numbers_in_any_spelling() {
+        let values: Vec<u64> = read(
+            "{\"name\":\"a\",\"value\":5.0}\n{\"name\":\"b\",\"value\":5e0}\n\
+             {\"name\":\"c\",\"value\":1.8446744073709551615e19}\n{\"name\":\"d\",\"value\":7}",
+        )
+        .unwrap()
+        .into_iter()
+        .map(|line| line.value)
+        .collect();
+        assert_eq!(values, [5, 5, u64::MAX, 7]);
     }
 
     /// Progress counts every byte, so a bar reaches the file's size.

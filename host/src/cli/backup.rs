@@ -25,14 +25,14 @@ pub(super) fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<(), Failure>
              (and `tally import FILE` to restore)"
         )));
     };
-    // Opening would create an empty database; a backup of nothing is a mistake.
-    if !path.exists() {
+    // Opened for reading: the source keeps its journal mode, and a missing one is not created
+    // (a backup of nothing is a mistake).
+    let Some(storage) = global.read_sqlite(&path)? else {
         return Err(Failure::Broken(anyhow::anyhow!(
-            "there is no database at {} to back up; check --db",
+            "there is no counter database at {} to back up; check --db",
             path.display()
         )));
-    }
-    let storage = global.open_sqlite(&path)?;
+    };
     let report = storage.backup_to(&args.file, args.force).with_context(|| {
         format!(
             "cannot back up {} to {}",

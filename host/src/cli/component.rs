@@ -16,8 +16,9 @@ pub struct ComponentArgs {
     out: PathBuf,
 }
 
-/// Writes the embedded component to `--out` and says where.
-pub(super) fn run(args: &ComponentArgs) -> Result<()> {
+/// Writes the embedded component to `--out` and says where (on standard output with `json`, as
+/// `{"component": FILE, "bytes": N}`).
+pub(super) fn run(args: &ComponentArgs, json: bool) -> Result<()> {
     if args.out.as_os_str() == "-" {
         let mut stdout = std::io::stdout().lock();
         return stdout
@@ -27,10 +28,17 @@ pub(super) fn run(args: &ComponentArgs) -> Result<()> {
     }
     std::fs::write(&args.out, EMBEDDED_COMPONENT)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!(
-        "tally: wrote the counter component ({} bytes) to {}",
-        EMBEDDED_COMPONENT.len(),
-        args.out.display()
-    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "component": args.out, "bytes": EMBEDDED_COMPONENT.len() })
+        );
+    } else {
+        eprintln!(
+            "tally: wrote the counter component ({} bytes) to {}",
+            EMBEDDED_COMPONENT.len(),
+            args.out.display()
+        );
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! time.
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
+use crate::Refusal;
 use crate::runtime::{Counter, Runtime};
 use anyhow::Context;
 use std::io::Write;
@@ -20,9 +21,14 @@ fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, F
         .block_on(command)
 }
 
-/// A fresh component instance over the store the options name.
-async fn instantiate(global: &GlobalArgs) -> Result<Counter, Failure> {
-    let (storage, _) = global.open_storage()?;
+/// A fresh component instance over the store the options name; for a command that only reads,
+/// over the store opened for reading (nothing created or converted).
+async fn instantiate(global: &GlobalArgs, only_reads: bool) -> Result<Counter, Failure> {
+    let (storage, _) = if only_reads {
+        global.open_storage_for_reading()?
+    } else {
+        global.open_storage()?
+    };
     let runtime = Runtime::new(
         &global.component_source(),
         &global.runtime_options(),
@@ -32,26 +38,29 @@ async fn instantiate(global: &GlobalArgs) -> Result<Counter, Failure> {
 }
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
-    let mut counter = instantiate(global).await?;
+    let only_reads = matches!(command, Command::Get { .. } | Command::List);
+    let mut counter = instantiate(global, only_reads).await?;
+    let limit = counter.counter_limit();
+    let refused = |error| Failure::Refused(Refusal::new(error, limit));
 
     let output = match command {
         Command::Get { name } => {
-            let value = counter.get(&name).await?.map_err(Failure::Refused)?;
+            let value = counter.get(&name).await?.map_err(refused)?;
             Output::One(name, value)
         }
         Command::Incr { name, by } => {
-            let value = counter.increment(&name, by).await?;
-            Output::One(name, value.map_err(Failure::Refused)?)
+            let value = counter.increment(&name, by).await?.map_err(refused)?;
+            Output::One(name, value)
         }
         Command::Set { name, value } => {
-            counter.set(&name, value).await?.map_err(Failure::Refused)?;
+            counter.set(&name, value).await?.map_err(refused)?;
             Output::One(name, value)
         }
         Command::Reset { name } => {
-            counter.reset(&name).await?.map_err(Failure::Refused)?;
+            counter.reset(&name).await?.map_err(refused)?;
             Output::One(name, 0)
         }
-        Command::List => Output::All(counter.list().await?.map_err(Failure::Refused)?),
+        Command::List => Output::All(counter.list().await?.map_err(refused)?),
     };
     output
         .print(global.json)

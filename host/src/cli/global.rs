@@ -16,7 +16,8 @@ use std::sync::Arc;
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The SQLite database file that holds the counters (created if missing).
+    /// The SQLite database file that holds the counters (created by the first write; commands
+    /// that only read never create or convert it).
     #[arg(long, global = true, env = "TALLY_DB", value_name = "PATH",
           default_value_os_t = default_db_path())]
     db: PathBuf,
@@ -61,7 +62,8 @@ pub struct GlobalArgs {
     no_cache: bool,
 
     /// Print results as JSON: {"name": ..., "value": ...}, a list of those for `list`, an object
-    /// describing what `backup` and `import` did.
+    /// describing what `backup`, `import` and `component` did; errors as {"error", "code"} on
+    /// standard error.
     #[arg(long, global = true, env = "TALLY_JSON", value_parser = BoolishValueParser::new())]
     pub(crate) json: bool,
 }
@@ -128,7 +130,8 @@ impl GlobalArgs {
             .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()))
     }
 
-    /// Opens the store named by `--store` (or the SQLite file named by `--db`) and says which.
+    /// Opens the store named by `--store` (or the SQLite file named by `--db`) for commands that
+    /// write, and says which. A new SQLite file is created.
     pub(crate) fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
         let spec = self.store_spec();
         let shown = spec.to_string();
@@ -144,10 +147,72 @@ impl GlobalArgs {
         Ok((storage, shown))
     }
 
-    /// Settles `--db` against `--store` when both are given: the command line beats the
-    /// environment (`--store redis://...` with `TALLY_DB` set uses Redis), and the same level
-    /// twice is an error rather than a guess.
-    pub(crate) fn settle_store_choice(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+    /// Opens the store for commands that only read (`get`, `list`, `export`), and says which. A
+    /// SQLite file is neither created nor converted nor upgraded: where none exists yet the
+    /// store reads as empty, and standard error says so.
+    pub(crate) fn open_storage_for_reading(&self) -> Result<(Arc<dyn Storage>, String)> {
+        let StoreSpec::Sqlite(path) = self.store_spec() else {
+            return self.open_storage();
+        };
+        let shown = StoreSpec::Sqlite(path.clone()).to_string();
+        let storage: Arc<dyn Storage> = match self.read_sqlite(&path)? {
+            Some(storage) => Arc::new(storage),
+            None => {
+                eprintln!(
+                    "tally: no counter database exists at {} yet, so it holds no counters \
+                     (the first write creates it)",
+                    path.display()
+                );
+                // Nothing there is exactly an empty store; nothing is written to it.
+                Arc::new(MemoryStorage::new())
+            }
+        };
+        Ok((storage, shown))
+    }
+
+    /// Settles the store options against each other once they are parsed: `--db` against
+    /// `--store` (the command line beats the environment, and the same level twice is an error
+    /// rather than a guess), then options that only one kind of store takes, which are refused
+    /// with any other store rather than silently ignored.
+    pub(crate) fn settle_store_options(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.settle_store_choice(matches)?;
+        let spec = self.store_spec();
+        let sqlite = matches!(spec, StoreSpec::Sqlite(_));
+        let redis = matches!(spec, StoreSpec::Redis(_));
+        let store_only = [
+            ("durability", !sqlite, "SQLite"),
+            ("busy_timeout_ms", !sqlite, "SQLite"),
+            (
+                "allow_redis_eviction",
+                !redis && self.allow_redis_eviction,
+                "Redis",
+            ),
+        ];
+        for (id, misplaced, kind) in store_only {
+            let given = match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => format!("--{}", id.replace('_', "-")),
+                Some(ValueSource::EnvVariable) => format!("TALLY_{}", id.to_ascii_uppercase()),
+                _ => continue,
+            };
+            if misplaced {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "{given} applies to {kind} stores only, and the store is {spec}; \
+                         leave it out{}\n",
+                        if kind == "SQLite" && redis {
+                            " (a Redis store's durability is its own appendfsync setting)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn settle_store_choice(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -182,32 +247,63 @@ impl GlobalArgs {
     }
 
     /// Opens (creating if needed) the SQLite database at `path` with the durability and busy
-    /// timeout asked for.
+    /// timeout asked for. The default database's directory is created too.
     pub(crate) fn open_sqlite(&self, path: &Path) -> Result<SqliteStorage> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            if path == default_db_path() {
+        self.check_directory(path, true)?;
+        SqliteStorage::open_with(path, self.sqlite_options())
+            .with_context(|| format!("cannot open the counter database {}", path.display()))
+    }
+
+    /// Opens the SQLite database at `path` for reading only (see
+    /// [`SqliteStorage::open_for_reading`]); `None` when there is none there yet.
+    pub(crate) fn read_sqlite(&self, path: &Path) -> Result<Option<SqliteStorage>> {
+        self.check_directory(path, false)?;
+        SqliteStorage::open_for_reading(path, self.sqlite_options())
+            .with_context(|| format!("cannot open the counter database {}", path.display()))
+    }
+
+    /// A database outside the default location must be in a directory that exists: a missing
+    /// one is a mistyped `--db`, not a place to create. The default database's directory is
+    /// created when `create_default` (by commands that write).
+    fn check_directory(&self, path: &Path, create_default: bool) -> Result<()> {
+        let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if path == default_db_path() {
+            if create_default {
                 std::fs::create_dir_all(dir).with_context(|| {
                     format!("cannot create the data directory {}", dir.display())
                 })?;
-            } else if !dir.is_dir() {
-                anyhow::bail!(
-                    "cannot open the counter database {}: the directory {} does not \
-                     exist; create it or choose another --db",
-                    path.display(),
-                    dir.display()
-                );
             }
+        } else if !dir.is_dir() {
+            anyhow::bail!(
+                "cannot open the counter database {}: the directory {} does not exist; create \
+                 it or choose another --db",
+                path.display(),
+                dir.display()
+            );
         }
-        let durability = match self.durability {
-            DurabilityArg::Full => Durability::Full,
-            DurabilityArg::Relaxed => Durability::Relaxed,
-        };
-        let options = SqliteOptions {
-            durability,
+        Ok(())
+    }
+
+    /// When the store acknowledges a write, for the server's log.
+    pub(crate) fn durability_label(&self) -> &'static str {
+        match (self.store_spec(), self.durability) {
+            (StoreSpec::Sqlite(_), DurabilityArg::Full) => "full (fsync per commit)",
+            (StoreSpec::Sqlite(_), DurabilityArg::Relaxed) => "relaxed (synchronous=NORMAL)",
+            (StoreSpec::Redis(_), _) => "the Redis server's appendfsync setting",
+            (StoreSpec::Memory, _) => "none (memory)",
+        }
+    }
+
+    fn sqlite_options(&self) -> SqliteOptions {
+        SqliteOptions {
+            durability: match self.durability {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Relaxed => Durability::Relaxed,
+            },
             busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
-        };
-        SqliteStorage::open_with(path, options)
-            .with_context(|| format!("cannot open the counter database {}", path.display()))
+        }
     }
 
     pub(crate) fn component_source(&self) -> ComponentSource {

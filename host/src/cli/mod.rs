@@ -27,7 +27,7 @@ pub mod global;
 pub mod serve;
 pub mod transfer;
 
-use crate::CounterError;
+use crate::{CounterError, Refusal};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use global::GlobalArgs;
 pub use global::default_db_path;
@@ -111,8 +111,8 @@ enum CounterCommand {
 
 /// Why a command failed, which decides the exit code.
 pub enum Failure {
-    /// The component refused the operation: exit 1.
-    Refused(CounterError),
+    /// The component refused the operation: exit 1 (3 for a store failure).
+    Refused(Refusal),
     /// The user's input (an import file, say) was refused, and nothing changed: exit 1.
     Invalid(anyhow::Error),
     /// tally could not do its work: exit 3.
@@ -125,13 +125,22 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// How every error line starts, whoever found the error (the argument parser, the component,
+/// the store): one prefix to search logs for.
+const ERROR_PREFIX: &str = "tally: error: ";
+
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    if let Err(error) = cli.global.settle_store_choice(&matches) {
-        error.exit();
-    }
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.global.settle_store_options(&matches)?;
+        Ok(cli)
+    });
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let json = cli.global.json;
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, &args).map_err(Failure::Broken),
         Command::Backup(args) => backup::run(&cli.global, &args),
@@ -139,45 +148,100 @@ pub fn main() -> ExitCode {
         Command::Import(args) => transfer::import(&cli.global, &args),
         Command::Completions(args) => completions::run(&args).map_err(Failure::Broken),
         Command::Bench(args) => bench::run(&args).map_err(Failure::Broken),
-        Command::Component(args) => component::run(&args).map_err(Failure::Broken),
+        Command::Component(args) => component::run(&args, json).map_err(Failure::Broken),
         Command::Counter(command) => counter::run(&cli.global, command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Refused(error)) => {
-            eprintln!("tally: {}", describe(&error));
-            // A store failure is the environment's, not the request's.
-            match error {
-                CounterError::StoreFailure(_) => ExitCode::from(3),
-                _ => ExitCode::from(1),
-            }
-        }
-        Err(Failure::Invalid(error)) => {
-            eprintln!("tally: {error:#}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Broken(error)) => {
-            // `{:#}` prints the context chain on one line and never a backtrace.
-            eprintln!("tally: error: {error:#}");
-            ExitCode::from(3)
-        }
+        Err(failure) => report(failure, json),
     }
 }
 
-/// A one-line explanation of a refused operation that says what to do about it.
-pub fn describe(error: &CounterError) -> String {
-    match error {
-        CounterError::InvalidName(reason) => format!("invalid counter name: {reason}"),
-        CounterError::Overflow(name) => format!(
-            "counter {name:?} would overflow past 18446744073709551615 (the u64 maximum); \
-             its value is unchanged"
-        ),
-        CounterError::CorruptValue(name) => format!(
-            "counter {name:?} holds a stored value that is not a decimal u64 (something other \
-             than tally wrote it); `tally set {name} N` or `tally reset {name}` replaces it"
-        ),
-        CounterError::StoreFailure(message) => format!("the counter store failed: {message}"),
+/// Prints why a command failed, on one line (`{"error", "code"}` with `--json`), and returns its
+/// exit code.
+fn report(failure: Failure, json: bool) -> ExitCode {
+    let (message, code, exit) = match failure {
+        // A store failure is the environment's fault, not the request's.
+        Failure::Refused(refusal) => {
+            let exit = match refusal.error {
+                CounterError::StoreFailure(_) => 3,
+                _ => 1,
+            };
+            (refusal.to_string(), refusal.code(), exit)
+        }
+        // `{:#}` prints the context chain on one line and never a backtrace.
+        Failure::Invalid(error) => (format!("{error:#}"), "invalid_input", 1),
+        Failure::Broken(error) => (format!("{error:#}"), "failure", 3),
+    };
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": message, "code": code }));
+    } else {
+        eprintln!("{ERROR_PREFIX}{message}");
     }
+    ExitCode::from(exit)
+}
+
+/// Help and version go to standard output as clap prints them; a malformed command line is a
+/// usage error (exit 2) with tally's error prefix, naming the environment variable when the
+/// bad value came from one.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        // `tally` alone: the help, on standard error.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    // Rendered without styles: the prefix is tally's, and clap's own `error: ` is dropped.
+    let text = error.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    eprint!("{ERROR_PREFIX}{}", blame_variable(error, text));
+    ExitCode::from(2)
+}
+
+/// clap names the option (`'--json'`) even when the value it refuses came from the option's
+/// environment variable; this names the variable instead, which is what the user has to fix.
+fn blame_variable(error: &clap::Error, text: &str) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return text.to_string();
+    };
+    let long = shown.split([' ', '=']).next().unwrap_or(shown);
+    let Some(flag) = long.strip_prefix("--") else {
+        return text.to_string();
+    };
+    let on_command_line = std::env::args_os().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == long || arg.starts_with(&format!("{long}="))
+    });
+    match variable_of(&Cli::command(), flag) {
+        Some(variable) if !on_command_line && std::env::var_os(&variable).is_some() => text
+            .replace(
+                &format!("'{shown}'"),
+                &format!("{variable} (the variable of {long})"),
+            ),
+        _ => text.to_string(),
+    }
+}
+
+/// The environment variable of the option `--flag`, in `command` or any subcommand.
+fn variable_of(command: &clap::Command, flag: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(flag))
+        .and_then(|arg| arg.get_env())
+        .map(|variable| variable.to_string_lossy().into_owned())
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| variable_of(sub, flag))
+        })
 }
 
 /// Whether to color output to a stream: only on a terminal, and never when `NO_COLOR` is set to

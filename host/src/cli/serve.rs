@@ -34,14 +34,16 @@ pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<Sock
 /// `tally serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on (loopback by default: put a proxy in front to expose it).
+    /// The address to listen on, HOST:PORT with an IP address or a host name (loopback by
+    /// default: put a proxy in front to expose it).
     #[arg(
         long,
         env = "TALLY_LISTEN",
         default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        value_parser = listen_address
     )]
-    listen: SocketAddr,
+    listen: String,
 
     /// How long one request may run the component before it is stopped (a 500), in
     /// milliseconds.
@@ -81,6 +83,20 @@ pub struct ServeArgs {
     auth_token: Option<String>,
 }
 
+/// Checks that a `--listen` value is `HOST:PORT` (`127.0.0.1:8080`, `[::1]:8080`,
+/// `localhost:8080`); the host is resolved when the server binds.
+fn listen_address(value: &str) -> Result<String, String> {
+    let valid = value.parse::<SocketAddr>().is_ok()
+        || value
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err("expected HOST:PORT, such as 127.0.0.1:8080, [::1]:8080 or localhost:8080".into())
+    }
+}
+
 /// Runs the server on a multi-threaded runtime until a termination signal.
 pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
@@ -110,7 +126,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         &options,
         storage.clone(),
     )?);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
@@ -121,7 +137,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     drop(stdout);
     tracing::info!(
         store,
-        durability = ?global.durability,
+        durability = global.durability_label(),
         "serving counters on http://{address}"
     );
     if args.auth_token.is_none() && !address.ip().is_loopback() {

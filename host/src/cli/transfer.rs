@@ -4,6 +4,7 @@
 
 use super::{Failure, GlobalArgs};
 use crate::transfer::{self, ExportError, ImportError};
+use crate::{CounterError, Refusal};
 use anyhow::{Context, anyhow};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,14 +21,15 @@ pub struct ImportArgs {
 /// Prints every counter as a JSON line. Stops quietly when the reader goes away
 /// (`tally export | head`).
 pub(super) fn export(global: &GlobalArgs) -> Result<(), Failure> {
-    let (storage, store) = global.open_storage()?;
+    let (storage, store) = global.open_storage_for_reading()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match transfer::export(&*storage, &mut out) {
         Ok(_) => Ok(()),
         Err(ExportError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(ExportError::CorruptValue(name)) => {
-            Err(Failure::Refused(crate::CounterError::CorruptValue(name)))
-        }
+        Err(ExportError::CorruptValue(name)) => Err(Failure::Refused(Refusal::new(
+            CounterError::CorruptValue(name),
+            storage.counter_limit(),
+        ))),
         Err(error) => Err(Failure::Broken(
             anyhow!(error).context(format!("cannot export the counters of {store}")),
         )),

@@ -2,9 +2,8 @@
 //!
 //! The `code` is stable and meant for programs; the `error` text is for people and says what to do.
 
-use crate::CounterError;
-use crate::cli::describe;
 use crate::metrics::METRICS;
+use crate::{CounterError, Refusal};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use std::sync::atomic::Ordering;
 #[derive(Debug)]
 pub enum ApiError {
     /// The component refused the operation.
-    Counter(CounterError),
+    Counter(Refusal),
     /// The body is not the JSON the route takes.
     InvalidBody(String),
     /// The body is larger than the limit (in bytes).
@@ -35,16 +34,16 @@ impl ApiError {
     /// The HTTP status and the stable code for this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::Counter(CounterError::InvalidName(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_name")
-            }
-            Self::Counter(CounterError::Overflow(_)) => (StatusCode::CONFLICT, "overflow"),
-            Self::Counter(CounterError::CorruptValue(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_value")
-            }
-            Self::Counter(CounterError::StoreFailure(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "store_failure")
-            }
+            Self::Counter(refusal) => (
+                match refusal.error {
+                    CounterError::InvalidName(_) => StatusCode::BAD_REQUEST,
+                    CounterError::Overflow(_) => StatusCode::CONFLICT,
+                    CounterError::CorruptValue(_) | CounterError::StoreFailure(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                },
+                refusal.code(),
+            ),
             Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -57,7 +56,7 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
-            Self::Counter(error) => describe(error),
+            Self::Counter(refusal) => refusal.to_string(),
             Self::InvalidBody(reason) => format!("invalid request body: {reason}"),
             Self::BodyTooLarge(limit) => format!("request body larger than {limit} bytes"),
             Self::NotFound => "no such route; GET /openapi.json lists them all".to_string(),
@@ -74,9 +73,9 @@ impl ApiError {
     }
 }
 
-impl From<CounterError> for ApiError {
-    fn from(error: CounterError) -> Self {
-        Self::Counter(error)
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Counter(refusal)
     }
 }
 

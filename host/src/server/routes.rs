@@ -14,10 +14,10 @@
 
 use super::assets;
 use super::error::ApiError;
-use super::extract::{CounterName, OptionalJson, whole_number};
-use crate::CounterError;
+use super::extract::{CounterName, OptionalJson};
 use crate::metrics::METRICS;
 use crate::runtime::{Counter, Runtime};
+use crate::{CounterError, Refusal};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::{self, Next};
@@ -82,7 +82,7 @@ pub struct CounterValue {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IncrementBody {
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "crate::whole_number::deserialize")]
     by: u64,
 }
 
@@ -90,7 +90,7 @@ struct IncrementBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetBody {
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "crate::whole_number::deserialize")]
     value: u64,
 }
 
@@ -104,7 +104,7 @@ fn answer<T>(
         Err(CounterError::StoreFailure(message)) if counter.store_was_busy() => {
             Err(ApiError::Busy(message))
         }
-        outcome => outcome.map_err(ApiError::from),
+        outcome => outcome.map_err(|error| Refusal::new(error, counter.counter_limit()).into()),
     }
 }
 

@@ -120,7 +120,7 @@ fn verify(copy: &Connection, destination: &Path) -> Result<u64, StorageError> {
             destination.display()
         )));
     }
-    schema::check(copy, destination)??;
+    schema::require_tally(schema::inspect(copy)?, destination)?;
     let counters: i64 = copy.query_row("SELECT count(*) FROM kv", [], |row| row.get(0))?;
     Ok(u64::try_from(counters).unwrap_or(0))
 }

@@ -82,10 +82,30 @@ impl Durability {
 pub struct SqliteStorage {
     path: PathBuf,
     options: SqliteOptions,
-    /// `None` when the file is read-only for this process.
-    writer: Option<Writer>,
+    /// How read connections open the file.
+    readers: ReaderMode,
     // A std mutex: it is held only to push or pop a connection, never across a query or an await.
+    // Declared before `writer` so the readers close first and the writer, closing last, removes
+    // the WAL files as SQLite's last connection does.
     idle_readers: Mutex<Vec<Connection>>,
+    /// `None` when the store only reads (opened for reading, or the file is read-only for this
+    /// process).
+    writer: Option<Writer>,
+}
+
+/// How a [`SqliteStorage`] opens its read connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReaderMode {
+    /// Read-only connections beside the store's own writer.
+    BesideWriter,
+    /// A store that only reads a file this process could write: connections that may write
+    /// (`mode=rw`, never `create`) but refuse to (`PRAGMA query_only`). A read-only connection
+    /// would leave the `-wal` and `-shm` files of a WAL database behind when it closes; one that
+    /// may write removes them, as the last connection to a WAL database does.
+    QueryOnly,
+    /// A file this process may not write: read-only connections (immutable when no `-shm`
+    /// exists, see [`open_reader_connection`]).
+    ReadOnlyFile,
 }
 
 impl SqliteStorage {
@@ -95,47 +115,85 @@ impl SqliteStorage {
         Self::open_with(path, SqliteOptions::default())
     }
 
-    /// Opens (creating if needed) the database at `path`, switches it to WAL with the given
-    /// durability, creates or checks the schema, and starts the writer thread.
+    /// Opens (creating if needed) the database at `path` for reading and writing: creates the
+    /// schema in a new file, switches it to WAL with the given durability, and starts the writer
+    /// thread. A file that is not tally's (see [`schema`]) is refused before anything in it
+    /// changes.
     ///
     /// A database this process may not write (the file or its directory is read-only for it) is
     /// opened for reading only: reads work, every write fails with [`StorageError::ReadOnly`].
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
         if path.exists() && !writable(path) {
-            return Self::open_read_only(path, options);
+            let storage = Self::reader(path, options, ReaderMode::ReadOnlyFile);
+            schema::require_tally(storage.read(schema::inspect)?, path)?;
+            return Ok(storage);
         }
         let conn = retry_while_busy(options.busy_timeout, || {
-            let conn = open_writer_connection(path, options)?;
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(options.busy_timeout)?;
+            // Decided before anything is written: another application's file stays as it was,
+            // journal mode included.
             schema::prepare(&conn, path)?;
+            use_wal(&conn, path, options)?;
             Ok(conn)
         })?;
         Ok(Self {
-            path: path.to_path_buf(),
-            options,
             writer: Some(Writer::spawn(conn)?),
-            idle_readers: Mutex::new(Vec::new()),
+            ..Self::reader(path, options, ReaderMode::BesideWriter)
         })
     }
 
-    fn open_read_only(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
-        let storage = Self {
+    /// Opens the database at `path` for reading only: nothing is created, converted (a backup
+    /// keeps its rollback journal) or upgraded, and every write fails with
+    /// [`StorageError::ReadOnly`]. `Ok(None)` when there is no tally database at `path` yet
+    /// (no file, or a new one without tables): it holds no counters.
+    pub fn open_for_reading(
+        path: &Path,
+        options: SqliteOptions,
+    ) -> Result<Option<Self>, StorageError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mode = if writable(path) {
+            ReaderMode::QueryOnly
+        } else {
+            ReaderMode::ReadOnlyFile
+        };
+        let storage = Self::reader(path, options, mode);
+        match storage.read(schema::inspect)? {
+            schema::FileKind::New => Ok(None),
+            kind => {
+                schema::refuse_unless_ours(kind, path)?;
+                Ok(Some(storage))
+            }
+        }
+    }
+
+    /// A store without a writer (yet).
+    fn reader(path: &Path, options: SqliteOptions, readers: ReaderMode) -> Self {
+        Self {
             path: path.to_path_buf(),
             options,
-            writer: None,
+            readers,
             idle_readers: Mutex::new(Vec::new()),
-        };
-        storage.read(|conn| schema::check(conn, path))??;
-        Ok(storage)
+            writer: None,
+        }
     }
 
     /// The writer, or why there is none.
     fn writer(&self) -> Result<&Writer, StorageError> {
         self.writer.as_ref().ok_or_else(|| {
-            StorageError::ReadOnly(format!(
-                "the database {} is read-only for this user: reads work, writes are refused \
-                 (give it write permission, or use another --db)",
-                self.path.display()
-            ))
+            StorageError::ReadOnly(match self.readers {
+                ReaderMode::ReadOnlyFile => format!(
+                    "the database {} is read-only for this user: reads work, writes are refused \
+                     (give it write permission, or use another --db)",
+                    self.path.display()
+                ),
+                ReaderMode::BesideWriter | ReaderMode::QueryOnly => format!(
+                    "the database {} was opened for reading only",
+                    self.path.display()
+                ),
+            })
         })
     }
 
@@ -156,11 +214,7 @@ impl SqliteStorage {
             .and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader_connection(
-                &self.path,
-                self.options.busy_timeout,
-                self.writer.is_none(),
-            )?,
+            None => open_reader_connection(&self.path, self.options.busy_timeout, self.readers)?,
         };
         let result = read(&conn);
         if let Ok(mut idle) = self.idle_readers.lock()
@@ -224,10 +278,20 @@ fn retry_while_busy<T>(
     }
 }
 
-/// The connection the writer thread owns: WAL, the chosen `synchronous`, a busy timeout.
+/// A write connection to a file [`schema::prepare`] has accepted: WAL, the chosen `synchronous`,
+/// a busy timeout.
 fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
-    let conn = Connection::open(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(options.busy_timeout)?;
+    use_wal(&conn, path, options)?;
+    Ok(conn)
+}
+
+/// Switches `conn`'s file to WAL (a no-op when it is already) with the chosen `synchronous`.
+fn use_wal(conn: &Connection, path: &Path, options: SqliteOptions) -> Result<(), StorageError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StorageError::Backend(format!(
@@ -237,32 +301,39 @@ fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connect
         )));
     }
     conn.pragma_update(None, "synchronous", options.durability.synchronous_pragma())?;
-    Ok(conn)
+    Ok(())
 }
 
-/// A read-only connection. For a database this process cannot write, SQLite cannot create the
-/// WAL index (`-shm`) that WAL readers need; when none exists (tally closed the file cleanly, so
-/// everything is in the main file) the file is opened as immutable instead. Immutable readers
-/// would not see a WAL that a writer elsewhere keeps open without leaving a `-shm` file; a
-/// writer always has one while it runs, so this only concerns files nobody is writing.
+/// A connection for reading, opened as `mode` says. For a database this process cannot write,
+/// SQLite cannot create the WAL index (`-shm`) that WAL readers need; when none exists (tally
+/// closed the file cleanly, so everything is in the main file) the file is opened as immutable
+/// instead. Immutable readers would not see a WAL that a writer elsewhere keeps open without
+/// leaving a `-shm` file; a writer always has one while it runs, so this only concerns files
+/// nobody is writing.
 fn open_reader_connection(
     path: &Path,
     busy_timeout: Duration,
-    read_only_file: bool,
+    mode: ReaderMode,
 ) -> Result<Connection, StorageError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
     let mut shm = path.as_os_str().to_owned();
     shm.push("-shm");
-    let immutable = read_only_file && !Path::new(&shm).exists();
-    let uri = format!(
-        "file:{}?mode=ro{}",
-        uri_path(path),
-        if immutable { "&immutable=1" } else { "" }
-    );
-    let conn = Connection::open_with_flags(uri, flags)?;
+    let (access, flags) = match mode {
+        ReaderMode::QueryOnly => ("rw", OpenFlags::SQLITE_OPEN_READ_WRITE),
+        ReaderMode::BesideWriter => ("ro", OpenFlags::SQLITE_OPEN_READ_ONLY),
+        ReaderMode::ReadOnlyFile if Path::new(&shm).exists() => {
+            ("ro", OpenFlags::SQLITE_OPEN_READ_ONLY)
+        }
+        ReaderMode::ReadOnlyFile => ("ro&immutable=1", OpenFlags::SQLITE_OPEN_READ_ONLY),
+    };
+    let uri = format!("file:{}?mode={access}", uri_path(path));
+    let conn = Connection::open_with_flags(
+        uri,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
     conn.busy_timeout(busy_timeout)?;
+    if mode == ReaderMode::QueryOnly {
+        conn.pragma_update(None, "query_only", true)?;
+    }
     Ok(conn)
 }
 

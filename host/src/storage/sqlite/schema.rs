@@ -1,11 +1,16 @@
-//! The database schema: created in a new file, checked in an existing one.
+//! The database schema, and which SQLite files are tally's to touch.
+//!
+//! A file is tally's when it carries tally's `application_id`, or when it is new: missing, empty,
+//! or a SQLite database with no tables and no `application_id` (what `sqlite3 new.db` leaves).
+//! Anything else belongs to another application and is refused before a single byte of it
+//! changes: [`inspect`] only reads, and the writer connection switches a file to WAL only after
+//! [`prepare`] has accepted it.
 
 use crate::storage::StorageError;
 use rusqlite::Connection;
 use std::path::Path;
 
-/// `PRAGMA application_id` of a tally database ("taly"): marks the file as ours, so tally refuses
-/// another application's SQLite database instead of adding a table to it.
+/// `PRAGMA application_id` of a tally database ("taly"): marks the file as ours.
 const APPLICATION_ID: i32 = 0x7461_6c79;
 
 /// `PRAGMA user_version` of the current schema; a newer file is refused, not guessed at.
@@ -19,58 +24,109 @@ const SCHEMA: &str = "
         PRIMARY KEY (bucket, key)
     );";
 
-/// Checks, without writing, that the file is a tally database of a schema this build understands
-/// (for databases opened read-only).
-pub(super) fn check(conn: &Connection, path: &Path) -> rusqlite::Result<Result<(), StorageError>> {
-    let read = |pragma: &str| -> rusqlite::Result<i32> {
-        conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
-    };
-    let (application_id, version) = (read("application_id")?, read("user_version")?);
-    Ok(
-        if application_id == APPLICATION_ID && version == SCHEMA_VERSION {
-            Ok(())
-        } else {
-            Err(StorageError::Backend(format!(
-                "{} is not a tally database of schema {SCHEMA_VERSION} \
-             (application_id {application_id:#x}, user_version {version})",
-                path.display()
-            )))
-        },
-    )
+/// What a SQLite file is to tally, as far as reading it can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileKind {
+    /// No tables and no `application_id`: a new file, tally's to initialise.
+    New,
+    /// A tally database of the schema this build writes.
+    Tally,
+    /// A tally database of a newer schema than this build understands.
+    NewerTally {
+        /// Its `user_version`.
+        version: i32,
+    },
+    /// Another application's database.
+    Foreign {
+        /// Its `application_id` (0 when it has none but has tables of its own).
+        application_id: i32,
+    },
+}
+
+/// Classifies the file `conn` is open on, reading only.
+pub(super) fn inspect(conn: &Connection) -> rusqlite::Result<FileKind> {
+    // One statement, so one read transaction: another process creating the schema meanwhile is
+    // seen wholly or not at all (never its table without its application_id).
+    let (application_id, version, objects): (i64, i64, i64) = conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id),
+                (SELECT user_version FROM pragma_user_version),
+                (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let application_id = i32::try_from(application_id).unwrap_or(-1);
+    let version = i32::try_from(version).unwrap_or(i32::MAX);
+    Ok(match application_id {
+        APPLICATION_ID if version > SCHEMA_VERSION => FileKind::NewerTally { version },
+        APPLICATION_ID => FileKind::Tally,
+        0 if objects == 0 => FileKind::New,
+        _ => FileKind::Foreign { application_id },
+    })
+}
+
+/// The refusal for a file tally must not use, or `Ok` for one it may (`New` or `Tally`).
+pub(super) fn refuse_unless_ours(kind: FileKind, path: &Path) -> Result<(), StorageError> {
+    match kind {
+        FileKind::New | FileKind::Tally => Ok(()),
+        FileKind::NewerTally { version } => Err(StorageError::Backend(format!(
+            "{} has tally schema version {version}, newer than this tally understands \
+             ({SCHEMA_VERSION}); upgrade tally",
+            path.display()
+        ))),
+        FileKind::Foreign { application_id } => Err(StorageError::Backend(format!(
+            "{} belongs to another application (a SQLite database with {}), so tally leaves \
+             it untouched; choose a tally database or a new file",
+            path.display(),
+            if application_id == 0 {
+                "tables of its own and no application_id".to_string()
+            } else {
+                format!("application_id {application_id:#x}, not tally's {APPLICATION_ID:#x}")
+            }
+        ))),
+    }
+}
+
+/// Like [`refuse_unless_ours`], but a new file is refused too: where nothing may be created (a
+/// backup's copy, a file this process may only read), it must already be a tally database.
+pub(super) fn require_tally(kind: FileKind, path: &Path) -> Result<(), StorageError> {
+    match kind {
+        FileKind::New => Err(StorageError::Backend(format!(
+            "{} holds no tally database (it has no tables yet)",
+            path.display()
+        ))),
+        kind => refuse_unless_ours(kind, path),
+    }
 }
 
 /// Creates the schema in a new file, or checks that an existing file is a tally database of a
-/// schema this build understands.
+/// schema this build understands. Writes nothing to a file that is not tally's.
 pub(super) fn prepare(conn: &Connection, path: &Path) -> Result<(), StorageError> {
-    let read = |pragma: &str| -> rusqlite::Result<i32> {
-        conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
-    };
-    let (application_id, version) = (read("application_id")?, read("user_version")?);
-    if application_id == APPLICATION_ID && version == SCHEMA_VERSION {
+    let kind = inspect(conn)?;
+    refuse_unless_ours(kind, path)?;
+    if kind == FileKind::Tally {
         return Ok(());
     }
-    if application_id != 0 && application_id != APPLICATION_ID {
-        return Err(StorageError::Backend(format!(
-            "{} belongs to another application (SQLite application_id {application_id:#x}); \
-             point --db at a tally database or a new file",
-            path.display()
-        )));
+    // A new file. IMMEDIATE takes the write lock first, so of two processes creating the same
+    // file at once one waits here, and then finds the other's schema (or, should someone else
+    // have put their own tables there meanwhile, refuses the file after all).
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let created = match inspect(conn) {
+        Ok(FileKind::Tally) => Ok(()),
+        Ok(FileKind::New) => conn
+            .execute_batch(&format!(
+                "{SCHEMA}
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))
+            .map_err(StorageError::from),
+        Ok(kind) => refuse_unless_ours(kind, path),
+        Err(error) => Err(error.into()),
+    };
+    match created {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
-    if version > SCHEMA_VERSION {
-        return Err(StorageError::Backend(format!(
-            "{} has schema version {version}, newer than this tally understands \
-             ({SCHEMA_VERSION}); upgrade tally",
-            path.display()
-        )));
-    }
-    // A new (or pre-versioning) file: create the table. IMMEDIATE so two processes creating the
-    // same file at once serialise here.
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         {SCHEMA}
-         PRAGMA application_id = {APPLICATION_ID};
-         PRAGMA user_version = {SCHEMA_VERSION};
-         COMMIT;"
-    ))?;
-    Ok(())
+    created
 }

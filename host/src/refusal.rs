@@ -1,0 +1,98 @@
+//! A refused counter operation as people and programs read it: one sentence per case of the
+//! WIT `error` variant that says what to do, and the stable code that the HTTP API and `--json`
+//! share. It lives below the command line and the server, which both report refusals.
+//!
+//! A refusal carries the counter limit of the store it came from, because "overflow" means
+//! something else on each: past `u64::MAX` on SQLite, past `i64::MAX` on Redis.
+
+use crate::CounterError;
+
+/// A refusal of the component, with the counter limit of the store in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the component answered.
+    pub error: CounterError,
+    /// The largest value the store holds ([`crate::storage::Storage::counter_limit`]).
+    pub counter_limit: u64,
+}
+
+impl Refusal {
+    /// `error` from a store whose counters go up to `counter_limit`.
+    pub fn new(error: CounterError, counter_limit: u64) -> Self {
+        Self {
+            error,
+            counter_limit,
+        }
+    }
+
+    /// The stable code of this refusal (`invalid_name`, `overflow`, `corrupt_value`,
+    /// `store_failure`), the same in HTTP error bodies and `--json` errors.
+    pub fn code(&self) -> &'static str {
+        match self.error {
+            CounterError::InvalidName(_) => "invalid_name",
+            CounterError::Overflow(_) => "overflow",
+            CounterError::CorruptValue(_) => "corrupt_value",
+            CounterError::StoreFailure(_) => "store_failure",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            CounterError::InvalidName(reason) => write!(f, "invalid counter name: {reason}"),
+            CounterError::Overflow(name) => write!(
+                f,
+                "counter {name:?} would overflow past {} ({}); its value is unchanged",
+                self.counter_limit,
+                limit_name(self.counter_limit)
+            ),
+            CounterError::CorruptValue(name) => write!(
+                f,
+                "counter {name:?} holds a stored value that is not a decimal u64 (something \
+                 other than tally wrote it); `tally set {name} N` or `tally reset {name}` \
+                 replaces it"
+            ),
+            CounterError::StoreFailure(message) => {
+                write!(f, "the counter store failed: {message}")
+            }
+        }
+    }
+}
+
+/// What a counter limit is, in words.
+fn limit_name(limit: u64) -> &'static str {
+    match limit {
+        u64::MAX => "the u64 maximum",
+        // Redis keeps counters as signed 64-bit integers.
+        limit if limit == i64::MAX as u64 => "the largest counter this store holds, i64's maximum",
+        _ => "the largest counter this store holds",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An overflow names the limit of the store it happened on.
+    #[test]
+    fn overflow_names_the_store_limit() {
+        let overflow =
+            |limit| Refusal::new(CounterError::Overflow("top".into()), limit).to_string();
+        assert_eq!(
+            overflow(u64::MAX),
+            "counter \"top\" would overflow past 18446744073709551615 (the u64 maximum); its \
+             value is unchanged"
+        );
+        assert_eq!(
+            overflow(i64::MAX as u64),
+            "counter \"top\" would overflow past 9223372036854775807 (the largest counter this \
+             store holds, i64's maximum); its value is unchanged"
+        );
+        assert_eq!(
+            overflow(99),
+            "counter \"top\" would overflow past 99 (the largest counter this store holds); its \
+             value is unchanged"
+        );
+    }
+}
