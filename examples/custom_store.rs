@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tally::bindings::CounterComponentPre;
-use tally::keyvalue::{KeyValue, KeyValueCtx};
-use tally::storage::{KeyPage, Storage, StorageError, incremented};
+use tally_keyvalue::storage::{Cursor, KeyPage, Storage, StorageError, incremented};
+use tally_keyvalue::{KeyValue, KeyValueCtx};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -90,7 +90,12 @@ impl Storage for JsonFileStorage {
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
         Ok(self.get(bucket, key)?.is_some())
     }
-    fn list_keys(&self, bucket: &str, _cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+    fn list_keys(
+        &self,
+        bucket: &str,
+        _cursor: Option<&Cursor>,
+        _limit: usize,
+    ) -> Result<KeyPage, StorageError> {
         let keys = self
             .read()?
             .get(bucket)
@@ -101,7 +106,8 @@ impl Storage for JsonFileStorage {
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
         self.update(|buckets| {
             let values = buckets.entry(bucket.into()).or_default();
-            let (new, stored) = incremented(key, values.get(key).map(|v| v.as_bytes()), delta)?;
+            let current = values.get(key).map(|v| v.as_bytes());
+            let (new, stored) = incremented(key, current, delta, u64::MAX)?;
             values.insert(key.into(), String::from_utf8_lossy(&stored).into_owned());
             Ok(new)
         })
@@ -133,7 +139,7 @@ async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
     let engine = Engine::default();
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    tally::keyvalue::add_to_linker(&mut linker, |s: &mut MyState| {
+    tally_keyvalue::add_to_linker(&mut linker, |s: &mut MyState| {
         KeyValue::new(&s.keyvalue, &mut s.table)
     })?;
     let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT)?;

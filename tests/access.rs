@@ -3,7 +3,7 @@
 
 use crate::common::TempDb;
 use crate::common::server::Server;
-use tally::http_client::Client;
+use tally_test_support::http_client::Client;
 
 /// Sends one request with an optional bearer token.
 fn send(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
@@ -81,7 +81,7 @@ fn other_buckets_are_denied() {
     let db = TempDb::new();
     let server = Server::start_with(
         &db.path,
-        &["--component", env!("TALLY_MISBEHAVING_GUEST_WASM")],
+        &["--component", tally_test_support::MISBEHAVING_GUEST_WASM],
         &[],
     );
     let response = server.request("GET", "/counters/other-bucket", None);

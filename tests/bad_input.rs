@@ -4,7 +4,7 @@ use crate::common::{TempDb, block_on, restart, start_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tally::CounterError;
-use tally::storage::{KeyPage, MemoryStorage, Storage, StorageError};
+use tally_keyvalue::storage::{Cursor, KeyPage, MemoryStorage, Storage, StorageError};
 
 /// Incrementing a counter at `u64::MAX` is an overflow error and the stored value stays.
 #[test]
@@ -83,9 +83,14 @@ impl Storage for CountingStorage {
         self.count();
         self.inner.exists(bucket, key)
     }
-    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+    fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<KeyPage, StorageError> {
         self.count();
-        self.inner.list_keys(bucket, cursor)
+        self.inner.list_keys(bucket, cursor, limit)
     }
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
         self.count();

@@ -80,9 +80,9 @@ fn reset_and_list_survive_restart() {
 /// SQLite cursors have their own storage tests, and 2,000 fsynced writes would only add time.)
 #[test]
 fn list_pages_through_many_counters() {
-    let storage = std::sync::Arc::new(tally::storage::MemoryStorage::new());
+    let storage = std::sync::Arc::new(tally_keyvalue::storage::MemoryStorage::new());
     let (runtime, mut counter) = common::start_with(storage);
-    let count = 2 * tally::storage::LIST_PAGE_SIZE + 3;
+    let count = 2 * tally_keyvalue::storage::MAX_PAGE_SIZE + 3;
     for i in 0..count {
         block_on(counter.set(&format!("c{i:05}"), i as u64))
             .unwrap()

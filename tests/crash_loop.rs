@@ -6,7 +6,7 @@ use crate::common::server::Server;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tally::http_client::Client;
+use tally_test_support::http_client::Client;
 
 const CYCLES: usize = 10;
 const CLIENTS: usize = 8;

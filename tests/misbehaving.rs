@@ -12,7 +12,7 @@ fn misbehaving_guest_costs_one_request() {
     let db = TempDb::new();
     let server = Server::start_with(
         &db.path,
-        &["--component", env!("TALLY_MISBEHAVING_GUEST_WASM")],
+        &["--component", tally_test_support::MISBEHAVING_GUEST_WASM],
         &["--guest-timeout-ms", "500", "--guest-memory-mib", "16"],
     );
 
@@ -65,7 +65,7 @@ fn guest_finds_no_files_and_no_environment() {
     let db = TempDb::new();
     let server = Server::start_with(
         &db.path,
-        &["--component", env!("TALLY_MISBEHAVING_GUEST_WASM")],
+        &["--component", tally_test_support::MISBEHAVING_GUEST_WASM],
         &[],
     );
     for name in ["file", "env"] {

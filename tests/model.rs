@@ -10,10 +10,10 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tally::storage::{
+use tally::{ComponentSource, Counter, CounterError, Runtime, RuntimeOptions};
+use tally_keyvalue::storage::{
     Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
 };
-use tally::{ComponentSource, Counter, CounterError, Runtime, RuntimeOptions};
 
 /// Names that collide often, plus two the component must refuse.
 const NAMES: &[&str] = &["a", "b", "ünï/cödé", "", "bad\nname"];
@@ -230,7 +230,7 @@ proptest! {
 /// reconnects; its counter limit is i64::MAX.
 #[test]
 fn redis_matches_the_model() {
-    let redis = tally::redis_server::RedisServer::start(&[]).unwrap();
+    let redis = tally_test_support::redis_server::RedisServer::start(&[]).unwrap();
     let url = redis.url(0);
     let flush = std::sync::Mutex::new(
         redis::Client::open(url.as_str())

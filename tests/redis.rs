@@ -7,7 +7,7 @@ use crate::common;
 use common::TempDb;
 use common::server::{Server, hammer};
 use std::process::Command;
-use tally::redis_server::RedisServer;
+use tally_test_support::redis_server::RedisServer;
 
 fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
     let output = Command::new("redis-cli")

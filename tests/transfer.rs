@@ -8,7 +8,7 @@ use crate::common::{
     SmallDisk, TempDb, run, run_fails, run_ok, tally_command, tally_fails, tally_ok,
 };
 use std::path::Path;
-use tally::redis_server::RedisServer;
+use tally_test_support::redis_server::RedisServer;
 
 fn path(path: &Path) -> &str {
     path.to_str().unwrap()

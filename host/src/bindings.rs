@@ -1,7 +1,7 @@
 //! Host bindings generated from `wit/` (the same files the guest is built from).
 //!
-//! Imports are async (storage calls run on blocking threads) and trappable: a store failure is
-//! returned to the guest as `wasi:keyvalue/store.error`, while a broken resource handle traps.
+//! Only the counter world's own export is generated here: its `wasi:keyvalue` imports are the
+//! `tally-keyvalue` crate's bindings (`with:`), so the glue that implements them is that crate's.
 
 // The generated items carry the WIT doc comments where WIT has them; the rest is plumbing.
 #![allow(missing_docs)]
@@ -12,10 +12,8 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
-        "wasi:keyvalue/store.bucket": crate::keyvalue::Bucket,
-    },
-    trappable_error_type: {
-        "wasi:keyvalue/store.error" => crate::keyvalue::KeyValueError,
+        "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics": tally_keyvalue::bindings::wasi::keyvalue::atomics,
     },
     additional_derives: [PartialEq, Eq],
 });

@@ -1,9 +1,9 @@
-//! Process-wide metrics in the Prometheus text format.
+//! The service's metrics in the Prometheus text format.
 //!
-//! One static [`METRICS`] that every layer records into with atomics (the storage writer its batch
-//! sizes, the keyvalue glue its operation latencies, the runtime its instances, the server its
-//! requests), rendered by `GET /metrics`. A global, like the `prometheus` crate's default
-//! registry, because these are facts about the process and recording must cost nothing to wire.
+//! One [`Metrics`] value that `tally serve` makes and hands down: to the server (requests), the
+//! runtime (instances, traps) and, as a `tally_keyvalue::Observer`, to the store (operation
+//! latencies, group-commit sizes). Nothing is global: a library user that hands none records
+//! nothing, and two servers in one process keep apart. Rendered by `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,10 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The process's metrics.
-pub static METRICS: Metrics = Metrics::new();
-
 /// Every metric tally exports.
+#[derive(Debug)]
 pub struct Metrics {
     /// HTTP requests by (method, route template, status).
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
@@ -28,8 +26,25 @@ pub struct Metrics {
     pub guest_traps: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl tally_keyvalue::Observer for Metrics {
+    fn store_operation(&self, elapsed: Duration) {
+        self.store_operation_seconds.observe_duration(elapsed);
+    }
+
+    fn commit_batch(&self, writes: usize) {
+        self.commit_batch_size.observe(writes as f64);
+    }
+}
+
 impl Metrics {
-    const fn new() -> Self {
+    /// Every metric at zero.
+    pub const fn new() -> Self {
         Self {
             requests: Mutex::new(BTreeMap::new()),
             store_operation_seconds: Histogram::new([
@@ -96,6 +111,7 @@ impl Metrics {
 }
 
 /// A Prometheus histogram with `N` fixed upper bounds (plus `+Inf`), lock-free to record.
+#[derive(Debug)]
 pub struct Histogram<const N: usize> {
     bounds: [f64; N],
     /// Per-bucket (non-cumulative) counts.

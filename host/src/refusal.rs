@@ -12,7 +12,7 @@ use crate::CounterError;
 pub struct Refusal {
     /// What the component answered.
     pub error: CounterError,
-    /// The largest value the store holds ([`crate::storage::Storage::counter_limit`]).
+    /// The largest value the store holds (`tally_keyvalue::storage::Storage::counter_limit`).
     pub counter_limit: u64,
 }
 

@@ -12,18 +12,18 @@
 
 use crate::bindings::{CounterComponent, CounterComponentPre, CounterError};
 use crate::compiled_cache::load_component;
-use crate::keyvalue::{self, KeyValue, KeyValueCtx};
-use crate::metrics::METRICS;
-use crate::storage::Storage;
+use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tally_keyvalue::storage::{Storage, WriteContext};
+use tally_keyvalue::{KeyValue, KeyValueCtx};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -45,6 +45,8 @@ pub struct RuntimeOptions {
     /// Use the pooling allocator sized for this many simultaneous instances (servers); `None`
     /// allocates on demand (one-shot CLI calls, where reserving a pool would only cost time).
     pub pooled_instances: Option<u32>,
+    /// Where to count instances and traps (and store operations); `None` counts nothing.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for RuntimeOptions {
@@ -54,6 +56,7 @@ impl Default for RuntimeOptions {
             memory_limit: 64 << 20,
             deadline: Duration::from_secs(10),
             pooled_instances: None,
+            metrics: None,
         }
     }
 }
@@ -89,7 +92,38 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     keyvalue: KeyValueCtx,
+    limiter: Limiter,
+}
+
+/// The store's limits, remembering whether it refused the guest memory: how a trap is told to
+/// be the memory limit's, without reading the error's text.
+struct Limiter {
     limits: StoreLimits,
+    refused_memory: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.refused_memory = true;
+        }
+        allowed
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
 }
 
 impl WasiView for HostState {
@@ -120,13 +154,15 @@ pub struct Runtime {
     limits: Limits,
     deadline_ticks: u64,
     counter_limit: u64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What one instance may use; kept to explain a trap in terms of the option that caused it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Limits {
     memory: usize,
     deadline: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Runtime {
@@ -143,7 +179,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        keyvalue::add_to_linker(&mut linker, |state: &mut HostState| {
+        tally_keyvalue::add_to_linker(&mut linker, |state: &mut HostState| {
             KeyValue::new(&state.keyvalue, &mut state.table)
         })?;
         let pre = linker
@@ -158,17 +194,23 @@ impl Runtime {
         start_epoch_ticker(&engine)?;
         let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         let counter_limit = storage.counter_limit();
+        // The counter component needs the default bucket only; nothing else is reachable.
+        let mut keyvalue = KeyValueCtx::new(storage).allow_only([""]);
+        if let Some(metrics) = &options.metrics {
+            keyvalue = keyvalue.with_observer(metrics.clone());
+        }
         Ok(Self {
             engine,
             pre,
-            // The counter component needs the default bucket only; nothing else is reachable.
-            keyvalue: KeyValueCtx::new(storage).allow_only([""]),
+            keyvalue,
             limits: Limits {
                 memory: options.memory_limit,
                 deadline: options.deadline,
+                metrics: options.metrics.clone(),
             },
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
             counter_limit,
+            metrics: options.metrics.clone(),
         })
     }
 
@@ -180,20 +222,30 @@ impl Runtime {
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
     pub async fn instantiate(&self) -> Result<Counter> {
+        self.instantiate_for(WriteContext::default()).await
+    }
+
+    /// A fresh instance whose writes carry `context` (the request it serves) to the store.
+    pub async fn instantiate_for(&self, context: WriteContext) -> Result<Counter> {
         let state = HostState {
             wasi: sandbox(),
             table: ResourceTable::new(),
-            keyvalue: self.keyvalue.for_new_instance(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory)
-                .trap_on_grow_failure(true)
-                .build(),
+            keyvalue: self.keyvalue.for_new_instance(context),
+            limiter: Limiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                refused_memory: false,
+            },
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
-        METRICS.instances_created.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.instances_created.fetch_add(1, Ordering::Relaxed);
+        }
         let bindings = self
             .pre
             .instantiate_async(&mut store)
@@ -203,7 +255,7 @@ impl Runtime {
         Ok(Counter {
             store,
             bindings,
-            limits: self.limits,
+            limits: self.limits.clone(),
             counter_limit: self.counter_limit,
         })
     }
@@ -245,14 +297,14 @@ fn start_epoch_ticker(engine: &Engine) -> Result<()> {
 
 impl Limits {
     /// A failed call as one line that names its cause (the wasm backtrace goes to the debug
-    /// log): the deadline, the memory limit, or the trap itself.
-    fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
+    /// log): the deadline, the memory limit (`out_of_memory`: the limiter refused a
+    /// `memory.grow`, which wasmtime reports as an error that is not a `Trap`), or the trap
+    /// itself. Counted as a guest trap.
+    fn explain(&self, error: wasmtime::Error, out_of_memory: bool) -> anyhow::Error {
+        if let Some(metrics) = &self.metrics {
+            metrics.guest_traps.fetch_add(1, Ordering::Relaxed);
+        }
         let error = anyhow::Error::from(error);
-        // A refused memory.grow (`trap_on_grow_failure`) is not a `Trap`; wasmtime 48 words it
-        // "forcing trap when growing memory to N bytes" (tests/misbehaving.rs pins it).
-        let out_of_memory = error
-            .chain()
-            .any(|cause| cause.to_string().contains("growing memory"));
         let why = match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => format!(
                 "ran past its time limit of {} ms and was stopped",
@@ -286,16 +338,27 @@ impl Counter {
         counter
             .call_get(&mut self.store, name)
             .await
-            .map_err(|error| self.limits.explain(error))
+            .map_err(|error| self.explain(error))
     }
 
-    /// `counter.increment`
+    /// `counter.increment`. When the store refused the increment as past its limit, the answer
+    /// is `overflow` whatever words the component found for it: tally's host knows the reason
+    /// as a type (the component, which only sees the store's error text, must guess on hosts
+    /// that are not tally's).
     pub async fn increment(&mut self, name: &str, by: u64) -> Result<Result<u64, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
-        counter
+        let answer = counter
             .call_increment(&mut self.store, name, by)
             .await
-            .map_err(|error| self.limits.explain(error))
+            .map_err(|error| self.explain(error))?;
+        Ok(match answer {
+            Err(CounterError::StoreFailure(_))
+                if self.store.data().keyvalue.increment_overflowed() =>
+            {
+                Err(CounterError::Overflow(name.to_string()))
+            }
+            answer => answer,
+        })
     }
 
     /// `counter.set`, after checking that the store can hold `value`: the component stores any
@@ -311,7 +374,7 @@ impl Counter {
         counter
             .call_set(&mut self.store, name, value)
             .await
-            .map_err(|error| self.limits.explain(error))
+            .map_err(|error| self.explain(error))
     }
 
     /// `counter.reset`
@@ -320,12 +383,17 @@ impl Counter {
         counter
             .call_reset(&mut self.store, name)
             .await
-            .map_err(|error| self.limits.explain(error))
+            .map_err(|error| self.explain(error))
     }
 
     /// The largest value the store holds ([`Runtime::counter_limit`]).
     pub fn counter_limit(&self) -> u64 {
         self.counter_limit
+    }
+
+    fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
+        self.limits
+            .explain(error, self.store.data().limiter.refused_memory)
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past
@@ -334,12 +402,18 @@ impl Counter {
         self.store.data().keyvalue.store_was_busy()
     }
 
+    /// Whether a call of this instance could not reach the store (Redis down): its failure is
+    /// worth retrying.
+    pub fn store_was_unavailable(&self) -> bool {
+        self.store.data().keyvalue.store_was_unavailable()
+    }
+
     /// `counter.list`
     pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_list(&mut self.store)
             .await
-            .map_err(|error| self.limits.explain(error))
+            .map_err(|error| self.explain(error))
     }
 }

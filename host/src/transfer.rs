@@ -10,11 +10,11 @@
 //! an import must be all or nothing. So an import checks the whole file first and then writes
 //! every counter in one atomic [`Storage::set_many`].
 
-use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::ops::ControlFlow;
+use tally_keyvalue::storage::{Storage, StorageError};
 
 /// One line of an export file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,13 +174,13 @@ mod tests {
     /// counter (several pages) in name order.
     #[test]
     fn export_and_read_lines_round_trip() {
-        use crate::storage::{LIST_PAGE_SIZE, MemoryStorage};
+        use tally_keyvalue::storage::{MAX_PAGE_SIZE, MemoryStorage};
         let storage = MemoryStorage::new();
         let mut counters = vec![
             ("a".to_string(), 0),
             ("ünï \"quoted\"".to_string(), u64::MAX),
         ];
-        counters.extend((0..LIST_PAGE_SIZE * 2).map(|i| (format!("c{i:05}"), i as u64)));
+        counters.extend((0..MAX_PAGE_SIZE * 2).map(|i| (format!("c{i:05}"), i as u64)));
         for (name, value) in counters.iter().rev() {
             storage.set("", name, value.to_string().as_bytes()).unwrap();
         }

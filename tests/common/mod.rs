@@ -6,8 +6,8 @@ pub mod server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
-use tally::storage::{SqliteStorage, Storage};
 use tally::{ComponentSource, Counter, Runtime, RuntimeOptions};
+use tally_keyvalue::storage::{SqliteStorage, Storage};
 
 /// A temporary directory holding `counters.db`, removed when dropped.
 pub struct TempDb {

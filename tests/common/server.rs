@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use tally::cli::serve::read_listening_address;
-use tally::http_client::{Client, Response};
+use tally::server::read_listening_address;
+use tally_test_support::http_client::{Client, Response};
 
 /// A running `tally serve`; killed when dropped.
 pub struct Server {

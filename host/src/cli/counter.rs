@@ -27,7 +27,7 @@ async fn instantiate(global: &GlobalArgs, only_reads: bool) -> Result<Counter, F
     let (storage, _) = if only_reads {
         global.open_storage_for_reading()?
     } else {
-        global.open_storage()?
+        global.open_storage(None)?
     };
     let runtime = Runtime::new(
         &global.component_source(),

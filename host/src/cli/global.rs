@@ -3,15 +3,16 @@
 
 use crate::compiled_cache::default_cache_dir;
 use crate::runtime::{ComponentSource, RuntimeOptions};
-use crate::storage::{
-    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
-};
 use anyhow::{Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tally_keyvalue::Observer;
+use tally_keyvalue::storage::{
+    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
+};
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -131,8 +132,12 @@ impl GlobalArgs {
     }
 
     /// Opens the store named by `--store` (or the SQLite file named by `--db`) for commands that
-    /// write, and says which. A new SQLite file is created.
-    pub(crate) fn open_storage(&self) -> Result<(Arc<dyn Storage>, String)> {
+    /// write, and says which. A new SQLite file is created. `observer` hears about group
+    /// commits.
+    pub(crate) fn open_storage(
+        &self,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<(Arc<dyn Storage>, String)> {
         let spec = self.store_spec();
         let shown = spec.to_string();
         let storage: Arc<dyn Storage> = match spec {
@@ -142,7 +147,7 @@ impl GlobalArgs {
                     .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
                     .with_context(|| format!("cannot use the Redis store {shown}"))?,
             ),
-            StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path)?),
+            StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path, observer)?),
         };
         Ok((storage, shown))
     }
@@ -152,7 +157,7 @@ impl GlobalArgs {
     /// store reads as empty, and standard error says so.
     pub(crate) fn open_storage_for_reading(&self) -> Result<(Arc<dyn Storage>, String)> {
         let StoreSpec::Sqlite(path) = self.store_spec() else {
-            return self.open_storage();
+            return self.open_storage(None);
         };
         let shown = StoreSpec::Sqlite(path.clone()).to_string();
         let storage: Arc<dyn Storage> = match self.read_sqlite(&path)? {
@@ -248,9 +253,17 @@ impl GlobalArgs {
 
     /// Opens (creating if needed) the SQLite database at `path` with the durability and busy
     /// timeout asked for. The default database's directory is created too.
-    pub(crate) fn open_sqlite(&self, path: &Path) -> Result<SqliteStorage> {
+    fn open_sqlite(
+        &self,
+        path: &Path,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<SqliteStorage> {
         self.check_directory(path, true)?;
-        SqliteStorage::open_with(path, self.sqlite_options())
+        let options = SqliteOptions {
+            observer,
+            ..self.sqlite_options()
+        };
+        SqliteStorage::open_with(path, options)
             .with_context(|| format!("cannot open the counter database {}", path.display()))
     }
 
@@ -303,6 +316,7 @@ impl GlobalArgs {
                 DurabilityArg::Relaxed => Durability::Relaxed,
             },
             busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
+            observer: None,
         }
     }
 

@@ -14,12 +14,10 @@
 //! - [`serve`]: `tally serve`, the HTTP service.
 //! - [`backup`]: `tally backup`, a consistent copy of a live SQLite database.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
-//! - [`bench`]: `tally bench`, the service against Redis.
 //! - [`component`]: `tally component`, the embedded component as a file.
 //! - [`completions`]: `tally completions SHELL`.
 
 pub mod backup;
-pub mod bench;
 pub mod completions;
 pub mod component;
 pub mod counter;
@@ -69,8 +67,6 @@ enum Command {
     Export,
     /// Set the counters listed in a file of JSON lines (as `export` writes): all or none.
     Import(transfer::ImportArgs),
-    /// Measure `tally serve` (durability full and relaxed) against Redis on this machine.
-    Bench(bench::BenchArgs),
     /// Write the embedded counter component to a file, to run it in another host.
     Component(component::ComponentArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
@@ -147,7 +143,6 @@ pub fn main() -> ExitCode {
         Command::Export => transfer::export(&cli.global),
         Command::Import(args) => transfer::import(&cli.global, &args),
         Command::Completions(args) => completions::run(&args).map_err(Failure::Broken),
-        Command::Bench(args) => bench::run(&args).map_err(Failure::Broken),
         Command::Component(args) => component::run(&args, json).map_err(Failure::Broken),
         Command::Counter(command) => counter::run(&cli.global, command),
     };

@@ -5,6 +5,7 @@
 //! at the level `RUST_LOG` sets (default `info`; `debug` logs every request).
 
 use super::GlobalArgs;
+use crate::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::server;
 use anyhow::{Context, Result};
@@ -14,22 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
-
-/// How the first stdout line of `tally serve` starts; the bound address follows.
-const LISTENING_PREFIX: &str = "listening on http://";
-
-/// Reads the first stdout line of a `tally serve` child and returns the address it listens on
-/// (for callers that start it with `--listen 127.0.0.1:0`).
-pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .context("reading tally serve's first line")?;
-    line.trim()
-        .strip_prefix(LISTENING_PREFIX)
-        .and_then(|address| address.parse().ok())
-        .with_context(|| format!("tally serve said {line:?} instead of its address"))
-}
 
 /// `tally serve` options.
 #[derive(Debug, Args)]
@@ -114,11 +99,14 @@ pub(super) fn run(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
 }
 
 async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
-    let (storage, store) = global.open_storage()?;
+    // One set of metrics for the whole service, handed to each layer that records.
+    let metrics = Arc::new(Metrics::new());
+    let (storage, store) = global.open_storage(Some(metrics.clone()))?;
     let options = RuntimeOptions {
         memory_limit: args.guest_memory_mib << 20,
         deadline: Duration::from_millis(args.guest_timeout_ms),
         pooled_instances: Some(args.max_instances),
+        metrics: Some(metrics.clone()),
         ..global.runtime_options()
     };
     let runtime = Arc::new(Runtime::new(
@@ -131,7 +119,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{LISTENING_PREFIX}{address}")
+    writeln!(stdout, "{}", server::listening_line(address))
         .and_then(|()| stdout.flush())
         .context("writing to standard output")?;
     drop(stdout);
@@ -150,6 +138,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         listener,
         runtime,
         args.auth_token.clone(),
+        metrics,
         server::termination_signal(),
     )
     .await?;

@@ -47,7 +47,7 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
         let size = file.metadata().ok().map(|metadata| metadata.len());
         (Box::new(BufReader::new(file)), size)
     };
-    let (storage, store) = global.open_storage()?;
+    let (storage, store) = global.open_storage(None)?;
 
     let progress = Progress::new(size);
     let lines = transfer::read_lines(reader, storage.counter_limit(), &mut |bytes| {

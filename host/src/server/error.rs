@@ -2,19 +2,17 @@
 //!
 //! The `code` is stable and meant for programs; the `error` text is for people and says what to do.
 
-use crate::metrics::METRICS;
 use crate::{CounterError, Refusal};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::sync::atomic::Ordering;
 
 /// Why a request failed.
 #[derive(Debug)]
 pub enum ApiError {
     /// The component refused the operation.
     Counter(Refusal),
-    /// The body is not the JSON the route takes.
+    /// The body is not the JSON the route takes (or could not be read).
     InvalidBody(String),
     /// The body is larger than the limit (in bytes).
     BodyTooLarge(usize),
@@ -83,7 +81,6 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let Self::Guest(error) = &self {
-            METRICS.guest_traps.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("guest failure: {error:#}");
         }
         let body = serde_json::json!({ "error": self.message(), "code": code });

@@ -31,7 +31,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CounterName {
     }
 }
 
-/// A JSON body of at most [`BODY_LIMIT`] bytes; `None` when the body is empty.
+/// A JSON object body of at most [`BODY_LIMIT`] bytes; `None` when the body is empty.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
@@ -40,12 +40,63 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
         let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
             .await
-            .map_err(|_| ApiError::BodyTooLarge(BODY_LIMIT))?;
+            .map_err(|error| {
+                if too_large(&error) {
+                    ApiError::BodyTooLarge(BODY_LIMIT)
+                } else {
+                    ApiError::InvalidBody(format!("the body could not be read: {error}"))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
-            .map_err(|error| ApiError::InvalidBody(error.to_string()))
+        parse_object(&bytes).map(|value| Self(Some(value)))
+    }
+}
+
+/// Whether reading a body failed because it passed the size limit.
+fn too_large(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// Parses a body that must be a JSON object. serde reads a struct from an array too (`[1]` as
+/// `{"by": 1}`), which the API document does not allow, so anything but an object is refused
+/// before serde sees it.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::InvalidBody("expected a JSON object".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|error| ApiError::InvalidBody(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct By {
+        by: u64,
+    }
+
+    /// Only an object is a body: an array that serde would read as the struct is refused.
+    #[test]
+    fn bodies_must_be_objects() {
+        assert!(parse_object::<By>(b" {\"by\": 1}").is_ok());
+        for body in [&b"[1]"[..], b" [1]", b"1", b"\"x\"", b"null"] {
+            assert!(
+                matches!(parse_object::<By>(body), Err(ApiError::InvalidBody(ref m)) if m == "expected a JSON object"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

@@ -21,26 +21,52 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The largest request body accepted, in bytes; larger bodies get 413.
 pub const BODY_LIMIT: usize = 4096;
 
+/// How the server's first line on standard output starts; the bound address follows.
+const LISTENING_PREFIX: &str = "listening on http://";
+
+/// The line that says where the server listens (with `--listen 127.0.0.1:0`, how a caller
+/// learns the port): `listening on http://ADDRESS`.
+pub fn listening_line(address: SocketAddr) -> String {
+    format!("{LISTENING_PREFIX}{address}")
+}
+
+/// Reads the [`listening_line`] from a server's standard output and returns the address.
+pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .context("reading tally serve's first line")?;
+    line.trim()
+        .strip_prefix(LISTENING_PREFIX)
+        .and_then(|address| address.parse().ok())
+        .with_context(|| format!("tally serve said {line:?} instead of its address"))
+}
+
 /// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets
-/// in-flight requests finish and returns. With `auth_token`, writes need that bearer token.
+/// in-flight requests finish and returns. With `auth_token`, writes need that bearer token;
+/// requests are counted in `metrics`, which `GET /metrics` shows.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     auth_token: Option<String>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = routes::router(routes::AppState {
         runtime,
         auth_token: auth_token.map(Arc::from),
+        metrics,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

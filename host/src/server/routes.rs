@@ -15,7 +15,7 @@
 use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, OptionalJson};
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::runtime::{Counter, Runtime};
 use crate::{CounterError, Refusal};
 use axum::extract::{MatchedPath, Request, State};
@@ -35,6 +35,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// The bearer token writes need, if any (`--auth-token`).
     pub auth_token: Option<Arc<str>>,
+    /// Where requests are counted; what `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -65,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -165,16 +167,16 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        METRICS.render(),
+        state.metrics.render(),
     )
         .into_response()
 }
 
 /// Counts every request by route template and status, and logs it at debug level.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -184,7 +186,9 @@ async fn observe(request: Request, next: Next) -> Response {
     );
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    METRICS.record_request(method.as_str(), &route, status);
+    state
+        .metrics
+        .record_request(method.as_str(), &route, status);
     tracing::debug!(
         %method, path, route, status, micros = started.elapsed().as_micros() as u64, "request"
     );

@@ -1,5 +1,5 @@
 //! A throwaway `redis-server` on a free loopback port, with its data in a temporary directory:
-//! what `tally bench` measures against and what the Redis tests run on. Killed when dropped.
+//! what the Redis tests run on. Killed when dropped.
 
 use anyhow::{Context, Result, bail};
 use std::net::{TcpListener, TcpStream};

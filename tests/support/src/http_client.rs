@@ -1,6 +1,5 @@
-//! A minimal blocking HTTP/1.1 keep-alive client: enough to drive `tally serve` from `tally bench`
-//! and from the tests, with exact control over connections and nothing between the caller and
-//! the socket.
+//! A minimal blocking HTTP/1.1 keep-alive client: enough to drive `tally serve` from the tests,
+//! with exact control over connections and nothing between the caller and the socket.
 //!
 //! It sends `Content-Length` bodies and reads responses framed by `Content-Length` (what the
 //! server sends); it is not a general-purpose client.

@@ -4,20 +4,24 @@
 //! Mapping: the default bucket `""` is the Redis database named in the URL (`redis://host/N`),
 //! keys unprefixed, values the same ASCII decimal bytes, so `redis-cli INCR visits` and
 //! `tally incr visits` move the same counter. Other buckets are refused (use another database
-//! number instead). `list_keys` is `SCAN` (its cursor is the page cursor; SCAN may return a key
-//! twice, and the component removes duplicates).
+//! number instead). `list_keys` is `SCAN` (its cursor, in decimal, is the page cursor; SCAN may
+//! return a key twice).
 //!
 //! Increments run as one Lua script (atomic on the server): it refuses a value that is not ASCII
-//! digits and then `INCRBY`s. Redis counters are signed 64-bit, so on this backend a counter
-//! ranges over 0..=9223372036854775807 and an increment past that is the overflow error, never a
-//! wrapped value.
+//! digits and then `INCRBY`s, and answers with a status code, so the host tells "not a number"
+//! from "out of Redis's range" without reading error text. Redis counters are signed 64-bit, so
+//! on this backend a counter ranges over 0..=9223372036854775807 and an increment past that is
+//! the overflow error, never a wrapped value.
+//!
+//! A server that cannot be reached (refused, dropped, timed out) is
+//! [`StorageError::Unavailable`], not a failure of the operation: a host can answer "retry".
 //!
 //! Redis can evict keys on its own under memory pressure, which for counters is silent data loss.
 //! [`RedisStorage::open`] therefore reads `maxmemory-policy` and refuses the evicting `allkeys-*`
 //! policies unless the caller explicitly accepts them.
 
-use super::{KeyPage, Storage, StorageError};
-use redis::{Client, Connection, RedisError};
+use super::{Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError};
+use redis::{Client, Connection, RedisError, Value};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,21 +31,29 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 32;
 
-/// Keys asked for per `SCAN` call.
-const SCAN_COUNT: usize = 1000;
-
-/// Adds to an ASCII-decimal counter; refuses anything else. One atomic server-side step.
+/// Adds to an ASCII-decimal counter; refuses anything else. One atomic server-side step that
+/// answers `{0, new value}`, or `{1}` when the stored value is not ASCII digits, or `{2}` when
+/// `INCRBY` refused it (past the i64 range, or digits Redis does not read as an integer, such
+/// as leading zeros). Nothing is written unless it answers 0.
 ///
-/// It returns the new value as the stored string, not INCRBY's reply: Lua numbers in Redis are
-/// doubles, so an integer reply above 2^53 would come back rounded.
+/// The new value is the stored string, not INCRBY's reply: Lua numbers in Redis are doubles, so
+/// an integer reply above 2^53 would come back rounded.
 const INCREMENT_SCRIPT: &str = r"
 local value = redis.call('GET', KEYS[1])
 if value and not string.match(value, '^%d+$') then
-  return redis.error_reply('TALLY_NOT_A_NUMBER')
+  return {1}
 end
-redis.call('INCRBY', KEYS[1], ARGV[1])
-return redis.call('GET', KEYS[1])
+local added = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(added) == 'table' and added.err then
+  return {2}
+end
+return {0, redis.call('GET', KEYS[1])}
 ";
+
+/// The status codes of [`INCREMENT_SCRIPT`].
+const INCREMENTED: i64 = 0;
+const NOT_A_NUMBER: i64 = 1;
+const OUT_OF_RANGE: i64 = 2;
 
 /// [`Storage`] on one Redis database.
 pub struct RedisStorage {
@@ -125,23 +137,16 @@ impl RedisStorage {
         }
     }
 
-    /// Why an increment the script refused failed: read the value to tell "not a number" from
-    /// "past the Redis range". Nothing was written.
-    fn refused_increment(&self, key: &str, delta: u64, error: &RedisError) -> StorageError {
-        // Redis prefixes a script's error reply with its own code ("ERR TALLY_NOT_A_NUMBER").
-        if error.to_string().contains("TALLY_NOT_A_NUMBER") {
-            return StorageError::NotANumber {
-                key: key.to_string(),
-            };
-        }
+    /// Why `INCRBY` refused an increment of `key`: past the Redis range (the overflow error),
+    /// or digits Redis does not take as an integer (leading zeros, which tally's other backends
+    /// accept). Nothing was written.
+    fn out_of_range(&self, key: &str, delta: u64) -> StorageError {
         let current = match self.get("", key) {
             Ok(Some(bytes)) => tally_guest::value::decode(&bytes),
             Ok(None) => Some(0),
             Err(failure) => return failure,
         };
         match current {
-            // Digits that INCRBY could not take: beyond i64 (or leading zeros, which Redis
-            // refuses and tally's own backends accept).
             Some(current)
                 if current
                     .checked_add(delta)
@@ -153,13 +158,26 @@ impl RedisStorage {
                     delta,
                 }
             }
-            Some(_) | None => StorageError::Backend(format!("Redis: {error}")),
+            _ => StorageError::Backend(format!(
+                "Redis cannot increment {key:?}: its stored digits are not an integer in Redis's \
+                 own form (leading zeros?); `tally set` rewrites it"
+            )),
         }
     }
 }
 
+/// A Redis error as a storage error: an outage when the server could not be reached, a failure
+/// otherwise.
 fn backend(error: RedisError) -> StorageError {
-    StorageError::Backend(format!("Redis: {error}"))
+    if error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+    {
+        StorageError::Unavailable(format!("Redis: {error}"))
+    } else {
+        StorageError::Backend(format!("Redis: {error}"))
+    }
 }
 
 impl Storage for RedisStorage {
@@ -196,15 +214,28 @@ impl Storage for RedisStorage {
             .map_err(backend)
     }
 
-    /// One `SCAN` step. Keys that are not UTF-8 cannot be counter names and are skipped.
-    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError> {
+    /// One `SCAN` step (asking for `limit` keys; Redis may return a few more or fewer). Keys
+    /// that are not UTF-8 cannot be counter names and are skipped.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<KeyPage, StorageError> {
         Self::only_default_bucket(bucket)?;
+        let start: u64 = match cursor {
+            None => 0,
+            Some(cursor) => std::str::from_utf8(cursor.as_bytes())
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| StorageError::Backend("not a list cursor of Redis".into()))?,
+        };
         let (next, keys): (u64, Vec<Vec<u8>>) = self
             .with(|conn| {
                 redis::cmd("SCAN")
-                    .arg(cursor.unwrap_or(0))
+                    .arg(start)
                     .arg("COUNT")
-                    .arg(SCAN_COUNT)
+                    .arg(limit.clamp(1, MAX_PAGE_SIZE))
                     .query(conn)
             })
             .map_err(backend)?;
@@ -213,7 +244,7 @@ impl Storage for RedisStorage {
                 .into_iter()
                 .filter_map(|key| String::from_utf8(key).ok())
                 .collect(),
-            cursor: (next != 0).then_some(next),
+            cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
         })
     }
 
@@ -234,17 +265,24 @@ impl Storage for RedisStorage {
                 delta,
             });
         };
-        let outcome: redis::RedisResult<Vec<u8>> =
-            self.with(|conn| self.script.key(key).arg(signed_delta).invoke(conn));
-        match outcome {
-            Ok(new) => tally_guest::value::decode(&new).ok_or_else(|| {
-                StorageError::Backend(format!(
-                    "Redis stored {:?} for {key:?} after an increment",
-                    String::from_utf8_lossy(&new)
-                ))
+        let reply: Vec<Value> = self
+            .with(|conn| self.script.key(key).arg(signed_delta).invoke(conn))
+            .map_err(backend)?;
+        match reply.as_slice() {
+            [Value::Int(INCREMENTED), Value::BulkString(new)] => tally_guest::value::decode(new)
+                .ok_or_else(|| {
+                    StorageError::Backend(format!(
+                        "Redis stored {:?} for {key:?} after an increment",
+                        String::from_utf8_lossy(new)
+                    ))
+                }),
+            [Value::Int(NOT_A_NUMBER)] => Err(StorageError::NotANumber {
+                key: key.to_string(),
             }),
-            Err(error) if error.code().is_some() => Err(self.refused_increment(key, delta, &error)),
-            Err(error) => Err(backend(error)),
+            [Value::Int(OUT_OF_RANGE)] => Err(self.out_of_range(key, delta)),
+            other => Err(StorageError::Backend(format!(
+                "Redis answered the increment script with {other:?}"
+            ))),
         }
     }
 

@@ -1,5 +1,7 @@
 //! One behavioural suite for every [`Storage`] backend, run against each through `backend_suite!`,
 //! plus checks that only make sense for SQLite (files, pragmas, other processes' connections).
+//! It needs every backend: `cargo test -p tally-keyvalue --all-features`.
+#![cfg(all(feature = "sqlite", feature = "memory", feature = "redis"))]
 
 use super::*;
 use std::collections::BTreeSet;
@@ -49,7 +51,7 @@ mod suite {
                 Err(StorageError::NoSuchBucket(_))
             ));
             assert!(matches!(
-                store.list_keys("other", None),
+                store.list_keys("other", None, MAX_PAGE_SIZE),
                 Err(StorageError::NoSuchBucket(_))
             ));
             assert_eq!(store.get("", "k").unwrap(), Some(b"1".to_vec()));
@@ -61,11 +63,11 @@ mod suite {
         assert_eq!(store.increment("other", "k", 5).unwrap(), 7);
         assert_eq!(store.get("", "k").unwrap(), Some(b"1".to_vec()));
         assert_eq!(
-            store.list_keys("", None).unwrap().keys,
+            store.list_keys("", None, MAX_PAGE_SIZE).unwrap().keys,
             vec!["k".to_string()]
         );
         assert_eq!(
-            store.list_keys("none", None).unwrap().keys,
+            store.list_keys("none", None, MAX_PAGE_SIZE).unwrap().keys,
             Vec::<String>::new()
         );
     }
@@ -124,9 +126,76 @@ mod suite {
         }
     }
 
+    /// A caller's page size is honoured (up to the maximum); SQLite and memory list in key
+    /// order, so their pages concatenate to the sorted keys.
+    pub fn list_keys_pages_by_the_callers_limit(store: &dyn Storage) {
+        for key in ["b", "a", "d", "c", "e"] {
+            store.set("", key, b"1").unwrap();
+        }
+        let mut pages = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.list_keys("", cursor.as_ref(), 2).unwrap();
+            pages.push(page.keys.clone());
+            match page.cursor {
+                None => break,
+                next => cursor = next,
+            }
+        }
+        let all: Vec<String> = pages.concat();
+        let unique: BTreeSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), 5, "{pages:?}");
+        if store.check_bucket("other").is_ok() {
+            // SQLite and memory: exact pages in key order.
+            assert_eq!(
+                pages,
+                [vec!["a", "b"], vec!["c", "d"], vec!["e"]],
+                "{pages:?}"
+            );
+        }
+        // A cursor some other store made is refused, not misread.
+        let foreign = Cursor::from_bytes(vec![0xff, 0xfe]);
+        assert!(store.list_keys("", Some(&foreign), 2).is_err());
+    }
+
+    /// Writes through `write_async` (what the wasi glue calls) land like the blocking methods,
+    /// and a write carrying an idempotency key is refused by every backend that cannot record
+    /// one, with nothing written.
+    pub fn write_async_applies_and_refuses_idempotency_keys(store: Arc<dyn Storage>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let write = |context: WriteContext, write: Write| {
+            runtime.block_on(store.clone().write_async(context, String::new(), write))
+        };
+        let increment = |delta| Write::Increment {
+            key: "w".into(),
+            delta,
+        };
+        assert_eq!(write(WriteContext::default(), increment(5)).unwrap(), 5);
+        assert_eq!(write(WriteContext::default(), increment(1)).unwrap(), 6);
+        let value = Write::Set {
+            key: "s".into(),
+            value: b"9".to_vec(),
+        };
+        assert_eq!(write(WriteContext::default(), value).unwrap(), 0);
+        assert_eq!(store.get("", "s").unwrap(), Some(b"9".to_vec()));
+        assert_eq!(
+            write(WriteContext::default(), Write::Delete { key: "s".into() }).unwrap(),
+            0
+        );
+        assert_eq!(store.get("", "s").unwrap(), None);
+        let keyed = WriteContext::default().with_idempotency_key("retry-1");
+        assert!(matches!(
+            write(keyed, increment(1)),
+            Err(StorageError::IdempotencyUnsupported)
+        ));
+        assert_eq!(store.get("", "w").unwrap(), Some(b"6".to_vec()));
+    }
+
     /// Following cursors returns every key across several pages.
     pub fn list_keys_pages_through_everything(store: &dyn Storage) {
-        let count = 2 * LIST_PAGE_SIZE + 7;
+        let count = 2 * MAX_PAGE_SIZE + 7;
         for i in 0..count {
             store.set("", &format!("key-{i:05}"), b"1").unwrap();
         }
@@ -139,7 +208,7 @@ mod suite {
 
     /// `scan` visits every key once, in bytewise order, with its value, and stops on `Break`.
     pub fn scan_visits_everything_in_order(store: &dyn Storage) {
-        let count = 2 * LIST_PAGE_SIZE + 5;
+        let count = 2 * MAX_PAGE_SIZE + 5;
         for i in (0..count).rev() {
             store
                 .set("", &format!("k{i:05}"), i.to_string().as_bytes())
@@ -213,11 +282,11 @@ mod suite {
 
     /// Keys present for the whole listing are listed even when others come and go meanwhile.
     pub fn list_keys_survives_concurrent_changes(store: &dyn Storage) {
-        let count = LIST_PAGE_SIZE + 10;
+        let count = MAX_PAGE_SIZE + 10;
         for i in 0..count {
             store.set("", &format!("stable-{i}"), b"1").unwrap();
         }
-        let first = store.list_keys("", None).unwrap();
+        let first = store.list_keys("", None, MAX_PAGE_SIZE).unwrap();
         // Between pages: delete an already-listed key, add new ones, update a listed one.
         let listed_first = first.keys.first().cloned().unwrap();
         store.delete("", &listed_first).unwrap();
@@ -228,7 +297,7 @@ mod suite {
         let mut listed: BTreeSet<String> = first.keys.iter().cloned().collect();
         let mut cursor = first.cursor;
         while let Some(next) = cursor {
-            let page = store.list_keys("", Some(next)).unwrap();
+            let page = store.list_keys("", Some(&next), MAX_PAGE_SIZE).unwrap();
             listed.extend(page.keys);
             cursor = page.cursor;
         }
@@ -260,7 +329,7 @@ mod suite {
     fn list_all(store: &dyn Storage) -> (Vec<String>, usize) {
         let (mut keys, mut pages, mut cursor) = (Vec::new(), 0, None);
         loop {
-            let page = store.list_keys("", cursor).unwrap();
+            let page = store.list_keys("", cursor.as_ref(), MAX_PAGE_SIZE).unwrap();
             pages += 1;
             keys.extend(page.keys);
             match page.cursor {
@@ -281,6 +350,18 @@ macro_rules! backend_suite {
             fn set_get_overwrite() {
                 let (_guard, store) = $make;
                 suite::set_get_overwrite(&store);
+            }
+
+            #[test]
+            fn list_keys_pages_by_the_callers_limit() {
+                let (_guard, store) = $make;
+                suite::list_keys_pages_by_the_callers_limit(&store);
+            }
+
+            #[test]
+            fn write_async_applies_and_refuses_idempotency_keys() {
+                let (_guard, store) = $make;
+                suite::write_async_applies_and_refuses_idempotency_keys(Arc::new(store));
             }
             #[test]
             fn delete_and_exists() {
@@ -338,7 +419,7 @@ macro_rules! backend_suite {
 
 backend_suite!(memory, ((), MemoryStorage::new()));
 backend_suite!(redis, {
-    let server = crate::redis_server::RedisServer::start(&[]).unwrap();
+    let server = tally_test_support::redis_server::RedisServer::start(&[]).unwrap();
     let store = RedisStorage::open(&server.url(0), false).unwrap();
     (server, store)
 });
@@ -359,22 +440,30 @@ mod sqlite_file {
         (dir, path)
     }
 
-    /// The writer connection is in WAL mode and commits with `synchronous=FULL`, or `NORMAL` when
-    /// durability is relaxed.
+    /// The store's own writer connection is in WAL mode and commits with `synchronous=FULL`, or
+    /// `NORMAL` when durability is relaxed (read from that connection, not from a new one); a
+    /// store that only reads has no writer.
     #[test]
-    fn uses_wal_and_full_sync() {
-        let (_dir, path) = temp_db();
-        let store = SqliteStorage::open(&path).unwrap();
-        assert_eq!(store.path(), path);
+    fn the_writer_uses_wal_and_the_chosen_sync() {
         for (durability, expected) in [(Durability::Full, 2), (Durability::Relaxed, 1)] {
-            let conn = crate::storage::sqlite::open_writer_for_test(&path, durability).unwrap();
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            let (_dir, path) = temp_db();
+            let options = SqliteOptions {
+                durability,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteStorage::open_with(&path, options.clone()).unwrap();
+            assert_eq!(store.path(), path);
+            let settings = store.writer_settings().unwrap();
+            assert_eq!(
+                (settings.journal_mode.as_str(), settings.synchronous),
+                ("wal", expected),
+                "{durability:?}"
+            );
+            drop(store);
+            let reader = SqliteStorage::open_for_reading(&path, options)
+                .unwrap()
                 .unwrap();
-            let sync: i64 = conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!((mode.as_str(), sync), ("wal", expected));
+            assert!(reader.writer_settings().is_none());
         }
     }
 

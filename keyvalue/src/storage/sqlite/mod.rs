@@ -23,26 +23,33 @@ mod writer;
 
 pub use backup::BackupReport;
 
-use super::{KeyPage, LIST_PAGE_SIZE, Storage, StorageError};
+use super::{
+    Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext, WriteFuture,
+    refuse_idempotency_key,
+};
+use crate::observer::Observer;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use writer::{Write, Writer};
+use writer::Writer;
+pub use writer::WriterSettings;
 
 /// How long a write waits by default for another connection's transaction before failing with
 /// "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How a [`SqliteStorage`] commits and waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a [`SqliteStorage`] commits and waits, and who hears about it.
+#[derive(Clone)]
 pub struct SqliteOptions {
     /// When a commit counts as done.
     pub durability: Durability,
     /// How long to wait for another connection's lock before failing with [`StorageError::Busy`].
     pub busy_timeout: Duration,
+    /// Told the size of every group commit; `None` records nothing.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Default for SqliteOptions {
@@ -50,7 +57,18 @@ impl Default for SqliteOptions {
         Self {
             durability: Durability::Full,
             busy_timeout: BUSY_TIMEOUT,
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("durability", &self.durability)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("observer", &self.observer.is_some())
+            .finish()
     }
 }
 
@@ -134,11 +152,12 @@ impl SqliteStorage {
             // Decided before anything is written: another application's file stays as it was,
             // journal mode included.
             schema::prepare(&conn, path)?;
-            use_wal(&conn, path, options)?;
+            use_wal(&conn, path, &options)?;
             Ok(conn)
         })?;
+        let writer = Writer::spawn(conn, options.observer.clone())?;
         Ok(Self {
-            writer: Some(Writer::spawn(conn)?),
+            writer: Some(writer),
             ..Self::reader(path, options, ReaderMode::BesideWriter)
         })
     }
@@ -200,6 +219,12 @@ impl SqliteStorage {
     /// The database file this store writes.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The journal mode and `synchronous` level of the writer connection, as SQLite reports
+    /// them; `None` for a store that only reads. What durability the store really runs with.
+    pub fn writer_settings(&self) -> Option<&WriterSettings> {
+        self.writer.as_ref().map(Writer::settings)
     }
 
     /// Runs `read` on an idle read-only connection (opening one if none is idle).
@@ -280,7 +305,10 @@ fn retry_while_busy<T>(
 
 /// A write connection to a file [`schema::prepare`] has accepted: WAL, the chosen `synchronous`,
 /// a busy timeout.
-fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connection, StorageError> {
+fn open_writer_connection(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<Connection, StorageError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -291,7 +319,7 @@ fn open_writer_connection(path: &Path, options: SqliteOptions) -> Result<Connect
 }
 
 /// Switches `conn`'s file to WAL (a no-op when it is already) with the chosen `synchronous`.
-fn use_wal(conn: &Connection, path: &Path, options: SqliteOptions) -> Result<(), StorageError> {
+fn use_wal(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), StorageError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StorageError::Backend(format!(
@@ -349,16 +377,6 @@ fn stored_bytes(value: ValueRef<'_>) -> Vec<u8> {
     }
 }
 
-/// Rowids are `i64` (negative ones are rare but legal); cursors are `u64`. Flipping the sign bit
-/// maps one onto the other and keeps the order.
-fn rowid_to_cursor(rowid: i64) -> u64 {
-    (rowid as u64) ^ (1 << 63)
-}
-
-fn cursor_to_rowid(cursor: u64) -> i64 {
-    (cursor ^ (1 << 63)) as i64
-}
-
 fn select_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
         .query_row(params![bucket, key], |row| {
@@ -368,7 +386,6 @@ fn select_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<
 }
 
 fn upsert_value(conn: &Connection, bucket: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-    // ON CONFLICT ... DO UPDATE keeps the row's rowid, so listing cursors stay valid.
     conn.prepare_cached(
         "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
@@ -389,20 +406,16 @@ impl Storage for SqliteStorage {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.writer()?.submit(Write::Set {
-            bucket: bucket.into(),
+        let write = Write::Set {
             key: key.into(),
             value: value.to_vec(),
-        })?;
-        Ok(())
+        };
+        self.writer()?.submit(bucket, write).map(|_| ())
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.writer()?.submit(Write::Delete {
-            bucket: bucket.into(),
-            key: key.into(),
-        })?;
-        Ok(())
+        let write = Write::Delete { key: key.into() };
+        self.writer()?.submit(bucket, write).map(|_| ())
     }
 
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
@@ -412,39 +425,63 @@ impl Storage for SqliteStorage {
         })
     }
 
-    /// Pages by rowid (keyset pagination): a cursor is the last rowid returned, so keys inserted
-    /// or deleted during a listing never shift the pages.
-    fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, StorageError> {
-        let after = cursor.map(cursor_to_rowid);
+    /// Pages by key (keyset pagination on the primary key): a cursor is the last key returned,
+    /// so keys inserted or deleted during a listing never shift the pages.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<KeyPage, StorageError> {
+        let after = match cursor {
+            None => None,
+            Some(cursor) => Some(std::str::from_utf8(cursor.as_bytes()).map_err(|_| {
+                StorageError::Backend("not a list cursor of the SQLite store".into())
+            })?),
+        };
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
         // One row past the page tells whether another page follows.
-        let limit = i64::try_from(LIST_PAGE_SIZE + 1).unwrap_or(i64::MAX);
-        let mut rows: Vec<(i64, String)> = self.read(|conn| {
+        let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let mut keys: Vec<String> = self.read(|conn| {
             conn.prepare_cached(
-                "SELECT rowid, key FROM kv WHERE bucket = ?1 AND (?2 IS NULL OR rowid > ?2)
-                 ORDER BY rowid LIMIT ?3",
+                "SELECT key FROM kv WHERE bucket = ?1 AND (?2 IS NULL OR key > ?2)
+                 ORDER BY key LIMIT ?3",
             )?
-            .query_map(params![bucket, after, limit], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
+            .query_map(params![bucket, after, fetch], |row| row.get(0))?
             .collect()
         })?;
-        let more = rows.len() > LIST_PAGE_SIZE;
-        rows.truncate(LIST_PAGE_SIZE);
-        let cursor = match rows.last() {
-            Some(&(rowid, _)) if more => Some(rowid_to_cursor(rowid)),
-            _ => None,
-        };
+        let more = keys.len() > limit;
+        keys.truncate(limit);
         Ok(KeyPage {
-            keys: rows.into_iter().map(|(_, key)| key).collect(),
-            cursor,
+            cursor: keys
+                .last()
+                .filter(|_| more)
+                .map(|last| Cursor::from_bytes(last.as_bytes())),
+            keys,
         })
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        self.writer()?.submit(Write::Increment {
-            bucket: bucket.into(),
+        let write = Write::Increment {
             key: key.into(),
             delta,
+        };
+        self.writer()?.submit(bucket, write)
+    }
+
+    /// Queues the write to the writer thread and awaits its answer: no blocking thread waits.
+    fn write_async(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> WriteFuture {
+        let queued = refuse_idempotency_key(&context)
+            .and_then(|()| self.writer()?.submit_async(bucket, write));
+        Box::pin(async move {
+            queued?
+                .await
+                .map_err(|_| StorageError::Backend("the SQLite writer thread has stopped".into()))?
         })
     }
 
@@ -479,7 +516,7 @@ impl Storage for SqliteStorage {
         progress: &mut dyn FnMut(usize),
     ) -> Result<(), StorageError> {
         self.writer()?;
-        let mut conn = open_writer_connection(&self.path, self.options)?;
+        let mut conn = open_writer_connection(&self.path, &self.options)?;
         let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (written, chunk) in (1..).zip(entries.chunks(SET_MANY_PROGRESS_STEP)) {
             for (key, value) in chunk {
@@ -494,17 +531,3 @@ impl Storage for SqliteStorage {
 
 /// How many rows `set_many` writes between two progress reports.
 const SET_MANY_PROGRESS_STEP: usize = 4096;
-
-#[cfg(test)]
-pub(super) fn open_writer_for_test(
-    path: &Path,
-    durability: Durability,
-) -> Result<Connection, StorageError> {
-    open_writer_connection(
-        path,
-        SqliteOptions {
-            durability,
-            ..SqliteOptions::default()
-        },
-    )
-}

@@ -7,79 +7,128 @@
 //! answers each caller. A caller is told "done" only after the commit that contains its write
 //! returned, so nothing acknowledged can be lost; one fsync now covers a whole batch.
 //!
+//! Callers wait in one of two ways: a blocking caller on a std channel, an async caller on a
+//! tokio oneshot, so an async host needs no blocking thread per write.
+//!
 //! A write that is refused (overflow, not a number) changes nothing and does not disturb the rest
 //! of its batch. A failure of SQLite itself (disk full, I/O error, lock timeout) rolls back the
 //! whole batch and every caller in it gets the error: none of them was acknowledged.
 
 use super::{delete_value, select_value, upsert_value};
-use crate::metrics::METRICS;
-use crate::storage::{StorageError, incremented};
+use crate::observer::Observer;
+use crate::storage::{StorageError, Write, incremented};
 use rusqlite::{Connection, TransactionBehavior};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 /// The most writes committed in one transaction: bounds the latency a batch adds to its first
 /// caller and the work redone if it fails.
 pub const MAX_BATCH: usize = 512;
 
-/// One queued write.
-#[derive(Debug)]
-pub(super) enum Write {
-    Set {
-        bucket: String,
-        key: String,
-        value: Vec<u8>,
-    },
-    Delete {
-        bucket: String,
-        key: String,
-    },
-    Increment {
-        bucket: String,
-        key: String,
-        delta: u64,
-    },
+type Outcome = Result<u64, StorageError>;
+
+/// One queued write and where to send its outcome (the new value for increments, 0 otherwise).
+struct Request {
+    bucket: String,
+    write: Write,
+    reply: Reply,
 }
 
-/// A write and where to send its outcome (the new value for increments, 0 otherwise).
-struct Request {
-    write: Write,
-    reply: mpsc::SyncSender<Result<u64, StorageError>>,
+enum Reply {
+    Blocking(mpsc::SyncSender<Outcome>),
+    Async(tokio::sync::oneshot::Sender<Outcome>),
 }
 
 /// The handle to the writer thread; dropping it lets the thread finish its batch and joins it.
-#[derive(Debug)]
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    settings: WriterSettings,
+}
+
+/// The writer connection's journal mode and `synchronous` level, as SQLite reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// `PRAGMA journal_mode` (`wal`).
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 2 is `FULL`, 1 is `NORMAL`.
+    pub synchronous: i64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stopped() -> StorageError {
+    StorageError::Backend("the SQLite writer thread has stopped".into())
 }
 
 impl Writer {
     /// Starts the writer thread with the connection it will own.
-    pub(super) fn spawn(conn: Connection) -> Result<Self, StorageError> {
+    pub(super) fn spawn(
+        conn: Connection,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<Self, StorageError> {
+        let settings = WriterSettings {
+            journal_mode: conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+            synchronous: conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?,
+        };
         let (queue, requests) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tally-sqlite-writer".into())
-            .spawn(move || run(conn, requests))
+            .spawn(move || run(conn, &requests, observer.as_deref()))
             .map_err(|error| {
                 StorageError::Backend(format!("cannot start the SQLite writer thread: {error}"))
             })?;
         Ok(Self {
             queue: Some(queue),
             thread: Some(thread),
+            settings,
         })
     }
 
-    /// Queues `write` and blocks until the transaction holding it has committed (or failed).
-    pub(super) fn submit(&self, write: Write) -> Result<u64, StorageError> {
-        let stopped = || StorageError::Backend("the SQLite writer thread has stopped".into());
-        let (reply, outcome) = mpsc::sync_channel(1);
+    /// The writer connection's settings.
+    pub(super) fn settings(&self) -> &WriterSettings {
+        &self.settings
+    }
+
+    fn queue(&self, request: Request) -> Result<(), StorageError> {
         self.queue
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Request { write, reply })
-            .map_err(|_| stopped())?;
+            .send(request)
+            .map_err(|_| stopped())
+    }
+
+    /// Queues `write` and blocks until the transaction holding it has committed (or failed).
+    pub(super) fn submit(&self, bucket: &str, write: Write) -> Outcome {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        self.queue(Request {
+            bucket: bucket.to_string(),
+            write,
+            reply: Reply::Blocking(reply),
+        })?;
         outcome.recv().map_err(|_| stopped())?
+    }
+
+    /// Queues `write`; the returned receiver completes when the transaction holding it has
+    /// committed (or failed). No thread waits meanwhile.
+    pub(super) fn submit_async(
+        &self,
+        bucket: String,
+        write: Write,
+    ) -> Result<tokio::sync::oneshot::Receiver<Outcome>, StorageError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.queue(Request {
+            bucket,
+            write,
+            reply: Reply::Async(reply),
+        })?;
+        Ok(outcome)
     }
 }
 
@@ -93,7 +142,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, requests: mpsc::Receiver<Request>) {
+fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Option<&dyn Observer>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -102,7 +151,9 @@ fn run(mut conn: Connection, requests: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        METRICS.commit_batch_size.observe(batch.len() as f64);
+        if let Some(observer) = observer {
+            observer.commit_batch(batch.len());
+        }
         let outcomes = match commit(&mut conn, &batch) {
             Ok(outcomes) => outcomes,
             Err(error) => {
@@ -125,33 +176,37 @@ fn run(mut conn: Connection, requests: mpsc::Receiver<Request>) {
         };
         for (request, outcome) in batch.into_iter().zip(outcomes) {
             // A caller that gave up waiting has nobody to tell; its write stands either way.
-            let _ = request.reply.send(outcome);
+            match request.reply {
+                Reply::Blocking(reply) => {
+                    let _ = reply.send(outcome);
+                }
+                Reply::Async(reply) => {
+                    let _ = reply.send(outcome);
+                }
+            }
         }
     }
 }
 
 /// Applies the batch in order in one transaction. `Err` means nothing was committed.
-fn commit(
-    conn: &mut Connection,
-    batch: &[Request],
-) -> rusqlite::Result<Vec<Result<u64, StorageError>>> {
+fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<Vec<Outcome>> {
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for request in batch {
-        outcomes.push(match &request.write {
-            Write::Set { bucket, key, value } => {
+    for Request { bucket, write, .. } in batch {
+        outcomes.push(match write {
+            Write::Set { key, value } => {
                 upsert_value(&transaction, bucket, key, value)?;
                 Ok(0)
             }
-            Write::Delete { bucket, key } => {
+            Write::Delete { key } => {
                 delete_value(&transaction, bucket, key)?;
                 Ok(0)
             }
-            Write::Increment { bucket, key, delta } => {
+            Write::Increment { key, delta } => {
                 // Reads this transaction's own earlier writes, so two increments of one key in a
                 // batch add up.
                 let current = select_value(&transaction, bucket, key)?;
-                match incremented(key, current.as_deref(), *delta) {
+                match incremented(key, current.as_deref(), *delta, u64::MAX) {
                     Ok((new, stored)) => {
                         upsert_value(&transaction, bucket, key, &stored)?;
                         Ok(new)

@@ -1,0 +1,327 @@
+//! `wasi:keyvalue/store@0.2.0-draft` and `wasi:keyvalue/atomics@0.2.0-draft` for wasmtime, on any
+//! [`Storage`] backend.
+//!
+//! The shape follows `wasmtime-wasi-keyvalue`: a context ([`KeyValueCtx`]) owned by the store's
+//! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
+//! [`add_to_linker`]. This file only translates: reads run the blocking [`Storage`] method on
+//! tokio's blocking pool, writes go through [`Storage::write_async`] (which SQLite completes
+//! without a blocking thread).
+//!
+//! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
+//! for SQLite): the context hands the guest a small number per page and keeps the real cursor
+//! until the instance is dropped.
+
+use crate::bindings::wasi::keyvalue::{atomics, store};
+use crate::observer::Observer;
+use crate::storage::{Cursor, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
+
+/// The host side of a guest's `bucket` resource: the bucket it opened.
+#[derive(Debug)]
+pub struct Bucket {
+    name: String,
+}
+
+/// Per-store state of the keyvalue implementation: the storage backend, which buckets guests may
+/// open, who hears about operations, and what this instance's calls ran into.
+#[derive(Clone)]
+pub struct KeyValueCtx {
+    storage: Arc<dyn Storage>,
+    allowed_buckets: Option<Arc<BTreeSet<String>>>,
+    observer: Option<Arc<dyn Observer>>,
+    write_context: WriteContext,
+    instance: Arc<InstanceState>,
+}
+
+/// What one instance's calls left behind: how they failed (so the host can answer in kind) and
+/// the list cursors handed out.
+#[derive(Default)]
+struct InstanceState {
+    busy: AtomicBool,
+    unavailable: AtomicBool,
+    overflow: AtomicBool,
+    // A std mutex, held only to push or look up a cursor, never across an await.
+    cursors: Mutex<Vec<Cursor>>,
+}
+
+impl KeyValueCtx {
+    /// A context whose buckets all live in `storage`; guests may open any bucket it serves.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self {
+            storage,
+            allowed_buckets: None,
+            observer: None,
+            write_context: WriteContext::default(),
+            instance: Arc::default(),
+        }
+    }
+
+    /// Restricts guests to these buckets: opening any other is `access-denied`.
+    pub fn allow_only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, buckets: I) -> Self {
+        self.allowed_buckets = Some(Arc::new(buckets.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Tells `observer` the latency of every operation.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The same store, buckets and observer for a new instance: fresh failure flags and
+    /// cursors, and `context` on every write its guest makes (the request it serves).
+    pub fn for_new_instance(&self, context: WriteContext) -> Self {
+        Self {
+            write_context: context,
+            instance: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The storage behind this context.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Whether an operation of this instance failed because the store was busy (locked by
+    /// another process past its timeout): the caller may retry later.
+    pub fn store_was_busy(&self) -> bool {
+        self.instance.busy.load(Ordering::Relaxed)
+    }
+
+    /// Whether an operation of this instance failed because the store could not be reached: the
+    /// caller may retry later.
+    pub fn store_was_unavailable(&self) -> bool {
+        self.instance.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Whether an increment of this instance was refused because it would pass the store's
+    /// counter limit ([`StorageError::Overflow`]): a typed signal, where the guest only sees the
+    /// error's text.
+    pub fn increment_overflowed(&self) -> bool {
+        self.instance.overflow.load(Ordering::Relaxed)
+    }
+
+    /// Records how an operation failed and tells the observer how long it took.
+    fn finish<T>(
+        &self,
+        started: std::time::Instant,
+        outcome: Result<T, StorageError>,
+    ) -> Result<T, KeyValueError> {
+        if let Some(observer) = &self.observer {
+            observer.store_operation(started.elapsed());
+        }
+        let flag = match &outcome {
+            Err(StorageError::Busy(_)) => Some(&self.instance.busy),
+            Err(StorageError::Unavailable(_)) => Some(&self.instance.unavailable),
+            Err(StorageError::Overflow { .. }) => Some(&self.instance.overflow),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            flag.store(true, Ordering::Relaxed);
+        }
+        outcome.map_err(KeyValueError::Storage)
+    }
+
+    /// Runs one blocking read on tokio's blocking pool, off the async executor.
+    async fn read<T, F>(self, operation: F) -> Result<T, KeyValueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let storage = Arc::clone(&self.storage);
+        let outcome = tokio::task::spawn_blocking(move || operation(&*storage))
+            .await
+            .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?;
+        self.finish(started, outcome)
+    }
+
+    /// Applies one write through [`Storage::write_async`] with this instance's context.
+    async fn write(self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
+        let started = std::time::Instant::now();
+        let outcome = Arc::clone(&self.storage)
+            .write_async(self.write_context.clone(), bucket, write)
+            .await;
+        self.finish(started, outcome)
+    }
+
+    /// The guest's number for `cursor` (1, 2, ...).
+    fn remember(&self, cursor: Cursor) -> Result<u64, KeyValueError> {
+        let mut cursors = self.instance.cursors.lock().map_err(poisoned)?;
+        cursors.push(cursor);
+        Ok(cursors.len() as u64)
+    }
+
+    /// The cursor the guest's number stands for.
+    fn recall(&self, number: u64) -> Result<Cursor, KeyValueError> {
+        let cursors = self.instance.cursors.lock().map_err(poisoned)?;
+        usize::try_from(number)
+            .ok()
+            .and_then(|number| number.checked_sub(1))
+            .and_then(|index| cursors.get(index).cloned())
+            .ok_or_else(|| {
+                KeyValueError::Storage(StorageError::Backend(format!(
+                    "list-keys cursor {number} was not handed out by this instance"
+                )))
+            })
+    }
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> KeyValueError {
+    KeyValueError::Trap(wasmtime::Error::msg("keyvalue cursor table poisoned"))
+}
+
+/// A view of a store's data that implements the keyvalue host traits.
+pub struct KeyValue<'a> {
+    ctx: &'a KeyValueCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> KeyValue<'a> {
+    /// Pairs the keyvalue context with the resource table that holds the guest's buckets.
+    pub fn new(ctx: &'a KeyValueCtx, table: &'a mut ResourceTable) -> Self {
+        Self { ctx, table }
+    }
+
+    /// The opened bucket's name and the context, owned, so the operation's future borrows
+    /// nothing from the (non-`Sync`) resource table.
+    fn target(&self, bucket: &Resource<Bucket>) -> Result<(KeyValueCtx, String), KeyValueError> {
+        let name = self.table.get(bucket)?.name.clone();
+        Ok((self.ctx.clone(), name))
+    }
+}
+
+/// A failed keyvalue operation: a storage error the guest sees as `store.error`, or a host fault
+/// (a bad resource handle, a crashed blocking task) that traps the guest.
+#[derive(Debug)]
+pub enum KeyValueError {
+    /// Reported to the guest as `error::other(message)` (`no-such-store` for an unserved
+    /// bucket).
+    Storage(StorageError),
+    /// The guest may not open this bucket: reported as `error::access-denied`.
+    Denied(String),
+    /// Aborts the guest's call.
+    Trap(wasmtime::Error),
+}
+
+impl From<ResourceTableError> for KeyValueError {
+    fn from(error: ResourceTableError) -> Self {
+        Self::Trap(error.into())
+    }
+}
+
+impl store::Host for KeyValue<'_> {
+    /// Opens any allowed bucket the storage serves (SQLite and memory: every identifier; Redis:
+    /// `""`). Buckets need no creation.
+    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KeyValueError> {
+        if let Some(allowed) = &self.ctx.allowed_buckets
+            && !allowed.contains(&identifier)
+        {
+            return Err(KeyValueError::Denied(identifier));
+        }
+        self.ctx
+            .storage
+            .check_bucket(&identifier)
+            .map_err(KeyValueError::Storage)?;
+        Ok(self.table.push(Bucket { name: identifier })?)
+    }
+
+    fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
+        match error {
+            KeyValueError::Storage(StorageError::NoSuchBucket(_)) => Ok(store::Error::NoSuchStore),
+            KeyValueError::Denied(_) => Ok(store::Error::AccessDenied),
+            KeyValueError::Storage(error) => Ok(store::Error::Other(error.to_string())),
+            KeyValueError::Trap(error) => Err(error),
+        }
+    }
+}
+
+impl store::HostBucket for KeyValue<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.read(move |s| s.get(&name, &key)).await
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.write(name, Write::Set { key, value }).await.map(|_| ())
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.write(name, Write::Delete { key }).await.map(|_| ())
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<bool, KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.read(move |s| s.exists(&name, &key)).await
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Result<store::KeyResponse, KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        let after = cursor.map(|number| ctx.recall(number)).transpose()?;
+        let page = ctx
+            .clone()
+            .read(move |s| s.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
+            .await?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor.map(|next| ctx.remember(next)).transpose()?,
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValue<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.write(name, Write::Increment { key, delta }).await
+    }
+}
+
+/// Adds `wasi:keyvalue/store` and `wasi:keyvalue/atomics` to `linker`; `view` projects the store's
+/// data onto a [`KeyValue`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KeyValue<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    atomics::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    Ok(())
+}
+
+struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValue<'a>;
+}

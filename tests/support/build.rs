@@ -1,0 +1,20 @@
+//! Builds the test-only misbehaving component (`tests/misbehaving-guest`) for `wasm32-wasip2`
+//! and hands its path to this crate as `TALLY_MISBEHAVING_GUEST_WASM`. This crate is only ever a
+//! dev-dependency, so the component is built for tests and never for `cargo build` or
+//! `cargo install`.
+
+include!("../../host/wasm_build.rs");
+
+fn main() {
+    let dir =
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = dir
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests/support lives inside the workspace");
+    let wasm = build_component(root, "tally-misbehaving-guest", "tests/misbehaving-guest");
+    println!(
+        "cargo:rustc-env=TALLY_MISBEHAVING_GUEST_WASM={}",
+        wasm.display()
+    );
+}
