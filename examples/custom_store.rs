@@ -1,18 +1,36 @@
-//! Bring your own storage: a backend written outside tally, plugged into tally's `wasi:keyvalue`
-//! host through the `Storage` trait, with the embedder's own wasmtime `Linker` and `Store`.
+//! An embedder's own wasmtime host that runs tally's counter component on a storage backend of
+//! its own: only `tally-keyvalue` (the `wasi:keyvalue` glue and the `Storage` trait), wasmtime,
+//! and a `bindgen!` of `wit/`; nothing of tally's CLI, server or runtime.
 //!
 //! The backend keeps every bucket in one JSON file and rewrites it atomically (write a temporary
-//! file, fsync, rename) on every change: slow, but simple and crash-safe.
+//! file, fsync, rename) on every change: slow, but simple and crash-safe. The component is a
+//! file: `tally component --out counter.wasm` writes the one tally embeds.
 //!
-//!     cargo run --example custom_store -- counters.json visits 5
+//!     cargo run -p tally-keyvalue --example custom_store -- counter.wasm counters.json visits 5
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tally::bindings::CounterComponentPre;
 use tally_keyvalue::storage::{Cursor, KeyPage, Storage, StorageError, incremented};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use wasmtime::component::{Component, Linker, ResourceTable};
+
+/// The counter world from tally's contract; its `wasi:keyvalue` imports are tally-keyvalue's.
+mod bindings {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "tally:counter/counter-component@0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store,
+            "wasi:keyvalue/atomics": tally_keyvalue::bindings::wasi::keyvalue::atomics,
+        },
+    });
+}
+use bindings::CounterComponentPre;
+use bindings::exports::tally::counter::counter::Error as CounterError;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -130,8 +148,9 @@ impl WasiView for MyState {
     }
 }
 
-/// Runs the counter component on `file`: `increment(name, by)`, returning the new value.
-async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
+/// Runs the counter component (the file `component`) on `file`: `increment(name, by)`,
+/// returning the new value.
+async fn increment(component: &Path, file: PathBuf, name: &str, by: u64) -> Result<u64> {
     let storage = Arc::new(JsonFileStorage {
         path: file,
         lock: Mutex::new(()),
@@ -142,7 +161,9 @@ async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
     tally_keyvalue::add_to_linker(&mut linker, |s: &mut MyState| {
         KeyValue::new(&s.keyvalue, &mut s.table)
     })?;
-    let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT)?;
+    let component = Component::from_file(&engine, component).map_err(|error| {
+        anyhow::anyhow!("cannot load the component {}: {error}", component.display())
+    })?;
     let pre = CounterComponentPre::new(linker.instantiate_pre(&component)?)?;
     let state = MyState {
         table: ResourceTable::new(),
@@ -155,22 +176,28 @@ async fn increment(file: PathBuf, name: &str, by: u64) -> Result<u64> {
         .tally_counter_counter()
         .call_increment(&mut store, name, by)
         .await?;
-    // This store holds any u64, so that is what "overflow" means here.
-    value.map_err(|e| anyhow::anyhow!("{}", tally::Refusal::new(e, u64::MAX)))
+    value.map_err(|refused| match refused {
+        CounterError::InvalidName(why) => anyhow::anyhow!("invalid counter name: {why}"),
+        CounterError::Overflow(name) => anyhow::anyhow!("counter {name:?} would overflow"),
+        CounterError::CorruptValue(name) => anyhow::anyhow!("counter {name:?} is not a number"),
+        CounterError::StoreFailure(why) => anyhow::anyhow!("the store failed: {why}"),
+    })
 }
 
 #[cfg_attr(test, allow(dead_code))]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: custom_store FILE NAME [BY]";
+    let usage = "usage: custom_store COMPONENT FILE NAME [BY]";
+    let component = args.next().context(usage)?;
     let file = args.next().context(usage)?;
     let name = args.next().context(usage)?;
     let by = args
         .next()
         .map_or(Ok(1), |by| by.parse())
         .context("BY must be a u64")?;
-    println!("{}", increment(file.into(), &name, by).await?);
+    let value = increment(component.as_ref(), file.into(), &name, by).await?;
+    println!("{value}");
     Ok(())
 }
 
@@ -181,19 +208,24 @@ mod tests {
     async fn counts_in_one_json_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("counters.json");
+        let component = tally_test_support::COUNTER_COMPONENT_WASM.as_ref();
         assert_eq!(
-            super::increment(file.clone(), "visits", 10).await.unwrap(),
+            super::increment(component, file.clone(), "visits", 10)
+                .await
+                .unwrap(),
             10
         );
         assert_eq!(
-            super::increment(file.clone(), "visits", 1).await.unwrap(),
+            super::increment(component, file.clone(), "visits", 1)
+                .await
+                .unwrap(),
             11
         );
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(json[""]["visits"], "11");
         assert!(
-            super::increment(file, "", 1)
+            super::increment(component, file, "", 1)
                 .await
                 .unwrap_err()
                 .to_string()

@@ -89,6 +89,31 @@ fn listen_takes_host_names() {
     );
 }
 
+/// A body that cannot be read (broken chunked framing) is a 400 `invalid_body`, not a 413, and
+/// changes nothing.
+#[test]
+fn an_unreadable_body_is_a_bad_request() {
+    use std::io::{Read, Write};
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let mut stream = std::net::TcpStream::connect(server.address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /counters/visits/increment HTTP/1.1\r\nHost: tally\r\n\
+              Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n\
+              zz\r\n{\"by\": 1}\r\n0\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("\"code\":\"invalid_body\""), "{answer}");
+    assert_eq!(server.value("visits"), 0);
+}
+
 /// Listing, reset and health: the simple routes answer as documented.
 #[test]
 fn list_reset_health_and_metrics() {
@@ -198,6 +223,30 @@ fn errors_have_documented_statuses_and_change_nothing() {
             "POST",
             "/counters/visits/increment",
             Some(r#"{"by": -1}"#),
+            400,
+            "invalid_body",
+        ),
+        // serde would read a struct from an array; the document says the body is an object.
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some("[1]"),
+            400,
+            "invalid_body",
+        ),
+        ("PUT", "/counters/visits", Some("[5]"), 400, "invalid_body"),
+        // Exponents at the ends of i64 are refused, never overflowed.
+        (
+            "POST",
+            "/counters/visits/increment",
+            Some(r#"{"by": 1e9223372036854775807}"#),
+            400,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/counters/visits",
+            Some(r#"{"value": 1e-9223372036854775808}"#),
             400,
             "invalid_body",
         ),

@@ -1,7 +1,8 @@
-//! Builds the test-only misbehaving component (`tests/misbehaving-guest`) for `wasm32-wasip2`
-//! and hands its path to this crate as `TALLY_MISBEHAVING_GUEST_WASM`. This crate is only ever a
-//! dev-dependency, so the component is built for tests and never for `cargo build` or
-//! `cargo install`.
+//! Builds the test-only misbehaving component (`tests/misbehaving-guest`) and the counter
+//! component (`guest/`, for tests of crates that do not embed it) for `wasm32-wasip2`, and hands
+//! their paths to this crate as `TALLY_MISBEHAVING_GUEST_WASM` and `TALLY_COUNTER_WASM`. This
+//! crate is only ever a dev-dependency, so they are built for tests and never for `cargo build`
+//! or `cargo install`.
 
 include!("../../host/wasm_build.rs");
 
@@ -17,4 +18,6 @@ fn main() {
         "cargo:rustc-env=TALLY_MISBEHAVING_GUEST_WASM={}",
         wasm.display()
     );
+    let wasm = build_component(root, "tally-guest", "guest");
+    println!("cargo:rustc-env=TALLY_COUNTER_WASM={}", wasm.display());
 }

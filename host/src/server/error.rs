@@ -28,27 +28,115 @@ pub enum ApiError {
     Guest(anyhow::Error),
 }
 
+/// The stable `code` of an error body, one per kind of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// `invalid_name`
+    InvalidName,
+    /// `overflow`
+    Overflow,
+    /// `corrupt_value`
+    CorruptValue,
+    /// `store_failure`
+    StoreFailure,
+    /// `invalid_body`
+    InvalidBody,
+    /// `body_too_large`
+    BodyTooLarge,
+    /// `not_found`
+    NotFound,
+    /// `method_not_allowed`
+    MethodNotAllowed,
+    /// `unauthorized`
+    Unauthorized,
+    /// `busy`
+    Busy,
+    /// `guest_failure`
+    GuestFailure,
+}
+
+impl ErrorCode {
+    /// Every code, each once: what the API document's `Error.code` enum must list.
+    pub const ALL: [Self; 11] = [
+        Self::InvalidName,
+        Self::Overflow,
+        Self::CorruptValue,
+        Self::StoreFailure,
+        Self::InvalidBody,
+        Self::BodyTooLarge,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Unauthorized,
+        Self::Busy,
+        Self::GuestFailure,
+    ];
+
+    /// The code as it appears in error bodies.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidName => "invalid_name",
+            Self::Overflow => "overflow",
+            Self::CorruptValue => "corrupt_value",
+            Self::StoreFailure => "store_failure",
+            Self::InvalidBody => "invalid_body",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
+            Self::Busy => "busy",
+            Self::GuestFailure => "guest_failure",
+        }
+    }
+
+    /// The code's place in [`ErrorCode::ALL`]. Exhaustive, so a new code does not compile until
+    /// it has a place, and the check below fails the build until `ALL` holds it there.
+    const fn position(self) -> usize {
+        match self {
+            Self::InvalidName => 0,
+            Self::Overflow => 1,
+            Self::CorruptValue => 2,
+            Self::StoreFailure => 3,
+            Self::InvalidBody => 4,
+            Self::BodyTooLarge => 5,
+            Self::NotFound => 6,
+            Self::MethodNotAllowed => 7,
+            Self::Unauthorized => 8,
+            Self::Busy => 9,
+            Self::GuestFailure => 10,
+        }
+    }
+}
+
+// Every entry of `ALL` sits at its own position: `ALL` lists every code exactly once.
+const _: () = {
+    let mut index = 0;
+    while index < ErrorCode::ALL.len() {
+        assert!(ErrorCode::ALL[index].position() == index);
+        index += 1;
+    }
+};
+
 impl ApiError {
     /// The HTTP status and the stable code for this error.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::Counter(refusal) => (
-                match refusal.error {
-                    CounterError::InvalidName(_) => StatusCode::BAD_REQUEST,
-                    CounterError::Overflow(_) => StatusCode::CONFLICT,
-                    CounterError::CorruptValue(_) | CounterError::StoreFailure(_) => {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    }
-                },
-                refusal.code(),
-            ),
-            Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-            Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, "guest_failure"),
+            Self::Counter(refusal) => match refusal.error {
+                CounterError::InvalidName(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidName),
+                CounterError::Overflow(_) => (StatusCode::CONFLICT, ErrorCode::Overflow),
+                CounterError::CorruptValue(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::CorruptValue)
+                }
+                CounterError::StoreFailure(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreFailure)
+                }
+            },
+            Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidBody),
+            Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge),
+            Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
+            Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GuestFailure),
         }
     }
 
@@ -83,7 +171,7 @@ impl IntoResponse for ApiError {
         if let Self::Guest(error) = &self {
             tracing::warn!("guest failure: {error:#}");
         }
-        let body = serde_json::json!({ "error": self.message(), "code": code });
+        let body = serde_json::json!({ "error": self.message(), "code": code.as_str() });
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
@@ -96,5 +184,26 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal's code is the same word in an HTTP body as in the CLI's `--json` errors.
+    #[test]
+    fn refusal_codes_agree_with_the_cli() {
+        for error in [
+            CounterError::InvalidName(String::new()),
+            CounterError::Overflow(String::new()),
+            CounterError::CorruptValue(String::new()),
+            CounterError::StoreFailure(String::new()),
+        ] {
+            let refusal = Refusal::new(error, u64::MAX);
+            let cli = refusal.code();
+            let (_, http) = ApiError::Counter(refusal).status_and_code();
+            assert_eq!(http.as_str(), cli);
+        }
     }
 }

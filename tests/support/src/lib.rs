@@ -6,6 +6,8 @@
 //! - [`http_client`]: a blocking keep-alive HTTP/1.1 client for driving `tally serve`.
 //! - [`redis_server`]: a `redis-server` on a free loopback port, killed when dropped.
 //! - [`MISBEHAVING_GUEST_WASM`]: the component that traps, spins or exhausts memory on request.
+//! - [`COUNTER_COMPONENT_WASM`]: the counter component itself, for crates that do not embed it
+//!   (`tally-keyvalue`'s example).
 
 pub mod http_client;
 pub mod redis_server;
@@ -13,3 +15,7 @@ pub mod redis_server;
 /// The path of the test-only misbehaving counter component (`tests/misbehaving-guest`), built by
 /// this crate's `build.rs`.
 pub const MISBEHAVING_GUEST_WASM: &str = env!("TALLY_MISBEHAVING_GUEST_WASM");
+
+/// The path of the counter component (`guest/`), built by this crate's `build.rs` as the host
+/// builds the one it embeds.
+pub const COUNTER_COMPONENT_WASM: &str = env!("TALLY_COUNTER_WASM");

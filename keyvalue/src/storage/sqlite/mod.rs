@@ -96,6 +96,12 @@ impl Durability {
 }
 
 /// [`Storage`] on one SQLite file.
+///
+/// It only ever touches a file that is its own: one with tally's `application_id`
+/// (`0x74616c79`), or a new one (missing, empty, or a database with no tables and no
+/// `application_id`). Any other SQLite file is refused byte for byte as it was, journal mode
+/// included. Opened for reading ([`SqliteStorage::open_for_reading`]), nothing is created,
+/// converted or upgraded.
 #[derive(Debug)]
 pub struct SqliteStorage {
     path: PathBuf,
@@ -135,7 +141,7 @@ impl SqliteStorage {
 
     /// Opens (creating if needed) the database at `path` for reading and writing: creates the
     /// schema in a new file, switches it to WAL with the given durability, and starts the writer
-    /// thread. A file that is not tally's (see [`schema`]) is refused before anything in it
+    /// thread. A file that is not tally's (see [`SqliteStorage`]) is refused before anything in it
     /// changes.
     ///
     /// A database this process may not write (the file or its directory is read-only for it) is
