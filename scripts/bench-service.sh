@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# tally serve against redis-server, side by side in one run, driven by standard C clients: wrk
+# (scripts/wrk-increment.lua, a POST of an increment per request) for tally over HTTP, and
+# redis-benchmark (`-t incr`) for Redis. Each pair compares like with like:
+#   tally --durability full     vs  redis-server --appendonly yes --appendfsync always
+#   tally --durability relaxed  vs  redis-server --appendonly yes --appendfsync everysec
+# Three rounds, interleaved (every configuration once per round, so a noisy moment of the shared
+# machine hits all of them), and the table shows the medians. Every figure is measured: rates and
+# p99 from the clients, errors from the clients' own error counts, and "counted" read back from
+# the server (the counter's final value minus its start), which must equal what was answered.
+#
+#   ./setup --bench && scripts/bench-service.sh      (CLIENTS=32 SECONDS_PER_RUN=10 ROUNDS=3)
+#   ./setup --bench && scripts/bench-service.sh --soak 60        one durable server held 60 s
+#
+# --soak S: 32 connections on durable tally serve for S seconds; reports requests served, errors,
+# p99 and the server's resident memory at the start and the end; fails if it grew over 10%, or if
+# the counter did not count every answered increment.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+clients=${CLIENTS:-32}
+seconds=${SECONDS_PER_RUN:-10}
+rounds=${ROUNDS:-3}
+soak=
+if [[ ${1:-} == --soak ]]; then
+  soak=${2:?--soak takes a number of seconds}
+fi
+for tool in wrk redis-benchmark redis-server redis-cli python3 curl; do
+  command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
+done
+
+cargo build --release --quiet
+tally="$root/target/release/tally"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_tally NAME DURABILITY: a server on a new database; sets PORT and PID.
+start_tally() {
+  local name=$1 durability=$2
+  "$tally" --db "$work/$name.db" --cache-dir "$work/cache" --durability "$durability" \
+    serve --listen 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.log" &
+  PID=$!
+  pids+=("$PID")
+  for _ in $(seq 100); do
+    if line=$(head -1 "$work/$name.out" 2>/dev/null) && [[ $line == "listening on http://"* ]]; then
+      PORT=${line##*:}
+      return
+    fi
+    sleep 0.1
+  done
+  echo "bench: tally serve did not start; see $work/$name.log" >&2
+  exit 1
+}
+
+# start_redis NAME FSYNC: a redis-server with an append-only file; sets PORT and PID.
+start_redis() {
+  local name=$1 fsync=$2
+  PORT=$(free_port)
+  mkdir -p "$work/$name"
+  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$work/$name" --save '' \
+    --appendonly yes --appendfsync "$fsync" --maxmemory-policy noeviction >/dev/null &
+  PID=$!
+  pids+=("$PID")
+  for _ in $(seq 100); do
+    redis-cli -p "$PORT" PING >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "bench: redis-server did not start" >&2
+  exit 1
+}
+
+tally_value() { curl -sf "http://127.0.0.1:$1/counters/bench" | python3 -c 'import json,sys; print(json.load(sys.stdin)["value"])'; }
+redis_value() { local v; v=$(redis-cli -p "$1" GET counter:__rand_int__); echo "${v:-0}"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# run_wrk PORT SECONDS: prints "rate p99_ms errors answered".
+run_wrk() {
+  local out
+  out=$(wrk -t2 -c"$clients" -d"${2}s" --latency -s "$root/scripts/wrk-increment.lua" \
+    "http://127.0.0.1:$1" | grep '^WRK_RESULT')
+  python3 - "$out" <<'PY'
+import sys
+fields = dict(item.split("=") for item in sys.argv[1].split()[1:])
+n = {k: int(v) for k, v in fields.items()}
+errors = n["connect"] + n["read"] + n["write"] + n["timeout"] + n["status"]
+print(f'{n["requests"] / (n["duration_us"] / 1e6):.0f} {n["p99_us"] / 1000:.2f} {errors} {n["requests"] - n["status"]}')
+PY
+}
+
+# run_redis_benchmark PORT REQUESTS: prints "rate p99_ms".
+run_redis_benchmark() {
+  redis-benchmark -h 127.0.0.1 -p "$1" -t incr -c "$clients" -n "$2" --csv |
+    python3 -c '
+import csv, sys
+rows = [r for r in csv.reader(sys.stdin)]
+row = next(r for r in rows if r and r[0] == "INCR")
+print(f"{float(row[1]):.0f} {float(row[6]):.2f}")'
+}
+
+if [[ -n $soak ]]; then
+  start_tally soak full
+  port=$PORT pid=$PID
+  wrk -t2 -c"$clients" -d2s -s "$root/scripts/wrk-increment.lua" "http://127.0.0.1:$port" >/dev/null
+  before=$(tally_value "$port") rss_start=$(rss_kib "$pid")
+  read -r rate p99 errors answered < <(run_wrk "$port" "$soak")
+  after=$(tally_value "$port") rss_end=$(rss_kib "$pid")
+  growth=$(python3 -c "print(f'{($rss_end - $rss_start) * 100 / $rss_start:+.1f}%')")
+  echo "| seconds | clients | served | counted | errors | increments/s | p99 ms | RSS start | RSS end | growth |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| $soak | $clients | $answered | $((after - before)) | $errors | $rate | $p99 | $rss_start KiB | $rss_end KiB | $growth |"
+  python3 -c "import sys; sys.exit(0 if $rss_end <= $rss_start * 1.10 else 1)" ||
+    { echo "bench: the server's RSS grew more than 10%" >&2; exit 1; }
+  # wrk stops counting with up to one request in flight per connection, which the server may
+  # still apply: every answered increment is counted, and at most one more per connection.
+  counted=$((after - before))
+  ((counted >= answered && counted <= answered + clients)) ||
+    { echo "bench: the counter grew by $counted for $answered answers" >&2; exit 1; }
+  exit 0
+fi
+
+# One server of each kind for the whole run: what is measured is steady state.
+start_tally full full;        tally_full=$PORT
+start_tally relaxed relaxed;  tally_relaxed=$PORT
+start_redis always always;    redis_always=$PORT
+start_redis everysec everysec; redis_everysec=$PORT
+
+# redis-benchmark takes a request count, not a duration: a short calibration run sets each
+# server's count so its runs last about as long as wrk's.
+declare -A requests
+for name in always everysec; do
+  port_var=redis_$name
+  read -r rate _ < <(run_redis_benchmark "${!port_var}" 20000)
+  requests[$name]=$((rate * seconds))
+done
+for port in $tally_full $tally_relaxed; do run_wrk "$port" 2 >/dev/null; done
+
+results=$work/results.txt
+for round in $(seq "$rounds"); do
+  for config in "tally full $tally_full" "tally relaxed $tally_relaxed" \
+    "redis always $redis_always" "redis everysec $redis_everysec"; do
+    read -r server mode port <<<"$config"
+    if [[ $server == tally ]]; then
+      before=$(tally_value "$port")
+      read -r rate p99 errors answered < <(run_wrk "$port" "$seconds")
+      counted=$(($(tally_value "$port") - before))
+    else
+      before=$(redis_value "$port")
+      answered=${requests[$mode]}
+      read -r rate p99 < <(run_redis_benchmark "$port" "$answered")
+      counted=$(($(redis_value "$port") - before))
+      # redis-benchmark counts no errors of its own: every request it sent and did not see
+      # counted is one.
+      errors=$((answered - counted))
+    fi
+    echo "$round $server $mode $rate $p99 $errors $answered $counted" >>"$results"
+    echo "bench: round $round: $server $mode: $rate/s, p99 $p99 ms, $errors errors" >&2
+  done
+done
+
+python3 - "$results" "$clients" "$rounds" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+clients, rounds = sys.argv[2], sys.argv[3]
+by = {}
+for _, server, mode, rate, p99, errors, answered, counted in rows:
+    entry = by.setdefault((server, mode), {"rate": [], "p99": [], "errors": 0, "answered": 0, "counted": 0})
+    entry["rate"].append(float(rate)); entry["p99"].append(float(p99))
+    entry["errors"] += int(errors); entry["answered"] += int(answered); entry["counted"] += int(counted)
+pairs = [("tally", "full", "redis", "always"), ("tally", "relaxed", "redis", "everysec")]
+print(f"{clients} connections, medians of {rounds} interleaved runs")
+print()
+print("| server | durability | increments/s | p99 ms | errors | answered | counted | vs Redis |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for tally, tmode, redis, rmode in pairs:
+    base = statistics.median(by[(redis, rmode)]["rate"])
+    for key, label in [((tally, tmode), f"--durability {tmode}"), ((redis, rmode), f"appendfsync {rmode}")]:
+        e = by[key]
+        rate = statistics.median(e["rate"])
+        ratio = f"{rate / base:.2f}x" if key[0] == "tally" else "1.00x"
+        print(f"| {key[0]} | {label} | {rate:.0f} | {statistics.median(e['p99']):.2f} | {e['errors']} | {e['answered']} | {e['counted']} | {ratio} |")
+PY
