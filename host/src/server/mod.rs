@@ -3,15 +3,17 @@
 //! Every request runs in a fresh component instance from the runtime's one `InstancePre`; the
 //! component holds no state and the host caches no counter values, so the store is the only truth
 //! and any number of servers (or CLI calls) can share it. Writes are acknowledged only after the
-//! group commit that contains them returned (see `storage::sqlite::writer`).
+//! group commit that contains them returned (see `tally_keyvalue`'s SQLite writer).
 //!
-//! [`serve`] takes a bound listener and a shutdown future (the shape of mini-redis' `server::run`)
-//! so tests can bind port 0 and stop the server when they like.
+//! [`serve`] takes a bound listener, the metrics to record into and a shutdown future (the shape
+//! of mini-redis' `server::run`) so tests can bind port 0 and stop the server when they like. The
+//! server owns the line that says where it listens ([`listening_line`]) and its parser
+//! ([`read_listening_address`]).
 //!
 //! # Layout
 //! - [`routes`]: the router and its handlers.
-//! - [`error`]: the JSON error body and the status of each error.
-//! - [`extract`]: request parsing (the counter name, size-limited JSON bodies).
+//! - [`error`]: the JSON error body, the status of each error and its stable [`error::ErrorCode`].
+//! - [`extract`]: request parsing (the counter name, size-limited JSON object bodies).
 //! - [`assets`]: the dashboard and the OpenAPI document, compiled in.
 //! - [`auth`]: the bearer token that writes need with `--auth-token`.
 
