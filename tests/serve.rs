@@ -152,6 +152,22 @@ fn list_reset_health_and_metrics() {
             "missing {expected:?} in\n{metrics}"
         );
     }
+    // The metrics the server hands to the store and the runtime are recorded there: 4 writes
+    // committed, every guest operation timed, one instance per counter request (6 so far).
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("tally_commit_batch_size_sum"), 4.0);
+    assert!(
+        value("tally_store_operation_seconds_count") >= 8.0,
+        "{metrics}"
+    );
+    assert_eq!(value("tally_instances_created_total"), 6.0);
 }
 
 /// 32 concurrent clients x 250 increments on 4 counters end at exactly 2,000 each.

@@ -429,6 +429,67 @@ backend_suite!(sqlite, {
     (dir, store)
 });
 
+/// A Redis server that cannot be reached is an outage (`Unavailable`: retry later), told apart
+/// from a failure of the operation, and nothing is written.
+#[test]
+fn unreachable_redis_is_unavailable() {
+    let server = tally_test_support::redis_server::RedisServer::start(&[]).unwrap();
+    let store = RedisStorage::open(&server.url(0), false).unwrap();
+    store.set("", "k", b"1").unwrap();
+    drop(server);
+    for outcome in [
+        store.get("", "k").map(|_| ()),
+        store.increment("", "k", 1).map(|_| ()),
+        store.list_keys("", None, 10).map(|_| ()),
+    ] {
+        assert!(
+            matches!(outcome, Err(StorageError::Unavailable(ref why)) if why.starts_with("Redis: ")),
+            "{outcome:?}"
+        );
+    }
+    // A refusal is not an outage.
+    let server = tally_test_support::redis_server::RedisServer::start(&[]).unwrap();
+    let store = RedisStorage::open(&server.url(0), false).unwrap();
+    store.set("", "word", b"abc").unwrap();
+    assert!(matches!(
+        store.increment("", "word", 1),
+        Err(StorageError::NotANumber { .. })
+    ));
+}
+
+/// The observer hears about every group commit, with the number of writes in it, and about
+/// every guest operation through the keyvalue context; without one nothing is recorded.
+#[test]
+fn the_observer_hears_commits() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Default)]
+    struct Counting {
+        batches: AtomicUsize,
+        writes: AtomicUsize,
+    }
+    impl crate::Observer for Counting {
+        fn commit_batch(&self, writes: usize) {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.writes.fetch_add(writes, Ordering::SeqCst);
+        }
+    }
+    let observer = Arc::new(Counting::default());
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        observer: Some(observer.clone()),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStorage::open_with(&dir.path().join("counters.db"), options).unwrap();
+    store.increment("", "a", 1).unwrap();
+    store.set("", "b", b"2").unwrap();
+    store.delete("", "b").unwrap();
+    assert_eq!(observer.writes.load(Ordering::SeqCst), 3);
+    assert!((1..=3).contains(&observer.batches.load(Ordering::SeqCst)));
+    // Reads are not commits.
+    store.get("", "a").unwrap();
+    assert_eq!(observer.writes.load(Ordering::SeqCst), 3);
+}
+
 /// SQLite-only behaviour: durability settings, restarts, other connections and foreign files.
 mod sqlite_file {
     use super::*;
