@@ -8,13 +8,15 @@
 //! without a blocking thread).
 //!
 //! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
-//! for SQLite): the context hands the guest a small number per page and keeps the real cursor
-//! until the instance is dropped.
+//! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
+//! table that every instance made from the same [`KeyValueCtx`] shares, so a listing can go on in
+//! a later instance (a server's next request). The table keeps the newest [`MAX_CURSORS`]; an
+//! older or unknown number is an error that says to list again from the start.
 
 use crate::bindings::wasi::keyvalue::{atomics, store};
 use crate::observer::Observer;
 use crate::storage::{Cursor, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
@@ -34,17 +36,26 @@ pub struct KeyValueCtx {
     observer: Option<Arc<dyn Observer>>,
     write_context: WriteContext,
     instance: Arc<InstanceState>,
+    // A std mutex, held only to add or look up a cursor, never across an await.
+    cursors: Arc<Mutex<CursorTable>>,
 }
 
-/// What one instance's calls left behind: how they failed (so the host can answer in kind) and
-/// the list cursors handed out.
+/// How many list cursors a context remembers (each a key of at most a few hundred bytes).
+pub const MAX_CURSORS: usize = 4096;
+
+/// What one instance's calls ran into: how they failed, so the host can answer in kind.
 #[derive(Default)]
 struct InstanceState {
     busy: AtomicBool,
     unavailable: AtomicBool,
     overflow: AtomicBool,
-    // A std mutex, held only to push or look up a cursor, never across an await.
-    cursors: Mutex<Vec<Cursor>>,
+}
+
+/// The cursors handed out as numbers, newest [`MAX_CURSORS`], each with the bucket it pages.
+#[derive(Default)]
+struct CursorTable {
+    last: u64,
+    cursors: BTreeMap<u64, (String, Cursor)>,
 }
 
 impl KeyValueCtx {
@@ -56,6 +67,7 @@ impl KeyValueCtx {
             observer: None,
             write_context: WriteContext::default(),
             instance: Arc::default(),
+            cursors: Arc::default(),
         }
     }
 
@@ -71,8 +83,8 @@ impl KeyValueCtx {
         self
     }
 
-    /// The same store, buckets and observer for a new instance: fresh failure flags and
-    /// cursors, and `context` on every write its guest makes (the request it serves).
+    /// The same store, buckets, observer and list cursors for a new instance: fresh failure
+    /// flags, and `context` on every write its guest makes (the request it serves).
     pub fn for_new_instance(&self, context: WriteContext) -> Self {
         Self {
             write_context: context,
@@ -149,25 +161,29 @@ impl KeyValueCtx {
         self.finish(started, outcome)
     }
 
-    /// The guest's number for `cursor` (1, 2, ...).
-    fn remember(&self, cursor: Cursor) -> Result<u64, KeyValueError> {
-        let mut cursors = self.instance.cursors.lock().map_err(poisoned)?;
-        cursors.push(cursor);
-        Ok(cursors.len() as u64)
+    /// The guest's number for `cursor`, which pages `bucket`.
+    fn remember(&self, bucket: &str, cursor: Cursor) -> Result<u64, KeyValueError> {
+        let mut table = self.cursors.lock().map_err(poisoned)?;
+        table.last += 1;
+        let number = table.last;
+        table.cursors.insert(number, (bucket.to_string(), cursor));
+        while table.cursors.len() > MAX_CURSORS {
+            table.cursors.pop_first();
+        }
+        Ok(number)
     }
 
-    /// The cursor the guest's number stands for.
-    fn recall(&self, number: u64) -> Result<Cursor, KeyValueError> {
-        let cursors = self.instance.cursors.lock().map_err(poisoned)?;
-        usize::try_from(number)
-            .ok()
-            .and_then(|number| number.checked_sub(1))
-            .and_then(|index| cursors.get(index).cloned())
-            .ok_or_else(|| {
-                KeyValueError::Storage(StorageError::Backend(format!(
-                    "list-keys cursor {number} was not handed out by this instance"
-                )))
-            })
+    /// The cursor the guest's number stands for, if it was handed out for `bucket` and is
+    /// still remembered.
+    fn recall(&self, bucket: &str, number: u64) -> Result<Cursor, KeyValueError> {
+        let table = self.cursors.lock().map_err(poisoned)?;
+        match table.cursors.get(&number) {
+            Some((paged, cursor)) if paged == bucket => Ok(cursor.clone()),
+            _ => Err(KeyValueError::Storage(StorageError::Backend(format!(
+                "list-keys cursor {number} is unknown here or expired (the newest {MAX_CURSORS} \
+                 are kept); list again from the start"
+            )))),
+        }
     }
 }
 
@@ -280,14 +296,18 @@ impl store::HostBucket for KeyValue<'_> {
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        let after = cursor.map(|number| ctx.recall(number)).transpose()?;
+        let after = cursor.map(|number| ctx.recall(&name, number)).transpose()?;
+        let bucket_name = name.clone();
         let page = ctx
             .clone()
             .read(move |s| s.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
             .await?;
         Ok(store::KeyResponse {
             keys: page.keys,
-            cursor: page.cursor.map(|next| ctx.remember(next)).transpose()?,
+            cursor: page
+                .cursor
+                .map(|next| ctx.remember(&bucket_name, next))
+                .transpose()?,
         })
     }
 
@@ -324,4 +344,45 @@ struct HasKeyValue;
 
 impl HasData for HasKeyValue {
     type Data<'a> = KeyValue<'a>;
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use super::*;
+
+    fn ctx() -> KeyValueCtx {
+        KeyValueCtx::new(Arc::new(crate::storage::MemoryStorage::new()))
+    }
+
+    /// A cursor handed out to one instance goes on in another made from the same context, for
+    /// the bucket it pages only; the oldest are forgotten past the limit, with an error that
+    /// says what to do.
+    #[test]
+    fn cursors_outlive_instances_within_their_bucket() {
+        let shared = ctx();
+        let first = shared.for_new_instance(WriteContext::default());
+        let later = shared.for_new_instance(WriteContext::default());
+        let number = first.remember("", Cursor::from_bytes("k0999")).unwrap();
+        assert_eq!(
+            later.recall("", number).unwrap(),
+            Cursor::from_bytes("k0999")
+        );
+        assert!(later.recall("other", number).is_err());
+        assert!(
+            ctx().recall("", number).is_err(),
+            "another context shares nothing"
+        );
+        for i in 0..MAX_CURSORS {
+            first
+                .remember("", Cursor::from_bytes(format!("c{i}")))
+                .unwrap();
+        }
+        let KeyValueError::Storage(error) = later.recall("", number).unwrap_err() else {
+            panic!("an expired cursor is a storage error, not a trap");
+        };
+        assert!(
+            error.to_string().contains("list again from the start"),
+            "{error}"
+        );
+    }
 }
