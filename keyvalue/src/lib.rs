@@ -1,6 +1,6 @@
-//! Durable `wasi:keyvalue` for wasmtime: `wasi:keyvalue/store@0.2.0-draft` and
-//! `wasi:keyvalue/atomics@0.2.0-draft` on SQLite (the default), Redis or memory, for async (tokio)
-//! wasmtime 48 hosts.
+//! Durable `wasi:keyvalue` for wasmtime: `wasi:keyvalue/store`, `atomics` and `batch`
+//! (`@0.2.0-draft`) on SQLite (the default), Redis or memory, for async (tokio) wasmtime 48
+//! hosts.
 //!
 //! wasmtime's own `wasmtime-wasi-keyvalue` keeps its data in memory. This crate is the same shape
 //! (a context in your store's data, a view, [`add_to_linker`]) over a [`storage::Storage`] that

@@ -1,5 +1,5 @@
-//! `wasi:keyvalue/store@0.2.0-draft` and `wasi:keyvalue/atomics@0.2.0-draft` for wasmtime, on any
-//! [`Storage`] backend.
+//! `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and `wasi:keyvalue/batch` (`@0.2.0-draft`) for
+//! wasmtime, on any [`Storage`] backend.
 //!
 //! The shape follows `wasmtime-wasi-keyvalue`: a context ([`KeyValueCtx`]) owned by the store's
 //! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
@@ -13,7 +13,7 @@
 //! a later instance (a server's next request). The table keeps the newest [`MAX_CURSORS`]; an
 //! older or unknown number is an error that says to list again from the start.
 
-use crate::bindings::wasi::keyvalue::{atomics, store};
+use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::observer::Observer;
 use crate::storage::{Cursor, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext};
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,6 +159,30 @@ impl KeyValueCtx {
             .write_async(self.write_context.clone(), bucket, write)
             .await;
         self.finish(started, outcome)
+    }
+
+    /// Applies `writes` in order: every one is handed to the store before the first is awaited,
+    /// so a store that commits in groups (SQLite) can commit them together.
+    async fn write_all(
+        self,
+        bucket: String,
+        writes: impl Iterator<Item = Write>,
+    ) -> Result<(), KeyValueError> {
+        let pending: Vec<_> = writes
+            .map(|write| {
+                Arc::clone(&self.storage).write_async(
+                    self.write_context.clone(),
+                    bucket.clone(),
+                    write,
+                )
+            })
+            .collect();
+        for write in pending {
+            let started = std::time::Instant::now();
+            let outcome = write.await;
+            self.finish(started, outcome)?;
+        }
+        Ok(())
     }
 
     /// The guest's number for `cursor`, which pages `bucket`.
@@ -329,14 +353,60 @@ impl atomics::Host for KeyValue<'_> {
     }
 }
 
-/// Adds `wasi:keyvalue/store` and `wasi:keyvalue/atomics` to `linker`; `view` projects the store's
-/// data onto a [`KeyValue`].
+impl batch::Host for KeyValue<'_> {
+    /// One [`Storage::get_many`]: from SQLite, every value of one point in time.
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.read(move |s| {
+            let values = s.get_many(&name, &keys)?;
+            Ok(keys
+                .into_iter()
+                .zip(values)
+                .map(|(key, value)| value.map(|value| (key, value)))
+                .collect())
+        })
+        .await
+    }
+
+    /// The writes in order, all queued before the first is awaited (SQLite commits them
+    /// together). Not atomic, as the standard says: after a failure, the writes before it stand.
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        let writes = key_values
+            .into_iter()
+            .map(|(key, value)| Write::Set { key, value });
+        ctx.write_all(name, writes).await
+    }
+
+    /// Like `set-many`: in order, not atomic.
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<(), KeyValueError> {
+        let (ctx, name) = self.target(&bucket)?;
+        ctx.write_all(name, keys.into_iter().map(|key| Write::Delete { key }))
+            .await
+    }
+}
+
+/// Adds `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and `wasi:keyvalue/batch` to `linker`
+/// (what `wasmtime-wasi-keyvalue` adds); `view` projects the store's data onto a [`KeyValue`].
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> KeyValue<'_>,
 ) -> wasmtime::Result<()> {
     store::add_to_linker::<_, HasKeyValue>(linker, view)?;
     atomics::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    batch::add_to_linker::<_, HasKeyValue>(linker, view)?;
     Ok(())
 }
 
@@ -352,6 +422,46 @@ mod tests {
 
     fn ctx() -> KeyValueCtx {
         KeyValueCtx::new(Arc::new(crate::storage::MemoryStorage::new()))
+    }
+
+    /// `wasi:keyvalue/batch` through the host traits, as a guest calls them: `set-many` and
+    /// `delete-many` apply in order, `get-many` answers in the order asked with absent keys as
+    /// `none`.
+    #[test]
+    fn batch_operations() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let storage = Arc::new(crate::storage::MemoryStorage::new());
+        let ctx = KeyValueCtx::new(storage.clone());
+        let mut table = ResourceTable::new();
+        let mut view = KeyValue::new(&ctx, &mut table);
+        runtime.block_on(async {
+            let bucket = store::Host::open(&mut view, String::new()).await.unwrap();
+            let borrow = || Resource::<Bucket>::new_borrow(bucket.rep());
+            let pairs = |pairs: &[(&str, &str)]| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect::<Vec<_>>()
+            };
+            batch::Host::set_many(
+                &mut view,
+                borrow(),
+                pairs(&[("a", "1"), ("b", "2"), ("a", "3")]),
+            )
+            .await
+            .unwrap();
+            batch::Host::delete_many(&mut view, borrow(), vec!["b".into(), "zz".into()])
+                .await
+                .unwrap();
+            let got = batch::Host::get_many(&mut view, borrow(), vec!["a".into(), "b".into()])
+                .await
+                .unwrap();
+            assert_eq!(got, vec![Some(("a".to_string(), b"3".to_vec())), None]);
+        });
+        assert_eq!(storage.get("", "a").unwrap(), Some(b"3".to_vec()));
     }
 
     /// A cursor handed out to one instance goes on in another made from the same context, for

@@ -54,6 +54,20 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    /// Under one lock: all of one moment.
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let buckets = self.lock()?;
+        let entries = buckets.get(bucket);
+        Ok(keys
+            .iter()
+            .map(|key| entries.and_then(|entries| entries.get(key)).cloned())
+            .collect())
+    }
+
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
         Ok(self
             .lock()?

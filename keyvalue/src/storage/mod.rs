@@ -70,6 +70,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Whether `key` has a value.
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError>;
 
+    /// The values of `keys`, in their order (`None` where absent). The default reads them one by
+    /// one; a backend that can read them in one step overrides it (SQLite: one read transaction,
+    /// so the values are of one point in time; Redis: one `MGET`; memory: one lock).
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        keys.iter().map(|key| self.get(bucket, key)).collect()
+    }
+
     /// Atomically adds `delta` to the ASCII-decimal `u64` under `key` (absent counts as 0) and
     /// returns the new value. Fails without changing anything when the stored bytes are not a
     /// decimal `u64` ([`StorageError::NotANumber`]) or the sum would pass

@@ -196,6 +196,20 @@ impl Storage for RedisStorage {
             .map_err(backend)
     }
 
+    /// One `MGET`: one round trip, and Redis answers it at one point in time.
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        Self::only_default_bucket(bucket)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|conn| redis::cmd("MGET").arg(keys).query(conn))
+            .map_err(backend)
+    }
+
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
         Self::only_default_bucket(bucket)?;
         self.with(|conn| redis::cmd("SET").arg(key).arg(value).query(conn))

@@ -22,6 +22,27 @@ mod suite {
         assert_eq!(store.get("", "binary").unwrap(), Some(vec![0, 255, 10]));
     }
 
+    /// `get_many` answers every key in the order asked, `None` for absent ones, duplicates and
+    /// an empty list included.
+    pub fn get_many_reads_in_order(store: &dyn Storage) {
+        store.set("", "a", b"1").unwrap();
+        store.set("", "c", b"3").unwrap();
+        let keys: Vec<String> = ["c", "b", "a", "c"].map(String::from).to_vec();
+        assert_eq!(
+            store.get_many("", &keys).unwrap(),
+            vec![
+                Some(b"3".to_vec()),
+                None,
+                Some(b"1".to_vec()),
+                Some(b"3".to_vec())
+            ]
+        );
+        assert_eq!(
+            store.get_many("", &[]).unwrap(),
+            Vec::<Option<Vec<u8>>>::new()
+        );
+    }
+
     /// `delete` removes a key, `exists` follows it, and deleting an absent key succeeds.
     pub fn delete_and_exists(store: &dyn Storage) {
         assert!(!store.exists("", "a").unwrap());
@@ -350,6 +371,12 @@ macro_rules! backend_suite {
             fn set_get_overwrite() {
                 let (_guard, store) = $make;
                 suite::set_get_overwrite(&store);
+            }
+
+            #[test]
+            fn get_many_reads_in_order() {
+                let (_guard, store) = $make;
+                suite::get_many_reads_in_order(&store);
             }
 
             #[test]

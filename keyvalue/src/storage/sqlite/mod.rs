@@ -424,6 +424,24 @@ impl Storage for SqliteStorage {
         self.writer()?.submit(bucket, write).map(|_| ())
     }
 
+    /// One read transaction on one connection: every value is of the same point in time.
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        self.read(|conn| {
+            // Rolled back when dropped: the connection never goes back to the pool inside it.
+            let transaction = conn.unchecked_transaction()?;
+            let values = keys
+                .iter()
+                .map(|key| select_value(&transaction, bucket, key))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            transaction.commit()?;
+            Ok(values)
+        })
+    }
+
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
         self.read(|conn| {
             conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM kv WHERE bucket = ?1 AND key = ?2)")?
