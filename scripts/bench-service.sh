@@ -11,6 +11,10 @@
 #
 #   ./setup --bench && scripts/bench-service.sh      (CLIENTS=32 SECONDS_PER_RUN=10 ROUNDS=3)
 #   ./setup --bench && scripts/bench-service.sh --soak 60        one durable server held 60 s
+#   ./setup --bench && scripts/bench-service.sh --memory          RSS after 1,000,000 increments
+#
+# --memory: increments spread over 10,000 names (scripts/wrk-increment-many.lua) until a durable
+# server has answered 1,000,000 (INCREMENTS=N to change), then its resident memory.
 #
 # --soak S: 32 connections on durable tally serve for S seconds; reports requests served, errors,
 # p99 and the server's resident memory at the start and the end; fails if it grew over 10%, or if
@@ -21,10 +25,13 @@ cd "$root"
 clients=${CLIENTS:-32}
 seconds=${SECONDS_PER_RUN:-10}
 rounds=${ROUNDS:-3}
-soak=
-if [[ ${1:-} == --soak ]]; then
-  soak=${2:?--soak takes a number of seconds}
-fi
+soak= memory=false
+case ${1:-} in
+  --soak) soak=${2:?--soak takes a number of seconds} ;;
+  --memory) memory=true ;;
+  "") ;;
+  *) echo "bench: unknown option $1 (--soak S or --memory)" >&2; exit 2 ;;
+esac
 for tool in wrk redis-benchmark redis-server redis-cli python3 curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
 done
@@ -81,10 +88,10 @@ tally_value() { curl -sf "http://127.0.0.1:$1/counters/bench" | python3 -c 'impo
 redis_value() { local v; v=$(redis-cli -p "$1" GET counter:__rand_int__); echo "${v:-0}"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# run_wrk PORT SECONDS: prints "rate p99_ms errors answered".
+# run_wrk PORT SECONDS [SCRIPT]: prints "rate p99_ms errors answered".
 run_wrk() {
   local out
-  out=$(wrk -t2 -c"$clients" -d"${2}s" --latency -s "$root/scripts/wrk-increment.lua" \
+  out=$(wrk -t2 -c"$clients" -d"${2}s" --latency -s "$root/scripts/${3:-wrk-increment.lua}" \
     "http://127.0.0.1:$1" | grep '^WRK_RESULT')
   python3 - "$out" <<'PY'
 import sys
@@ -104,6 +111,24 @@ rows = [r for r in csv.reader(sys.stdin)]
 row = next(r for r in rows if r and r[0] == "INCR")
 print(f"{float(row[1]):.0f} {float(row[6]):.2f}")'
 }
+
+if $memory; then
+  target=${INCREMENTS:-1000000}
+  start_tally memory full
+  port=$PORT pid=$PID
+  rss_start=$(rss_kib "$pid")
+  answered=0 errors=0
+  while ((answered < target)); do
+    read -r _ _ run_errors run_answered < <(run_wrk "$port" 10 wrk-increment-many.lua)
+    answered=$((answered + run_answered)) errors=$((errors + run_errors))
+  done
+  rss_end=$(rss_kib "$pid")
+  names=$("$tally" --db "$work/memory.db" --cache-dir "$work/cache" export | wc -l)
+  echo "| increments answered | errors | names | RSS at start | RSS after |"
+  echo "| ---: | ---: | ---: | ---: | ---: |"
+  echo "| $answered | $errors | $names | $rss_start KiB | $rss_end KiB |"
+  exit 0
+fi
 
 if [[ -n $soak ]]; then
   start_tally soak full
