@@ -13,7 +13,7 @@
 #   ./setup --bench && scripts/bench-service.sh --soak 60        one durable server held 60 s
 #   ./setup --bench && scripts/bench-service.sh --memory          RSS after 1,000,000 increments
 #
-# --memory: increments spread over 10,000 names (scripts/wrk-increment-many.lua) until a durable
+# --memory: increments spread over 10,000 names (NAMES=10000 for wrk-increment.lua) until a durable
 # server has answered 1,000,000 (INCREMENTS=N to change), then its resident memory.
 #
 # --soak S: 32 connections on durable tally serve for S seconds; reports requests served, errors,
@@ -88,10 +88,11 @@ tally_value() { curl -sf "http://127.0.0.1:$1/counters/bench" | python3 -c 'impo
 redis_value() { local v; v=$(redis-cli -p "$1" GET counter:__rand_int__); echo "${v:-0}"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# run_wrk PORT SECONDS [SCRIPT]: prints "rate p99_ms errors answered".
+# run_wrk PORT SECONDS: prints "rate p99_ms errors answered" (NAMES from the environment spreads
+# the increments over that many counters).
 run_wrk() {
   local out
-  out=$(wrk -t2 -c"$clients" -d"${2}s" --latency -s "$root/scripts/${3:-wrk-increment.lua}" \
+  out=$(wrk -t2 -c"$clients" -d"${2}s" --latency -s "$root/scripts/wrk-increment.lua" \
     "http://127.0.0.1:$1" | grep '^WRK_RESULT')
   python3 - "$out" <<'PY'
 import sys
@@ -119,7 +120,7 @@ if $memory; then
   rss_start=$(rss_kib "$pid")
   answered=0 errors=0
   while ((answered < target)); do
-    read -r _ _ run_errors run_answered < <(run_wrk "$port" 10 wrk-increment-many.lua)
+    read -r _ _ run_errors run_answered < <(NAMES=10000 run_wrk "$port" 10)
     answered=$((answered + run_answered)) errors=$((errors + run_errors))
   done
   rss_end=$(rss_kib "$pid")

@@ -1,9 +1,19 @@
--- wrk script for scripts/bench-service.sh: every request is `POST /counters/bench/increment`
--- (an empty body adds 1), the request `redis-benchmark -t incr` makes of Redis.
-wrk.method = "POST"
-wrk.path = "/counters/bench/increment"
+-- wrk script for scripts/bench-service.sh and scripts/bench-ab.sh: every request is an increment
+-- (`POST`, empty body: add 1), the request `redis-benchmark -t incr` makes of Redis. By default
+-- all of them go to one counter, `bench`; with NAMES=N in the environment each goes to one of N
+-- counters (`c0` .. `cN-1`) picked at random, to load the server with many names.
+local names = tonumber(os.getenv("NAMES") or "")
 
--- One line wrk prints at the end, read by the script instead of wrk's formatted summary, so every
+if names then
+  request = function()
+    return wrk.format("POST", "/counters/c" .. math.random(0, names - 1) .. "/increment")
+  end
+else
+  wrk.method = "POST"
+  wrk.path = "/counters/bench/increment"
+end
+
+-- One line wrk prints at the end, read by the scripts instead of wrk's formatted summary, so every
 -- figure comes straight from wrk's own counters: requests, their duration, errors of each kind,
 -- non-2xx answers, and the 99th percentile latency (microseconds).
 function done(summary, latency, requests)

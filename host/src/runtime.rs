@@ -154,7 +154,6 @@ pub struct Runtime {
     limits: Limits,
     deadline_ticks: u64,
     counter_limit: u64,
-    metrics: Option<Arc<Metrics>>,
 }
 
 /// What one instance may use; kept to explain a trap in terms of the option that caused it.
@@ -210,14 +209,7 @@ impl Runtime {
             },
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
             counter_limit,
-            metrics: options.metrics.clone(),
         })
-    }
-
-    /// The largest value the store holds ([`Storage::counter_limit`]): what "overflow" means
-    /// here.
-    pub fn counter_limit(&self) -> u64 {
-        self.counter_limit
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
@@ -243,7 +235,7 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = &self.limits.metrics {
             metrics.instances_created.fetch_add(1, Ordering::Relaxed);
         }
         let bindings = self
@@ -386,7 +378,7 @@ impl Counter {
             .map_err(|error| self.explain(error))
     }
 
-    /// The largest value the store holds ([`Runtime::counter_limit`]).
+    /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
     pub fn counter_limit(&self) -> u64 {
         self.counter_limit
     }
@@ -400,12 +392,6 @@ impl Counter {
     /// the busy timeout): its failure is worth retrying.
     pub fn store_was_busy(&self) -> bool {
         self.store.data().keyvalue.store_was_busy()
-    }
-
-    /// Whether a call of this instance could not reach the store (Redis down): its failure is
-    /// worth retrying.
-    pub fn store_was_unavailable(&self) -> bool {
-        self.store.data().keyvalue.store_was_unavailable()
     }
 
     /// `counter.list`

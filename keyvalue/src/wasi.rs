@@ -93,11 +93,6 @@ impl KeyValueCtx {
         }
     }
 
-    /// The storage behind this context.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
     /// Whether an operation of this instance failed because the store was busy (locked by
     /// another process past its timeout): the caller may retry later.
     pub fn store_was_busy(&self) -> bool {
@@ -152,12 +147,15 @@ impl KeyValueCtx {
         self.finish(started, outcome)
     }
 
-    /// Applies one write through [`Storage::write_async`] with this instance's context.
+    /// Hands one write to the store ([`Storage::write_async`]) with this instance's context.
+    fn start_write(&self, bucket: String, write: Write) -> crate::storage::WriteFuture {
+        Arc::clone(&self.storage).write_async(self.write_context.clone(), bucket, write)
+    }
+
+    /// Applies one write.
     async fn write(self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
-        let outcome = Arc::clone(&self.storage)
-            .write_async(self.write_context.clone(), bucket, write)
-            .await;
+        let outcome = self.start_write(bucket, write).await;
         self.finish(started, outcome)
     }
 
@@ -169,13 +167,7 @@ impl KeyValueCtx {
         writes: impl Iterator<Item = Write>,
     ) -> Result<(), KeyValueError> {
         let pending: Vec<_> = writes
-            .map(|write| {
-                Arc::clone(&self.storage).write_async(
-                    self.write_context.clone(),
-                    bucket.clone(),
-                    write,
-                )
-            })
+            .map(|write| self.start_write(bucket.clone(), write))
             .collect();
         for write in pending {
             let started = std::time::Instant::now();

@@ -6,7 +6,7 @@ use crate::runtime::{ComponentSource, RuntimeOptions};
 use anyhow::{Context, Result};
 use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tally_keyvalue::Observer;
@@ -156,10 +156,11 @@ impl GlobalArgs {
     /// SQLite file is neither created nor converted nor upgraded: where none exists yet the
     /// store reads as empty, and standard error says so.
     pub(crate) fn open_storage_for_reading(&self) -> Result<(Arc<dyn Storage>, String)> {
-        let StoreSpec::Sqlite(path) = self.store_spec() else {
+        let spec = self.store_spec();
+        let shown = spec.to_string();
+        let StoreSpec::Sqlite(path) = spec else {
             return self.open_storage(None);
         };
-        let shown = StoreSpec::Sqlite(path.clone()).to_string();
         let storage: Arc<dyn Storage> = match self.read_sqlite(&path)? {
             Some(storage) => Arc::new(storage),
             None => {
@@ -194,25 +195,30 @@ impl GlobalArgs {
             ),
         ];
         for (id, misplaced, kind) in store_only {
+            if !misplaced {
+                continue;
+            }
+            let flag = format!("--{}", id.replace('_', "-"));
             let given = match matches.value_source(id) {
-                Some(ValueSource::CommandLine) => format!("--{}", id.replace('_', "-")),
-                Some(ValueSource::EnvVariable) => format!("TALLY_{}", id.to_ascii_uppercase()),
+                Some(ValueSource::CommandLine) => flag,
+                // The variable as clap knows it, not a name guessed from the flag's.
+                Some(ValueSource::EnvVariable) => {
+                    super::variable_of(&super::Cli::command(), &flag[2..]).unwrap_or(flag)
+                }
                 _ => continue,
             };
-            if misplaced {
-                return Err(clap::Error::raw(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!(
-                        "{given} applies to {kind} stores only, and the store is {spec}; \
-                         leave it out{}\n",
-                        if kind == "SQLite" && redis {
-                            " (a Redis store's durability is its own appendfsync setting)"
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
-            }
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{given} applies to {kind} stores only, and the store is {spec}; \
+                     leave it out{}\n",
+                    if kind == "SQLite" && redis {
+                        " (a Redis store's durability is its own appendfsync setting)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
         }
         Ok(())
     }
