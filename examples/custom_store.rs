@@ -20,12 +20,13 @@ mod bindings {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "tally:counter/counter-component@0.1.0",
+        world: "tally:counter/counter-component@0.2.0",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store,
             "wasi:keyvalue/atomics": tally_keyvalue::bindings::wasi::keyvalue::atomics,
+            "wasi:keyvalue/batch": tally_keyvalue::bindings::wasi::keyvalue::batch,
         },
     });
 }
@@ -181,6 +182,7 @@ async fn increment(component: &Path, file: PathBuf, name: &str, by: u64) -> Resu
         CounterError::Overflow(name) => anyhow::anyhow!("counter {name:?} would overflow"),
         CounterError::CorruptValue(name) => anyhow::anyhow!("counter {name:?} is not a number"),
         CounterError::StoreFailure(why) => anyhow::anyhow!("the store failed: {why}"),
+        CounterError::InvalidPage(why) => anyhow::anyhow!("invalid page: {why}"),
     })
 }
 

@@ -143,7 +143,7 @@ fn wrong_component_files_are_refused() {
         (&core, "is a core WebAssembly module, not a component"),
         (
             &empty,
-            "is not a tally counter component (it must export tally:counter/counter@0.1.0)",
+            "is not a tally counter component (it must export tally:counter/counter@0.2.0)",
         ),
         (&missing, "cannot read component file"),
     ];

@@ -2,7 +2,8 @@
 //! (`tests/browser/dashboard.mjs`) against the real `tally serve`. It creates counters and clicks
 //! +1; this test increments behind the page's back (the page must pick it up by itself), then
 //! kills and restarts the server on the same port; after a reload the page shows the same values,
-//! and so does the database file.
+//! and so does the database file. Then it adds more counters than a page holds, and the page
+//! pages through them by the API's `Link` header.
 //!
 //! The screenshot it takes is `docs/dashboard.png` in the README;
 //! `TALLY_UPDATE_SCREENSHOT=1 cargo test --test integration dashboard::` writes it there,
@@ -75,6 +76,17 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
                     let listen = address.to_string();
                     server = Some(Server::start(&db.path, &["--listen", &listen]));
                 }
+                "many-counters" => {
+                    // 60 more: with the 2 the page made, 62 over two pages of 50.
+                    for n in 0..60 {
+                        let response = running.request(
+                            "PUT",
+                            &format!("/counters/n{n:03}"),
+                            Some(&format!(r#"{{"value": {n}}}"#)),
+                        );
+                        assert_eq!(response.status, 200, "{response:?}");
+                    }
+                }
                 other => panic!("unknown step {other}"),
             }
             steps.push(step.to_string());
@@ -89,7 +101,7 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
         "the browser test failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(steps, ["external-increment", "restart"]);
+    assert_eq!(steps, ["external-increment", "restart", "many-counters"]);
 
     let tricky = "<b>\"signups\"</b> / ünï ✓";
     let shown: Vec<(String, String)> = serde_json::from_str(&result.unwrap()).unwrap();

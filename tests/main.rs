@@ -22,6 +22,7 @@ mod dashboard;
 mod docs;
 mod faults;
 mod jco;
+mod listing;
 mod misbehaving;
 mod model;
 mod openapi;

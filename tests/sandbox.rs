@@ -21,6 +21,7 @@ fn component_imports_only_keyvalue_and_std_basics() {
     let expected: BTreeSet<String> = [
         "wasi:keyvalue/store@0.2.0-draft",
         "wasi:keyvalue/atomics@0.2.0-draft",
+        "wasi:keyvalue/batch@0.2.0-draft",
         "wasi:io/error@0.2.6",
         "wasi:io/poll@0.2.6",
         "wasi:io/streams@0.2.6",
@@ -44,5 +45,5 @@ fn component_imports_only_keyvalue_and_std_basics() {
         .exports(&engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, ["tally:counter/counter@0.1.0"]);
+    assert_eq!(exports, ["tally:counter/counter@0.2.0"]);
 }

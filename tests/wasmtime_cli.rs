@@ -70,7 +70,7 @@ fn component_runs_in_the_wasmtime_cli() {
         invoke(
             &file,
             Some("visits=41"),
-            r#"tally:counter/counter.increment@0.1.0("visits", 1)"#
+            r#"tally:counter/counter.increment@0.2.0("visits", 1)"#
         ),
         "ok(42)"
     );

@@ -9,8 +9,12 @@ test('counts', () => {
   assert.equal(counter.get('visits'), 42n);
   counter.set('other', 7n);
   assert.deepEqual(counter.list(), [['other', 7n], ['visits', 42n]]);
+  assert.deepEqual(counter.listPage(undefined, 1), { counters: [['other', 7n]], next: ':other' });
+  assert.deepEqual(counter.listPage(':other', 1), { counters: [['visits', 42n]], next: undefined });
+  assert.deepEqual(counter.findMany(['visits', 'never']), [42n, undefined]);
   counter.reset('other');
   assert.equal(counter.get('other'), 0n);
+  assert.equal(counter.find('other'), undefined);
 });
 
 test('typed errors', () => {

@@ -1,4 +1,4 @@
-// wasi:keyvalue/store and wasi:keyvalue/atomics (0.2.0-draft) for the tally counter component in
+// wasi:keyvalue/store, atomics and batch (0.2.0-draft) for the tally counter component in
 // Node.js: an in-memory Map per bucket, optionally saved to a JSON file after every write
 // (KV_FILE), so counters survive restarts of the Node process too.
 //
@@ -34,6 +34,7 @@ class Bucket {
   set(key, value) { this.map.set(key, new TextDecoder().decode(value)); save(); }
   delete(key) { this.map.delete(key); save(); }
   exists(key) { return this.map.has(key); }
+  // One page holds every key: a store may choose its page size, and a Map is small.
   listKeys(_cursor) { return { keys: [...this.map.keys()], cursor: undefined }; }
 }
 
@@ -57,5 +58,22 @@ export const atomics = {
     bucket.map.set(key, next.toString());
     save();
     return next;
+  },
+};
+
+export const batch = {
+  getMany(bucket, keys) {
+    return keys.map((key) => {
+      const value = bucket.get(key);
+      return value === undefined ? undefined : [key, value];
+    });
+  },
+  setMany(bucket, entries) {
+    for (const [key, value] of entries) bucket.map.set(key, new TextDecoder().decode(value));
+    save();
+  },
+  deleteMany(bucket, keys) {
+    for (const key of keys) bucket.map.delete(key);
+    save();
   },
 };

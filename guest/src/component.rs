@@ -1,18 +1,21 @@
-//! The `wit-bindgen` glue: implements the exported `tally:counter/counter@0.1.0` interface on the
-//! imported `wasi:keyvalue/store@0.2.0-draft` and `wasi:keyvalue/atomics@0.2.0-draft`.
+//! The `wit-bindgen` glue: implements the exported `tally:counter/counter@0.2.0` interface on the
+//! imported `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and `wasi:keyvalue/batch`
+//! (`@0.2.0-draft`).
 
+use crate::page::{self, PageCursor};
 use crate::{name, value};
+use std::collections::BTreeSet;
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "tally:counter/counter-component@0.1.0",
+    world: "tally:counter/counter-component@0.2.0",
     // The world imports another package's interfaces, so their bindings are generated here too.
     generate_all,
 });
 
-use exports::tally::counter::counter::{Error, Guest};
-use wasi::keyvalue::atomics;
+use exports::tally::counter::counter::{Error, Guest, Page};
 use wasi::keyvalue::store::{self, Bucket};
+use wasi::keyvalue::{atomics, batch};
 
 /// The default bucket: the identifier wasmtime's `wasi-keyvalue` and wasmCloud use.
 const DEFAULT_BUCKET: &str = "";
@@ -44,19 +47,51 @@ impl Guest for Counter {
         open()?.delete(&name).map_err(store_failure)
     }
 
+    fn find(name: String) -> Result<Option<u64>, Error> {
+        name::validate(&name).map_err(Error::InvalidName)?;
+        read(&open()?, &name)
+    }
+
+    fn find_many(names: Vec<String>) -> Result<Vec<Option<u64>>, Error> {
+        for name in &names {
+            name::validate(name).map_err(Error::InvalidName)?;
+        }
+        let values = read_many(&open()?, &names)?;
+        Ok(values
+            .into_iter()
+            .map(|entry| entry.map(|(_, value)| value))
+            .collect())
+    }
+
     fn list() -> Result<Vec<(String, u64)>, Error> {
         let bucket = open()?;
         let mut counters = Vec::new();
-        for key in all_keys(&bucket)? {
-            // A key deleted between the listing and this read is simply gone.
-            if let Some(value) = read(&bucket, &key)? {
-                counters.push((key, value));
+        let mut cursor = PageCursor::default();
+        loop {
+            let (page, next) = read_page(&bucket, cursor, page::MAX_LIMIT as usize)?;
+            counters.extend(page);
+            match next {
+                Some(next) => cursor = next,
+                None => break,
             }
         }
         counters.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // Some stores' listings (Redis SCAN) may return a key twice.
         counters.dedup_by(|a, b| a.0 == b.0);
         Ok(counters)
+    }
+
+    fn list_page(cursor: Option<String>, limit: u32) -> Result<Page, Error> {
+        let limit = page::check_limit(limit).map_err(Error::InvalidPage)?;
+        let cursor = match cursor {
+            Some(text) => PageCursor::parse(&text).map_err(Error::InvalidPage)?,
+            None => PageCursor::default(),
+        };
+        let (counters, next) = read_page(&open()?, cursor, limit)?;
+        Ok(Page {
+            counters,
+            next: next.map(|cursor| cursor.encode()),
+        })
     }
 }
 
@@ -74,24 +109,92 @@ fn read(bucket: &Bucket, name: &str) -> Result<Option<u64>, Error> {
     }
 }
 
-/// Every key of the bucket, following `list-keys` cursors until the store says there are no more.
-fn all_keys(bucket: &Bucket) -> Result<Vec<String>, Error> {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = bucket.list_keys(cursor).map_err(store_failure)?;
-        keys.extend(page.keys);
-        match page.cursor {
-            None => return Ok(keys),
+/// The stored values of `names` in one `get-many` call, `None` where absent.
+fn read_many(bucket: &Bucket, names: &[String]) -> Result<Vec<Option<(String, u64)>>, Error> {
+    let entries = batch::get_many(bucket, names).map_err(store_failure)?;
+    if entries.len() != names.len() {
+        return Err(Error::StoreFailure(format!(
+            "get-many answered {} values for {} keys",
+            entries.len(),
+            names.len()
+        )));
+    }
+    entries
+        .into_iter()
+        .map(|entry| {
+            entry
+                .map(|(key, bytes)| match value::decode(&bytes) {
+                    Some(value) => Ok((key, value)),
+                    None => Err(Error::CorruptValue(key)),
+                })
+                .transpose()
+        })
+        .collect()
+}
+
+/// Counters and their values, as `list` and `list-page` answer them.
+type Counters = Vec<(String, u64)>;
+
+/// Up to `limit` counters from where `cursor` points, and the cursor after them (none when the
+/// store has no more keys). Reads store pages until `limit` keys are collected or the store
+/// ends, then their values in one `get-many`; a key removed in between is left out.
+fn read_page(
+    bucket: &Bucket,
+    mut cursor: PageCursor,
+    limit: usize,
+) -> Result<(Counters, Option<PageCursor>), Error> {
+    let mut names: Vec<String> = Vec::new();
+    // A store's listing may repeat a key across its pages (Redis SCAN).
+    let mut seen = BTreeSet::new();
+    let next = loop {
+        let store_page = bucket
+            .list_keys(cursor.store_cursor)
+            .map_err(store_failure)?;
+        let mut keys = store_page.keys;
+        keys.sort_unstable();
+        let start = cursor
+            .after
+            .as_deref()
+            .map_or(0, |after| page::resume_at(&keys, after));
+        let mut rest = keys.into_iter().skip(start);
+        for key in rest.by_ref() {
+            if seen.insert(key.clone()) {
+                names.push(key);
+            }
+            if names.len() == limit {
+                break;
+            }
+        }
+        let full = names.len() == limit;
+        let more_here = rest.next().is_some();
+        if full && more_here {
+            // The page ends inside this store page: resume after its last key.
+            break Some(PageCursor {
+                store_cursor: cursor.store_cursor,
+                after: names.last().cloned(),
+            });
+        }
+        match store_page.cursor {
+            None => break None,
             // A store that hands back the cursor it was given would loop forever.
-            Some(next) if Some(next) == cursor => {
+            Some(next) if Some(next) == cursor.store_cursor => {
                 return Err(Error::StoreFailure(format!(
                     "the store returned list-keys cursor {next} twice; refusing to loop"
                 )));
             }
-            Some(next) => cursor = Some(next),
+            Some(next) => {
+                cursor = PageCursor {
+                    store_cursor: Some(next),
+                    after: None,
+                };
+                if full {
+                    break Some(cursor);
+                }
+            }
         }
-    }
+    };
+    let counters = read_many(bucket, &names)?.into_iter().flatten().collect();
+    Ok((counters, next))
 }
 
 /// `wasi:keyvalue` has no typed overflow or not-a-number error, so when `atomics.increment` fails

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`name`]: the naming rule, checked before the store is touched.
 //! - [`value`]: the ASCII-decimal value encoding shared with Redis `INCR` and wasmtime.
+//! - [`page`]: the paged listing's cursor and where a listing resumes in a store page.
 //! - `component` (wasm only): the `wit-bindgen` glue that implements the exported `counter`
 //!   interface with the two modules above.
 //!
@@ -14,6 +15,7 @@
 //! without wasm; the bindings only exist for `target_family = "wasm"`.
 
 pub mod name;
+pub mod page;
 pub mod value;
 
 #[cfg(target_family = "wasm")]

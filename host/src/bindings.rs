@@ -8,14 +8,15 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "tally:counter/counter-component@0.1.0",
+    world: "tally:counter/counter-component@0.2.0",
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
         "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store,
         "wasi:keyvalue/atomics": tally_keyvalue::bindings::wasi::keyvalue::atomics,
+        "wasi:keyvalue/batch": tally_keyvalue::bindings::wasi::keyvalue::batch,
     },
     additional_derives: [PartialEq, Eq],
 });
 
-pub use exports::tally::counter::counter::Error as CounterError;
+pub use exports::tally::counter::counter::{Error as CounterError, Page};

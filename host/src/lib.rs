@@ -26,6 +26,6 @@ pub mod server;
 pub mod transfer;
 pub mod whole_number;
 
-pub use bindings::CounterError;
+pub use bindings::{CounterError, Page};
 pub use refusal::Refusal;
 pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

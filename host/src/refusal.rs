@@ -26,13 +26,14 @@ impl Refusal {
     }
 
     /// The stable code of this refusal (`invalid_name`, `overflow`, `corrupt_value`,
-    /// `store_failure`), the same in HTTP error bodies and `--json` errors.
+    /// `store_failure`, `invalid_query` for a listing's bad limit or cursor), the same in HTTP error bodies and `--json` errors.
     pub fn code(&self) -> &'static str {
         match self.error {
             CounterError::InvalidName(_) => "invalid_name",
             CounterError::Overflow(_) => "overflow",
             CounterError::CorruptValue(_) => "corrupt_value",
             CounterError::StoreFailure(_) => "store_failure",
+            CounterError::InvalidPage(_) => "invalid_query",
         }
     }
 }
@@ -56,6 +57,7 @@ impl std::fmt::Display for Refusal {
             CounterError::StoreFailure(message) => {
                 write!(f, "the counter store failed: {message}")
             }
+            CounterError::InvalidPage(reason) => write!(f, "invalid listing page: {reason}"),
         }
     }
 }

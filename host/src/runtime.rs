@@ -10,7 +10,7 @@
 //! misbehaving guest therefore costs its own call an error, never the process. Servers also use
 //! the pooling allocator, which keeps instance memory ready for reuse.
 
-use crate::bindings::{CounterComponent, CounterComponentPre, CounterError};
+use crate::bindings::{CounterComponent, CounterComponentPre, CounterError, Page};
 use crate::compiled_cache::load_component;
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
@@ -166,7 +166,7 @@ struct Limits {
 
 impl Runtime {
     /// Compiles (or loads from `cache_dir`) the component, links it against WASI and the
-    /// keyvalue store, and checks that it exports `tally:counter/counter@0.1.0`.
+    /// keyvalue store, and checks that it exports `tally:counter/counter@0.2.0`.
     pub fn new(
         source: &ComponentSource,
         options: &RuntimeOptions,
@@ -188,7 +188,7 @@ impl Runtime {
         let pre = CounterComponentPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| {
-            format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.1.0)")
+            format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.2.0)")
         })?;
         start_epoch_ticker(&engine)?;
         let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
@@ -394,6 +394,27 @@ impl Counter {
         self.store.data().keyvalue.store_was_busy()
     }
 
+    /// `counter.find`: the value, `None` if the counter was never written.
+    pub async fn find(&mut self, name: &str) -> Result<Result<Option<u64>, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        counter
+            .call_find(&mut self.store, name)
+            .await
+            .map_err(|error| self.explain(error))
+    }
+
+    /// `counter.find-many`: the values of `names` in their order.
+    pub async fn find_many(
+        &mut self,
+        names: &[String],
+    ) -> Result<Result<Vec<Option<u64>>, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        counter
+            .call_find_many(&mut self.store, names)
+            .await
+            .map_err(|error| self.explain(error))
+    }
+
     /// `counter.list`
     pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
         let counter = self.bindings.tally_counter_counter();
@@ -401,5 +422,30 @@ impl Counter {
             .call_list(&mut self.store)
             .await
             .map_err(|error| self.explain(error))
+    }
+
+    /// `counter.list-page`. A cursor whose store cursor this runtime no longer remembers (it
+    /// keeps the newest `tally_keyvalue::MAX_CURSORS`, and none across restarts) is refused as
+    /// `invalid-page`, which is what it is, rather than the store failure the component sees.
+    pub async fn list_page(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Result<Page, CounterError>> {
+        let counter = self.bindings.tally_counter_counter();
+        let answer = counter
+            .call_list_page(&mut self.store, cursor, limit)
+            .await
+            .map_err(|error| self.explain(error))?;
+        Ok(match answer {
+            Err(CounterError::StoreFailure(_)) if self.store.data().keyvalue.cursor_expired() => {
+                Err(CounterError::InvalidPage(format!(
+                    "this listing's cursor has expired (the server keeps the newest {} and \
+                     forgets them on restart); list again from the start",
+                    tally_keyvalue::MAX_CURSORS
+                )))
+            }
+            answer => answer,
+        })
     }
 }

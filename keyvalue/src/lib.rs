@@ -63,4 +63,4 @@ pub mod storage;
 pub mod wasi;
 
 pub use observer::Observer;
-pub use wasi::{Bucket, KeyValue, KeyValueCtx, KeyValueError, add_to_linker};
+pub use wasi::{Bucket, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS, add_to_linker};

@@ -49,6 +49,7 @@ struct InstanceState {
     busy: AtomicBool,
     unavailable: AtomicBool,
     overflow: AtomicBool,
+    cursor_expired: AtomicBool,
 }
 
 /// The cursors handed out as numbers, newest [`MAX_CURSORS`], each with the bucket it pages.
@@ -110,6 +111,12 @@ impl KeyValueCtx {
     /// error's text.
     pub fn increment_overflowed(&self) -> bool {
         self.instance.overflow.load(Ordering::Relaxed)
+    }
+
+    /// Whether a `list-keys` call of this instance was given a cursor this context does not
+    /// (or no longer) remember: the listing must start again.
+    pub fn cursor_expired(&self) -> bool {
+        self.instance.cursor_expired.load(Ordering::Relaxed)
     }
 
     /// Records how an operation failed and tells the observer how long it took.
@@ -195,10 +202,13 @@ impl KeyValueCtx {
         let table = self.cursors.lock().map_err(poisoned)?;
         match table.cursors.get(&number) {
             Some((paged, cursor)) if paged == bucket => Ok(cursor.clone()),
-            _ => Err(KeyValueError::Storage(StorageError::Backend(format!(
-                "list-keys cursor {number} is unknown here or expired (the newest {MAX_CURSORS} \
+            _ => {
+                self.instance.cursor_expired.store(true, Ordering::Relaxed);
+                Err(KeyValueError::Storage(StorageError::Backend(format!(
+                    "list-keys cursor {number} is unknown here or expired (the newest {MAX_CURSORS} \
                  are kept); list again from the start"
-            )))),
+                ))))
+            }
         }
     }
 }

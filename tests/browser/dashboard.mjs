@@ -1,5 +1,6 @@
 // Drives the tally dashboard in headless Chromium, as a person would: create counters with the
-// form, click +1, watch a change made elsewhere arrive by itself, reload after a server restart.
+// form, click +1, watch a change made elsewhere arrive by itself, reload after a server restart,
+// page through more counters than one page shows.
 //
 // Run by tests/dashboard.rs, which owns the server. Between steps this script prints
 // `STEP <name>` and waits for a line on stdin: the test does its part (an increment through the
@@ -129,10 +130,28 @@ try {
   await page.evaluate(() => document.activeElement?.blur());
   await page.mouse.move(0, 0);
   await page.screenshot({ path: screenshot, fullPage: true });
-
-  if (problems.length) throw new Error(problems.join("\n"));
   const shown = await page.locator("tbody tr").evaluateAll((rows) =>
     rows.map((row) => [row.cells[0].textContent, row.cells[1].textContent]));
+
+  // More counters than a page holds (50): the page shows the first 50 and pages through the
+  // rest by the API's Link header.
+  await step("many-counters");
+  await page.getByRole("button", { name: "Next page" }).and(page.locator(":enabled")).waitFor();
+  await expectValue(page, "n048", 48);
+  if (await page.getByRole("cell", { name: "n049", exact: true }).count()) {
+    throw new Error("the first page shows more than 50 counters");
+  }
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("page 2").waitFor();
+  await expectValue(page, "n059", 59);
+  await expectValue(page, "visits", 13);
+  if (await page.getByRole("button", { name: "Next page" }).isEnabled()) {
+    throw new Error("the last page offers a next page");
+  }
+  await page.getByRole("button", { name: "Previous page" }).click();
+  await expectValue(page, "n000", 0);
+
+  if (problems.length) throw new Error(problems.join("\n"));
   console.log(`RESULT ${JSON.stringify(shown)}`);
 } finally {
   await browser.close();

@@ -4,7 +4,7 @@
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
 use crate::Refusal;
-use crate::runtime::{Counter, Runtime};
+use crate::runtime::Runtime;
 use anyhow::Context;
 use std::io::Write;
 
@@ -21,79 +21,104 @@ fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, F
         .block_on(command)
 }
 
-/// A fresh component instance over the store the options name; for a command that only reads,
-/// over the store opened for reading (nothing created or converted).
-async fn instantiate(global: &GlobalArgs, only_reads: bool) -> Result<Counter, Failure> {
+/// The runtime over the store the options name; for a command that only reads, over the store
+/// opened for reading (nothing created or converted).
+fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
     let (storage, _) = if only_reads {
         global.open_storage_for_reading()?
     } else {
         global.open_storage(None)?
     };
-    let runtime = Runtime::new(
+    Ok(Runtime::new(
         &global.component_source(),
         &global.runtime_options(),
         storage,
-    )?;
-    Ok(runtime.instantiate().await?)
+    )?)
 }
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
-    let mut counter = instantiate(global, only_reads).await?;
+    let runtime = runtime(global, only_reads)?;
+    let mut counter = runtime.instantiate().await?;
     let limit = counter.counter_limit();
     let refused = |error| Failure::Refused(Refusal::new(error, limit));
 
-    let output = match command {
+    let (name, value) = match command {
         Command::Get { name } => {
             let value = counter.get(&name).await?.map_err(refused)?;
-            Output::One(name, value)
+            (name, value)
         }
         Command::Incr { name, by } => {
             let value = counter.increment(&name, by).await?.map_err(refused)?;
-            Output::One(name, value)
+            (name, value)
         }
         Command::Set { name, value } => {
             counter.set(&name, value).await?.map_err(refused)?;
-            Output::One(name, value)
+            (name, value)
         }
         Command::Reset { name } => {
             counter.reset(&name).await?.map_err(refused)?;
-            Output::One(name, 0)
+            (name, 0)
         }
-        Command::List => Output::All(counter.list().await?.map_err(refused)?),
+        Command::List => {
+            drop(counter);
+            return list(&runtime, global.json).await;
+        }
     };
-    output
-        .print(global.json)
-        .context("writing to standard output")?;
+    let mut out = std::io::stdout().lock();
+    let printed = if global.json {
+        writeln!(out, "{}", entry(&name, value))
+    } else {
+        writeln!(out, "{value}")
+    };
+    printed.context("writing to standard output")?;
     Ok(())
 }
 
-/// What a command prints.
-enum Output {
-    One(String, u64),
-    All(Vec<(String, u64)>),
-}
-
-impl Output {
-    fn print(&self, json: bool) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        match (self, json) {
-            (Self::One(_, value), false) => writeln!(out, "{value}"),
-            (Self::One(name, value), true) => writeln!(out, "{}", entry(name, *value)),
-            (Self::All(counters), false) => {
+/// Prints every counter, page after page as the component reads them, each page from a fresh
+/// instance: the listing's memory and each call's time stay those of one page, however many
+/// counters there are. Text: one `name<TAB>value` line each. JSON: one array, written as it
+/// goes. A failure after the first page leaves the pages before it printed.
+async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut cursor: Option<String> = None;
+    let mut first = true;
+    if json {
+        write!(out, "[").context("writing to standard output")?;
+    }
+    loop {
+        let mut counter = runtime.instantiate().await?;
+        let limit = counter.counter_limit();
+        let page = counter
+            .list_page(cursor.as_deref(), PAGE_SIZE)
+            .await?
+            .map_err(|error| Failure::Refused(Refusal::new(error, limit)))?;
+        for (name, value) in &page.counters {
+            if json {
+                let separator = if first { "" } else { "," };
+                write!(out, "{separator}{}", entry(name, *value))
+            } else {
                 // Names contain no control characters, so a tab always separates name and value.
-                for (name, value) in counters {
-                    writeln!(out, "{name}\t{value}")?;
-                }
-                Ok(())
+                writeln!(out, "{name}\t{value}")
             }
-            (Self::All(counters), true) => {
-                let entries: Vec<_> = counters.iter().map(|(n, v)| entry(n, *v)).collect();
-                writeln!(out, "{}", serde_json::Value::Array(entries))
-            }
+            .context("writing to standard output")?;
+            first = false;
+        }
+        out.flush().context("writing to standard output")?;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
+    if json {
+        writeln!(out, "]").context("writing to standard output")?;
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(())
 }
+
+/// Counters per `list-page` call of `tally list`: the contract's largest page.
+const PAGE_SIZE: u32 = 1000;
 
 fn entry(name: &str, value: u64) -> serde_json::Value {
     serde_json::json!({ "name": name, "value": value })

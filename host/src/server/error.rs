@@ -14,6 +14,8 @@ pub enum ApiError {
     Counter(Refusal),
     /// The body is not the JSON the route takes (or could not be read).
     InvalidBody(String),
+    /// The query string is not what the route takes (a listing's `limit` or `cursor`).
+    InvalidQuery(String),
     /// The body is larger than the limit (in bytes).
     BodyTooLarge(usize),
     /// No route has this path.
@@ -41,6 +43,8 @@ pub enum ErrorCode {
     StoreFailure,
     /// `invalid_body`
     InvalidBody,
+    /// `invalid_query`
+    InvalidQuery,
     /// `body_too_large`
     BodyTooLarge,
     /// `not_found`
@@ -57,7 +61,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, each once: what the API document's `Error.code` enum must list.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -69,6 +73,7 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::Busy,
         Self::GuestFailure,
+        Self::InvalidQuery,
     ];
 
     /// The code as it appears in error bodies.
@@ -85,6 +90,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Busy => "busy",
             Self::GuestFailure => "guest_failure",
+            Self::InvalidQuery => "invalid_query",
         }
     }
 
@@ -103,6 +109,7 @@ impl ErrorCode {
             Self::Unauthorized => 8,
             Self::Busy => 9,
             Self::GuestFailure => 10,
+            Self::InvalidQuery => 11,
         }
     }
 }
@@ -129,7 +136,9 @@ impl ApiError {
                 CounterError::StoreFailure(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreFailure)
                 }
+                CounterError::InvalidPage(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery),
             },
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery),
             Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidBody),
             Self::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge),
             Self::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
@@ -144,6 +153,7 @@ impl ApiError {
         match self {
             Self::Counter(refusal) => refusal.to_string(),
             Self::InvalidBody(reason) => format!("invalid request body: {reason}"),
+            Self::InvalidQuery(reason) => format!("invalid query: {reason}"),
             Self::BodyTooLarge(limit) => format!("request body larger than {limit} bytes"),
             Self::NotFound => "no such route; GET /openapi.json lists them all".to_string(),
             Self::MethodNotAllowed => "this route does not take that method".to_string(),
@@ -199,6 +209,7 @@ mod tests {
             CounterError::Overflow(String::new()),
             CounterError::CorruptValue(String::new()),
             CounterError::StoreFailure(String::new()),
+            CounterError::InvalidPage(String::new()),
         ] {
             let refusal = Refusal::new(error, u64::MAX);
             let cli = refusal.code();

@@ -14,6 +14,7 @@
 //! - [`routes`]: the router and its handlers.
 //! - [`error`]: the JSON error body, the status of each error and its stable [`error::ErrorCode`].
 //! - [`extract`]: request parsing (the counter name, size-limited JSON object bodies).
+//! - [`listing`]: paging `GET /counters` (its `limit` and `cursor`, the `Link` to the next page).
 //! - [`assets`]: the dashboard and the OpenAPI document, compiled in.
 //! - [`auth`]: the bearer token that writes need with `--auth-token`.
 
@@ -21,6 +22,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod listing;
 pub mod routes;
 
 use crate::metrics::Metrics;

@@ -6,7 +6,7 @@
 //! | `GET /counters/{name}` | `{"name", "value"}` (0 if never written) |
 //! | `PUT /counters/{name}` (body `{"value": N}`) | `{"name", "value"}` |
 //! | `DELETE /counters/{name}` | `{"name", "value": 0}` |
-//! | `GET /counters` | `[{"name", "value"}, ...]` sorted by name |
+//! | `GET /counters?limit=N&cursor=C` | `[{"name", "value"}, ...]`: one page, and a `Link` to the next |
 //! | `GET /healthz` | `{"status": "ok"}` |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` (and `/dashboard.js`, `/dashboard.css`) | the dashboard |
@@ -15,11 +15,13 @@
 use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, OptionalJson};
+use super::listing::PageQuery;
 use crate::metrics::Metrics;
 use crate::runtime::{Counter, Runtime};
 use crate::{CounterError, Refusal};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{MatchedPath, RawQuery, Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -152,15 +154,33 @@ async fn reset_counter(
     Ok(Json(CounterValue { name, value: 0 }))
 }
 
-async fn list_counters(State(state): State<AppState>) -> Result<Json<Vec<CounterValue>>, ApiError> {
+/// One page of counters (in the store's listing order: by name on SQLite and memory), with a
+/// `Link` to the next page when there is one.
+async fn list_counters(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = PageQuery::parse(query.as_deref())?;
     let mut counter = state.instance().await?;
-    let counters = answer(counter.list().await, &counter)?;
-    Ok(Json(
-        counters
-            .into_iter()
-            .map(|(name, value)| CounterValue { name, value })
-            .collect(),
-    ))
+    let page = answer(
+        counter
+            .list_page(query.cursor.as_deref(), query.limit)
+            .await,
+        &counter,
+    )?;
+    let counters: Vec<_> = page
+        .counters
+        .into_iter()
+        .map(|(name, value)| CounterValue { name, value })
+        .collect();
+    let mut response = Json(counters).into_response();
+    if let Some(next) = page.next {
+        // Form encoding leaves only visible ASCII, which a header value always accepts.
+        let link = HeaderValue::from_str(&query.next_link(&next))
+            .map_err(|error| ApiError::Guest(anyhow::anyhow!("cursor header: {error}")))?;
+        response.headers_mut().insert(LINK, link);
+    }
+    Ok(response)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -17,11 +17,11 @@
 mod component {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "tally:counter/counter-component@0.1.0",
+        world: "tally:counter/counter-component@0.2.0",
         generate_all,
     });
 
-    use exports::tally::counter::counter::{Error, Guest};
+    use exports::tally::counter::counter::{Error, Guest, Page};
     use wasi::keyvalue::{atomics, store};
 
     struct Misbehaving;
@@ -95,10 +95,25 @@ mod component {
             bucket.delete(&name).map_err(failure)
         }
 
+        fn find(name: String) -> Result<Option<u64>, Error> {
+            Self::get(name).map(Some)
+        }
+
+        fn find_many(names: Vec<String>) -> Result<Vec<Option<u64>>, Error> {
+            names.into_iter().map(Self::find).collect()
+        }
+
         fn list() -> Result<Vec<(String, u64)>, Error> {
             Err(Error::StoreFailure(
                 "the misbehaving guest does not list".into(),
             ))
+        }
+
+        fn list_page(_cursor: Option<String>, _limit: u32) -> Result<Page, Error> {
+            Self::list().map(|counters| Page {
+                counters,
+                next: None,
+            })
         }
     }
 

@@ -1,8 +1,10 @@
-// The tally dashboard: lists the counters (refreshed every 2 s), adds 1 on a click, creates
-// counters. It talks only to this server's JSON API (see /openapi.json), the same one curl uses.
+// The tally dashboard: lists the counters a page at a time (refreshed every 2 s), adds 1 on a
+// click, creates counters. It talks only to this server's JSON API (see /openapi.json), the same
+// one curl uses; pages follow the API's `Link: <...>; rel="next"` header.
 "use strict";
 
 const REFRESH_MS = 2000;
+const PAGE_SIZE = 50;
 const TOKEN_KEY = "tally-auth-token";
 
 const tbody = document.querySelector("#counters tbody");
@@ -11,6 +13,17 @@ const status = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const createForm = document.getElementById("create");
 const tokenForm = document.getElementById("token");
+const pager = document.getElementById("pager");
+const previousButton = document.getElementById("previous-page");
+const nextButton = document.getElementById("next-page");
+const pageLabel = document.getElementById("page-number");
+
+// The page shown: the URL it was read from, the URLs of the pages before it (for "Previous"),
+// and the URL of the next page as the server's Link header gave it (null on the last page).
+const firstPage = `/counters?limit=${PAGE_SIZE}`;
+let pageUrl = firstPage;
+let earlierPages = [];
+let nextPage = null;
 
 // Bumped by every change this page makes, so a list fetched before the change cannot overwrite
 // the newer value the change returned.
@@ -34,6 +47,17 @@ function parseJson(text) {
  * an Error carrying the API's own message.
  */
 async function api(method, path, body) {
+  return (await call(method, path, body)).answer;
+}
+
+/** The link with `rel="next"` in a Link header (RFC 8288), or null. */
+function nextLink(header) {
+  const match = header && header.match(/<([^>]*)>\s*;\s*rel="?next"?/);
+  return match ? match[1] : null;
+}
+
+/** Like `api`, also giving the response (for its headers). */
+async function call(method, path, body) {
   const headers = {};
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token && method !== "GET") headers.Authorization = `Bearer ${token}`;
@@ -49,7 +73,7 @@ async function api(method, path, body) {
     if (response.status === 401) tokenForm.hidden = false;
     throw new Error(answer.error || `${method} ${path}: HTTP ${response.status}`);
   }
-  return answer;
+  return { answer, response };
 }
 
 const counterPath = (name) => `/counters/${encodeURIComponent(name)}`;
@@ -104,15 +128,27 @@ function render(counters) {
   empty.hidden = counters.length > 0;
 }
 
+/** Shows where in the listing the page is, and which ways it can go. */
+function showPager() {
+  pageLabel.textContent = `page ${earlierPages.length + 1}`;
+  previousButton.disabled = earlierPages.length === 0;
+  nextButton.disabled = nextPage === null;
+  pager.hidden = earlierPages.length === 0 && nextPage === null;
+}
+
 async function refresh() {
-  // A tab nobody looks at does not poll (listing every counter is not free); it catches up as
-  // soon as it is shown again.
+  // A tab nobody looks at does not poll; it catches up as soon as it is shown again.
   if (refreshing || document.hidden) return;
   refreshing = true;
   const before = changes;
+  const url = pageUrl;
   try {
-    const counters = await api("GET", "/counters");
-    if (before === changes) render(counters);
+    const { answer: counters, response } = await call("GET", url);
+    if (before === changes && url === pageUrl) {
+      render(counters);
+      nextPage = nextLink(response.headers.get("Link"));
+      showPager();
+    }
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     status.classList.remove("offline");
   } catch (error) {
@@ -160,6 +196,22 @@ createForm.addEventListener("submit", async (event) => {
   } catch (error) {
     showError(error);
   }
+});
+
+/** Shows another page (one page of counters is all the dashboard ever reads at once). */
+function goTo(url, earlier) {
+  pageUrl = url;
+  earlierPages = earlier;
+  // Right away, even while the old page's refresh is in flight (its answer is then ignored).
+  refreshing = false;
+  refresh();
+}
+
+nextButton.addEventListener("click", () => {
+  if (nextPage) goTo(nextPage, [...earlierPages, pageUrl]);
+});
+previousButton.addEventListener("click", () => {
+  if (earlierPages.length) goTo(earlierPages.at(-1), earlierPages.slice(0, -1));
 });
 
 tokenForm.addEventListener("submit", (event) => {
