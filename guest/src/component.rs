@@ -144,21 +144,26 @@ fn read_page(
     limit: usize,
 ) -> Result<(Counters, Option<PageCursor>), Error> {
     let mut names: Vec<String> = Vec::new();
-    // A store's listing may repeat a key across its pages (Redis SCAN).
-    let mut seen = BTreeSet::new();
+    // A store's listing may repeat a key across its pages (Redis SCAN): once a call reads a
+    // second store page, the names so far are remembered to leave repeats out.
+    let mut seen: Option<BTreeSet<String>> = None;
     let next = loop {
         let store_page = bucket
             .list_keys(cursor.store_cursor)
             .map_err(store_failure)?;
         let mut keys = store_page.keys;
-        keys.sort_unstable();
+        if !keys.is_sorted() {
+            keys.sort_unstable();
+        }
+        keys.dedup();
         let start = cursor
             .after
             .as_deref()
             .map_or(0, |after| page::resume_at(&keys, after));
         let mut rest = keys.into_iter().skip(start);
         for key in rest.by_ref() {
-            if seen.insert(key.clone()) {
+            let repeated = seen.as_mut().is_some_and(|seen| !seen.insert(key.clone()));
+            if !repeated {
                 names.push(key);
             }
             if names.len() == limit {
@@ -190,6 +195,7 @@ fn read_page(
                 if full {
                     break Some(cursor);
                 }
+                seen.get_or_insert_with(|| names.iter().cloned().collect());
             }
         }
     };

@@ -47,6 +47,9 @@ pub struct RuntimeOptions {
     pub pooled_instances: Option<u32>,
     /// Where to count instances and traps (and store operations); `None` counts nothing.
     pub metrics: Option<Arc<Metrics>>,
+    /// Run the store's reads on the calling thread (one-shot commands, whose executor has
+    /// nothing else to do) rather than on tokio's blocking pool (servers).
+    pub inline_reads: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -57,6 +60,7 @@ impl Default for RuntimeOptions {
             deadline: Duration::from_secs(10),
             pooled_instances: None,
             metrics: None,
+            inline_reads: false,
         }
     }
 }
@@ -197,6 +201,9 @@ impl Runtime {
         let mut keyvalue = KeyValueCtx::new(storage).allow_only([""]);
         if let Some(metrics) = &options.metrics {
             keyvalue = keyvalue.with_observer(metrics.clone());
+        }
+        if options.inline_reads {
+            keyvalue = keyvalue.with_inline_reads();
         }
         Ok(Self {
             engine,

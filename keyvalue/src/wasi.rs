@@ -35,6 +35,7 @@ pub struct KeyValueCtx {
     allowed_buckets: Option<Arc<BTreeSet<String>>>,
     observer: Option<Arc<dyn Observer>>,
     write_context: WriteContext,
+    inline_reads: bool,
     instance: Arc<InstanceState>,
     // A std mutex, held only to add or look up a cursor, never across an await.
     cursors: Arc<Mutex<CursorTable>>,
@@ -67,6 +68,7 @@ impl KeyValueCtx {
             allowed_buckets: None,
             observer: None,
             write_context: WriteContext::default(),
+            inline_reads: false,
             instance: Arc::default(),
             cursors: Arc::default(),
         }
@@ -81,6 +83,15 @@ impl KeyValueCtx {
     /// Tells `observer` the latency of every operation.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Runs reads on the calling thread instead of tokio's blocking pool: for a host whose
+    /// executor has nothing else to run meanwhile (a one-shot command), where the hop to a
+    /// pool thread (its creation, two wake-ups) costs more than the read. A server keeps the
+    /// default, so a slow read never stalls its other requests.
+    pub fn with_inline_reads(mut self) -> Self {
+        self.inline_reads = true;
         self
     }
 
@@ -140,17 +151,22 @@ impl KeyValueCtx {
         outcome.map_err(KeyValueError::Storage)
     }
 
-    /// Runs one blocking read on tokio's blocking pool, off the async executor.
+    /// Runs one blocking read on tokio's blocking pool, off the async executor (or, with
+    /// [`KeyValueCtx::with_inline_reads`], right here).
     async fn read<T, F>(self, operation: F) -> Result<T, KeyValueError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
     {
         let started = std::time::Instant::now();
-        let storage = Arc::clone(&self.storage);
-        let outcome = tokio::task::spawn_blocking(move || operation(&*storage))
-            .await
-            .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?;
+        let outcome = if self.inline_reads {
+            operation(&*self.storage)
+        } else {
+            let storage = Arc::clone(&self.storage);
+            tokio::task::spawn_blocking(move || operation(&*storage))
+                .await
+                .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?
+        };
         self.finish(started, outcome)
     }
 

@@ -4,7 +4,7 @@
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
 use crate::Refusal;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeOptions};
 use anyhow::Context;
 use std::io::Write;
 
@@ -29,11 +29,12 @@ fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
     } else {
         global.open_storage(None)?
     };
-    Ok(Runtime::new(
-        &global.component_source(),
-        &global.runtime_options(),
-        storage,
-    )?)
+    // One command at a time on this thread: a read needs no blocking pool thread.
+    let options = RuntimeOptions {
+        inline_reads: true,
+        ..global.runtime_options()
+    };
+    Ok(Runtime::new(&global.component_source(), &options, storage)?)
 }
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {

@@ -43,6 +43,35 @@ mod suite {
         );
     }
 
+    /// Many keys in order (a listing's page, which SQLite reads with one range scan): absent
+    /// keys, repeats, keys between them that were not asked for, and a range so sparse that the
+    /// keys are looked up one by one instead; the answers are the same.
+    pub fn get_many_reads_a_page(store: &dyn Storage) {
+        for n in (0..60_u32).filter(|n| !n.is_multiple_of(3)) {
+            store
+                .set("", &format!("k{n:02}"), n.to_string().as_bytes())
+                .unwrap();
+        }
+        let expect = |keys: &[String]| -> Vec<Option<Vec<u8>>> {
+            keys.iter()
+                .map(|key| {
+                    let n: u32 = key[1..].parse().unwrap();
+                    (!n.is_multiple_of(3) && n < 60).then(|| n.to_string().into_bytes())
+                })
+                .collect()
+        };
+        // Every second key of the range, one of them twice.
+        let mut keys: Vec<String> = (0..40).step_by(2).map(|n| format!("k{n:02}")).collect();
+        keys.insert(5, keys[4].clone());
+        assert_eq!(store.get_many("", &keys).unwrap(), expect(&keys));
+        // 16 keys spread over a range of 59: too sparse for one scan.
+        let sparse: Vec<String> = (0..16).map(|n| format!("k{:02}", n * 4 % 60)).collect();
+        let mut sorted = sparse.clone();
+        sorted.sort();
+        assert_eq!(store.get_many("", &sorted).unwrap(), expect(&sorted));
+        assert_eq!(store.get_many("", &sparse).unwrap(), expect(&sparse));
+    }
+
     /// `delete` removes a key, `exists` follows it, and deleting an absent key succeeds.
     pub fn delete_and_exists(store: &dyn Storage) {
         assert!(!store.exists("", "a").unwrap());
@@ -377,6 +406,12 @@ macro_rules! backend_suite {
             fn get_many_reads_in_order() {
                 let (_guard, store) = $make;
                 suite::get_many_reads_in_order(&store);
+            }
+
+            #[test]
+            fn get_many_reads_a_page() {
+                let (_guard, store) = $make;
+                suite::get_many_reads_a_page(&store);
             }
 
             #[test]

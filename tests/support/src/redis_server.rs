@@ -2,6 +2,7 @@
 //! what the Redis tests run on. Killed when dropped.
 
 use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,8 +16,23 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts `redis-server` with persistence off unless `extra_args` turn it on, and waits until
-    /// it accepts connections.
+    /// it accepts connections. Tests start servers in parallel, so two may pick the same free
+    /// port: the loser exits, and its test must not talk to the winner. A server is only taken
+    /// once it says its data directory is this one's; otherwise it starts again on another port.
     pub fn start(extra_args: &[&str]) -> Result<Self> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::start_once(extra_args)? {
+                Some(server) => return Ok(server),
+                None if attempts < 5 => continue,
+                None => bail!("redis-server lost its port to another process 5 times"),
+            }
+        }
+    }
+
+    /// One try on one free port; `None` when another process holds that port.
+    fn start_once(extra_args: &[&str]) -> Result<Option<Self>> {
         let data = tempfile::tempdir().context("creating a directory for redis-server")?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -39,16 +55,47 @@ impl RedisServer {
             _data: data,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("redis-server exited at start ({status})");
+        loop {
+            if server.child.try_wait()?.is_some() {
+                // Most likely the port was taken meanwhile (by a server of another test).
+                return Ok(None);
+            }
+            if let Ok(connection) = TcpStream::connect(("127.0.0.1", port)) {
+                return Ok(server
+                    .serves_from_own_directory(connection)?
+                    .then_some(server));
             }
             if Instant::now() > deadline {
                 bail!("redis-server did not listen on port {port} within 10 s");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(server)
+    }
+
+    /// Whether the server on this port is this one: `CONFIG GET dir` names its directory.
+    fn serves_from_own_directory(&self, mut connection: TcpStream) -> Result<bool> {
+        connection.set_read_timeout(Some(Duration::from_secs(5)))?;
+        connection.write_all(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$3\r\ndir\r\n")?;
+        let mut reply = Vec::new();
+        let mut chunk = [0; 4096];
+        let own = self._data.path().canonicalize()?;
+        let own = own.to_string_lossy();
+        // The reply is `*2 $3 dir $N <path>`: read until the path (or enough bytes) arrived.
+        while reply.len() < 8192 {
+            let read = match connection.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            reply.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&reply);
+            if text.contains(own.as_ref()) {
+                return Ok(true);
+            }
+            if text.matches("\r\n").count() >= 5 {
+                break;
+            }
+        }
+        Ok(false)
     }
 
     /// Its port on 127.0.0.1.
