@@ -91,7 +91,8 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
         let mut counter = runtime.instantiate().await?;
         let limit = counter.counter_limit();
         let page = counter
-            .list_page(cursor.as_deref(), PAGE_SIZE)
+            // The contract's largest page: the fewest calls.
+            .list_page(cursor.as_deref(), tally_guest::page::MAX_LIMIT)
             .await?
             .map_err(|error| Failure::Refused(Refusal::new(error, limit)))?;
         for (name, value) in &page.counters {
@@ -117,9 +118,6 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
     out.flush().context("writing to standard output")?;
     Ok(())
 }
-
-/// Counters per `list-page` call of `tally list`: the contract's largest page.
-const PAGE_SIZE: u32 = 1000;
 
 fn entry(name: &str, value: u64) -> serde_json::Value {
     serde_json::json!({ "name": name, "value": value })

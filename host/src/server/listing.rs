@@ -4,8 +4,9 @@
 
 use super::error::ApiError;
 
-/// The most counters on one page, and the page size when the client names none.
-pub const MAX_LIMIT: u32 = 1000;
+/// The most counters on one page (the component's own limit for `list-page`), and the page size
+/// when the client names none.
+pub use tally_guest::page::MAX_LIMIT;
 
 /// The query of `GET /counters`.
 #[derive(Debug, PartialEq, Eq)]

@@ -97,13 +97,10 @@ impl Storage for MemoryStorage {
                 cursor: None,
             });
         };
-        let after = match cursor {
-            None => None,
-            Some(cursor) => Some(String::from_utf8(cursor.as_bytes().to_vec()).map_err(|_| {
-                StorageError::Backend("not a list cursor of the memory store".into())
-            })?),
-        };
-        let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let after = cursor
+            .map(|cursor| cursor.as_key("memory store"))
+            .transpose()?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut page = entries.range::<str, _>((start, Bound::Unbounded));
         let keys: Vec<String> = page
             .by_ref()
@@ -111,13 +108,7 @@ impl Storage for MemoryStorage {
             .map(|(key, _)| key.clone())
             .collect();
         let more = page.next().is_some();
-        Ok(KeyPage {
-            cursor: keys
-                .last()
-                .filter(|_| more)
-                .map(|last| Cursor::from_bytes(last.as_bytes())),
-            keys,
-        })
+        Ok(KeyPage::by_key(keys, more))
     }
 
     /// Atomic because the whole update happens under the one lock, which cannot fail halfway.

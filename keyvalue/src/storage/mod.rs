@@ -263,6 +263,13 @@ impl Cursor {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The key a store that pages by key (SQLite, memory) made this cursor of; `store` names
+    /// that store in the error for bytes that are not one.
+    pub(crate) fn as_key(&self, store: &str) -> Result<&str, StorageError> {
+        std::str::from_utf8(&self.0)
+            .map_err(|_| StorageError::Backend(format!("not a list cursor of the {store}")))
+    }
 }
 
 /// One page of keys from [`Storage::list_keys`].
@@ -272,6 +279,20 @@ pub struct KeyPage {
     pub keys: Vec<String>,
     /// Where the next page starts; `None` when this is the last page.
     pub cursor: Option<Cursor>,
+}
+
+impl KeyPage {
+    /// A page of `keys` in key order, whose cursor (when `more` keys follow) is its last key:
+    /// how the stores that page by key (SQLite, memory) answer.
+    pub(crate) fn by_key(keys: Vec<String>, more: bool) -> Self {
+        Self {
+            cursor: keys
+                .last()
+                .filter(|_| more)
+                .map(|last| Cursor::from_bytes(last.as_bytes())),
+            keys,
+        }
+    }
 }
 
 /// Why a storage operation failed. Nothing was changed by a failed operation.

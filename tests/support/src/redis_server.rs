@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     port: u16,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -49,11 +49,7 @@ impl RedisServer {
             .context(
                 "starting redis-server (install it with ./setup, Debian package redis-server)",
             )?;
-        let mut server = Self {
-            child,
-            port,
-            _data: data,
-        };
+        let mut server = Self { child, port, data };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if server.child.try_wait()?.is_some() {
@@ -78,7 +74,7 @@ impl RedisServer {
         connection.write_all(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$3\r\ndir\r\n")?;
         let mut reply = Vec::new();
         let mut chunk = [0; 4096];
-        let own = self._data.path().canonicalize()?;
+        let own = self.data.path().canonicalize()?;
         let own = own.to_string_lossy();
         // The reply is `*2 $3 dir $N <path>`: read until the path (or enough bytes) arrived.
         while reply.len() < 8192 {

@@ -513,12 +513,9 @@ impl Storage for SqliteStorage {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<KeyPage, StorageError> {
-        let after = match cursor {
-            None => None,
-            Some(cursor) => Some(std::str::from_utf8(cursor.as_bytes()).map_err(|_| {
-                StorageError::Backend("not a list cursor of the SQLite store".into())
-            })?),
-        };
+        let after = cursor
+            .map(|cursor| cursor.as_key("SQLite store"))
+            .transpose()?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         // One row past the page tells whether another page follows.
         let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
@@ -539,13 +536,7 @@ impl Storage for SqliteStorage {
         })?;
         let more = keys.len() > limit;
         keys.truncate(limit);
-        Ok(KeyPage {
-            cursor: keys
-                .last()
-                .filter(|_| more)
-                .map(|last| Cursor::from_bytes(last.as_bytes())),
-            keys,
-        })
+        Ok(KeyPage::by_key(keys, more))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
