@@ -7,7 +7,10 @@
 //! fetch again (its `list-keys` cursor, none for the first) and the last counter already
 //! returned from it. The component sorts every store page it reads (SQLite's and memory's come
 //! sorted; a Redis `SCAN` page or a hash map's does not), so resuming after that *key*, rather
-//! than after an offset, keeps a listing exact when counters are added or removed between pages.
+//! than after an offset, keeps a listing exact when counters are added or removed between pages,
+//! as long as the store page read again holds the same keys: always for stores that page by key
+//! (SQLite, memory); for `SCAN` only while no counters are added or removed, since its step then
+//! covers other buckets (the contract says so).
 
 /// The most counters one `list-page` call returns (the host's `list-keys` page size too).
 pub const MAX_LIMIT: u32 = 1000;
@@ -64,9 +67,8 @@ pub fn check_limit(limit: u32) -> Result<usize, String> {
 }
 
 /// Where a listing resumes in `keys`, one store page fetched again and sorted: at the first key
-/// after `after`. By key, not by position, so a key removed or added meanwhile shifts nothing:
-/// every key present throughout is listed exactly once from this store page, whether `after`
-/// itself still exists or not.
+/// after `after`. By key, not by position, so a key removed or added meanwhile shifts nothing,
+/// whether `after` itself still exists or not.
 pub fn resume_at(sorted_keys: &[String], after: &str) -> usize {
     sorted_keys.partition_point(|key| key.as_str() <= after)
 }
