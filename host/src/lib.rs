@@ -4,7 +4,7 @@
 //! service.
 //!
 //! # Layout
-//! Layers point down: [`cli`] → [`server`] / [`transfer`] → [`runtime`] → `tally_keyvalue`.
+//! Layers point down: [`cli`] → [`server`] / [`resp`] / [`transfer`] → [`runtime`] → `tally_keyvalue`.
 //! - [`bindings`]: host bindings of the counter world, generated from `wit/`; `wasi:keyvalue`
 //!   is `tally_keyvalue`'s.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
@@ -12,6 +12,7 @@
 //! - [`refusal`]: a refused counter operation in words and as a stable code.
 //! - [`metrics`]: the service's Prometheus metrics, one value handed to whoever records.
 //! - [`server`]: `tally serve`, the HTTP API.
+//! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
 //! - [`whole_number`]: counter values from JSON numbers (`5`, `5.0`, `5e0`), read exactly.
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod compiled_cache;
 pub mod metrics;
 pub mod refusal;
+pub mod resp;
 pub mod runtime;
 pub mod server;
 pub mod transfer;

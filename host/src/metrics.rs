@@ -24,6 +24,12 @@ pub struct Metrics {
     pub instances_created: AtomicU64,
     /// Guest calls that trapped (panics, timeouts, memory exhaustion).
     pub guest_traps: AtomicU64,
+    /// RESP commands by (command, outcome).
+    resp_commands: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// RESP connections open now.
+    pub resp_clients: AtomicU64,
+    /// RESP connections refused because `--resp-max-clients` were open.
+    pub resp_clients_rejected: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -56,6 +62,17 @@ impl Metrics {
             ]),
             instances_created: AtomicU64::new(0),
             guest_traps: AtomicU64::new(0),
+            resp_commands: Mutex::new(BTreeMap::new()),
+            resp_clients: AtomicU64::new(0),
+            resp_clients_rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one answered RESP command: its name (lowercase, `unknown` for one tally does not
+    /// know) and outcome (`ok`, `refused`, `failed`).
+    pub fn record_resp_command(&self, command: &'static str, outcome: &'static str) {
+        if let Ok(mut commands) = self.resp_commands.lock() {
+            *commands.entry((command, outcome)).or_default() += 1;
         }
     }
 
@@ -81,6 +98,21 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP tally_resp_commands_total RESP commands answered, by command and outcome (ok, refused: the client's input, failed: the server's side).\n");
+        out.push_str("# TYPE tally_resp_commands_total counter\n");
+        if let Ok(commands) = self.resp_commands.lock() {
+            for ((command, outcome), count) in commands.iter() {
+                let _ = writeln!(
+                    out,
+                    "tally_resp_commands_total{{command=\"{command}\",outcome=\"{outcome}\"}} {count}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tally_resp_clients RESP connections open.\n# TYPE tally_resp_clients gauge\ntally_resp_clients {}",
+            self.resp_clients.load(Ordering::Relaxed)
+        );
         self.store_operation_seconds.render(
             &mut out,
             "tally_store_operation_seconds",
@@ -101,6 +133,11 @@ impl Metrics {
                 "tally_guest_traps_total",
                 "Guest calls that trapped (panic, deadline, memory limit).",
                 &self.guest_traps,
+            ),
+            (
+                "tally_resp_clients_rejected_total",
+                "RESP connections refused because --resp-max-clients were open.",
+                &self.resp_clients_rejected,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

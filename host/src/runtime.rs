@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tally_keyvalue::storage::{Storage, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -156,8 +157,10 @@ pub struct Runtime {
     pre: CounterComponentPre<HostState>,
     keyvalue: KeyValueCtx,
     limits: Limits,
-    deadline_ticks: u64,
     counter_limit: u64,
+    /// With the pooling allocator, one permit per pool slot: a caller past the pool's size waits
+    /// for an instance to finish instead of failing to allocate one.
+    instance_slots: Option<Arc<Semaphore>>,
 }
 
 /// What one instance may use; kept to explain a trap in terms of the option that caused it.
@@ -165,6 +168,7 @@ pub struct Runtime {
 struct Limits {
     memory: usize,
     deadline: Duration,
+    deadline_ticks: u64,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -212,10 +216,13 @@ impl Runtime {
             limits: Limits {
                 memory: options.memory_limit,
                 deadline: options.deadline,
+                deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
                 metrics: options.metrics.clone(),
             },
-            deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
             counter_limit,
+            instance_slots: options
+                .pooled_instances
+                .map(|slots| Arc::new(Semaphore::new(slots as usize))),
         })
     }
 
@@ -226,6 +233,16 @@ impl Runtime {
 
     /// A fresh instance whose writes carry `context` (the request it serves) to the store.
     pub async fn instantiate_for(&self, context: WriteContext) -> Result<Counter> {
+        let slot = match &self.instance_slots {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("waiting for a free component instance")?,
+            ),
+            None => None,
+        };
         let state = HostState {
             wasi: sandbox(),
             table: ResourceTable::new(),
@@ -240,7 +257,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(self.limits.deadline_ticks);
         store.epoch_deadline_trap();
         if let Some(metrics) = &self.limits.metrics {
             metrics.instances_created.fetch_add(1, Ordering::Relaxed);
@@ -256,6 +273,7 @@ impl Runtime {
             bindings,
             limits: self.limits.clone(),
             counter_limit: self.counter_limit,
+            _slot: slot,
         })
     }
 }
@@ -323,16 +341,23 @@ impl Limits {
 
 /// One instance of the counter component. Each method is one call of the exported interface:
 /// the outer `Result` is a trap or host fault, the inner one the component's own answer.
+///
+/// An instance may serve several calls (the RESP listener runs a pipeline's commands on one):
+/// each call gets the whole deadline and reports only its own store failures. After a call
+/// that failed in the outer `Result` the instance may be broken; make a fresh one.
 pub struct Counter {
     store: Store<HostState>,
     bindings: CounterComponent,
     limits: Limits,
     counter_limit: u64,
+    // Declared last, so the pool slot is handed back only after the store above is dropped.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Counter {
     /// `counter.get`
     pub async fn get(&mut self, name: &str) -> Result<Result<u64, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_get(&mut self.store, name)
@@ -345,6 +370,7 @@ impl Counter {
     /// as a type (the component, which only sees the store's error text, must guess on hosts
     /// that are not tally's).
     pub async fn increment(&mut self, name: &str, by: u64) -> Result<Result<u64, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         let answer = counter
             .call_increment(&mut self.store, name, by)
@@ -369,6 +395,7 @@ impl Counter {
         if value > self.counter_limit && tally_guest::name::validate(name).is_ok() {
             return Ok(Err(CounterError::Overflow(name.to_string())));
         }
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_set(&mut self.store, name, value)
@@ -378,6 +405,7 @@ impl Counter {
 
     /// `counter.reset`
     pub async fn reset(&mut self, name: &str) -> Result<Result<(), CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_reset(&mut self.store, name)
@@ -388,6 +416,12 @@ impl Counter {
     /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
     pub fn counter_limit(&self) -> u64 {
         self.counter_limit
+    }
+
+    /// A new call: the full deadline again, and no failure flags from earlier calls.
+    fn start_call(&mut self) {
+        self.store.set_epoch_deadline(self.limits.deadline_ticks);
+        self.store.data().keyvalue.start_call();
     }
 
     fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
@@ -403,6 +437,7 @@ impl Counter {
 
     /// `counter.find`: the value, `None` if the counter was never written.
     pub async fn find(&mut self, name: &str) -> Result<Result<Option<u64>, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_find(&mut self.store, name)
@@ -415,6 +450,7 @@ impl Counter {
         &mut self,
         names: &[String],
     ) -> Result<Result<Vec<Option<u64>>, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_find_many(&mut self.store, names)
@@ -424,6 +460,7 @@ impl Counter {
 
     /// `counter.list`
     pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         counter
             .call_list(&mut self.store)
@@ -439,6 +476,7 @@ impl Counter {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Result<Page, CounterError>> {
+        self.start_call();
         let counter = self.bindings.tally_counter_counter();
         let answer = counter
             .call_list_page(&mut self.store, cursor, limit)

@@ -105,6 +105,20 @@ impl KeyValueCtx {
         }
     }
 
+    /// Forgets how earlier calls of this instance failed, so the flags below describe the next
+    /// call alone: for a host that makes several calls on one instance (tally's RESP listener
+    /// runs a pipeline's commands on one).
+    pub fn start_call(&self) {
+        for flag in [
+            &self.instance.busy,
+            &self.instance.unavailable,
+            &self.instance.overflow,
+            &self.instance.cursor_expired,
+        ] {
+            flag.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Whether an operation of this instance failed because the store was busy (locked by
     /// another process past its timeout): the caller may retry later.
     pub fn store_was_busy(&self) -> bool {

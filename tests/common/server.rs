@@ -7,6 +7,7 @@ use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tally::server::read_listening_address;
 use tally_test_support::http_client::{Client, Response};
+use tally_test_support::resp_client::RespClient;
 
 /// A running `tally serve`; killed when dropped.
 pub struct Server {
@@ -14,6 +15,8 @@ pub struct Server {
     /// Kept open so the server's stdout never hits a closed pipe.
     _stdout: BufReader<ChildStdout>,
     pub address: SocketAddr,
+    /// The RESP listener's address, when started with `--resp`.
+    pub resp: Option<SocketAddr>,
 }
 
 impl Server {
@@ -47,11 +50,29 @@ impl Server {
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let address = read_listening_address(&mut stdout).unwrap();
+        let resp = serve_args
+            .contains(&"--resp")
+            .then(|| tally::resp::read_listening_address(&mut stdout).unwrap());
         Self {
             child,
             _stdout: stdout,
             address,
+            resp,
         }
+    }
+
+    /// A new connection to the RESP listener (the server must have been started with `--resp`).
+    pub fn resp_client(&self) -> RespClient {
+        RespClient::connect(
+            self.resp.expect("started without --resp"),
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A new keep-alive connection to the server.

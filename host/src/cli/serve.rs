@@ -1,13 +1,15 @@
-//! `tally serve`: start the HTTP service and run it until SIGTERM or SIGINT.
+//! `tally serve`: start the HTTP service (and with `--resp`, the Redis protocol listener) and run
+//! it until SIGTERM or SIGINT.
 //!
 //! The first line on standard output is `listening on http://ADDRESS` once the socket is bound
-//! (with `--listen 127.0.0.1:0` that is how a caller learns the port); logs go to standard error,
+//! (with `--listen 127.0.0.1:0` that is how a caller learns the port), followed with `--resp` by
+//! `listening on redis://ADDRESS`; logs go to standard error,
 //! at the level `RUST_LOG` sets (default `info`; `debug` logs every request).
 
 use super::GlobalArgs;
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::server;
+use crate::{resp, server};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -58,7 +60,33 @@ pub struct ServeArgs {
     )]
     max_instances: u32,
 
-    /// Require `Authorization: Bearer TOKEN` on every request that changes counters.
+    /// Also serve the Redis protocol (RESP) on this address, HOST:PORT, for Redis counter
+    /// clients (`INCR`, `GET`, `MGET`, `SCAN`...); the same store, limits, token and metrics.
+    #[arg(long, env = "TALLY_RESP", value_name = "ADDR", value_parser = listen_address)]
+    resp: Option<String>,
+
+    /// The most RESP connections open at once; more are refused with an error.
+    #[arg(
+        long,
+        env = "TALLY_RESP_MAX_CLIENTS",
+        default_value_t = 10_000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    resp_max_clients: u32,
+
+    /// Close a RESP connection that has sent nothing for this many seconds.
+    #[arg(
+        long,
+        env = "TALLY_RESP_IDLE_TIMEOUT_SECS",
+        default_value_t = 300,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    resp_idle_timeout_secs: u64,
+
+    /// Require `Authorization: Bearer TOKEN` on every request that changes counters (and, over
+    /// RESP, `AUTH TOKEN` before any command, as Redis's `requirepass`).
     #[arg(
         long,
         env = "TALLY_AUTH_TOKEN",
@@ -118,10 +146,33 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
+    let resp_listener = match &args.resp {
+        Some(resp) => Some(
+            tokio::net::TcpListener::bind(resp.as_str())
+                .await
+                .with_context(|| format!("cannot listen for RESP on {resp}"))?,
+        ),
+        None => None,
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", server::listening_line(address))
         .and_then(|()| stdout.flush())
         .context("writing to standard output")?;
+    if let Some(resp_listener) = &resp_listener {
+        let resp_address = resp_listener
+            .local_addr()
+            .context("reading the bound RESP address")?;
+        writeln!(stdout, "{}", resp::listening_line(resp_address))
+            .and_then(|()| stdout.flush())
+            .context("writing to standard output")?;
+        tracing::info!("serving counters over RESP on redis://{resp_address}");
+        if args.auth_token.is_none() && !resp_address.ip().is_loopback() {
+            tracing::warn!(
+                "RESP listens on {resp_address}, which is not a loopback address, without \
+                 --auth-token: anyone who can reach it can change counters"
+            );
+        }
+    }
     drop(stdout);
     tracing::info!(
         store,
@@ -134,14 +185,47 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
              anyone who can reach it can change counters"
         );
     }
-    server::serve(
+    // One signal stops both listeners; each answers what it has already read.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::termination_signal().await;
+        let _ = stop.send(true);
+    });
+    let http_stopped = {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let http = server::serve(
         listener,
-        runtime,
+        runtime.clone(),
         args.auth_token.clone(),
-        metrics,
-        server::termination_signal(),
-    )
-    .await?;
+        metrics.clone(),
+        http_stopped,
+    );
+    let resp = async {
+        match resp_listener {
+            Some(resp_listener) => {
+                let options = resp::RespOptions {
+                    max_clients: usize::try_from(args.resp_max_clients).unwrap_or(usize::MAX),
+                    idle_timeout: Duration::from_secs(args.resp_idle_timeout_secs),
+                    auth_token: args.auth_token.as_deref().map(Arc::from),
+                };
+                resp::serve(
+                    resp_listener,
+                    runtime.clone(),
+                    metrics.clone(),
+                    options,
+                    stopped,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(http, resp)?;
+    drop(runtime);
     // Every acknowledged write was committed before its answer; dropping the last reference to
     // the storage stops a SQLite writer thread once it has nothing left.
     drop(storage);

@@ -38,8 +38,8 @@ pub async fn require_token(
     }
 }
 
-/// Constant-time equality of two tokens (of any lengths).
-fn tokens_match(presented: &str, expected: &str) -> bool {
+/// Constant-time equality of two tokens (of any lengths); RESP's `AUTH` uses it too.
+pub fn tokens_match(presented: &str, expected: &str) -> bool {
     let (a, b) = (Sha256::digest(presented), Sha256::digest(expected));
     a.iter()
         .zip(b.iter())

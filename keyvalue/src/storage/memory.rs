@@ -76,10 +76,21 @@ impl Storage for MemoryStorage {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+        self.increment_within(bucket, key, delta, self.counter_limit())
+    }
+
+    fn increment_within(
+        &self,
+        bucket: &str,
+        key: &str,
+        delta: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
         let mut buckets = self.lock()?;
         let entries = buckets.entry(bucket.to_string()).or_default();
         let current = entries.get(key).map(Vec::as_slice);
-        let (new, stored) = incremented(key, current, delta, self.counter_limit())?;
+        let limit = limit.min(self.counter_limit());
+        let (new, stored) = incremented(key, current, delta, limit)?;
         entries.insert(key.to_string(), stored);
         Ok(new)
     }

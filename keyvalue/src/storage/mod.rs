@@ -87,6 +87,29 @@ pub trait Storage: Send + Sync + 'static {
     /// [`Storage::counter_limit`] ([`StorageError::Overflow`]); [`incremented`] is that rule.
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError>;
 
+    /// [`Storage::increment`] that also refuses ([`StorageError::Overflow`]) a sum past `limit`:
+    /// for a request whose client reads counters in a narrower range than the store's
+    /// ([`WriteContext::increment_limit`]; RESP clients read signed 64-bit integers). The check
+    /// must be atomic with the write, so only the backend can do it: the default serves a
+    /// `limit` at or above [`Storage::counter_limit`] (that is plain `increment`) and refuses a
+    /// lower one without writing. SQLite and memory take any limit.
+    fn increment_within(
+        &self,
+        bucket: &str,
+        key: &str,
+        delta: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
+        if limit >= self.counter_limit() {
+            self.increment(bucket, key, delta)
+        } else {
+            Err(StorageError::Backend(format!(
+                "this store cannot hold an increment below its own counter limit ({limit} < {})",
+                self.counter_limit()
+            )))
+        }
+    }
+
     /// One page of at most `limit` keys (and never more than [`MAX_PAGE_SIZE`]), starting after
     /// `cursor` (`None`: the first page). The page's cursor is `None` when no keys follow.
     /// Pages come in the backend's stable order (SQLite and memory: by key, bytewise; Redis:
@@ -117,11 +140,14 @@ pub trait Storage: Send + Sync + 'static {
     ) -> WriteFuture {
         Box::pin(async move {
             refuse_idempotency_key(&context)?;
-            tokio::task::spawn_blocking(move || self.apply(&bucket, write))
-                .await
-                .map_err(|failure| {
-                    StorageError::Backend(format!("a storage task failed: {failure}"))
-                })?
+            tokio::task::spawn_blocking(move || match (write, context.increment_limit) {
+                (Write::Increment { key, delta }, Some(limit)) => {
+                    self.increment_within(&bucket, &key, delta, limit)
+                }
+                (write, _) => self.apply(&bucket, write),
+            })
+            .await
+            .map_err(|failure| StorageError::Backend(format!("a storage task failed: {failure}")))?
         })
     }
 
@@ -229,9 +255,20 @@ pub struct WriteContext {
     /// applies a write with a key it has seen once only. A store that cannot record keys must
     /// refuse such a write rather than apply it again ([`StorageError::IdempotencyUnsupported`]).
     pub idempotency_key: Option<String>,
+    /// The largest value an increment of this request may leave a counter at, when the client
+    /// reads counters in a narrower range than the store holds (a RESP client's signed 64-bit
+    /// integers): past it the increment is refused as an overflow and nothing is written.
+    /// `None`: the store's own [`Storage::counter_limit`].
+    pub increment_limit: Option<u64>,
 }
 
 impl WriteContext {
+    /// The same context with increments limited to `limit` ([`WriteContext::increment_limit`]).
+    pub fn with_increment_limit(mut self, limit: u64) -> Self {
+        self.increment_limit = Some(limit);
+        self
+    }
+
     /// The same context with `key` as its idempotency key.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());

@@ -243,6 +243,67 @@ mod suite {
         assert_eq!(store.get("", "w").unwrap(), Some(b"6".to_vec()));
     }
 
+    /// An increment limited by its request's context (`WriteContext::increment_limit`) stops at
+    /// that limit, through `write_async` and `increment_within` alike, and a refused one writes
+    /// nothing. A limit at the store's own is plain `increment` on every backend.
+    pub fn increments_stop_at_the_requests_limit(store: Arc<dyn Storage>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let own = store.counter_limit();
+        store
+            .set("", "near", (own - 2).to_string().as_bytes())
+            .unwrap();
+        assert_eq!(store.increment_within("", "near", 1, own).unwrap(), own - 1);
+        let increment = |limit, delta| {
+            runtime.block_on(store.clone().write_async(
+                WriteContext::default().with_increment_limit(limit),
+                String::new(),
+                Write::Increment {
+                    key: "near".into(),
+                    delta,
+                },
+            ))
+        };
+        assert_eq!(increment(own, 1).unwrap(), own);
+        assert!(matches!(
+            increment(own, 1),
+            Err(StorageError::Overflow { current, delta: 1, .. }) if current == own
+        ));
+
+        store.set("", "small", b"8").unwrap();
+        let limited = |delta| {
+            runtime.block_on(store.clone().write_async(
+                WriteContext::default().with_increment_limit(10),
+                String::new(),
+                Write::Increment {
+                    key: "small".into(),
+                    delta,
+                },
+            ))
+        };
+        if own == u64::MAX {
+            assert_eq!(limited(2).unwrap(), 10);
+            assert!(matches!(
+                limited(1),
+                Err(StorageError::Overflow {
+                    current: 10,
+                    delta: 1,
+                    ..
+                })
+            ));
+            assert!(matches!(
+                store.increment_within("", "small", 5, 12),
+                Err(StorageError::Overflow { current: 10, .. })
+            ));
+            assert_eq!(store.get("", "small").unwrap(), Some(b"10".to_vec()));
+        } else {
+            // Redis keeps the default: a limit below its own is refused, never half-applied.
+            assert!(limited(1).is_err());
+            assert_eq!(store.get("", "small").unwrap(), Some(b"8".to_vec()));
+        }
+    }
+
     /// Following cursors returns every key across several pages.
     pub fn list_keys_pages_through_everything(store: &dyn Storage) {
         let count = 2 * MAX_PAGE_SIZE + 7;
@@ -425,6 +486,12 @@ macro_rules! backend_suite {
                 let (_guard, store) = $make;
                 suite::write_async_applies_and_refuses_idempotency_keys(Arc::new(store));
             }
+            #[test]
+            fn increments_stop_at_the_requests_limit() {
+                let (_guard, store) = $make;
+                suite::increments_stop_at_the_requests_limit(Arc::new(store));
+            }
+
             #[test]
             fn delete_and_exists() {
                 let (_guard, store) = $make;

@@ -469,12 +469,12 @@ impl Storage for SqliteStorage {
             key: key.into(),
             value: value.to_vec(),
         };
-        self.writer()?.submit(bucket, write).map(|_| ())
+        self.writer()?.submit(bucket, write, u64::MAX).map(|_| ())
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         let write = Write::Delete { key: key.into() };
-        self.writer()?.submit(bucket, write).map(|_| ())
+        self.writer()?.submit(bucket, write, u64::MAX).map(|_| ())
     }
 
     /// One read transaction on one connection: every value is of the same point in time.
@@ -544,7 +544,21 @@ impl Storage for SqliteStorage {
             key: key.into(),
             delta,
         };
-        self.writer()?.submit(bucket, write)
+        self.writer()?.submit(bucket, write, u64::MAX)
+    }
+
+    fn increment_within(
+        &self,
+        bucket: &str,
+        key: &str,
+        delta: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
+        let write = Write::Increment {
+            key: key.into(),
+            delta,
+        };
+        self.writer()?.submit(bucket, write, limit)
     }
 
     /// Queues the write to the writer thread and awaits its answer: no blocking thread waits.
@@ -554,8 +568,10 @@ impl Storage for SqliteStorage {
         bucket: String,
         write: Write,
     ) -> WriteFuture {
-        let queued = refuse_idempotency_key(&context)
-            .and_then(|()| self.writer()?.submit_async(bucket, write));
+        let queued = refuse_idempotency_key(&context).and_then(|()| {
+            let limit = context.increment_limit.unwrap_or(u64::MAX);
+            self.writer()?.submit_async(bucket, write, limit)
+        });
         Box::pin(async move {
             queued?
                 .await

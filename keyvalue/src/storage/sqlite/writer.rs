@@ -31,6 +31,8 @@ type Outcome = Result<u64, StorageError>;
 struct Request {
     bucket: String,
     write: Write,
+    /// The largest value an increment may leave (`WriteContext::increment_limit`).
+    limit: u64,
     reply: Reply,
 }
 
@@ -104,12 +106,14 @@ impl Writer {
             .map_err(|_| stopped())
     }
 
-    /// Queues `write` and blocks until the transaction holding it has committed (or failed).
-    pub(super) fn submit(&self, bucket: &str, write: Write) -> Outcome {
+    /// Queues `write` (an increment stopping at `limit`) and blocks until the transaction
+    /// holding it has committed (or failed).
+    pub(super) fn submit(&self, bucket: &str, write: Write, limit: u64) -> Outcome {
         let (reply, outcome) = mpsc::sync_channel(1);
         self.queue(Request {
             bucket: bucket.to_string(),
             write,
+            limit,
             reply: Reply::Blocking(reply),
         })?;
         outcome.recv().map_err(|_| stopped())?
@@ -121,11 +125,13 @@ impl Writer {
         &self,
         bucket: String,
         write: Write,
+        limit: u64,
     ) -> Result<tokio::sync::oneshot::Receiver<Outcome>, StorageError> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.queue(Request {
             bucket,
             write,
+            limit,
             reply: Reply::Async(reply),
         })?;
         Ok(outcome)
@@ -192,7 +198,13 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
 fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<Vec<Outcome>> {
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for Request { bucket, write, .. } in batch {
+    for Request {
+        bucket,
+        write,
+        limit,
+        ..
+    } in batch
+    {
         outcomes.push(match write {
             Write::Set { key, value } => {
                 upsert_value(&transaction, bucket, key, value)?;
@@ -206,7 +218,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<Vec<Outc
                 // Reads this transaction's own earlier writes, so two increments of one key in a
                 // batch add up.
                 let current = select_value(&transaction, bucket, key)?;
-                match incremented(key, current.as_deref(), *delta, u64::MAX) {
+                match incremented(key, current.as_deref(), *delta, *limit) {
                     Ok((new, stored)) => {
                         upsert_value(&transaction, bucket, key, &stored)?;
                         Ok(new)

@@ -1,0 +1,153 @@
+//! `tally serve --resp ADDR`: the counters over the Redis protocol (RESP2, and RESP3 after
+//! `HELLO 3`), so a Redis counter client (`r.incr("visits")`) points at tally unchanged and every
+//! acknowledged increment is on disk.
+//!
+//! The listener shares the runtime (store, group-commit writer, instance limits), the auth token
+//! and the metrics with the HTTP listener. Each command is a call into a fresh component
+//! instance, except that the commands of one pipelined read from one connection share one; the
+//! component does the counting, this module only parses and maps. Connections run concurrently;
+//! one connection's commands run in order.
+//!
+//! # Layout
+//! - [`frame`]: requests off the wire (multi-bulk and inline), with the size limits.
+//! - [`number`]: integers as strictly as Redis reads them.
+//! - [`command`]: the command table and each command's arguments, with Redis's error texts.
+//! - [`session`]: a connection's state and the running of commands on the component.
+//! - [`connection`]: the read-run-answer loop of one client.
+//! - [`reply`]: answers in RESP2 or RESP3.
+//! - [`glob`]: `KEYS` and `SCAN MATCH` patterns.
+//! - [`scan_cursors`]: numbers for `SCAN` cursors.
+
+pub mod command;
+pub mod connection;
+pub mod frame;
+pub mod glob;
+pub mod number;
+pub mod reply;
+pub mod scan_cursors;
+pub mod session;
+
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The Redis version whose protocol and error texts tally follows (`INFO`'s `redis_version`,
+/// `HELLO`'s `version`).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// How the server's line on standard output that gives the RESP address starts.
+const LISTENING_PREFIX: &str = "listening on redis://";
+
+/// The line that says where the RESP listener listens: `listening on redis://ADDRESS`.
+pub fn listening_line(address: SocketAddr) -> String {
+    format!("{LISTENING_PREFIX}{address}")
+}
+
+/// Reads the [`listening_line`] from a server's standard output (after the HTTP one).
+pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .context("reading tally serve's RESP address line")?;
+    line.trim()
+        .strip_prefix(LISTENING_PREFIX)
+        .and_then(|address| address.parse().ok())
+        .with_context(|| format!("tally serve said {line:?} instead of its RESP address"))
+}
+
+/// The RESP listener's settings.
+#[derive(Debug, Clone)]
+pub struct RespOptions {
+    /// The most connections open at once; more are answered with an error and closed.
+    pub max_clients: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// The token `AUTH` needs (Redis's `requirepass`), if any.
+    pub auth_token: Option<Arc<str>>,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    options: RespOptions,
+    cursors: scan_cursors::ScanCursors,
+    clients: AtomicUsize,
+    port: u16,
+    started: Instant,
+}
+
+/// Serves RESP on `listener` until `shutdown` turns true, then stops accepting, lets every
+/// connection answer what it has read, and returns when all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    options: RespOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut stopping = shutdown.clone();
+    let port = listener
+        .local_addr()
+        .context("reading the RESP address")?
+        .port();
+    let shared = Arc::new(Shared {
+        runtime,
+        metrics,
+        options,
+        cursors: scan_cursors::ScanCursors::default(),
+        clients: AtomicUsize::new(0),
+        port,
+        started: Instant::now(),
+    });
+    let next_id = AtomicU64::new(1);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: pass, and try again shortly.
+                        tracing::warn!("accepting a RESP connection failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if shared.clients.load(Ordering::Relaxed) >= shared.options.max_clients {
+                    shared.metrics.resp_clients_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, "refusing a RESP client: --resp-max-clients reached");
+                    connections.spawn(async move {
+                        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    });
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                shared.clients.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.resp_clients.fetch_add(1, Ordering::Relaxed);
+                connections.spawn(async move {
+                    connection::serve(stream, shared.clone(), id, shutdown).await;
+                    shared.clients.fetch_sub(1, Ordering::Relaxed);
+                    shared.metrics.resp_clients.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // Reap finished connections so the set does not grow with every client ever seen.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stopping.wait_for(|stop| *stop) => break,
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}

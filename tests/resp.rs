@@ -1,0 +1,581 @@
+//! `tally serve --resp`: the Redis protocol, proved with the real binary and real Redis
+//! clients. Every command and refusal (compared byte for byte with a real `redis-server` where
+//! both answer the same input), pipelining, authentication, the limits, restarts and metrics.
+//! The client libraries (`redis-cli`, `redis-benchmark`, Python's `redis`, Rust's `redis`)
+//! are in `resp_clients.rs`; `kill -9` under load is in `resp_crash.rs`.
+
+use crate::common::TempDb;
+use crate::common::server::Server;
+use std::time::{Duration, Instant};
+use tally_test_support::redis_server::RedisServer;
+use tally_test_support::resp_client::RespClient;
+
+/// `tally serve --resp 127.0.0.1:0` on `db`, with more serve options.
+pub fn resp_server(db: &TempDb, serve_args: &[&str]) -> Server {
+    let mut args = vec!["--resp", "127.0.0.1:0"];
+    args.extend_from_slice(serve_args);
+    Server::start(&db.path, &args)
+}
+
+/// Commands whose answers Redis 7 and tally must give byte for byte alike (both start empty).
+const SHARED_SCRIPT: &[&[&str]] = &[
+    &["PING"],
+    &["PING", "hello there"],
+    &["ECHO", "a\r\nb"],
+    &["INCR", "visits"],
+    &["incr", "visits"],
+    &["INCRBY", "visits", "5"],
+    &["INCRBY", "visits", "0"],
+    &["GET", "visits"],
+    &["GET", "never"],
+    &["MGET", "visits", "never", "visits"],
+    &["EXISTS", "visits", "never", "visits"],
+    &["SET", "other", "10"],
+    &["INCR", "other"],
+    &["DEL", "other", "never", "other"],
+    &["GET", "other"],
+    &["DEL", "other"],
+    &["SET", "top", "9223372036854775807"],
+    &["INCR", "top"],
+    &["INCRBY", "top", "0"],
+    &["GET", "top"],
+    &["INCRBY", "visits", "abc"],
+    &["INCRBY", "visits", "05"],
+    &["INCRBY", "visits", "+5"],
+    &["INCRBY", "visits", "9223372036854775808"],
+    &["INCRBY", "visits", "1.5"],
+    &["INCR"],
+    &["INCR", "a", "b"],
+    &["GET"],
+    &["MGET"],
+    &["KEYS"],
+    &["nosuch", "x", "y"],
+    &["SELECT", "0"],
+    &["SELECT", "x"],
+    &["SCAN", "x"],
+    &["SCAN", "0", "COUNT", "0"],
+    &["SCAN", "0", "COUNT", "x"],
+    &["SCAN", "0", "BOGUS", "1"],
+    &["SCAN", "0", "MATCH"],
+    &["AUTH", "pw"],
+    &["AUTH", "a", "b", "c"],
+    &["HELLO", "4"],
+    &["HELLO", "x"],
+    &["HELLO", "3", "AUTH", "x"],
+    &["CLIENT", "SETNAME", "a b"],
+    &["CLIENT", "SETNAME", "app"],
+    &["CLIENT", "GETNAME"],
+    &["CLIENT", "NOSUCH"],
+    &["COMMAND", "NOSUCH"],
+    &["PING", "a", "b"],
+    &["SET", "k", "1", "bogus"],
+    &["GET", "visits"],
+    &["QUIT"],
+];
+
+/// Every shared command answers exactly as Redis 7 answers it: the same values, the same nil,
+/// the same error texts.
+#[test]
+fn answers_match_redis_byte_for_byte() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let db = TempDb::new();
+    let tally = resp_server(&db, &[]);
+    let timeout = Duration::from_secs(10);
+    let mut from_redis =
+        RespClient::connect(([127, 0, 0, 1], redis.port()).into(), timeout).unwrap();
+    let mut from_tally = tally.resp_client();
+    for command in SHARED_SCRIPT {
+        let expected = from_redis.command(command).unwrap();
+        let answered = from_tally.command(command).unwrap();
+        assert_eq!(answered, expected, "{command:?}");
+    }
+    assert!(from_tally.is_closed(), "QUIT closes the connection");
+}
+
+/// What tally answers where Redis has no error of its own: counting down, values that are not
+/// counters, expiry options, invalid names, a database other than 0, an unknown SCAN cursor. Each
+/// refusal changes nothing.
+#[test]
+fn tally_refusals_say_why_and_change_nothing() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(
+        client.command(&["INCRBY", "visits", "10"]).unwrap(),
+        ":10\r\n"
+    );
+    let only_up = |what: &str| {
+        format!(
+            "-ERR tally counters only count up, so {what} is refused; the counter is unchanged \
+             (INCRBY takes 0 to 9223372036854775807)\r\n"
+        )
+    };
+    for (command, answer) in [
+        (
+            &["INCRBY", "visits", "-1"][..],
+            only_up("a negative INCRBY"),
+        ),
+        (&["DECR", "visits"], only_up("DECR")),
+        (&["DECRBY", "visits", "2"], only_up("DECRBY")),
+        (
+            &["SET", "visits", "ten"],
+            "-ERR tally counters hold whole numbers from 0 to 18446744073709551615; SET takes \
+             one in decimal digits (no sign, no leading zeros)\r\n"
+                .into(),
+        ),
+        (
+            &["SET", "visits", "1", "EX", "10"],
+            "-ERR tally's SET takes no options (EX given): counters never expire and SET always \
+             replaces the value; send SET name value\r\n"
+                .into(),
+        ),
+        (
+            &["INCR", ""],
+            "-ERR invalid counter name: a counter name must be empty\r\n"
+                .replace("must be", "must not be"),
+        ),
+        (
+            &["GET", "a\nb"],
+            "-ERR invalid counter name: a counter name must not contain control characters; \
+             found U+000A at byte 1\r\n"
+                .into(),
+        ),
+        (
+            &["MGET", "visits", "a\tb"],
+            "-ERR invalid counter name: a counter name must not contain control characters; \
+             found U+0009 at byte 1\r\n"
+                .into(),
+        ),
+        (&["SELECT", "1"], "-ERR DB index is out of range\r\n".into()),
+        (
+            &["SCAN", "12345"],
+            "-ERR SCAN cursor 12345 is unknown or expired (tally keeps the newest 4096 and \
+             forgets them on restart); SCAN again from 0\r\n"
+                .into(),
+        ),
+    ] {
+        assert_eq!(client.command(command).unwrap(), answer, "{command:?}");
+    }
+    let long = "x".repeat(257);
+    assert_eq!(
+        client.command(&["SET", &long, "1"]).unwrap(),
+        "-ERR invalid counter name: a counter name is at most 256 bytes; this one is 257 bytes\r\n"
+    );
+    assert_eq!(client.command(&["GET", "visits"]).unwrap(), "$2\r\n10\r\n");
+    assert_eq!(
+        client.command(&["KEYS", "*"]).unwrap(),
+        "*1\r\n$6\r\nvisits\r\n"
+    );
+}
+
+/// Counters above Redis's integer range (set over HTTP or RESP on SQLite) read exactly, and an
+/// increment that would pass i64::MAX is an overflow that leaves them unchanged.
+#[test]
+fn values_past_the_resp_range_read_exactly_and_refuse_increments() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(
+        client
+            .command(&["SET", "huge", "18446744073709551615"])
+            .unwrap(),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        client.command(&["GET", "huge"]).unwrap(),
+        "$20\r\n18446744073709551615\r\n"
+    );
+    assert_eq!(
+        client.command(&["INCRBY", "huge", "0"]).unwrap(),
+        "-ERR increment or decrement would overflow\r\n"
+    );
+    assert_eq!(server.value("huge"), u64::MAX);
+    assert_eq!(
+        client
+            .command(&["SET", "edge", "9223372036854775806"])
+            .unwrap(),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        client.command(&["INCR", "edge"]).unwrap(),
+        ":9223372036854775807\r\n"
+    );
+    assert_eq!(
+        client.command(&["INCRBY", "edge", "1"]).unwrap(),
+        "-ERR increment or decrement would overflow\r\n"
+    );
+    assert_eq!(server.value("edge"), i64::MAX as u64);
+    // Over HTTP the same counter still counts on to u64's limit: only RESP reads it signed.
+    let response = server.request("POST", "/counters/edge/increment", None);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(server.value("edge"), i64::MAX as u64 + 1);
+}
+
+/// `SCAN` hands out numeric cursors that page through every counter exactly once (SQLite),
+/// with `MATCH`, `COUNT` and `TYPE`; `KEYS` lists every match.
+#[test]
+fn scan_and_keys_list_every_counter() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    let mut pipeline = Vec::new();
+    for i in 0..2500 {
+        let name = format!("user:{i:04}");
+        pipeline.extend(RespClient::encode(&[b"SET", name.as_bytes(), b"1"]));
+    }
+    client.send_raw(&pipeline).unwrap();
+    for _ in 0..2500 {
+        assert_eq!(client.read_reply().unwrap(), "+OK\r\n");
+    }
+    client.command(&["INCR", "other"]).unwrap();
+
+    let (mut seen, mut cursor, mut calls) = (Vec::new(), "0".to_string(), 0);
+    loop {
+        let answer = client
+            .command(&["SCAN", &cursor, "MATCH", "user:*9", "COUNT", "300"])
+            .unwrap();
+        calls += 1;
+        let lines: Vec<&str> = answer.split("\r\n").collect();
+        assert_eq!(lines[0], "*2");
+        cursor = lines[2].to_string();
+        seen.extend(
+            lines[4..]
+                .iter()
+                .filter(|line| !line.starts_with('$') && !line.is_empty())
+                .map(|line| line.to_string()),
+        );
+        if cursor == "0" {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..2500)
+        .filter(|i| i % 10 == 9)
+        .map(|i| format!("user:{i:04}"))
+        .collect();
+    assert_eq!(seen, expected);
+    // 2,501 counters, 300 looked at per call.
+    assert_eq!(calls, 9);
+
+    // Another type than string matches nothing, but the scan still moves on.
+    let typed = client.command(&["SCAN", "0", "TYPE", "hash"]).unwrap();
+    let lines: Vec<&str> = typed.split("\r\n").collect();
+    assert_eq!((lines[0], lines[3]), ("*2", "*0"), "{typed}");
+    assert_ne!(lines[2], "0");
+    let keys = client.command(&["KEYS", "user:000[0-2]"]).unwrap();
+    assert_eq!(
+        keys,
+        "*3\r\n$9\r\nuser:0000\r\n$9\r\nuser:0001\r\n$9\r\nuser:0002\r\n"
+    );
+    assert!(
+        client
+            .command(&["KEYS", "*"])
+            .unwrap()
+            .starts_with("*2501\r\n")
+    );
+}
+
+/// A pipeline (many commands in one write) is answered in order, runs on one component
+/// instance, and every command is counted in /metrics by name and outcome.
+#[test]
+fn pipelines_answer_in_order_on_one_instance() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(client.command(&["PING"]).unwrap(), "+PONG\r\n");
+    let instances = |server: &Server| {
+        let metrics = server.request("GET", "/metrics", None).body;
+        metric(&metrics, "tally_instances_created_total")
+    };
+    let before = instances(&server);
+    let mut pipeline = Vec::new();
+    for _ in 0..200 {
+        pipeline.extend(RespClient::encode(&[b"INCR", b"piped"]));
+    }
+    pipeline.extend(RespClient::encode(&[b"GET", b"piped"]));
+    pipeline.extend(RespClient::encode(&[b"DECR", b"piped"]));
+    client.send_raw(&pipeline).unwrap();
+    for expected in 1..=200 {
+        assert_eq!(client.read_reply().unwrap(), format!(":{expected}\r\n"));
+    }
+    assert_eq!(client.read_reply().unwrap(), "$3\r\n200\r\n");
+    assert!(
+        client
+            .read_reply()
+            .unwrap()
+            .starts_with("-ERR tally counters only count up")
+    );
+    assert_eq!(
+        instances(&server) - before,
+        1,
+        "one instance for the pipeline"
+    );
+
+    let metrics = server.request("GET", "/metrics", None).body;
+    for (line, value) in [
+        (
+            r#"tally_resp_commands_total{command="incr",outcome="ok"}"#,
+            200,
+        ),
+        (
+            r#"tally_resp_commands_total{command="get",outcome="ok"}"#,
+            1,
+        ),
+        (
+            r#"tally_resp_commands_total{command="decr",outcome="refused"}"#,
+            1,
+        ),
+        (
+            r#"tally_resp_commands_total{command="ping",outcome="ok"}"#,
+            1,
+        ),
+        ("tally_resp_clients", 1),
+    ] {
+        assert_eq!(metric(&metrics, line), value, "{line} in\n{metrics}");
+    }
+}
+
+/// The value of the metric line that starts with `name ` in a Prometheus text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// With `--auth-token`, every command but AUTH, HELLO ... AUTH and QUIT needs the token first,
+/// as Redis's `requirepass`: `-NOAUTH` before it, `-WRONGPASS` for a wrong one; an unknown
+/// command is still named as unknown.
+#[test]
+fn auth_token_works_like_requirepass() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &["--auth-token", "s3cret"]);
+    let mut client = server.resp_client();
+    let noauth = "-NOAUTH Authentication required.\r\n";
+    let wrongpass = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    assert_eq!(client.command(&["INCR", "visits"]).unwrap(), noauth);
+    assert_eq!(client.command(&["PING"]).unwrap(), noauth);
+    assert_eq!(client.command(&["GET", "visits"]).unwrap(), noauth);
+    assert_eq!(
+        client.command(&["NOSUCH"]).unwrap(),
+        "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
+    );
+    assert_eq!(client.command(&["AUTH", "wrong"]).unwrap(), wrongpass);
+    assert_eq!(
+        client.command(&["AUTH", "admin", "s3cret"]).unwrap(),
+        wrongpass
+    );
+    assert!(
+        client
+            .command(&["HELLO", "3"])
+            .unwrap()
+            .starts_with("-NOAUTH HELLO must be called with the client already authenticated")
+    );
+    assert_eq!(client.command(&["INCR", "visits"]).unwrap(), noauth);
+    assert_eq!(client.command(&["AUTH", "s3cret"]).unwrap(), "+OK\r\n");
+    assert_eq!(client.command(&["INCR", "visits"]).unwrap(), ":1\r\n");
+
+    let mut other = server.resp_client();
+    let hello = other
+        .command(&["HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "app"])
+        .unwrap();
+    assert!(
+        hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
+        "{hello}"
+    );
+    assert!(hello.contains("$5\r\nproto\r\n:3\r\n"), "{hello}");
+    assert_eq!(other.command(&["INCR", "visits"]).unwrap(), ":2\r\n");
+    assert_eq!(
+        other.command(&["CLIENT", "GETNAME"]).unwrap(),
+        "$3\r\napp\r\n"
+    );
+    // RESP3's nil.
+    assert_eq!(other.command(&["GET", "never"]).unwrap(), "_\r\n");
+    assert_eq!(server.value("visits"), 2);
+}
+
+/// Input past the limits, or garbage, is answered with an error and the connection is closed,
+/// while other connections go on; an argument of exactly 1 MiB is fine.
+#[test]
+fn limits_and_garbage_close_only_that_connection() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut bystander = server.resp_client();
+    assert_eq!(bystander.command(&["INCR", "c"]).unwrap(), ":1\r\n");
+
+    let mut client = server.resp_client();
+    let exact = "x".repeat(1 << 20);
+    let echoed = client.command(&["ECHO", &exact]).unwrap();
+    assert_eq!(echoed, format!("$1048576\r\n{exact}\r\n"));
+
+    for (input, answer) in [
+        (
+            &b"*2\r\n$4\r\nECHO\r\n$1048577\r\n"[..],
+            "-ERR Protocol error: a bulk string has at most 1048576 bytes; this one announced \
+             1048577\r\n",
+        ),
+        (
+            b"*1025\r\n",
+            "-ERR Protocol error: a command has at most 1024 arguments; this one announced \
+             1025\r\n",
+        ),
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n+PING\r\n",
+            "-ERR Protocol error: expected '+', got '+'\r\n",
+        ),
+    ] {
+        let mut client = server.resp_client();
+        client.send_raw(input).unwrap();
+        let answer = answer.replace("expected '+'", "expected '$'");
+        assert_eq!(client.read_reply().unwrap(), answer, "{input:?}");
+        assert!(client.is_closed(), "{input:?} left the connection open");
+    }
+    // A command before garbage in the same write is answered, then the error.
+    let mut client = server.resp_client();
+    let mut input = RespClient::encode(&[b"INCR", b"c"]);
+    input.extend_from_slice(b"*1\r\n$x\r\n");
+    client.send_raw(&input).unwrap();
+    assert_eq!(client.read_reply().unwrap(), ":2\r\n");
+    assert_eq!(
+        client.read_reply().unwrap(),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert!(client.is_closed());
+
+    // Inline commands, as typed into nc.
+    let mut client = server.resp_client();
+    client.send_raw(b"INCR c\r\nGET c\n").unwrap();
+    assert_eq!(client.read_reply().unwrap(), ":3\r\n");
+    assert_eq!(client.read_reply().unwrap(), "$1\r\n3\r\n");
+
+    assert_eq!(bystander.command(&["INCR", "c"]).unwrap(), ":4\r\n");
+}
+
+/// `--resp-max-clients` refuses connections past it with Redis's error, and takes new ones once
+/// others have left.
+#[test]
+fn max_clients_refuses_extra_connections() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &["--resp-max-clients", "2"]);
+    let mut first = server.resp_client();
+    let mut second = server.resp_client();
+    assert_eq!(first.command(&["PING"]).unwrap(), "+PONG\r\n");
+    assert_eq!(second.command(&["PING"]).unwrap(), "+PONG\r\n");
+    let mut third = server.resp_client();
+    assert_eq!(
+        third.read_reply().unwrap(),
+        "-ERR max number of clients reached\r\n"
+    );
+    assert!(third.is_closed());
+    assert_eq!(first.command(&["QUIT"]).unwrap(), "+OK\r\n");
+    assert!(first.is_closed());
+    // The server notices the close at once, but give its task a moment to finish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut next = server.resp_client();
+        if next
+            .command(&["PING"])
+            .is_ok_and(|answer| answer == "+PONG\r\n")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = server.request("GET", "/metrics", None).body;
+    assert!(metric(&metrics, "tally_resp_clients_rejected_total") >= 1);
+}
+
+/// A client that sends nothing for `--resp-idle-timeout-secs` is dropped; one that keeps talking
+/// is not.
+#[test]
+fn idle_clients_are_dropped() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &["--resp-idle-timeout-secs", "1"]);
+    let mut idle = server.resp_client();
+    let mut busy = server.resp_client();
+    assert_eq!(idle.command(&["PING"]).unwrap(), "+PONG\r\n");
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(busy.command(&["PING"]).unwrap(), "+PONG\r\n");
+    }
+    assert!(idle.is_closed(), "an idle client was kept past the timeout");
+}
+
+/// The restart scenario through RESP: 10 survives `kill -9`, then 11, then 15, and HTTP reads
+/// the same values.
+#[test]
+fn counters_survive_kill_9_through_resp() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    assert_eq!(
+        server
+            .resp_client()
+            .command(&["INCRBY", "visits", "10"])
+            .unwrap(),
+        ":10\r\n"
+    );
+    server.kill();
+
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(client.command(&["GET", "visits"]).unwrap(), "$2\r\n10\r\n");
+    assert_eq!(client.command(&["INCR", "visits"]).unwrap(), ":11\r\n");
+    server.kill();
+
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(client.command(&["GET", "visits"]).unwrap(), "$2\r\n11\r\n");
+    assert_eq!(
+        client.command(&["INCRBY", "visits", "4"]).unwrap(),
+        ":15\r\n"
+    );
+    server.kill();
+
+    let server = resp_server(&db, &[]);
+    assert_eq!(
+        server.resp_client().command(&["GET", "visits"]).unwrap(),
+        "$2\r\n15\r\n"
+    );
+    assert_eq!(server.value("visits"), 15);
+}
+
+/// SIGTERM while a client pipelines increments: every increment answered is stored, none is
+/// stored unanswered past what was read, and the server exits cleanly.
+#[test]
+fn sigterm_answers_what_was_read_then_closes() {
+    let db = TempDb::new();
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    assert_eq!(client.command(&["PING"]).unwrap(), "+PONG\r\n");
+    let mut pipeline = Vec::new();
+    for _ in 0..2000 {
+        pipeline.extend(RespClient::encode(&[b"INCR", b"drained"]));
+    }
+    client.send_raw(&pipeline).unwrap();
+    let status = {
+        let pid = libc::pid_t::try_from(server.pid()).unwrap();
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let mut answered = 0;
+        while let Ok(answer) = client.read_reply() {
+            answered += 1;
+            assert_eq!(answer, format!(":{answered}\r\n"));
+        }
+        let status = server.terminate();
+        (status, answered)
+    };
+    assert!(status.0.success(), "{:?}", status.0);
+    let server = resp_server(&db, &[]);
+    let stored = server.value("drained");
+    // Commands read before the signal are answered; the read ones are the stored ones.
+    assert_eq!(
+        stored, status.1,
+        "answered {} but stored {stored}",
+        status.1
+    );
+}

@@ -1,0 +1,130 @@
+//! `kill -9` under RESP load: clients pipelining `INCRBY`s, the server SIGKILLed at random
+//! moments ten times; no acknowledged increment may be lost and none may appear from nowhere.
+
+use crate::common::TempDb;
+use crate::resp::resp_server;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tally_test_support::resp_client::RespClient;
+
+const CYCLES: usize = 10;
+const CLIENTS: usize = 8;
+const COUNTERS: usize = 4;
+/// Commands each client sends per write: 1 (no pipelining) for half of them, 8 for the rest.
+const PIPELINES: [usize; 2] = [1, 8];
+
+/// Per counter: what acknowledged increments added, and what sent but unanswered ones would have.
+#[derive(Default)]
+struct Tally {
+    acknowledged: [AtomicU64; COUNTERS],
+    unanswered: [AtomicU64; COUNTERS],
+}
+
+/// Ten cycles of {start, 8 RESP clients adding 1 or 3 to 4 counters (half of them pipelining 8
+/// commands per write), SIGKILL after a random 100-700 ms}. After the last restart each counter
+/// holds at least what was acknowledged and at most that plus what was in flight.
+#[test]
+fn sigkill_under_resp_load_loses_no_acknowledged_increment() {
+    let mut random = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let seed = random;
+    let mut below = |bound: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % bound
+    };
+    let db = TempDb::new();
+    let tally = Arc::new(Tally::default());
+    for _ in 0..CYCLES {
+        let server = resp_server(&db, &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(Barrier::new(CLIENTS + 1));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (address, tally, stop, started) = (
+                    server.resp.unwrap(),
+                    tally.clone(),
+                    stop.clone(),
+                    started.clone(),
+                );
+                std::thread::spawn(move || {
+                    let counter = client % COUNTERS;
+                    let by: u64 = if client % 2 == 0 { 1 } else { 3 };
+                    let pipeline = PIPELINES[client / COUNTERS % 2];
+                    let name = format!("crash{counter}");
+                    let command = RespClient::encode(&[
+                        b"INCRBY",
+                        name.as_bytes(),
+                        by.to_string().as_bytes(),
+                    ]);
+                    let mut connection =
+                        RespClient::connect(address, Duration::from_secs(30)).unwrap();
+                    started.wait();
+                    while !stop.load(Ordering::SeqCst) {
+                        if connection.send_raw(&command.repeat(pipeline)).is_err() {
+                            tally.unanswered[counter]
+                                .fetch_add(by * pipeline as u64, Ordering::SeqCst);
+                            return;
+                        }
+                        for answered in 0..pipeline {
+                            match connection.read_reply() {
+                                Ok(answer) => {
+                                    assert!(answer.starts_with(':'), "{answer}");
+                                    tally.acknowledged[counter].fetch_add(by, Ordering::SeqCst);
+                                }
+                                // The server died with these commands sent and unanswered.
+                                Err(_) => {
+                                    let lost = (pipeline - answered) as u64 * by;
+                                    tally.unanswered[counter].fetch_add(lost, Ordering::SeqCst);
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        std::thread::sleep(Duration::from_millis(100 + below(600)));
+        server.kill();
+        stop.store(true, Ordering::SeqCst);
+        for client in clients {
+            client.join().unwrap();
+        }
+    }
+
+    let server = resp_server(&db, &[]);
+    let mut client = server.resp_client();
+    let mut report = Vec::new();
+    let mut total = 0;
+    for counter in 0..COUNTERS {
+        let answer = client
+            .command(&["GET", &format!("crash{counter}")])
+            .unwrap();
+        let value: u64 = answer.lines().nth(1).unwrap_or("0").parse().unwrap();
+        let acknowledged = tally.acknowledged[counter].load(Ordering::SeqCst);
+        let unanswered = tally.unanswered[counter].load(Ordering::SeqCst);
+        report.push(format!(
+            "crash{counter}: stored {value}, acknowledged {acknowledged}, unanswered {unanswered}"
+        ));
+        assert!(
+            acknowledged <= value && value <= acknowledged + unanswered,
+            "seed {seed}: crash{counter} stored {value}, acknowledged {acknowledged}, \
+             unanswered {unanswered}"
+        );
+        total += acknowledged;
+    }
+    assert!(
+        total > 0,
+        "no increment was acknowledged in {CYCLES} cycles"
+    );
+    println!(
+        "RESP crash loop (seed {seed}, {CYCLES} kills):\n  {}",
+        report.join("\n  ")
+    );
+}
