@@ -20,51 +20,8 @@ for tool in redis-benchmark redis-server redis-cli python3; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
 done
 
-cargo build --release --quiet
-tally="$root/target/release/tally"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_tally NAME DURABILITY: a server with a RESP listener on a new database; sets PORT.
-start_tally() {
-  local name=$1 durability=$2
-  "$tally" --db "$work/$name.db" --cache-dir "$work/cache" --durability "$durability" \
-    serve --listen 127.0.0.1:0 --resp 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.log" &
-  pids+=("$!")
-  for _ in $(seq 100); do
-    if line=$(sed -n 2p "$work/$name.out" 2>/dev/null) && [[ $line == "listening on redis://"* ]]; then
-      PORT=${line##*:}
-      return
-    fi
-    sleep 0.1
-  done
-  echo "bench: tally serve did not start; see $work/$name.log" >&2
-  exit 1
-}
-
-# start_redis NAME FSYNC: a redis-server with an append-only file; sets PORT.
-start_redis() {
-  local name=$1 fsync=$2
-  PORT=$(free_port)
-  mkdir -p "$work/$name"
-  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$work/$name" --save '' \
-    --appendonly yes --appendfsync "$fsync" --maxmemory-policy noeviction >/dev/null &
-  pids+=("$!")
-  for _ in $(seq 100); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "bench: redis-server did not start" >&2
-  exit 1
-}
+# shellcheck source=lib/servers.sh
+source "$root/scripts/lib/servers.sh"
 
 value() { local v; v=$(redis-cli -p "$1" GET counter:__rand_int__); echo "${v:-0}"; }
 
@@ -77,8 +34,8 @@ row = next(r for r in csv.reader(sys.stdin) if r and r[0] == "INCR")
 print(f"{float(row[1]):.0f} {float(row[6]):.2f}")'
 }
 
-start_tally full full;          tally_full=$PORT
-start_tally relaxed relaxed;    tally_relaxed=$PORT
+start_tally full full resp;          tally_full=$PORT
+start_tally relaxed relaxed resp;    tally_relaxed=$PORT
 start_redis always always;      redis_always=$PORT
 start_redis everysec everysec;  redis_everysec=$PORT
 # Warm-up: compiled caches, SQLite pages, connections.

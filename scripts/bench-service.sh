@@ -36,53 +36,8 @@ for tool in wrk redis-benchmark redis-server redis-cli python3 curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
 done
 
-cargo build --release --quiet
-tally="$root/target/release/tally"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_tally NAME DURABILITY: a server on a new database; sets PORT and PID.
-start_tally() {
-  local name=$1 durability=$2
-  "$tally" --db "$work/$name.db" --cache-dir "$work/cache" --durability "$durability" \
-    serve --listen 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.log" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 100); do
-    if line=$(head -1 "$work/$name.out" 2>/dev/null) && [[ $line == "listening on http://"* ]]; then
-      PORT=${line##*:}
-      return
-    fi
-    sleep 0.1
-  done
-  echo "bench: tally serve did not start; see $work/$name.log" >&2
-  exit 1
-}
-
-# start_redis NAME FSYNC: a redis-server with an append-only file; sets PORT and PID.
-start_redis() {
-  local name=$1 fsync=$2
-  PORT=$(free_port)
-  mkdir -p "$work/$name"
-  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$work/$name" --save '' \
-    --appendonly yes --appendfsync "$fsync" --maxmemory-policy noeviction >/dev/null &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 100); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "bench: redis-server did not start" >&2
-  exit 1
-}
+# shellcheck source=lib/servers.sh
+source "$root/scripts/lib/servers.sh"
 
 tally_value() { curl -sf "http://127.0.0.1:$1/counters/bench" | python3 -c 'import json,sys; print(json.load(sys.stdin)["value"])'; }
 redis_value() { local v; v=$(redis-cli -p "$1" GET counter:__rand_int__); echo "${v:-0}"; }

@@ -275,18 +275,22 @@ fn scan_and_keys_list_every_counter() {
 }
 
 /// A pipeline (many commands in one write) is answered in order, runs on one component
-/// instance, and every command is counted in /metrics by name and outcome.
+/// instance, feeds group commit (its increments share commits instead of taking one each),
+/// and every command is counted in /metrics by name and outcome.
 #[test]
 fn pipelines_answer_in_order_on_one_instance() {
     let db = TempDb::new();
     let server = resp_server(&db, &[]);
     let mut client = server.resp_client();
     assert_eq!(client.command(&["PING"]).unwrap(), "+PONG\r\n");
-    let instances = |server: &Server| {
+    let read = |server: &Server, name: &str| {
         let metrics = server.request("GET", "/metrics", None).body;
-        metric(&metrics, "tally_instances_created_total")
+        metric(&metrics, name)
     };
+    let instances = |server: &Server| read(server, "tally_instances_created_total");
+    let commits = |server: &Server| read(server, "tally_commit_batch_size_count");
     let before = instances(&server);
+    let commits_before = commits(&server);
     let mut pipeline = Vec::new();
     for _ in 0..200 {
         pipeline.extend(RespClient::encode(&[b"INCR", b"piped"]));
@@ -309,16 +313,47 @@ fn pipelines_answer_in_order_on_one_instance() {
         1,
         "one instance for the pipeline"
     );
+    let committed = commits(&server) - commits_before;
+    assert!(
+        committed <= 100,
+        "200 pipelined increments took {committed} commits: they should share them"
+    );
+
+    // A read in a pipeline sees the writes before it (it waits until they are durable).
+    let mut mixed = Vec::new();
+    for command in [
+        &[&b"INCR"[..], b"mixed"][..],
+        &[b"GET", b"mixed"],
+        &[b"INCRBY", b"mixed", b"5"],
+        &[b"MGET", b"mixed", b"never"],
+        &[b"SET", b"mixed", b"9"],
+        &[b"EXISTS", b"mixed"],
+        &[b"GET", b"mixed"],
+    ] {
+        mixed.extend(RespClient::encode(command));
+    }
+    client.send_raw(&mixed).unwrap();
+    for expected in [
+        ":1\r\n",
+        "$1\r\n1\r\n",
+        ":6\r\n",
+        "*2\r\n$1\r\n6\r\n$-1\r\n",
+        "+OK\r\n",
+        ":1\r\n",
+        "$1\r\n9\r\n",
+    ] {
+        assert_eq!(client.read_reply().unwrap(), expected);
+    }
 
     let metrics = server.request("GET", "/metrics", None).body;
     for (line, value) in [
         (
             r#"tally_resp_commands_total{command="incr",outcome="ok"}"#,
-            200,
+            201,
         ),
         (
             r#"tally_resp_commands_total{command="get",outcome="ok"}"#,
-            1,
+            3,
         ),
         (
             r#"tally_resp_commands_total{command="decr",outcome="refused"}"#,
@@ -578,4 +613,55 @@ fn sigterm_answers_what_was_read_then_closes() {
         "answered {} but stored {stored}",
         status.1
     );
+}
+
+/// A disk that fills up under pipelined writes: a write whose commit failed is answered with
+/// the failure, never `+OK`, and every write that was answered `+OK` is there after a restart.
+#[test]
+fn full_disk_fails_pipelined_writes_and_keeps_acknowledged_ones() {
+    let disk = crate::common::SmallDisk::mount("256k");
+    let path = disk.dir.path().join("counters.db");
+    let server = Server::start(&path, &["--resp", "127.0.0.1:0"]);
+    let mut client = server.resp_client();
+    let (mut acknowledged, mut failure) = (Vec::new(), None);
+    'fill: for round in 0..1000 {
+        let names: Vec<String> = (0..20)
+            .map(|i| format!("counter-{round:04}-{i:02}-{}", "x".repeat(200)))
+            .collect();
+        let mut pipeline = Vec::new();
+        for name in &names {
+            pipeline.extend(RespClient::encode(&[b"SET", name.as_bytes(), b"7"]));
+        }
+        client.send_raw(&pipeline).unwrap();
+        for name in names {
+            match client.read_reply().unwrap().as_str() {
+                "+OK\r\n" => acknowledged.push(name),
+                other => failure = Some(other.to_string()),
+            }
+        }
+        if failure.is_some() {
+            break 'fill;
+        }
+    }
+    let failure = failure.expect("256 KiB never filled up");
+    assert!(
+        failure.starts_with("-ERR ") && failure.contains("full"),
+        "{failure}"
+    );
+    assert!(
+        acknowledged.len() > 10,
+        "only {} writes fit",
+        acknowledged.len()
+    );
+    server.kill();
+
+    let server = Server::start(&path, &["--resp", "127.0.0.1:0"]);
+    let mut client = server.resp_client();
+    for name in &acknowledged {
+        assert_eq!(
+            client.command(&["GET", name]).unwrap(),
+            "$1\r\n7\r\n",
+            "{name}"
+        );
+    }
 }

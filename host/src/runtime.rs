@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tally_keyvalue::storage::{Storage, WriteContext};
+use tally_keyvalue::storage::{DurableFuture, Storage, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Linker, ResourceTable};
@@ -427,6 +427,24 @@ impl Counter {
     fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
         self.limits
             .explain(error, self.store.data().limiter.refused_memory)
+    }
+
+    /// Makes the next calls' writes staged: a write returns to the guest once the store applied
+    /// it, and its durability waits in [`Counter::take_durability`] (see
+    /// `KeyValueCtx::stage_writes`). The caller must complete those futures before it
+    /// acknowledges anything. `more_follow`: more writes come right after this call.
+    pub fn stage_writes(&self, more_follow: bool) {
+        self.store.data().keyvalue.stage_writes(more_follow);
+    }
+
+    /// Writes return when durable again.
+    pub fn stop_staging(&self) {
+        self.store.data().keyvalue.stop_staging();
+    }
+
+    /// The durability of the staged writes made since the last time this was asked.
+    pub fn take_durability(&self) -> Vec<DurableFuture> {
+        self.store.data().keyvalue.take_durability()
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past

@@ -15,7 +15,9 @@
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::observer::Observer;
-use crate::storage::{Cursor, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext};
+use crate::storage::{
+    Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,13 +46,18 @@ pub struct KeyValueCtx {
 /// How many list cursors a context remembers (each a key of at most a few hundred bytes).
 pub const MAX_CURSORS: usize = 4096;
 
-/// What one instance's calls ran into: how they failed, so the host can answer in kind.
+/// What one instance's calls ran into: how they failed, so the host can answer in kind; and,
+/// when the host stages writes, the durability of those not yet acknowledged.
 #[derive(Default)]
 struct InstanceState {
     busy: AtomicBool,
     unavailable: AtomicBool,
     overflow: AtomicBool,
     cursor_expired: AtomicBool,
+    staging: AtomicBool,
+    more_follow: AtomicBool,
+    // A std mutex, held only to push or take, never across an await.
+    pending: Mutex<Vec<DurableFuture>>,
 }
 
 /// The cursors handed out as numbers, newest [`MAX_CURSORS`], each with the bucket it pages.
@@ -103,6 +110,33 @@ impl KeyValueCtx {
             instance: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// Makes the next call's writes staged ([`Storage::write_staged`]): each returns to the
+    /// guest as soon as the store applied it, and its durability is kept for the host to await
+    /// ([`KeyValueCtx::take_durability`]) before it answers anyone. `more_follow`: the host has
+    /// more writes right behind this call (a pipeline), so the store may hold its group commit
+    /// open for them. [`KeyValueCtx::stop_staging`] goes back to writes that return durable.
+    pub fn stage_writes(&self, more_follow: bool) {
+        self.instance.staging.store(true, Ordering::Relaxed);
+        self.instance
+            .more_follow
+            .store(more_follow, Ordering::Relaxed);
+    }
+
+    /// Writes return when durable again (the default).
+    pub fn stop_staging(&self) {
+        self.instance.staging.store(false, Ordering::Relaxed);
+    }
+
+    /// The durability of every staged write since the last call: complete them all before
+    /// acknowledging those writes.
+    pub fn take_durability(&self) -> Vec<DurableFuture> {
+        self.instance
+            .pending
+            .lock()
+            .map(|mut pending| std::mem::take(&mut *pending))
+            .unwrap_or_default()
     }
 
     /// Forgets how earlier calls of this instance failed, so the flags below describe the next
@@ -189,10 +223,29 @@ impl KeyValueCtx {
         Arc::clone(&self.storage).write_async(self.write_context.clone(), bucket, write)
     }
 
-    /// Applies one write.
+    /// Applies one write (staged, when the host asked for it: see
+    /// [`KeyValueCtx::stage_writes`]).
     async fn write(self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
-        let outcome = self.start_write(bucket, write).await;
+        if !self.instance.staging.load(Ordering::Relaxed) {
+            let outcome = self.start_write(bucket, write).await;
+            return self.finish(started, outcome);
+        }
+        let mut context = self.write_context.clone();
+        context.more_follow = self.instance.more_follow.load(Ordering::Relaxed);
+        let staged = Arc::clone(&self.storage).write_staged(context, bucket, write);
+        // Kept for the host; should the list be unusable, the write is awaited to durability
+        // here instead, never acknowledged without it.
+        let mut unkept = Some(staged.durable);
+        if let Ok(mut pending) = self.instance.pending.lock() {
+            pending.extend(unkept.take());
+        }
+        let mut outcome = staged.applied.await;
+        if let Some(durable) = unkept
+            && let Err(failure) = durable.await
+        {
+            outcome = Err(failure);
+        }
         self.finish(started, outcome)
     }
 

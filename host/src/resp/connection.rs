@@ -1,13 +1,19 @@
 //! One client connection: read what the client sent, run every complete command in it in order
 //! (a pipeline shares one component instance), send the answers in one write, and repeat.
 //!
+//! A pipeline feeds group commit: its `INCR`, `INCRBY` and `SET` are staged writes (the store
+//! answers each once applied, inside its open transaction, and holds the transaction a moment
+//! for the next one), so a pipeline's writes commit together instead of one commit each. No
+//! answer leaves before its write is durable ([`settle`]), and any other command first waits for
+//! the writes before it, so a read in a pipeline sees them.
+//!
 //! A protocol error is answered and closes the connection; an idle client is dropped after the
 //! idle timeout; on shutdown a connection answers what it has already read and then closes.
 
 use super::Shared;
 use super::frame::{self, Frame};
 use super::reply::Reply;
-use super::session::{Instance, Session};
+use super::session::{self, Instance, Outcome, Session};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +43,7 @@ pub async fn serve(
         let mut close = false;
         let mut ran = 0;
         let mut instance = Instance::new(&shared);
+        let mut unsettled = Vec::new();
         while ran < MAX_BATCH {
             match frame::parse(&input[consumed..]) {
                 Ok(Some(Frame { args, used })) => {
@@ -45,12 +52,21 @@ pub async fn serve(
                         continue;
                     }
                     ran += 1;
-                    let outcome = session.run(&args, &shared, &mut instance).await;
-                    shared
-                        .metrics
-                        .record_resp_command(outcome.command, outcome.label);
-                    outcome.reply.write(&mut output, session.protocol());
-                    if outcome.close {
+                    if !session::stages_writes(&args) {
+                        settle(&mut unsettled, &shared, &session, &mut output).await;
+                    }
+                    // Only a staged write right behind is worth holding a commit open for.
+                    let more_follow = ran < MAX_BATCH
+                        && matches!(
+                            frame::parse(&input[consumed..]),
+                            Ok(Some(next)) if !next.args.is_empty() && session::stages_writes(&next.args)
+                        );
+                    let outcome = session
+                        .run(&args, &shared, &mut instance, more_follow)
+                        .await;
+                    let closing = outcome.close;
+                    unsettled.push(outcome);
+                    if closing {
                         close = true;
                         break;
                     }
@@ -58,6 +74,7 @@ pub async fn serve(
                 Ok(None) => break,
                 Err(error) => {
                     tracing::debug!(client = id, "closing a RESP connection: {error}");
+                    settle(&mut unsettled, &shared, &session, &mut output).await;
                     shared
                         .metrics
                         .record_resp_command("protocol_error", "refused");
@@ -67,6 +84,7 @@ pub async fn serve(
                 }
             }
         }
+        settle(&mut unsettled, &shared, &session, &mut output).await;
         drop(instance);
         input.drain(..consumed);
         if !output.is_empty() {
@@ -103,6 +121,31 @@ pub async fn serve(
         if stop {
             return close_gently(stream).await;
         }
+    }
+}
+
+/// Waits until the staged writes of `outcomes` are durable, then writes their answers in order:
+/// nothing is acknowledged before it is on disk, and an answer whose write did not commit
+/// becomes that failure.
+async fn settle(
+    outcomes: &mut Vec<Outcome>,
+    shared: &Shared,
+    session: &Session,
+    output: &mut Vec<u8>,
+) {
+    for mut outcome in outcomes.drain(..) {
+        for durable in std::mem::take(&mut outcome.durable) {
+            if let Err(failure) = durable.await
+                && !outcome.reply.is_error()
+            {
+                outcome.reply = Reply::err(format!("the counter store failed: {failure}"));
+                outcome.label = "failed";
+            }
+        }
+        shared
+            .metrics
+            .record_resp_command(outcome.command, outcome.label);
+        outcome.reply.write(output, session.protocol());
     }
 }
 

@@ -53,14 +53,7 @@ pub fn listening_line(address: SocketAddr) -> String {
 
 /// Reads the [`listening_line`] from a server's standard output (after the HTTP one).
 pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .context("reading tally serve's RESP address line")?;
-    line.trim()
-        .strip_prefix(LISTENING_PREFIX)
-        .and_then(|address| address.parse().ok())
-        .with_context(|| format!("tally serve said {line:?} instead of its RESP address"))
+    crate::server::read_address_line(stdout, LISTENING_PREFIX)
 }
 
 /// The RESP listener's settings.

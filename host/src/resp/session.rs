@@ -11,10 +11,10 @@ use crate::{CounterError, Refusal};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
-use tally_keyvalue::storage::WriteContext;
+use tally_keyvalue::storage::{DurableFuture, WriteContext};
 
-/// What one command came to: its answer, how it is counted in the metrics, and whether the
-/// connection closes after it (`QUIT`).
+/// What one command came to: its answer, how it is counted in the metrics, whether the
+/// connection closes after it (`QUIT`), and the durability its answer must wait for.
 pub struct Outcome {
     /// The answer.
     pub reply: Reply,
@@ -24,6 +24,18 @@ pub struct Outcome {
     pub command: &'static str,
     /// Close the connection once the answer is sent.
     pub close: bool,
+    /// The command's staged writes: the answer may be sent only once all have completed, and
+    /// becomes an error if one fails.
+    pub durable: Vec<DurableFuture>,
+}
+
+/// Whether the command `args` names has its writes staged ([`Session::run`]): `INCR`, `INCRBY`
+/// and `SET`, one write each. Anything else runs only after the writes before it are durable,
+/// so a read in a pipeline sees the pipeline's writes.
+pub fn stages_writes(args: &[Vec<u8>]) -> bool {
+    ["incr", "incrby", "set"]
+        .iter()
+        .any(|name| name.as_bytes().eq_ignore_ascii_case(&args[0]))
 }
 
 /// A failed command: refused (the client's input) or failed (the store or the component).
@@ -54,7 +66,29 @@ impl<'a> Instance<'a> {
         }
     }
 
+    /// The instance, its writes durable on return (the default).
     async fn get(&mut self) -> Result<&mut Counter, Failure> {
+        let counter = self.instance().await?;
+        counter.stop_staging();
+        Ok(counter)
+    }
+
+    /// The instance, its writes staged (see [`Counter::stage_writes`]).
+    async fn staging(&mut self, more_follow: bool) -> Result<&mut Counter, Failure> {
+        let counter = self.instance().await?;
+        counter.stage_writes(more_follow);
+        Ok(counter)
+    }
+
+    /// The durability of the staged writes since the last call.
+    fn take_durability(&self) -> Vec<DurableFuture> {
+        self.counter
+            .as_ref()
+            .map(Counter::take_durability)
+            .unwrap_or_default()
+    }
+
+    async fn instance(&mut self) -> Result<&mut Counter, Failure> {
         if self.counter.is_none() {
             // RESP integers are signed 64-bit: an increment is refused before it passes that.
             let context = WriteContext::default().with_increment_limit(i64::MAX as u64);
@@ -146,12 +180,14 @@ impl Session {
         self.protocol
     }
 
-    /// Runs one command (`args`, the name first) on `instance`.
+    /// Runs one command (`args`, the name first) on `instance`. Its writes are staged when
+    /// [`stages_writes`] says so; `more_follow` tells the store more commands follow at once.
     pub async fn run(
         &mut self,
         args: &[Vec<u8>],
         shared: &Shared,
         instance: &mut Instance<'_>,
+        more_follow: bool,
     ) -> Outcome {
         let spec = match command::lookup(args) {
             Ok(spec) => spec,
@@ -161,11 +197,15 @@ impl Session {
                     label: "refused",
                     command: "unknown",
                     close: false,
+                    durable: Vec::new(),
                 };
             }
         };
         let close = spec.name == "quit";
-        let (reply, label) = match self.dispatch(spec, args, shared, instance).await {
+        let (reply, label) = match self
+            .dispatch(spec, args, shared, instance, more_follow)
+            .await
+        {
             Ok(reply) => (reply, "ok"),
             Err(Failure::Refused(reply)) => (reply, "refused"),
             Err(Failure::Failed(reply)) => (reply, "failed"),
@@ -175,6 +215,7 @@ impl Session {
             label,
             command: spec.name,
             close,
+            durable: instance.take_durability(),
         }
     }
 
@@ -184,6 +225,7 @@ impl Session {
         args: &[Vec<u8>],
         shared: &Shared,
         instance: &mut Instance<'_>,
+        more_follow: bool,
     ) -> Result<Reply, Failure> {
         // As in Redis: an unknown command or a wrong arity is answered before authentication,
         // anything else only after it.
@@ -193,7 +235,7 @@ impl Session {
         let command = command::parse(spec, args)?;
         Ok(match command {
             Command::Increment { name, by } => {
-                let counter = instance.get().await?;
+                let counter = instance.staging(more_follow).await?;
                 let outcome = counter.increment(&name, by).await;
                 let value = answer(instance, outcome, Reading::Increment)?;
                 // The store refused anything past the limit; a value beyond it would be a bug.
@@ -209,7 +251,7 @@ impl Session {
                 }
             }
             Command::Set { name, value } => {
-                let outcome = instance.get().await?.set(&name, value).await;
+                let outcome = instance.staging(more_follow).await?.set(&name, value).await;
                 answer(instance, outcome, Reading::Other)?;
                 Reply::OK
             }

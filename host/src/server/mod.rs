@@ -47,14 +47,23 @@ pub fn listening_line(address: SocketAddr) -> String {
 
 /// Reads the [`listening_line`] from a server's standard output and returns the address.
 pub fn read_listening_address(stdout: &mut impl std::io::BufRead) -> Result<SocketAddr> {
+    read_address_line(stdout, LISTENING_PREFIX)
+}
+
+/// Reads one line from a server's standard output and returns the address after `prefix`
+/// (the HTTP line here, the RESP one in `crate::resp`).
+pub(crate) fn read_address_line(
+    stdout: &mut impl std::io::BufRead,
+    prefix: &str,
+) -> Result<SocketAddr> {
     let mut line = String::new();
     stdout
         .read_line(&mut line)
-        .context("reading tally serve's first line")?;
+        .context("reading tally serve's standard output")?;
     line.trim()
-        .strip_prefix(LISTENING_PREFIX)
+        .strip_prefix(prefix)
         .and_then(|address| address.parse().ok())
-        .with_context(|| format!("tally serve said {line:?} instead of its address"))
+        .with_context(|| format!("tally serve said {line:?} instead of `{prefix}ADDRESS`"))
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets

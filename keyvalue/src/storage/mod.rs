@@ -151,6 +151,27 @@ pub trait Storage: Send + Sync + 'static {
         })
     }
 
+    /// Applies `write` like [`Storage::write_async`], but in two steps: `applied` completes with
+    /// the write's outcome as soon as the store has applied it, and `durable` when it is durable
+    /// (or with the error that undid it). Until `durable` completes the write is not
+    /// acknowledged: a host answers its client only then. What this buys is a pipeline: a client
+    /// with more writes right behind this one ([`WriteContext::more_follow`]) can have them
+    /// applied in the same group commit as this one, instead of one commit each.
+    ///
+    /// The default is [`Storage::write_async`] with `durable` already complete (it is durable
+    /// once applied). SQLite answers `applied` from inside its group-commit transaction.
+    fn write_staged(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> StagedWrite {
+        StagedWrite {
+            applied: self.write_async(context, bucket, write),
+            durable: Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
     /// Applies `write` with the blocking methods; the new value for an increment, 0 otherwise.
     fn apply(&self, bucket: &str, write: Write) -> Result<u64, StorageError> {
         match write {
@@ -220,6 +241,17 @@ pub trait Storage: Send + Sync + 'static {
 /// The future of [`Storage::write_async`].
 pub type WriteFuture = Pin<Box<dyn Future<Output = Result<u64, StorageError>> + Send + 'static>>;
 
+/// Completes when a staged write is durable, or with the error that undid it.
+pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'static>>;
+
+/// A write in two steps ([`Storage::write_staged`]).
+pub struct StagedWrite {
+    /// The outcome once applied: the new value for an increment, 0 otherwise, or the refusal.
+    pub applied: WriteFuture,
+    /// Completes when the write is durable.
+    pub durable: DurableFuture,
+}
+
 /// One write, without its bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -260,6 +292,9 @@ pub struct WriteContext {
     /// integers): past it the increment is refused as an overflow and nothing is written.
     /// `None`: the store's own [`Storage::counter_limit`].
     pub increment_limit: Option<u64>,
+    /// The client has more writes right behind this one (a pipeline). A store that commits in
+    /// groups may keep its transaction open a moment for them ([`Storage::write_staged`]).
+    pub more_follow: bool,
 }
 
 impl WriteContext {

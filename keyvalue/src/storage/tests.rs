@@ -304,6 +304,48 @@ mod suite {
         }
     }
 
+    /// A staged write answers once applied and completes its durability afterwards; writes
+    /// staged one after another (a pipeline, `more_follow`) add up in order, and are all stored
+    /// once durable. A refused staged write is refused, and changes nothing.
+    pub fn staged_writes_apply_then_become_durable(store: Arc<dyn Storage>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let stage = |more_follow: bool, write: Write| {
+            let context = WriteContext {
+                more_follow,
+                ..WriteContext::default()
+            };
+            store.clone().write_staged(context, String::new(), write)
+        };
+        let increment = |delta| Write::Increment {
+            key: "staged".into(),
+            delta,
+        };
+        let first = stage(true, increment(1));
+        assert_eq!(runtime.block_on(first.applied).unwrap(), 1);
+        let second = stage(true, increment(2));
+        assert_eq!(runtime.block_on(second.applied).unwrap(), 3);
+        store.set("", "word", b"abc").unwrap();
+        let refused = stage(
+            false,
+            Write::Increment {
+                key: "word".into(),
+                delta: 1,
+            },
+        );
+        assert!(matches!(
+            runtime.block_on(refused.applied),
+            Err(StorageError::NotANumber { .. })
+        ));
+        for durable in [first.durable, second.durable, refused.durable] {
+            runtime.block_on(durable).unwrap();
+        }
+        assert_eq!(store.get("", "staged").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(store.get("", "word").unwrap(), Some(b"abc".to_vec()));
+    }
+
     /// Following cursors returns every key across several pages.
     pub fn list_keys_pages_through_everything(store: &dyn Storage) {
         let count = 2 * MAX_PAGE_SIZE + 7;
@@ -490,6 +532,12 @@ macro_rules! backend_suite {
             fn increments_stop_at_the_requests_limit() {
                 let (_guard, store) = $make;
                 suite::increments_stop_at_the_requests_limit(Arc::new(store));
+            }
+
+            #[test]
+            fn staged_writes_apply_then_become_durable() {
+                let (_guard, store) = $make;
+                suite::staged_writes_apply_then_become_durable(Arc::new(store));
             }
 
             #[test]

@@ -24,8 +24,8 @@ mod writer;
 pub use backup::BackupReport;
 
 use super::{
-    Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext, WriteFuture,
-    refuse_idempotency_key,
+    Cursor, KeyPage, MAX_PAGE_SIZE, StagedWrite, Storage, StorageError, Write, WriteContext,
+    WriteFuture, refuse_idempotency_key,
 };
 use crate::observer::Observer;
 use rusqlite::types::ValueRef;
@@ -572,11 +572,40 @@ impl Storage for SqliteStorage {
             let limit = context.increment_limit.unwrap_or(u64::MAX);
             self.writer()?.submit_async(bucket, write, limit)
         });
-        Box::pin(async move {
-            queued?
-                .await
-                .map_err(|_| StorageError::Backend("the SQLite writer thread has stopped".into()))?
-        })
+        Box::pin(async move { queued?.await.map_err(|_| writer_stopped())? })
+    }
+
+    /// Queues the write to the writer thread, which answers `applied` from inside its open
+    /// transaction and `durable` after the commit (or with the error that rolled it back).
+    fn write_staged(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> StagedWrite {
+        let limit = context.increment_limit.unwrap_or(u64::MAX);
+        let queued = refuse_idempotency_key(&context).and_then(|()| {
+            self.writer()?
+                .submit_staged(bucket, write, limit, context.more_follow)
+        });
+        match queued {
+            Ok((applied, durable)) => StagedWrite {
+                applied: Box::pin(async move { applied.await.map_err(|_| writer_stopped())? }),
+                durable: Box::pin(async move {
+                    durable
+                        .await
+                        .map_err(|_| writer_stopped())?
+                        .map_err(StorageError::Backend)
+                }),
+            },
+            Err(failure) => {
+                let message = failure.to_string();
+                StagedWrite {
+                    applied: Box::pin(std::future::ready(Err(failure))),
+                    durable: Box::pin(std::future::ready(Err(StorageError::Backend(message)))),
+                }
+            }
+        }
     }
 
     /// One query on one read-only connection: a single read transaction, so the whole scan is one
@@ -625,3 +654,8 @@ impl Storage for SqliteStorage {
 
 /// How many rows `set_many` writes between two progress reports.
 const SET_MANY_PROGRESS_STEP: usize = 4096;
+
+/// The error of a write whose answer never came: the writer thread is gone.
+fn writer_stopped() -> StorageError {
+    StorageError::Backend("the SQLite writer thread has stopped".into())
+}

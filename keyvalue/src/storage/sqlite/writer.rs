@@ -20,6 +20,7 @@ use crate::storage::{StorageError, Write, incremented};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The most writes committed in one transaction: bounds the latency a batch adds to its first
 /// caller and the work redone if it fails.
@@ -27,19 +28,36 @@ pub const MAX_BATCH: usize = 512;
 
 type Outcome = Result<u64, StorageError>;
 
+/// What [`Writer::submit_staged`] answers through: the outcome once applied, then the commit's.
+pub(super) type StagedReceivers = (
+    tokio::sync::oneshot::Receiver<Outcome>,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+);
+
 /// One queued write and where to send its outcome (the new value for increments, 0 otherwise).
 struct Request {
     bucket: String,
     write: Write,
     /// The largest value an increment may leave (`WriteContext::increment_limit`).
     limit: u64,
+    /// More writes of the same client follow right behind (`WriteContext::more_follow`).
+    more_follow: bool,
     reply: Reply,
 }
 
 enum Reply {
     Blocking(mpsc::SyncSender<Outcome>),
     Async(tokio::sync::oneshot::Sender<Outcome>),
+    /// The outcome as soon as applied (taken when sent), then whether the commit held.
+    Staged {
+        applied: Option<tokio::sync::oneshot::Sender<Outcome>>,
+        durable: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
+
+/// How long a transaction stays open at most for the writes a pipelining client announced:
+/// about what its next command takes to arrive, well under a commit's cost.
+const LINGER: Duration = Duration::from_micros(500);
 
 /// The handle to the writer thread; dropping it lets the thread finish its batch and joins it.
 pub(super) struct Writer {
@@ -114,6 +132,7 @@ impl Writer {
             bucket: bucket.to_string(),
             write,
             limit,
+            more_follow: false,
             reply: Reply::Blocking(reply),
         })?;
         outcome.recv().map_err(|_| stopped())?
@@ -132,9 +151,34 @@ impl Writer {
             bucket,
             write,
             limit,
+            more_follow: false,
             reply: Reply::Async(reply),
         })?;
         Ok(outcome)
+    }
+
+    /// Queues `write` as a staged write: the first receiver completes when it is applied (inside
+    /// the open transaction), the second when that transaction has committed (`Ok`) or failed.
+    pub(super) fn submit_staged(
+        &self,
+        bucket: String,
+        write: Write,
+        limit: u64,
+        more_follow: bool,
+    ) -> Result<StagedReceivers, StorageError> {
+        let (applied, applied_outcome) = tokio::sync::oneshot::channel();
+        let (durable, durable_outcome) = tokio::sync::oneshot::channel();
+        self.queue(Request {
+            bucket,
+            write,
+            limit,
+            more_follow,
+            reply: Reply::Staged {
+                applied: Some(applied),
+                durable,
+            },
+        })?;
+        Ok((applied_outcome, durable_outcome))
     }
 }
 
@@ -151,16 +195,12 @@ impl Drop for Writer {
 fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Option<&dyn Observer>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+        take_waiting(requests, &mut batch);
+        let committed = commit(&mut conn, &mut batch, requests);
         if let Some(observer) = observer {
             observer.commit_batch(batch.len());
         }
-        let outcomes = match commit(&mut conn, &batch) {
+        let outcomes = match committed {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 let busy = matches!(
@@ -189,45 +229,115 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
                 Reply::Async(reply) => {
                     let _ = reply.send(outcome);
                 }
+                Reply::Staged { applied, durable } => {
+                    let undone = match &outcome {
+                        Err(failure) => Err(failure.to_string()),
+                        Ok(_) => Ok(()),
+                    };
+                    if let Some(applied) = applied {
+                        let _ = applied.send(outcome);
+                    }
+                    let _ = durable.send(undone);
+                }
             }
         }
     }
 }
 
-/// Applies the batch in order in one transaction. `Err` means nothing was committed.
-fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<Vec<Outcome>> {
+/// Moves what is queued into `batch`, up to [`MAX_BATCH`]; how many were taken.
+fn take_waiting(requests: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) -> usize {
+    let mut taken = 0;
+    while batch.len() < MAX_BATCH {
+        match requests.try_recv() {
+            Ok(request) => {
+                batch.push(request);
+                taken += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    taken
+}
+
+/// Applies the batch in order in one transaction, answering staged writes as each is applied.
+/// While a staged write said more follow from its client ([`crate::storage::WriteContext`]'s
+/// `more_follow`), the transaction stays open up to [`LINGER`] for the writes that arrive
+/// meanwhile, which join it. `Err` means nothing was committed.
+fn commit(
+    conn: &mut Connection,
+    batch: &mut Vec<Request>,
+    requests: &mpsc::Receiver<Request>,
+) -> rusqlite::Result<Vec<Outcome>> {
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for Request {
+    // Writes announced (by a staged write with more to follow) and not yet arrived.
+    let mut expected = 0_usize;
+    let mut deadline = None;
+    loop {
+        while outcomes.len() < batch.len() {
+            let request = &mut batch[outcomes.len()];
+            let outcome = apply(&transaction, request)?;
+            match &mut request.reply {
+                Reply::Staged { applied, .. } => {
+                    if let Some(applied) = applied.take() {
+                        let _ = applied.send(outcome);
+                    }
+                    expected += usize::from(request.more_follow);
+                    // Answered already; what is left to say is whether the commit held.
+                    outcomes.push(Ok(0));
+                }
+                _ => outcomes.push(outcome),
+            }
+        }
+        if expected == 0 || batch.len() >= MAX_BATCH {
+            break;
+        }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + LINGER);
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match requests.recv_timeout(left) {
+            Ok(request) => {
+                batch.push(request);
+                let arrived = 1 + take_waiting(requests, batch);
+                expected = expected.saturating_sub(arrived);
+            }
+            Err(_) => break,
+        }
+    }
+    transaction.commit()?;
+    Ok(outcomes)
+}
+
+/// One write inside the batch's transaction: its outcome (a refusal is an outcome, not an
+/// error), or the SQLite failure that fails the whole batch.
+fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Outcome> {
+    let Request {
         bucket,
         write,
         limit,
         ..
-    } in batch
-    {
-        outcomes.push(match write {
-            Write::Set { key, value } => {
-                upsert_value(&transaction, bucket, key, value)?;
-                Ok(0)
-            }
-            Write::Delete { key } => {
-                delete_value(&transaction, bucket, key)?;
-                Ok(0)
-            }
-            Write::Increment { key, delta } => {
-                // Reads this transaction's own earlier writes, so two increments of one key in a
-                // batch add up.
-                let current = select_value(&transaction, bucket, key)?;
-                match incremented(key, current.as_deref(), *delta, *limit) {
-                    Ok((new, stored)) => {
-                        upsert_value(&transaction, bucket, key, &stored)?;
-                        Ok(new)
-                    }
-                    Err(refusal) => Err(refusal),
+    } = request;
+    Ok(match write {
+        Write::Set { key, value } => {
+            upsert_value(transaction, bucket, key, value)?;
+            Ok(0)
+        }
+        Write::Delete { key } => {
+            delete_value(transaction, bucket, key)?;
+            Ok(0)
+        }
+        Write::Increment { key, delta } => {
+            // Reads this transaction's own earlier writes, so two increments of one key in a
+            // batch add up.
+            let current = select_value(transaction, bucket, key)?;
+            match incremented(key, current.as_deref(), *delta, *limit) {
+                Ok((new, stored)) => {
+                    upsert_value(transaction, bucket, key, &stored)?;
+                    Ok(new)
                 }
+                Err(refusal) => Err(refusal),
             }
-        });
-    }
-    transaction.commit()?;
-    Ok(outcomes)
+        }
+    })
 }
