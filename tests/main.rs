@@ -26,6 +26,7 @@ mod listing;
 mod misbehaving;
 mod model;
 mod openapi;
+mod outage;
 mod ownership;
 mod redis;
 mod reference_host;

@@ -62,6 +62,16 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// What a store outage says, the same over HTTP, RESP and the command line: which store (its
+/// password redacted by the caller), that it cannot be reached, why, and to retry. `detail` is
+/// the store's error as it came through the component.
+pub fn store_unreachable(store: &str, detail: &str) -> String {
+    let detail = detail
+        .strip_prefix("the store cannot be reached: ")
+        .unwrap_or(detail);
+    format!("the counter store {store} cannot be reached ({detail}); retry in a moment")
+}
+
 /// What a counter limit is, in words.
 fn limit_name(limit: u64) -> &'static str {
     match limit {
@@ -75,6 +85,19 @@ fn limit_name(limit: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An outage names the store and the cause once, and says to retry.
+    #[test]
+    fn store_outages_name_the_store() {
+        assert_eq!(
+            store_unreachable(
+                "redis://h:6379/0",
+                "the store cannot be reached: Redis: Connection refused (os error 111)"
+            ),
+            "the counter store redis://h:6379/0 cannot be reached (Redis: Connection refused \
+             (os error 111)); retry in a moment"
+        );
+    }
 
     /// An overflow names the limit of the store it happened on.
     #[test]

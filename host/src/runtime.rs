@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tally_keyvalue::storage::{DurableFuture, Storage, WriteContext};
+use tally_keyvalue::storage::{DurableFuture, Storage, StorageError, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Linker, ResourceTable};
@@ -158,6 +158,8 @@ pub struct Runtime {
     keyvalue: KeyValueCtx,
     limits: Limits,
     counter_limit: u64,
+    /// The store, for readiness checks outside any instance.
+    storage: Arc<dyn Storage>,
     /// With the pooling allocator, one permit per pool slot: a caller past the pool's size waits
     /// for an instance to finish instead of failing to allocate one.
     instance_slots: Option<Arc<Semaphore>>,
@@ -202,7 +204,7 @@ impl Runtime {
         let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         let counter_limit = storage.counter_limit();
         // The counter component needs the default bucket only; nothing else is reachable.
-        let mut keyvalue = KeyValueCtx::new(storage).allow_only([""]);
+        let mut keyvalue = KeyValueCtx::new(storage.clone()).allow_only([""]);
         if let Some(metrics) = &options.metrics {
             keyvalue = keyvalue.with_observer(metrics.clone());
         }
@@ -220,10 +222,21 @@ impl Runtime {
                 metrics: options.metrics.clone(),
             },
             counter_limit,
+            storage,
             instance_slots: options
                 .pooled_instances
                 .map(|slots| Arc::new(Semaphore::new(slots as usize))),
         })
+    }
+
+    /// Whether the store can be reached now (`Storage::check_ready`, on a blocking thread).
+    pub async fn check_store_ready(&self) -> Result<(), StorageError> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.check_ready())
+            .await
+            .map_err(|failure| {
+                StorageError::Backend(format!("the readiness check failed: {failure}"))
+            })?
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
@@ -445,6 +458,12 @@ impl Counter {
     /// The durability of the staged writes made since the last time this was asked.
     pub fn take_durability(&self) -> Vec<DurableFuture> {
         self.store.data().keyvalue.take_durability()
+    }
+
+    /// Whether a call of this instance found the store unreachable (Redis down, refusing
+    /// connections or not answering in time): its failure is worth retrying.
+    pub fn store_was_unavailable(&self) -> bool {
+        self.store.data().keyvalue.store_was_unavailable()
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past

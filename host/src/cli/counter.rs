@@ -3,8 +3,9 @@
 //! time.
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
+use crate::CounterError;
 use crate::Refusal;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Counter, Runtime, RuntimeOptions};
 use anyhow::Context;
 use std::io::Write;
 
@@ -23,8 +24,8 @@ fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, F
 
 /// The runtime over the store the options name; for a command that only reads, over the store
 /// opened for reading (nothing created or converted).
-fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
-    let (storage, _) = if only_reads {
+fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<(Runtime, String), Failure> {
+    let (storage, store) = if only_reads {
         global.open_storage_for_reading()?
     } else {
         global.open_storage(None)?
@@ -34,36 +35,52 @@ fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
         inline_reads: true,
         ..global.runtime_options()
     };
-    Ok(Runtime::new(&global.component_source(), &options, storage)?)
+    Ok((
+        Runtime::new(&global.component_source(), &options, storage)?,
+        store,
+    ))
+}
+
+/// A refusal of the component as the command's failure: an unreachable store in the words the
+/// server uses (exit 3, `store_unavailable`), anything else as the refusal it is.
+fn refusal(counter: &Counter, store: &str, error: CounterError) -> Failure {
+    match error {
+        CounterError::StoreFailure(detail) if counter.store_was_unavailable() => {
+            Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
+        }
+        error => Failure::Refused(Refusal::new(error, counter.counter_limit())),
+    }
 }
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
-    let runtime = runtime(global, only_reads)?;
+    let (runtime, store) = runtime(global, only_reads)?;
     let mut counter = runtime.instantiate().await?;
-    let limit = counter.counter_limit();
-    let refused = |error| Failure::Refused(Refusal::new(error, limit));
 
     let (name, value) = match command {
         Command::Get { name } => {
-            let value = counter.get(&name).await?.map_err(refused)?;
+            let answered = counter.get(&name).await?;
+            let value = answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
         Command::Incr { name, by } => {
-            let value = counter.increment(&name, by).await?.map_err(refused)?;
+            let answered = counter.increment(&name, by).await?;
+            let value = answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
         Command::Set { name, value } => {
-            counter.set(&name, value).await?.map_err(refused)?;
+            let answered = counter.set(&name, value).await?;
+            answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
         Command::Reset { name } => {
-            counter.reset(&name).await?.map_err(refused)?;
+            let answered = counter.reset(&name).await?;
+            answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, 0)
         }
         Command::List => {
             drop(counter);
-            return list(&runtime, global.json).await;
+            return list(&runtime, &store, global.json).await;
         }
     };
     let mut out = std::io::stdout().lock();
@@ -80,7 +97,7 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
 /// instance: the listing's memory and each call's time stay those of one page, however many
 /// counters there are. Text: one `name<TAB>value` line each. JSON: one array, written as it
 /// goes. A failure after the first page leaves the pages before it printed.
-async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
+async fn list(runtime: &Runtime, store: &str, json: bool) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut cursor: Option<String> = None;
     let mut first = true;
@@ -89,12 +106,11 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
     }
     loop {
         let mut counter = runtime.instantiate().await?;
-        let limit = counter.counter_limit();
         let page = counter
             // The contract's largest page: the fewest calls.
             .list_page(cursor.as_deref(), tally_guest::page::MAX_LIMIT)
             .await?
-            .map_err(|error| Failure::Refused(Refusal::new(error, limit)))?;
+            .map_err(|error| refusal(&counter, store, error))?;
         for (name, value) in &page.counters {
             if json {
                 let separator = if first { "" } else { "," };

@@ -1,6 +1,7 @@
 //! The options every command takes (`--db`, `--store`, `--durability`, ...) and what they open:
 //! the store and the component runtime.
 
+use super::StoreUnreachable;
 use crate::compiled_cache::default_cache_dir;
 use crate::runtime::{ComponentSource, RuntimeOptions};
 use anyhow::{Context, Result};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tally_keyvalue::Observer;
 use tally_keyvalue::storage::{
-    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
+    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage, StorageError,
 };
 
 /// Options every command takes.
@@ -143,9 +144,16 @@ impl GlobalArgs {
         let storage: Arc<dyn Storage> = match spec {
             StoreSpec::Memory => Arc::new(MemoryStorage::new()),
             StoreSpec::Redis(url) => Arc::new(
-                RedisStorage::open(&url, self.allow_redis_eviction)
-                    .map_err(|error| anyhow::anyhow!(redact_password(&error.to_string())))
-                    .with_context(|| format!("cannot use the Redis store {shown}"))?,
+                RedisStorage::open(&url, self.allow_redis_eviction).map_err(|error| {
+                    let detail = redact_password(&error.to_string());
+                    match error {
+                        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
+                            crate::refusal::store_unreachable(&shown, &detail),
+                        )),
+                        _ => anyhow::anyhow!(detail)
+                            .context(format!("cannot use the Redis store {shown}")),
+                    }
+                })?,
             ),
             StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path, observer)?),
         };

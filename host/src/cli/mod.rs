@@ -113,11 +113,23 @@ pub enum Failure {
     Invalid(anyhow::Error),
     /// tally could not do its work: exit 3.
     Broken(anyhow::Error),
+    /// The store cannot be reached (Redis down): exit 3, code `store_unavailable`, the words
+    /// the server uses for its 503.
+    Unavailable(String),
 }
+
+/// An error that says the store cannot be reached ([`crate::refusal::store_unreachable`]'s
+/// words), so that wherever it is raised the command exits as [`Failure::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreUnreachable(pub String);
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
-        Self::Broken(error)
+        match error.downcast::<StoreUnreachable>() {
+            Ok(unreachable) => Self::Unavailable(unreachable.0),
+            Err(error) => Self::Broken(error),
+        }
     }
 }
 
@@ -167,6 +179,7 @@ fn report(failure: Failure, json: bool) -> ExitCode {
         // `{:#}` prints the context chain on one line and never a backtrace.
         Failure::Invalid(error) => (format!("{error:#}"), "invalid_input", 1),
         Failure::Broken(error) => (format!("{error:#}"), "failure", 3),
+        Failure::Unavailable(message) => (message, "store_unavailable", 3),
     };
     if json {
         eprintln!("{}", serde_json::json!({ "error": message, "code": code }));

@@ -65,6 +65,8 @@ pub struct RespOptions {
     pub idle_timeout: Duration,
     /// The token `AUTH` needs (Redis's `requirepass`), if any.
     pub auth_token: Option<Arc<str>>,
+    /// How errors name the store (password redacted).
+    pub store: Arc<str>,
 }
 
 /// What every connection shares.

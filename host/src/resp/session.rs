@@ -130,6 +130,7 @@ fn answer<T>(
         Reading::Other => counter.counter_limit(),
     };
     let busy = counter.store_was_busy();
+    let unreachable = counter.store_was_unavailable();
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(match (&error, reading) {
@@ -139,6 +140,9 @@ fn answer<T>(
             (CounterError::CorruptValue(_), Reading::Increment) => {
                 Failure::Refused(command::not_an_integer())
             }
+            (CounterError::StoreFailure(detail), _) if unreachable => Failure::Failed(Reply::err(
+                crate::refusal::store_unreachable(&instance.shared.options.store, detail),
+            )),
             (CounterError::StoreFailure(_), _) => {
                 let again = if busy {
                     "; nothing changed, try again"

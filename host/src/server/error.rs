@@ -26,6 +26,9 @@ pub enum ApiError {
     Unauthorized,
     /// The store was locked by another process past the busy timeout; nothing changed.
     Busy(String),
+    /// The store cannot be reached (Redis down, refusing connections, not answering): the
+    /// message names the store (password redacted) and what happened.
+    Unavailable(String),
     /// The guest trapped (panic, deadline, memory limit) or could not be instantiated.
     Guest(anyhow::Error),
 }
@@ -57,11 +60,13 @@ pub enum ErrorCode {
     Busy,
     /// `guest_failure`
     GuestFailure,
+    /// `store_unavailable`
+    StoreUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, each once: what the API document's `Error.code` enum must list.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -74,6 +79,7 @@ impl ErrorCode {
         Self::Busy,
         Self::GuestFailure,
         Self::InvalidQuery,
+        Self::StoreUnavailable,
     ];
 
     /// The code as it appears in error bodies.
@@ -91,6 +97,7 @@ impl ErrorCode {
             Self::Busy => "busy",
             Self::GuestFailure => "guest_failure",
             Self::InvalidQuery => "invalid_query",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -110,6 +117,7 @@ impl ErrorCode {
             Self::Busy => 9,
             Self::GuestFailure => 10,
             Self::InvalidQuery => 11,
+            Self::StoreUnavailable => 12,
         }
     }
 }
@@ -145,6 +153,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable),
             Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GuestFailure),
         }
     }
@@ -165,6 +174,7 @@ impl ApiError {
             // Says "the counter component ..." itself (see `runtime::Limits::explain`).
             Self::Guest(error) => format!("{error:#}"),
             Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
+            Self::Unavailable(message) => message.clone(),
         }
     }
 }
@@ -188,7 +198,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Busy(_) => {
+            Self::Busy(_) | Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -7,7 +7,8 @@
 //! | `PUT /counters/{name}` (body `{"value": N}`) | `{"name", "value"}` |
 //! | `DELETE /counters/{name}` | `{"name", "value": 0}` |
 //! | `GET /counters?limit=N&cursor=C` | `[{"name", "value"}, ...]`: one page, and a `Link` to the next |
-//! | `GET /healthz` | `{"status": "ok"}` |
+//! | `GET /healthz` | `{"status": "ok"}`: the process answers |
+//! | `GET /readyz` | `{"status": "ok"}` when the store can be reached, 503 `store_unavailable` when not |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` (and `/dashboard.js`, `/dashboard.css`) | the dashboard |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
@@ -39,6 +40,8 @@ pub struct AppState {
     pub auth_token: Option<Arc<str>>,
     /// Where requests are counted; what `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// How errors name the store (`sqlite:PATH`, `redis://HOST:PORT/DB` without its password).
+    pub store: Arc<str>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/counters/{name}/increment", post(increment_counter))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(assets::openapi))
         .route("/", get(assets::dashboard))
@@ -99,8 +103,9 @@ struct SetBody {
 }
 
 /// A guest call's two layers of failure as one API error; a store failure that was the store
-/// being busy is worth a retry (503).
+/// being busy or unreachable is worth a retry (503).
 fn answer<T>(
+    state: &AppState,
     outcome: anyhow::Result<Result<T, CounterError>>,
     counter: &Counter,
 ) -> Result<T, ApiError> {
@@ -108,6 +113,9 @@ fn answer<T>(
         Err(CounterError::StoreFailure(message)) if counter.store_was_busy() => {
             Err(ApiError::Busy(message))
         }
+        Err(CounterError::StoreFailure(message)) if counter.store_was_unavailable() => Err(
+            ApiError::Unavailable(crate::refusal::store_unreachable(&state.store, &message)),
+        ),
         outcome => outcome.map_err(|error| Refusal::new(error, counter.counter_limit()).into()),
     }
 }
@@ -119,7 +127,7 @@ async fn increment_counter(
 ) -> Result<Json<CounterValue>, ApiError> {
     let by = body.map_or(1, |body| body.by);
     let mut counter = state.instance().await?;
-    let value = answer(counter.increment(&name, by).await, &counter)?;
+    let value = answer(&state, counter.increment(&name, by).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -128,7 +136,7 @@ async fn get_counter(
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
     let mut counter = state.instance().await?;
-    let value = answer(counter.get(&name).await, &counter)?;
+    let value = answer(&state, counter.get(&name).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -141,7 +149,7 @@ async fn set_counter(
         .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
         .value;
     let mut counter = state.instance().await?;
-    answer(counter.set(&name, value).await, &counter)?;
+    answer(&state, counter.set(&name, value).await, &counter)?;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -150,7 +158,7 @@ async fn reset_counter(
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
     let mut counter = state.instance().await?;
-    answer(counter.reset(&name).await, &counter)?;
+    answer(&state, counter.reset(&name).await, &counter)?;
     Ok(Json(CounterValue { name, value: 0 }))
 }
 
@@ -163,6 +171,7 @@ async fn list_counters(
     let query = PageQuery::parse(query.as_deref())?;
     let mut counter = state.instance().await?;
     let page = answer(
+        &state,
         counter
             .list_page(query.cursor.as_deref(), query.limit)
             .await,
@@ -185,6 +194,18 @@ async fn list_counters(
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the store can be reached (a `PING` on Redis); 503 `store_unavailable` otherwise.
+/// `/healthz` stays the liveness check: the process answers.
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.runtime.check_store_ready().await {
+        Ok(()) => Ok(Json(serde_json::json!({ "status": "ok" }))),
+        Err(failure) => Err(ApiError::Unavailable(crate::refusal::store_unreachable(
+            &state.store,
+            &failure.to_string(),
+        ))),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

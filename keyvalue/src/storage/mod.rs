@@ -51,6 +51,13 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the store can be reached now: `Ok` when it answers, [`StorageError::Unavailable`]
+    /// when it does not (a host's readiness check). Blocks. The default is `Ok`: an embedded
+    /// store (SQLite, memory) is there whenever the process is; Redis sends a `PING`.
+    fn check_ready(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// The largest value `increment` can produce and a counter may hold: `u64::MAX` unless the
     /// backend's own counters are narrower (Redis: `i64::MAX`). Hosts ask it before storing a
     /// counter value, so no store keeps a value past its own range.

@@ -120,11 +120,15 @@ impl RedisStorage {
         let reusable = result
             .as_ref()
             .map_or_else(|error| !error.is_unrecoverable_error(), |_| true);
-        if reusable
-            && let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
-            idle.push(conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if reusable && idle.len() < MAX_IDLE {
+                idle.push(conn);
+            } else if !reusable {
+                // The server went away (or restarted): the idle connections are as dead as
+                // this one. Forget them all, so the next command connects afresh and the store
+                // serves again as soon as the server is back.
+                idle.clear();
+            }
         }
         result
     }
@@ -186,6 +190,12 @@ impl Storage for RedisStorage {
     }
 
     /// Redis counters are signed 64-bit integers.
+    fn check_ready(&self) -> Result<(), StorageError> {
+        self.with(|conn| redis::cmd("PING").query::<String>(conn))
+            .map(|_| ())
+            .map_err(backend)
+    }
+
     fn counter_limit(&self) -> u64 {
         i64::MAX as u64
     }

@@ -346,6 +346,11 @@ mod suite {
         assert_eq!(store.get("", "word").unwrap(), Some(b"abc".to_vec()));
     }
 
+    /// A store that is up says it is ready.
+    pub fn a_live_store_is_ready(store: &dyn Storage) {
+        assert!(store.check_ready().is_ok());
+    }
+
     /// Following cursors returns every key across several pages.
     pub fn list_keys_pages_through_everything(store: &dyn Storage) {
         let count = 2 * MAX_PAGE_SIZE + 7;
@@ -538,6 +543,12 @@ macro_rules! backend_suite {
             fn staged_writes_apply_then_become_durable() {
                 let (_guard, store) = $make;
                 suite::staged_writes_apply_then_become_durable(Arc::new(store));
+            }
+
+            #[test]
+            fn a_live_store_is_ready() {
+                let (_guard, store) = $make;
+                suite::a_live_store_is_ready(&store);
             }
 
             #[test]

@@ -12,6 +12,7 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     data: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -38,18 +39,14 @@ impl RedisServer {
             .and_then(|listener| listener.local_addr())
             .context("finding a free port")?
             .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(data.path())
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .spawn()
-            .context(
-                "starting redis-server (install it with ./setup, Debian package redis-server)",
-            )?;
-        let mut server = Self { child, port, data };
+        let args: Vec<String> = extra_args.iter().map(|arg| arg.to_string()).collect();
+        let child = spawn(port, data.path(), &args)?;
+        let mut server = Self {
+            child,
+            port,
+            data,
+            args,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if server.child.try_wait()?.is_some() {
@@ -94,6 +91,37 @@ impl RedisServer {
         Ok(false)
     }
 
+    /// Kills the server with SIGKILL, as a crash or an outage would: its clients see their
+    /// connections drop and new ones refused.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the killed server again on the same port, from the same data directory, with the
+    /// same options, and waits until it serves.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = spawn(self.port, self.data.path(), &self.args)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.child.try_wait()?.is_some() {
+                bail!("redis-server did not start again on port {}", self.port);
+            }
+            if let Ok(connection) = TcpStream::connect(("127.0.0.1", self.port))
+                && self.serves_from_own_directory(connection)?
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "redis-server did not listen on port {} again within 10 s",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Its port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -110,4 +138,17 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `redis-server` on `port` with its data in `dir`, persistence off unless `args` turn it on.
+fn spawn(port: u16, dir: &std::path::Path, args: &[String]) -> Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting redis-server (install it with ./setup, Debian package redis-server)")
 }

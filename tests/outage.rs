@@ -1,0 +1,95 @@
+//! A store outage is retryable and says so: with `redis-server` killed under a running
+//! `tally serve`, writes answer 503 `store_unavailable` with `Retry-After` and a message naming
+//! the store, `/readyz` answers 503 while `/healthz` stays 200, RESP and the CLI say the same
+//! words, and once Redis is back (same data directory, `appendfsync always`) the server serves
+//! again by itself, with every acknowledged increment there.
+
+use crate::common::TempDb;
+use crate::common::server::Server;
+use std::time::{Duration, Instant};
+use tally_test_support::redis_server::RedisServer;
+
+/// The whole outage, step by step, with exact values.
+#[test]
+fn redis_outage_is_503_and_the_server_recovers_by_itself() {
+    let mut redis =
+        RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]).unwrap();
+    let store = redis.url(0);
+    let db = TempDb::new();
+    let server = Server::start_with(&db.path, &["--store", &store], &["--resp", "127.0.0.1:0"]);
+    for _ in 0..20 {
+        let response = server.request("POST", "/counters/visits/increment", None);
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let ready = server.request("GET", "/readyz", None);
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (200, r#"{"status":"ok"}"#)
+    );
+
+    redis.kill();
+    let unreachable = format!("the counter store {store} cannot be reached (");
+    for (method, path) in [
+        ("POST", "/counters/visits/increment"),
+        ("GET", "/counters/visits"),
+        ("GET", "/readyz"),
+    ] {
+        let response = server.request(method, path, None);
+        assert_eq!(response.status, 503, "{method} {path}: {response:?}");
+        assert_eq!(response.header("retry-after"), Some("1"), "{response:?}");
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["code"], "store_unavailable", "{response:?}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&unreachable) && error.ends_with("; retry in a moment"),
+            "{error}"
+        );
+    }
+    assert_eq!(server.request("GET", "/healthz", None).status, 200);
+    let answer = server.resp_client().command(&["INCR", "visits"]).unwrap();
+    assert!(
+        answer.starts_with(&format!("-ERR {unreachable}")),
+        "{answer}"
+    );
+    let cli = crate::common::run(&["--store", &store, "incr", "visits"]);
+    assert_eq!(cli.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        stderr.starts_with(&format!("tally: error: {unreachable}")),
+        "{stderr}"
+    );
+    let json = crate::common::run(&["--json", "--store", &store, "incr", "visits"]);
+    let error: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
+    assert_eq!(error["code"], "store_unavailable");
+
+    redis.restart().unwrap();
+    // No restart of tally: the next requests reconnect.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let value = loop {
+        let response = server.request("POST", "/counters/visits/increment", None);
+        if response.status == 200 {
+            break response.body;
+        }
+        assert_eq!(response.status, 503, "{response:?}");
+        assert!(Instant::now() < deadline, "the server never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(value, r#"{"name":"visits","value":21}"#);
+    assert_eq!(server.request("GET", "/readyz", None).status, 200);
+    assert_eq!(
+        server.resp_client().command(&["INCR", "visits"]).unwrap(),
+        ":22\r\n"
+    );
+}
+
+/// On SQLite the store is part of the process: `/readyz` is 200.
+#[test]
+fn sqlite_is_ready() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &[]);
+    let ready = server.request("GET", "/readyz", None);
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (200, r#"{"status":"ok"}"#)
+    );
+}
