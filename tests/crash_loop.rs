@@ -1,11 +1,11 @@
 //! Crash loop: `kill -9` the server at random moments under load, ten times, and check that no
 //! acknowledged increment was lost and none appeared from nowhere.
 
-use crate::common::TempDb;
 use crate::common::server::Server;
+use crate::common::{Random, TempDb};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tally_test_support::http_client::Client;
 
 const CYCLES: usize = 10;
@@ -19,35 +19,12 @@ struct Tally {
     unanswered: [AtomicU64; COUNTERS],
 }
 
-/// A small xorshift generator: random kill moments without a dependency; the seed is printed so
-/// a failure can be replayed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// Ten cycles of {start, 8 clients incrementing 4 counters, SIGKILL after a random 100-700 ms}.
 /// After the last restart every counter is at least its acknowledged count and at most that plus
 /// the increments that were in flight, unanswered, when the process died.
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_increment() {
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    let mut random = Random(seed);
+    let (mut random, seed) = Random::for_crash_loop();
     let db = TempDb::new();
     let tally = Arc::new(Tally::default());
 

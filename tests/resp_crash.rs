@@ -1,11 +1,11 @@
 //! `kill -9` under RESP load: clients pipelining `INCRBY`s, the server SIGKILLed at random
 //! moments ten times; no acknowledged increment may be lost and none may appear from nowhere.
 
-use crate::common::TempDb;
+use crate::common::{Random, TempDb};
 use crate::resp::resp_server;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tally_test_support::resp_client::RespClient;
 
 const CYCLES: usize = 10;
@@ -26,18 +26,7 @@ struct Tally {
 /// holds at least what was acknowledged and at most that plus what was in flight.
 #[test]
 fn sigkill_under_resp_load_loses_no_acknowledged_increment() {
-    let mut random = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let seed = random;
-    let mut below = |bound: u64| {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        random % bound
-    };
+    let (mut random, seed) = Random::for_crash_loop();
     let db = TempDb::new();
     let tally = Arc::new(Tally::default());
     for _ in 0..CYCLES {
@@ -90,7 +79,7 @@ fn sigkill_under_resp_load_loses_no_acknowledged_increment() {
             })
             .collect();
         started.wait();
-        std::thread::sleep(Duration::from_millis(100 + below(600)));
+        std::thread::sleep(Duration::from_millis(100 + random.below(600)));
         server.kill();
         stop.store(true, Ordering::SeqCst);
         for client in clients {

@@ -60,6 +60,17 @@ struct InstanceState {
     pending: Mutex<Vec<DurableFuture>>,
 }
 
+impl InstanceState {
+    /// The staged writes' durability. A push or a take cannot leave the list half-changed, so
+    /// a panic elsewhere while it was held (poisoning) does not make it wrong: it is used anyway,
+    /// and no durability is ever dropped.
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<DurableFuture>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The cursors handed out as numbers, newest [`MAX_CURSORS`], each with the bucket it pages.
 #[derive(Default)]
 struct CursorTable {
@@ -132,11 +143,7 @@ impl KeyValueCtx {
     /// The durability of every staged write since the last call: complete them all before
     /// acknowledging those writes.
     pub fn take_durability(&self) -> Vec<DurableFuture> {
-        self.instance
-            .pending
-            .lock()
-            .map(|mut pending| std::mem::take(&mut *pending))
-            .unwrap_or_default()
+        std::mem::take(&mut *self.instance.pending())
     }
 
     /// Forgets how earlier calls of this instance failed, so the flags below describe the next
@@ -234,18 +241,8 @@ impl KeyValueCtx {
         let mut context = self.write_context.clone();
         context.more_follow = self.instance.more_follow.load(Ordering::Relaxed);
         let staged = Arc::clone(&self.storage).write_staged(context, bucket, write);
-        // Kept for the host; should the list be unusable, the write is awaited to durability
-        // here instead, never acknowledged without it.
-        let mut unkept = Some(staged.durable);
-        if let Ok(mut pending) = self.instance.pending.lock() {
-            pending.extend(unkept.take());
-        }
-        let mut outcome = staged.applied.await;
-        if let Some(durable) = unkept
-            && let Err(failure) = durable.await
-        {
-            outcome = Err(failure);
-        }
+        self.instance.pending().push(staged.durable);
+        let outcome = staged.applied.await;
         self.finish(started, outcome)
     }
 

@@ -183,3 +183,32 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// A small xorshift generator for the crash loops' random kill moments, without a dependency.
+pub struct Random(u64);
+
+impl Random {
+    /// Seeded from `CRASH_SEED` when set (to replay a failure), else from the clock; the seed is
+    /// returned too, for the test to print.
+    pub fn for_crash_loop() -> (Self, u64) {
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|seed| seed.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        (Self(seed), seed)
+    }
+
+    /// A number below `bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}

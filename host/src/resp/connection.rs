@@ -11,7 +11,7 @@
 //! idle timeout; on shutdown a connection answers what it has already read and then closes.
 
 use super::Shared;
-use super::frame::{self, Frame};
+use super::frame::{self, Batch};
 use super::reply::Reply;
 use super::session::{self, Instance, Outcome, Session};
 use std::sync::Arc;
@@ -39,54 +39,42 @@ pub async fn serve(
     let mut output: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
         // Run what is complete in the input.
-        let mut consumed = 0;
+        let Batch {
+            commands,
+            used,
+            error,
+        } = frame::parse_batch(&input, MAX_BATCH);
+        let ran = commands.len();
         let mut close = false;
-        let mut ran = 0;
         let mut instance = Instance::new(&shared);
         let mut unsettled = Vec::new();
-        while ran < MAX_BATCH {
-            match frame::parse(&input[consumed..]) {
-                Ok(Some(Frame { args, used })) => {
-                    consumed += used;
-                    if args.is_empty() {
-                        continue;
-                    }
-                    ran += 1;
-                    if !session::stages_writes(&args) {
-                        settle(&mut unsettled, &shared, &session, &mut output).await;
-                    }
-                    // Only a staged write right behind is worth holding a commit open for.
-                    let more_follow = ran < MAX_BATCH
-                        && matches!(
-                            frame::parse(&input[consumed..]),
-                            Ok(Some(next)) if !next.args.is_empty() && session::stages_writes(&next.args)
-                        );
-                    let outcome = session
-                        .run(&args, &shared, &mut instance, more_follow)
-                        .await;
-                    let closing = outcome.close;
-                    unsettled.push(outcome);
-                    if closing {
-                        close = true;
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::debug!(client = id, "closing a RESP connection: {error}");
-                    settle(&mut unsettled, &shared, &session, &mut output).await;
-                    shared
-                        .metrics
-                        .record_resp_command("protocol_error", "refused");
-                    Reply::err(error).write(&mut output, session.protocol());
-                    close = true;
-                    break;
-                }
+        for (index, args) in commands.iter().enumerate() {
+            if !session::stages_writes(args) {
+                settle(&mut unsettled, &shared, &session, &mut output).await;
             }
+            // Only a staged write right behind is worth holding a commit open for.
+            let more_follow = commands
+                .get(index + 1)
+                .is_some_and(|next| session::stages_writes(next));
+            let outcome = session.run(args, &shared, &mut instance, more_follow).await;
+            close = outcome.close;
+            unsettled.push(outcome);
+            if close {
+                break;
+            }
+        }
+        if let Some(error) = error.filter(|_| !close) {
+            tracing::debug!(client = id, "closing a RESP connection: {error}");
+            settle(&mut unsettled, &shared, &session, &mut output).await;
+            shared
+                .metrics
+                .record_resp_command("protocol_error", "refused");
+            Reply::err(error).write(&mut output, session.protocol());
+            close = true;
         }
         settle(&mut unsettled, &shared, &session, &mut output).await;
         drop(instance);
-        input.drain(..consumed);
+        input.drain(..used);
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 return;

@@ -40,6 +40,42 @@ pub struct Frame {
     pub used: usize,
 }
 
+/// The complete commands at the start of some input.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Each command's arguments, the name first (empty commands left out).
+    pub commands: Vec<Vec<Vec<u8>>>,
+    /// Bytes of input they used.
+    pub used: usize,
+    /// What stopped the batch, if input that is not a command did.
+    pub error: Option<ProtocolError>,
+}
+
+/// Parses every complete command at the start of `input`, at most `max` of them, each once.
+pub fn parse_batch(input: &[u8], max: usize) -> Batch {
+    let mut batch = Batch {
+        commands: Vec::new(),
+        used: 0,
+        error: None,
+    };
+    while batch.commands.len() < max {
+        match parse(&input[batch.used..]) {
+            Ok(Some(Frame { args, used })) => {
+                batch.used += used;
+                if !args.is_empty() {
+                    batch.commands.push(args);
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                batch.error = Some(error);
+                break;
+            }
+        }
+    }
+    batch
+}
+
 /// Parses the first command in `input`: `Ok(None)` when more input is needed.
 pub fn parse(input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
     match input.first() {
@@ -195,6 +231,21 @@ mod tests {
         assert_eq!(parse(b"\r\n").unwrap().unwrap().args, Vec::<Vec<u8>>::new());
         assert_eq!(parse(b"*0\r\n").unwrap().unwrap().used, 4);
         assert_eq!(parse(b"PING"), Ok(None));
+    }
+
+    /// A batch holds every complete command, up to its maximum, and stops at garbage.
+    #[test]
+    fn batches_stop_at_the_maximum_or_at_garbage() {
+        let input = b"PING\r\n\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI";
+        let batch = parse_batch(input, 10);
+        assert_eq!(batch.commands, vec![args(&["PING"]), args(&["PING"])]);
+        assert_eq!(batch.used, 22);
+        assert_eq!(batch.error, None);
+        assert_eq!(parse_batch(input, 1).used, 6);
+        let batch = parse_batch(b"PING\r\n*x\r\n", 10);
+        assert_eq!(batch.commands, vec![args(&["PING"])]);
+        assert_eq!(batch.used, 6);
+        assert!(batch.error.is_some());
     }
 
     /// Limits are refused from the header, before any of the data arrives.

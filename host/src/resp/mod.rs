@@ -32,7 +32,7 @@ use crate::runtime::Runtime;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -75,9 +75,32 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     options: RespOptions,
     cursors: scan_cursors::ScanCursors,
-    clients: AtomicUsize,
     port: u16,
     started: Instant,
+}
+
+impl Shared {
+    /// Connections open now: the `tally_resp_clients` gauge, the one count of them.
+    fn open_clients(&self) -> usize {
+        usize::try_from(self.metrics.resp_clients.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+}
+
+/// One open connection, counted in `tally_resp_clients` from accept until dropped (however the
+/// connection's task ends).
+struct OpenClient(Arc<Metrics>);
+
+impl OpenClient {
+    fn new(shared: &Shared) -> Self {
+        shared.metrics.resp_clients.fetch_add(1, Ordering::Relaxed);
+        Self(shared.metrics.clone())
+    }
+}
+
+impl Drop for OpenClient {
+    fn drop(&mut self) {
+        self.0.resp_clients.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves RESP on `listener` until `shutdown` turns true, then stops accepting, lets every
@@ -99,7 +122,6 @@ pub async fn serve(
         metrics,
         options,
         cursors: scan_cursors::ScanCursors::default(),
-        clients: AtomicUsize::new(0),
         port,
         started: Instant::now(),
     });
@@ -117,7 +139,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                if shared.clients.load(Ordering::Relaxed) >= shared.options.max_clients {
+                if shared.open_clients() >= shared.options.max_clients {
                     shared.metrics.resp_clients_rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%peer, "refusing a RESP client: --resp-max-clients reached");
                     connections.spawn(async move {
@@ -129,12 +151,10 @@ pub async fn serve(
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
-                shared.clients.fetch_add(1, Ordering::Relaxed);
-                shared.metrics.resp_clients.fetch_add(1, Ordering::Relaxed);
+                let open = OpenClient::new(&shared);
                 connections.spawn(async move {
                     connection::serve(stream, shared.clone(), id, shutdown).await;
-                    shared.clients.fetch_sub(1, Ordering::Relaxed);
-                    shared.metrics.resp_clients.fetch_sub(1, Ordering::Relaxed);
+                    drop(open);
                 });
             }
             // Reap finished connections so the set does not grow with every client ever seen.

@@ -10,7 +10,6 @@ use crate::runtime::Counter;
 use crate::{CounterError, Refusal};
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use tally_keyvalue::storage::{DurableFuture, WriteContext};
 
 /// What one command came to: its answer, how it is counted in the metrics, whether the
@@ -512,7 +511,7 @@ fn info(shared: &Shared, sections: &[String]) -> String {
         let _ = write!(
             text,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
-            shared.clients.load(Ordering::Relaxed),
+            shared.open_clients(),
             shared.options.max_clients,
         );
     }

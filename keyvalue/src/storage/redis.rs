@@ -189,13 +189,14 @@ impl Storage for RedisStorage {
         Self::only_default_bucket(bucket)
     }
 
-    /// Redis counters are signed 64-bit integers.
+    /// A `PING`.
     fn check_ready(&self) -> Result<(), StorageError> {
         self.with(|conn| redis::cmd("PING").query::<String>(conn))
             .map(|_| ())
             .map_err(backend)
     }
 
+    /// Redis counters are signed 64-bit integers.
     fn counter_limit(&self) -> u64 {
         i64::MAX as u64
     }

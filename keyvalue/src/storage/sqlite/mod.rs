@@ -540,11 +540,7 @@ impl Storage for SqliteStorage {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        let write = Write::Increment {
-            key: key.into(),
-            delta,
-        };
-        self.writer()?.submit(bucket, write, u64::MAX)
+        self.increment_within(bucket, key, delta, u64::MAX)
     }
 
     fn increment_within(
