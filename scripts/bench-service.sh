@@ -12,6 +12,11 @@
 #   ./setup --bench && scripts/bench-service.sh      (CLIENTS=32 SECONDS_PER_RUN=10 ROUNDS=3)
 #   ./setup --bench && scripts/bench-service.sh --soak 60        one durable server held 60 s
 #   ./setup --bench && scripts/bench-service.sh --memory          RSS after 1,000,000 increments
+#   ./setup --bench && scripts/bench-service.sh --keys            the cost of an Idempotency-Key
+#
+# --keys: one durable server, increments with a new Idempotency-Key each (KEYED=1 for
+# wrk-increment.lua) against the same requests without one (KEYED=0), interleaved rounds,
+# medians; "counted" must equal "answered" for both.
 #
 # --memory: increments spread over 10,000 names (NAMES=10000 for wrk-increment.lua) until a durable
 # server has answered 1,000,000 (INCREMENTS=N to change), then its resident memory.
@@ -25,12 +30,13 @@ cd "$root"
 clients=${CLIENTS:-32}
 seconds=${SECONDS_PER_RUN:-10}
 rounds=${ROUNDS:-3}
-soak= memory=false
+soak= memory=false keys=false
 case ${1:-} in
   --soak) soak=${2:?--soak takes a number of seconds} ;;
   --memory) memory=true ;;
+  --keys) keys=true ;;
   "") ;;
-  *) echo "bench: unknown option $1 (--soak S or --memory)" >&2; exit 2 ;;
+  *) echo "bench: unknown option $1 (--soak S, --memory or --keys)" >&2; exit 2 ;;
 esac
 for tool in wrk redis-benchmark redis-server redis-cli python3 curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
@@ -83,6 +89,41 @@ if $memory; then
   echo "| increments answered | errors | names | RSS at start | RSS after |"
   echo "| ---: | ---: | ---: | ---: | ---: |"
   echo "| $answered | $errors | $names | $rss_start KiB | $rss_end KiB |"
+  exit 0
+fi
+
+if $keys; then
+  start_tally keys full
+  port=$PORT
+  KEYED=0 run_wrk "$port" 2 >/dev/null
+  results=$work/keys.txt
+  for round in $(seq "$rounds"); do
+    for keyed in 0 1; do
+      before=$(tally_value "$port")
+      read -r rate p99 errors answered < <(KEYED=$keyed run_wrk "$port" "$seconds")
+      counted=$(($(tally_value "$port") - before))
+      echo "$keyed $rate $p99 $errors $answered $counted" >>"$results"
+      echo "bench: round $round: keyed=$keyed: $rate/s, p99 $p99 ms, $errors errors" >&2
+    done
+  done
+  python3 - "$results" "$clients" "$rounds" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+by = {}
+for keyed, rate, p99, errors, answered, counted in rows:
+    e = by.setdefault(keyed, {"rate": [], "p99": [], "errors": 0, "answered": 0, "counted": 0})
+    e["rate"].append(float(rate)); e["p99"].append(float(p99))
+    e["errors"] += int(errors); e["answered"] += int(answered); e["counted"] += int(counted)
+base = statistics.median(by["0"]["rate"])
+print(f"{sys.argv[2]} connections, tally serve --durability full, medians of {sys.argv[3]} interleaved runs")
+print()
+print("| requests | increments/s | p99 ms | errors | answered | counted | vs without keys |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for keyed, label in [("0", "without a key"), ("1", "a new Idempotency-Key each")]:
+    e = by[keyed]
+    rate = statistics.median(e["rate"])
+    print(f"| {label} | {rate:.0f} | {statistics.median(e['p99']):.2f} | {e['errors']} | {e['answered']} | {e['counted']} | {rate / base:.2f}x |")
+PY
   exit 0
 fi
 

@@ -2,9 +2,37 @@
 -- (`POST`, empty body: add 1), the request `redis-benchmark -t incr` makes of Redis. By default
 -- all of them go to one counter, `bench`; with NAMES=N in the environment each goes to one of N
 -- counters (`c0` .. `cN-1`) picked at random, to load the server with many names.
+--
+-- KEYED=1: every request carries its own `Idempotency-Key` (this wrk run's random nonce, the
+-- thread and a sequence number, so no two requests of any run share one); KEYED=0: the same
+-- request without the header, built the same way, so the two differ only in the key.
 local names = tonumber(os.getenv("NAMES") or "")
+local keyed = os.getenv("KEYED")
 
-if names then
+local threads, nonce = 0, nil
+function setup(thread)
+  if not nonce then
+    local urandom = assert(io.open("/dev/urandom", "rb"))
+    nonce = urandom:read(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
+    urandom:close()
+  end
+  thread:set("prefix", nonce .. "-" .. threads)
+  threads = threads + 1
+end
+
+if keyed then
+  function init()
+    sent = 0
+  end
+  request = function()
+    sent = sent + 1
+    local headers = {}
+    if keyed == "1" then
+      headers["Idempotency-Key"] = prefix .. "-" .. sent
+    end
+    return wrk.format("POST", "/counters/bench/increment", headers)
+  end
+elseif names then
   request = function()
     return wrk.format("POST", "/counters/c" .. math.random(0, names - 1) .. "/increment")
   end

@@ -8,13 +8,22 @@ use std::io::BufReader;
 use std::process::Stdio;
 use tally::cli::Cli;
 
-/// Every `--flag` of every command has a `TALLY_*` variable, and `--help` shows it.
+/// Every `--flag` of every command has a `TALLY_*` variable, and `--help` shows it; except
+/// `--idempotency-key`, deliberately: a key exported once would turn every later write of the
+/// shell into a replay of the first (or a refused reuse), silently counting nothing.
 #[test]
 fn every_flag_has_an_environment_variable() {
     fn visit(command: &clap::Command, path: &str, missing: &mut Vec<String>, count: &mut usize) {
         for arg in command.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
             if matches!(long, "help" | "version") {
+                continue;
+            }
+            if long == "idempotency-key" {
+                assert!(
+                    arg.get_env().is_none(),
+                    "{path} --{long} must not read a variable"
+                );
                 continue;
             }
             *count += 1;

@@ -113,6 +113,30 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
         ]
     );
     server.take().unwrap().kill();
+    // Each click on +1 (three on visits, one on the tricky name) sent its own idempotency key,
+    // recorded with its increment.
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let records: Vec<(String, String)> = conn
+        .prepare("SELECT key, fingerprint FROM idempotency ORDER BY fingerprint")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut fingerprints: Vec<String> = vec!["increment \"visits\" by 1".into(); 3];
+    fingerprints.push(format!("increment {tricky:?} by 1"));
+    fingerprints.sort();
+    assert_eq!(
+        records.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
+        fingerprints
+    );
+    let keys: std::collections::BTreeSet<&str> = records.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), 4, "a key was sent twice: {records:?}");
+    assert!(
+        keys.iter()
+            .all(|key| key.len() == 32 && key.bytes().all(|byte| byte.is_ascii_hexdigit())),
+        "{keys:?}"
+    );
     assert_eq!(tally_ok(&db.path, &["get", "visits"]), "13\n");
     assert_eq!(tally_ok(&db.path, &["get", tricky]), "42\n");
 

@@ -1,6 +1,6 @@
 //! The README is tested like code: its WIT block is the contract verbatim, it documents every
-//! `TALLY_*` variable the binary reads, and its five-minute tour runs, top to bottom, with the
-//! output its `# →` comments promise.
+//! `TALLY_*` variable the binary reads, and its five-minute tour (and the CLI and exactly-once
+//! blocks) run, top to bottom, with the output their `# →` comments promise.
 
 use crate::common;
 
@@ -147,6 +147,30 @@ fn the_five_minute_tour_runs_as_written() {
     );
     assert!(home.path().join(".local/share/tally/counters.db").is_file());
     assert!(home.path().join("visits-backup.db").is_file());
+}
+
+/// "Exactly once" runs as written: a keyed increment, its replay (header and body), the refused
+/// reuse, and the CLI sharing the server's keys; on a free port for 8080.
+#[test]
+fn the_exactly_once_block_runs_as_written() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // `sleep 1` is a person's wait for the server; a loaded test machine may need longer, so
+    // the test waits until the server answers instead.
+    let ready = format!("until curl -sf localhost:{port}/healthz >/dev/null; do sleep 0.1; done");
+    run_promises(
+        &sh_block("## Exactly once"),
+        |text| {
+            text.replace(":8080", &format!(":{port}"))
+                .replace("sleep 1", &ready)
+        },
+        |bash| {
+            bash.env("TALLY_LISTEN", format!("127.0.0.1:{port}"));
+        },
+    );
 }
 
 /// "Using the CLI" runs as written, every promised line checked; the completion script lands

@@ -1,7 +1,9 @@
 //! Model-based restart testing: random sequences of get / increment / set / reset / list with
 //! restarts interleaved (a new instance; a new engine; a reopened database), run through the real
-//! component on each backend and checked after every step against a plain map. proptest shrinks
-//! a failing sequence to a minimal one.
+//! component on each backend and checked after every step against a plain map. Writes may carry
+//! an idempotency key from a small set (so keys get reused by other writes) and be retried
+//! exactly; the model keeps each key's first write and answer, so it predicts every replay and
+//! every refused reuse. proptest shrinks a failing sequence to a minimal one.
 
 use crate::common;
 
@@ -10,6 +12,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tally::idempotency::IdempotencyKey;
 use tally::{ComponentSource, Counter, CounterError, Runtime, RuntimeOptions};
 use tally_keyvalue::storage::{
     Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
@@ -31,6 +34,22 @@ enum Op {
     NewEngine,
     /// Also close and reopen the database (for the memory backend: same as `NewEngine`).
     Reopen,
+    /// A write (`Increment`, `Set` or `Reset`) with idempotency key number `.0`.
+    Keyed(usize, Box<Op>),
+    /// The last keyed write again, exactly: a client's retry after a lost answer.
+    Retry,
+}
+
+/// How many idempotency keys the sequences draw from: few, so keys are reused.
+const KEYS: usize = 3;
+
+/// What the model remembers of a key: its first write and that write's answer.
+type Records = BTreeMap<usize, (Op, u64)>;
+
+/// How a refused reuse of a key shows in the model's answers (the component reports it as a
+/// store failure; the host's typed flag says which).
+fn reused() -> CounterError {
+    CounterError::StoreFailure("idempotency key reused".into())
 }
 
 /// Small values, and values near the top so overflows happen.
@@ -49,6 +68,25 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NewInstance),
         1 => Just(Op::NewEngine),
         1 => Just(Op::Reopen),
+    ]
+}
+
+fn keyed_write() -> impl Strategy<Value = Op> {
+    let name = 0..NAMES.len();
+    let write = prop_oneof![
+        4 => (name.clone(), value()).prop_map(|(n, v)| Op::Increment(n, v)),
+        2 => (name.clone(), value()).prop_map(|(n, v)| Op::Set(n, v)),
+        1 => name.prop_map(Op::Reset),
+    ];
+    (0..KEYS, write).prop_map(|(key, write)| Op::Keyed(key, Box::new(write)))
+}
+
+/// Operations with keyed writes and retries among them.
+fn op_with_keys() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => op(),
+        3 => keyed_write(),
+        2 => Just(Op::Retry),
     ]
 }
 
@@ -132,8 +170,70 @@ fn expect(
             }
         },
         Op::List => Ok(model.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-        Op::NewInstance | Op::NewEngine | Op::Reopen => return None,
+        Op::NewInstance | Op::NewEngine | Op::Reopen | Op::Keyed(..) | Op::Retry => return None,
     })
+}
+
+/// The expected answer of a write with key number `key`: refused before the store (an invalid
+/// name, a value past the store), a replay of the key's first write (marked `replayed`), a
+/// refused reuse, or applied and recorded; a refusal by the store records nothing.
+fn expect_keyed(
+    model: &mut BTreeMap<String, u64>,
+    records: &mut Records,
+    limit: u64,
+    key: usize,
+    write: &Op,
+) -> Result<Vec<(String, u64)>, CounterError> {
+    let (name, set_past_limit) = match *write {
+        Op::Increment(n, _) | Op::Reset(n) => (n, false),
+        Op::Set(n, value) => (n, value > limit),
+        _ => unreachable!("only writes are keyed"),
+    };
+    if let Err(invalid) = tally_guest::name::validate(NAMES[name]) {
+        return Err(CounterError::InvalidName(invalid));
+    }
+    if set_past_limit {
+        return Err(CounterError::Overflow(NAMES[name].to_string()));
+    }
+    match records.get(&key) {
+        Some((first, answer)) if same_write(first, write) => {
+            return Ok(vec![("replayed".to_string(), *answer)]);
+        }
+        Some(_) => return Err(reused()),
+        None => {}
+    }
+    let answer = expect(model, limit, write).expect("a write has an answer")?;
+    records.insert(key, (write.clone(), answer[0].1));
+    Ok(answer)
+}
+
+/// Whether two writes are the same request (what the store's fingerprint tells).
+fn same_write(a: &Op, b: &Op) -> bool {
+    match (a, b) {
+        (Op::Increment(n, by), Op::Increment(m, other)) => n == m && by == other,
+        (Op::Set(n, value), Op::Set(m, other)) => n == m && value == other,
+        (Op::Reset(n), Op::Reset(m)) => n == m,
+        _ => false,
+    }
+}
+
+/// What a fresh instance with key number `key` answered for `write`, in the model's shape.
+fn actual_keyed(
+    runtime: &Runtime,
+    key: usize,
+    write: &Op,
+) -> Result<Vec<(String, u64)>, CounterError> {
+    let key = IdempotencyKey::parse(&format!("key-{key}")).unwrap();
+    let mut counter = block_on(runtime.instantiate_with_key(Some(&key))).unwrap();
+    let answer = actual(&mut counter, write);
+    if counter.idempotency_key_reused() {
+        assert!(answer.is_err(), "a reused key was applied: {answer:?}");
+        return Err(reused());
+    }
+    if counter.was_replayed() {
+        return answer.map(|one| vec![("replayed".to_string(), one[0].1)]);
+    }
+    answer
 }
 
 /// What the component answered, in the model's shape.
@@ -150,7 +250,9 @@ fn actual(counter: &mut Counter, op: &Op) -> Result<Vec<(String, u64)>, CounterE
                 .map(|()| one(value)),
             Op::Reset(n) => counter.reset(NAMES[n]).await.unwrap().map(|()| one(0)),
             Op::List => counter.list().await.unwrap(),
-            Op::NewInstance | Op::NewEngine | Op::Reopen => unreachable!("restarts are not calls"),
+            Op::NewInstance | Op::NewEngine | Op::Reopen | Op::Keyed(..) | Op::Retry => {
+                unreachable!("restarts are not calls; keyed writes have their own instance")
+            }
         }
     })
 }
@@ -162,7 +264,28 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut runtime = runtime(storage.clone());
     let mut counter = block_on(runtime.instantiate()).unwrap();
     let mut model = BTreeMap::new();
+    let mut records = Records::new();
+    let mut last_keyed: Option<(usize, Op)> = None;
     for (step, op) in ops.iter().enumerate() {
+        let keyed = match op {
+            Op::Keyed(key, write) => Some((*key, (**write).clone())),
+            Op::Retry => last_keyed.clone(),
+            _ => None,
+        };
+        if let Some((key, write)) = keyed {
+            let expected = expect_keyed(&mut model, &mut records, limit, key, &write);
+            prop_assert_eq!(
+                actual_keyed(&runtime, key, &write),
+                expected,
+                "step {}: {:?} (key-{} {:?})",
+                step,
+                op,
+                key,
+                write
+            );
+            last_keyed = Some((key, write));
+            continue;
+        }
         match op {
             Op::NewInstance => counter = block_on(runtime.instantiate()).unwrap(),
             Op::NewEngine | Op::Reopen => {
@@ -175,6 +298,8 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
                 runtime = self::runtime(storage.clone());
                 counter = block_on(runtime.instantiate()).unwrap();
             }
+            // A retry before any keyed write has nothing to retry.
+            Op::Retry | Op::Keyed(..) => {}
             _ => {
                 let expected = expect(&mut model, limit, op);
                 prop_assert_eq!(
@@ -214,14 +339,14 @@ proptest! {
 
     /// SQLite: every answer matches the model, across instance, engine and database restarts.
     #[test]
-    fn sqlite_matches_the_model(ops in prop::collection::vec(op(), 1..25)) {
+    fn sqlite_matches_the_model(ops in prop::collection::vec(op_with_keys(), 1..25)) {
         let dir = tempfile::tempdir().unwrap();
         check(&Backend::Sqlite(dir.path().join("model.db")), &ops)?;
     }
 
     /// Memory: the same, with instance and engine restarts (the store itself lives on).
     #[test]
-    fn memory_matches_the_model(ops in prop::collection::vec(op(), 1..25)) {
+    fn memory_matches_the_model(ops in prop::collection::vec(op_with_keys(), 1..25)) {
         check(&Backend::Memory(Arc::new(MemoryStorage::new())), &ops)?;
     }
 }
@@ -239,7 +364,7 @@ fn redis_matches_the_model() {
             .unwrap(),
     );
     let mut runner = proptest::test_runner::TestRunner::new(config(500));
-    let outcome = runner.run(&prop::collection::vec(op(), 1..25), |ops| {
+    let outcome = runner.run(&prop::collection::vec(op_with_keys(), 1..25), |ops| {
         redis::cmd("FLUSHDB")
             .query::<()>(&mut *flush.lock().unwrap())
             .unwrap();

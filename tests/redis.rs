@@ -147,7 +147,8 @@ fn redis_range_is_enforced_on_every_write_path() {
     );
 }
 
-/// tally refuses a Redis that may evict keys, unless told to accept it.
+/// tally refuses a Redis that may evict counters or idempotency records, unless told to accept
+/// it.
 #[test]
 fn evicting_redis_is_refused_without_override() {
     let redis = RedisServer::start(&["--maxmemory-policy", "allkeys-lru"]).unwrap();
@@ -160,6 +161,15 @@ fn evicting_redis_is_refused_without_override() {
     assert_eq!(
         tally_ok(&store, &["--allow-redis-eviction", "incr", "visits"]),
         "1\n"
+    );
+    // volatile-* evicts keys with a TTL: idempotency records.
+    let volatile = RedisServer::start(&["--maxmemory-policy", "volatile-lru"]).unwrap();
+    let output = tally(&volatile.url(0), &["incr", "visits"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("maxmemory-policy volatile-lru, so it may evict idempotency records"),
+        "{stderr}"
     );
 }
 

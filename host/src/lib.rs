@@ -10,6 +10,7 @@
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
 //! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
 //! - [`refusal`]: a refused counter operation in words and as a stable code.
+//! - [`idempotency`]: a client's idempotency key, checked and claimed while its request runs.
 //! - [`metrics`]: the service's Prometheus metrics, one value handed to whoever records.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
@@ -20,6 +21,7 @@
 pub mod bindings;
 pub mod cli;
 pub mod compiled_cache;
+pub mod idempotency;
 pub mod metrics;
 pub mod refusal;
 pub mod resp;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub resp_clients: AtomicU64,
     /// RESP connections refused because `--resp-max-clients` were open.
     pub resp_clients_rejected: AtomicU64,
+    /// Writes answered from their idempotency key's record (retries), nothing applied.
+    pub idempotent_replays: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,7 @@ impl Metrics {
             resp_commands: Mutex::new(BTreeMap::new()),
             resp_clients: AtomicU64::new(0),
             resp_clients_rejected: AtomicU64::new(0),
+            idempotent_replays: AtomicU64::new(0),
         }
     }
 
@@ -138,6 +141,11 @@ impl Metrics {
                 "tally_resp_clients_rejected_total",
                 "RESP connections refused because --resp-max-clients were open.",
                 &self.resp_clients_rejected,
+            ),
+            (
+                "tally_idempotent_replays_total",
+                "Writes answered from their Idempotency-Key's record (retries; nothing applied).",
+                &self.idempotent_replays,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

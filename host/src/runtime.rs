@@ -12,6 +12,7 @@
 
 use crate::bindings::{CounterComponent, CounterComponentPre, CounterError, Page};
 use crate::compiled_cache::load_component;
+use crate::idempotency::{IdempotencyKey, KeyClaim, KeysInFlight};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub struct RuntimeOptions {
     /// Run the store's reads on the calling thread (one-shot commands, whose executor has
     /// nothing else to do) rather than on tokio's blocking pool (servers).
     pub inline_reads: bool,
+    /// How long the store keeps the record of a write made with an idempotency key
+    /// (`--idempotency-retention-secs`).
+    pub idempotency_retention: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -62,6 +66,7 @@ impl Default for RuntimeOptions {
             pooled_instances: None,
             metrics: None,
             inline_reads: false,
+            idempotency_retention: tally_keyvalue::storage::idempotency::DEFAULT_RETENTION,
         }
     }
 }
@@ -163,6 +168,10 @@ pub struct Runtime {
     /// With the pooling allocator, one permit per pool slot: a caller past the pool's size waits
     /// for an instance to finish instead of failing to allocate one.
     instance_slots: Option<Arc<Semaphore>>,
+    /// How long the store keeps records of keyed writes.
+    idempotency_retention: Duration,
+    /// The idempotency keys of the requests running now.
+    keys_in_flight: KeysInFlight,
 }
 
 /// What one instance may use; kept to explain a trap in terms of the option that caused it.
@@ -226,7 +235,35 @@ impl Runtime {
             instance_slots: options
                 .pooled_instances
                 .map(|slots| Arc::new(Semaphore::new(slots as usize))),
+            idempotency_retention: options.idempotency_retention,
+            keys_in_flight: KeysInFlight::default(),
         })
+    }
+
+    /// Claims `key` for one request of this process until the claim is dropped; `None` while
+    /// another request with it is running (see [`crate::idempotency`]).
+    pub fn claim_idempotency_key(&self, key: &IdempotencyKey) -> Option<KeyClaim> {
+        self.keys_in_flight.claim(key)
+    }
+
+    /// A fresh instance whose writes carry `key` (when there is one) to the store, which then
+    /// applies them once per key and keeps the record for the retention this runtime was given.
+    /// The caller should hold the key's claim ([`Runtime::claim_idempotency_key`]) meanwhile.
+    pub async fn instantiate_with_key(&self, key: Option<&IdempotencyKey>) -> Result<Counter> {
+        let mut context =
+            WriteContext::default().with_idempotency_retention(self.idempotency_retention);
+        if let Some(key) = key {
+            context = context.with_idempotency_key(key.as_str());
+        }
+        self.instantiate_for(context).await
+    }
+
+    /// Deletes expired idempotency records (on a blocking thread): how many.
+    pub async fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.purge_idempotency_records())
+            .await
+            .map_err(|failure| StorageError::Backend(format!("the purge failed: {failure}")))?
     }
 
     /// Whether the store can be reached now (`Storage::check_ready`, on a blocking thread).
@@ -464,6 +501,18 @@ impl Counter {
     /// connections or not answering in time): its failure is worth retrying.
     pub fn store_was_unavailable(&self) -> bool {
         self.store.data().keyvalue.store_was_unavailable()
+    }
+
+    /// Whether a write of this instance was answered from its idempotency key's record: a
+    /// retry of a write applied before, nothing applied now (HTTP: `Idempotent-Replayed`).
+    pub fn was_replayed(&self) -> bool {
+        self.store.data().keyvalue.write_was_replayed()
+    }
+
+    /// Whether a write of this instance came with an idempotency key first used for another
+    /// write: refused, nothing applied.
+    pub fn idempotency_key_reused(&self) -> bool {
+        self.store.data().keyvalue.idempotency_key_reused()
     }
 
     /// Whether a call of this instance found the store busy (locked by another process past

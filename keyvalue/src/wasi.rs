@@ -5,7 +5,9 @@
 //! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
 //! [`add_to_linker`]. This file only translates: reads run the blocking [`Storage`] method on
 //! tokio's blocking pool, writes go through [`Storage::write_async`] (which SQLite completes
-//! without a blocking thread).
+//! without a blocking thread), or [`Storage::write_idempotent`] when the request that made the
+//! instance carries an idempotency key ([`WriteContext::idempotency_key`]): the key comes from
+//! the host, beside the guest's write, since `wasi:keyvalue` has no place for it.
 //!
 //! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
 //! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
@@ -54,6 +56,8 @@ struct InstanceState {
     unavailable: AtomicBool,
     overflow: AtomicBool,
     cursor_expired: AtomicBool,
+    key_reused: AtomicBool,
+    replayed: AtomicBool,
     staging: AtomicBool,
     more_follow: AtomicBool,
     // A std mutex, held only to push or take, never across an await.
@@ -155,6 +159,8 @@ impl KeyValueCtx {
             &self.instance.unavailable,
             &self.instance.overflow,
             &self.instance.cursor_expired,
+            &self.instance.key_reused,
+            &self.instance.replayed,
         ] {
             flag.store(false, Ordering::Relaxed);
         }
@@ -179,6 +185,18 @@ impl KeyValueCtx {
         self.instance.overflow.load(Ordering::Relaxed)
     }
 
+    /// Whether a write of this instance carried an idempotency key that was first used for
+    /// another write ([`StorageError::IdempotencyKeyReused`]): nothing was applied.
+    pub fn idempotency_key_reused(&self) -> bool {
+        self.instance.key_reused.load(Ordering::Relaxed)
+    }
+
+    /// Whether a write of this instance was answered from the record of its idempotency key
+    /// (a retry of a write applied before): nothing was applied now.
+    pub fn write_was_replayed(&self) -> bool {
+        self.instance.replayed.load(Ordering::Relaxed)
+    }
+
     /// Whether a `list-keys` call of this instance was given a cursor this context does not
     /// (or no longer) remember: the listing must start again.
     pub fn cursor_expired(&self) -> bool {
@@ -198,6 +216,7 @@ impl KeyValueCtx {
             Err(StorageError::Busy(_)) => Some(&self.instance.busy),
             Err(StorageError::Unavailable(_)) => Some(&self.instance.unavailable),
             Err(StorageError::Overflow { .. }) => Some(&self.instance.overflow),
+            Err(StorageError::IdempotencyKeyReused { .. }) => Some(&self.instance.key_reused),
             _ => None,
         };
         if let Some(flag) = flag {
@@ -230,10 +249,20 @@ impl KeyValueCtx {
         Arc::clone(&self.storage).write_async(self.write_context.clone(), bucket, write)
     }
 
-    /// Applies one write (staged, when the host asked for it: see
-    /// [`KeyValueCtx::stage_writes`]).
+    /// Applies one write: once for its idempotency key when the request carries one
+    /// ([`Storage::write_idempotent`]), staged when the host asked for it (see
+    /// [`KeyValueCtx::stage_writes`]), durable before it returns otherwise.
     async fn write(self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
+        if self.write_context.idempotency_key.is_some() {
+            let outcome = Arc::clone(&self.storage)
+                .write_idempotent(self.write_context.clone(), bucket, write)
+                .await;
+            if outcome.as_ref().is_ok_and(|written| written.replayed) {
+                self.instance.replayed.store(true, Ordering::Relaxed);
+            }
+            return self.finish(started, outcome.map(|written| written.value));
+        }
         if !self.instance.staging.load(Ordering::Relaxed) {
             let outcome = self.start_write(bucket, write).await;
             return self.finish(started, outcome);

@@ -45,6 +45,9 @@ fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<(Runtime, String), F
 /// server uses (exit 3, `store_unavailable`), anything else as the refusal it is.
 fn refusal(counter: &Counter, store: &str, error: CounterError) -> Failure {
     match error {
+        CounterError::StoreFailure(detail) if counter.idempotency_key_reused() => {
+            Failure::KeyReused(detail)
+        }
         CounterError::StoreFailure(detail) if counter.store_was_unavailable() => {
             Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
         }
@@ -55,7 +58,22 @@ fn refusal(counter: &Counter, store: &str, error: CounterError) -> Failure {
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
     let (runtime, store) = runtime(global, only_reads)?;
-    let mut counter = runtime.instantiate().await?;
+    let key = match &command {
+        Command::Incr { once, .. } | Command::Set { once, .. } | Command::Reset { once, .. } => {
+            once.idempotency_key.clone()
+        }
+        Command::Get { .. } | Command::List => None,
+    };
+    // One command per process: the claim cannot be taken, but holding it keeps the one rule.
+    let _claim = match &key {
+        Some(key) => Some(
+            runtime
+                .claim_idempotency_key(key)
+                .ok_or_else(|| Failure::KeyInUse(crate::idempotency::in_flight_message(key)))?,
+        ),
+        None => None,
+    };
+    let mut counter = runtime.instantiate_with_key(key.as_ref()).await?;
 
     let (name, value) = match command {
         Command::Get { name } => {
@@ -63,17 +81,17 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
             let value = answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
-        Command::Incr { name, by } => {
+        Command::Incr { name, by, .. } => {
             let answered = counter.increment(&name, by).await?;
             let value = answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
-        Command::Set { name, value } => {
+        Command::Set { name, value, .. } => {
             let answered = counter.set(&name, value).await?;
             answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, value)
         }
-        Command::Reset { name } => {
+        Command::Reset { name, .. } => {
             let answered = counter.reset(&name).await?;
             answered.map_err(|error| refusal(&counter, &store, error))?;
             (name, 0)
@@ -83,6 +101,14 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
             return list(&runtime, &store, global.json).await;
         }
     };
+    if counter.was_replayed() && !global.json {
+        // Standard output stays the first answer, byte for byte; this note is for people.
+        eprintln!(
+            "tally: the idempotency key {} was used for this write before: printing its first \
+             answer, nothing applied now",
+            key.as_ref().map_or("", |key| key.as_str())
+        );
+    }
     let mut out = std::io::stdout().lock();
     let printed = if global.json {
         writeln!(out, "{}", entry(&name, value))

@@ -63,12 +63,29 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "TALLY_NO_CACHE", value_parser = BoolishValueParser::new())]
     no_cache: bool,
 
+    /// How long a write made with an idempotency key is remembered, in seconds: its retries
+    /// within that time answer the first answer instead of applying it again. `tally serve`
+    /// purges expired records in the background.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_IDEMPOTENCY_RETENTION_SECS",
+        default_value_t = 86_400,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_RETENTION_SECS)
+    )]
+    idempotency_retention_secs: u64,
+
     /// Print results as JSON: {"name": ..., "value": ...}, a list of those for `list`, an object
     /// describing what `backup`, `import` and `component` did; errors as {"error", "code"} on
     /// standard error.
     #[arg(long, global = true, env = "TALLY_JSON", value_parser = BoolishValueParser::new())]
     pub(crate) json: bool,
 }
+
+/// The longest `--idempotency-retention-secs`: ten years (records keep their expiry in
+/// milliseconds).
+const MAX_RETENTION_SECS: u64 = 10 * 365 * 86_400;
 
 /// A `--store` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +364,7 @@ impl GlobalArgs {
             } else {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
+            idempotency_retention: std::time::Duration::from_secs(self.idempotency_retention_secs),
             ..RuntimeOptions::default()
         }
     }

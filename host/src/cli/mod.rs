@@ -1,8 +1,10 @@
 //! The `tally` command line: parse arguments, then run one counter command or the server.
 //!
-//! Exit codes: 0 success; 1 the input was refused (invalid name, overflow, corrupt value, an
-//! import file with a bad line); 2 the command line is wrong; 3 tally could not do its work
-//! (database, component, a store failure or a store locked past the busy timeout, network).
+//! Exit codes: 0 success (a replayed `--idempotency-key` write included); 1 the input was
+//! refused (invalid name, overflow, corrupt value, an import file with a bad line, an
+//! idempotency key reused for another write); 2 the command line is wrong; 3 tally could not do
+//! its work (database, component, a store failure, unreachable or locked past the busy timeout,
+//! network).
 //!
 //! Every option can also be set through an environment variable (`TALLY_DB`, `TALLY_LISTEN`,
 //! ...; `--help` names each one); a flag given on the command line wins. Colors follow the
@@ -25,6 +27,7 @@ pub mod global;
 pub mod serve;
 pub mod transfer;
 
+use crate::idempotency::IdempotencyKey;
 use crate::{CounterError, Refusal};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use global::GlobalArgs;
@@ -88,6 +91,8 @@ enum CounterCommand {
         /// How much to add.
         #[arg(long, env = "TALLY_INCR_BY", default_value_t = 1, value_name = "N")]
         by: u64,
+        #[command(flatten)]
+        once: OnceArg,
     },
     /// Set a counter to a value.
     Set {
@@ -95,14 +100,31 @@ enum CounterCommand {
         name: String,
         /// The new value, 0 to 18446744073709551615.
         value: u64,
+        #[command(flatten)]
+        once: OnceArg,
     },
     /// Remove a counter (it then reads 0).
     Reset {
         /// The counter's name: 1-256 bytes, no control characters.
         name: String,
+        #[command(flatten)]
+        once: OnceArg,
     },
     /// Print every counter and its value, one per line, tab-separated, sorted by name.
     List,
+}
+
+/// `--idempotency-key`, on the commands that write one counter.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OnceArg {
+    /// Apply this write once: run again with the same KEY (a retry after a failure), it prints
+    /// the first answer instead of applying the write again; with another write, it is refused.
+    /// KEY is 1-255 visible ASCII characters, remembered --idempotency-retention-secs. Shared
+    /// with the HTTP API's Idempotency-Key on the same store. (No TALLY_ variable: an exported
+    /// key would turn every later write into a replay.)
+    // The one flag without a TALLY_* variable; tests/conventions.rs names it as the exception.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Why a command failed, which decides the exit code.
@@ -116,6 +138,12 @@ pub enum Failure {
     /// The store cannot be reached (Redis down): exit 3, code `store_unavailable`, the words
     /// the server uses for its 503.
     Unavailable(String),
+    /// The idempotency key was first used for another write: exit 1, code
+    /// `idempotency_key_reused`.
+    KeyReused(String),
+    /// A write with the idempotency key is still running in this process: exit 3, code
+    /// `idempotency_key_in_use`.
+    KeyInUse(String),
 }
 
 /// An error that says the store cannot be reached ([`crate::refusal::store_unreachable`]'s
@@ -180,6 +208,8 @@ fn report(failure: Failure, json: bool) -> ExitCode {
         Failure::Invalid(error) => (format!("{error:#}"), "invalid_input", 1),
         Failure::Broken(error) => (format!("{error:#}"), "failure", 3),
         Failure::Unavailable(message) => (message, "store_unavailable", 3),
+        Failure::KeyReused(message) => (message, "idempotency_key_reused", 1),
+        Failure::KeyInUse(message) => (message, "idempotency_key_in_use", 3),
     };
     if json {
         eprintln!("{}", serde_json::json!({ "error": message, "code": code }));

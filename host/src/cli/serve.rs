@@ -16,6 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tally_keyvalue::storage::StorageError;
 use tracing_subscriber::EnvFilter;
 
 /// `tally serve` options.
@@ -226,11 +227,45 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
             None => Ok(()),
         }
     };
-    tokio::try_join!(http, resp)?;
+    let purge = tokio::spawn(purge_idempotency_records(
+        runtime.clone(),
+        purge_interval(options.idempotency_retention),
+    ));
+    let served = tokio::try_join!(http, resp);
+    purge.abort();
+    let _ = purge.await;
+    served?;
     drop(runtime);
     // Every acknowledged write was committed before its answer; dropping the last reference to
     // the storage stops a SQLite writer thread once it has nothing left.
     drop(storage);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired idempotency records are purged: half the retention, between 1 s and 60 s,
+/// so a record outlives its retention by at most about half of it (it is ignored once expired
+/// either way; purging only reclaims space).
+fn purge_interval(retention: Duration) -> Duration {
+    (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Deletes expired idempotency records every `every`, until aborted. The store does it in
+/// bounded steps queued among the writes (SQLite), so writes are never held up for long.
+async fn purge_idempotency_records(runtime: Arc<Runtime>, every: Duration) {
+    // The first purge after one interval, not at start: a server starting is busy enough.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match runtime.purge_idempotency_records().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired idempotency records"),
+            // A store this process may only read has nothing of its own to purge.
+            Err(StorageError::ReadOnly(_)) => {}
+            Err(failure) => {
+                tracing::warn!("purging expired idempotency records failed: {failure}");
+            }
+        }
+    }
 }

@@ -31,6 +31,12 @@ pub enum ApiError {
     Unavailable(String),
     /// The guest trapped (panic, deadline, memory limit) or could not be instantiated.
     Guest(anyhow::Error),
+    /// The `Idempotency-Key` header is not 1-255 visible ASCII characters: why.
+    InvalidIdempotencyKey(String),
+    /// The idempotency key was first used for another request: the store's words for both.
+    IdempotencyKeyReused(String),
+    /// A request with this idempotency key is still running in this server.
+    IdempotencyKeyInUse(String),
 }
 
 /// The stable `code` of an error body, one per kind of failure.
@@ -62,11 +68,17 @@ pub enum ErrorCode {
     GuestFailure,
     /// `store_unavailable`
     StoreUnavailable,
+    /// `invalid_idempotency_key`
+    InvalidIdempotencyKey,
+    /// `idempotency_key_reused`
+    IdempotencyKeyReused,
+    /// `idempotency_key_in_use`
+    IdempotencyKeyInUse,
 }
 
 impl ErrorCode {
     /// Every code, each once: what the API document's `Error.code` enum must list.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 16] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -80,6 +92,9 @@ impl ErrorCode {
         Self::GuestFailure,
         Self::InvalidQuery,
         Self::StoreUnavailable,
+        Self::InvalidIdempotencyKey,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyKeyInUse,
     ];
 
     /// The code as it appears in error bodies.
@@ -98,6 +113,9 @@ impl ErrorCode {
             Self::GuestFailure => "guest_failure",
             Self::InvalidQuery => "invalid_query",
             Self::StoreUnavailable => "store_unavailable",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
         }
     }
 
@@ -118,6 +136,9 @@ impl ErrorCode {
             Self::GuestFailure => 10,
             Self::InvalidQuery => 11,
             Self::StoreUnavailable => 12,
+            Self::InvalidIdempotencyKey => 13,
+            Self::IdempotencyKeyReused => 14,
+            Self::IdempotencyKeyInUse => 15,
         }
     }
 }
@@ -155,6 +176,15 @@ impl ApiError {
             Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable),
             Self::Guest(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GuestFailure),
+            Self::InvalidIdempotencyKey(_) => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidIdempotencyKey)
+            }
+            // 422 and 409 as the IETF draft "The Idempotency-Key HTTP Header Field" says.
+            Self::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IdempotencyKeyReused,
+            ),
+            Self::IdempotencyKeyInUse(_) => (StatusCode::CONFLICT, ErrorCode::IdempotencyKeyInUse),
         }
     }
 
@@ -174,7 +204,12 @@ impl ApiError {
             // Says "the counter component ..." itself (see `runtime::Limits::explain`).
             Self::Guest(error) => format!("{error:#}"),
             Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
-            Self::Unavailable(message) => message.clone(),
+            Self::Unavailable(message)
+            | Self::IdempotencyKeyReused(message)
+            | Self::IdempotencyKeyInUse(message) => message.clone(),
+            Self::InvalidIdempotencyKey(reason) => {
+                format!("invalid Idempotency-Key header: {reason}")
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Request parsing with JSON errors: the counter name from the path, and size-limited JSON bodies.
+//! Request parsing with JSON errors: the counter name from the path, the `Idempotency-Key`
+//! header, and size-limited JSON bodies.
 //!
 //! axum's own extractors answer malformed input with plain-text bodies; these answer with the
 //! API's JSON errors instead.
 
 use super::BODY_LIMIT;
 use super::error::ApiError;
+use crate::idempotency::IdempotencyKey;
 use crate::{CounterError, Refusal};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
@@ -28,6 +30,37 @@ impl<S: Send + Sync> FromRequestParts<S> for CounterName {
                 u64::MAX,
             ))),
         }
+    }
+}
+
+/// The `Idempotency-Key` request header, checked (1-255 visible ASCII characters); `None`
+/// without one. Sent twice, it is refused: which one was meant is anyone's guess.
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
+
+/// The header's name.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut values = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
+        let Some(value) = values.next() else {
+            return Ok(Self(None));
+        };
+        if values.next().is_some() {
+            return Err(ApiError::InvalidIdempotencyKey(
+                "the header was sent more than once; send one key".into(),
+            ));
+        }
+        let text = value.to_str().map_err(|_| {
+            ApiError::InvalidIdempotencyKey(
+                "an idempotency key is visible ASCII only (no spaces or control characters)".into(),
+            )
+        })?;
+        IdempotencyKey::parse(text)
+            .map(|key| Self(Some(key)))
+            .map_err(ApiError::InvalidIdempotencyKey)
     }
 }
 

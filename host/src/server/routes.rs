@@ -12,17 +12,23 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` (and `/dashboard.js`, `/dashboard.css`) | the dashboard |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
+//!
+//! The three writes take an `Idempotency-Key` header (see [`crate::idempotency`]): the first
+//! request with a key is applied once and its answer recorded by the store with the write; a
+//! retry with the same key and request gets that answer again, with `Idempotent-Replayed: true`,
+//! and applies nothing.
 
 use super::assets;
 use super::error::ApiError;
-use super::extract::{CounterName, OptionalJson};
+use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
+use crate::idempotency::{IdempotencyKey, KeyClaim, in_flight_message};
 use crate::metrics::Metrics;
 use crate::runtime::{Counter, Runtime};
 use crate::{CounterError, Refusal};
 use axum::extract::{MatchedPath, RawQuery, Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_TYPE, LINK};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,7 +54,51 @@ impl AppState {
     async fn instance(&self) -> Result<Counter, ApiError> {
         self.runtime.instantiate().await.map_err(ApiError::Guest)
     }
+
+    /// A fresh instance for a write whose request may carry an idempotency key, and the key's
+    /// claim, held until the answer is made (409 while another request of this server holds
+    /// it).
+    async fn instance_for_write(
+        &self,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(Counter, Option<KeyClaim>), ApiError> {
+        let claim = match key {
+            Some(key) => Some(
+                self.runtime
+                    .claim_idempotency_key(key)
+                    .ok_or_else(|| ApiError::IdempotencyKeyInUse(in_flight_message(key)))?,
+            ),
+            None => None,
+        };
+        let counter = self
+            .runtime
+            .instantiate_with_key(key)
+            .await
+            .map_err(ApiError::Guest)?;
+        Ok((counter, claim))
+    }
 }
+
+/// The answer to a write: its counter and value, marked `Idempotent-Replayed: true` (and
+/// counted) when the store answered it from its idempotency key's record (the header Stripe's
+/// API sends).
+fn written(state: &AppState, counter: &Counter, value: CounterValue) -> Response {
+    let mut response = Json(value).into_response();
+    if counter.was_replayed() {
+        state
+            .metrics
+            .idempotent_replays
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        response.headers_mut().insert(
+            HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// The response header of a replayed answer.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The router with every route, JSON fallbacks for unknown routes and methods, and the
 /// request log and metrics around it all.
@@ -110,6 +160,9 @@ fn answer<T>(
     counter: &Counter,
 ) -> Result<T, ApiError> {
     match outcome.map_err(ApiError::Guest)? {
+        Err(CounterError::StoreFailure(message)) if counter.idempotency_key_reused() => {
+            Err(ApiError::IdempotencyKeyReused(message))
+        }
         Err(CounterError::StoreFailure(message)) if counter.store_was_busy() => {
             Err(ApiError::Busy(message))
         }
@@ -123,12 +176,13 @@ fn answer<T>(
 async fn increment_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     OptionalJson(body): OptionalJson<IncrementBody>,
-) -> Result<Json<CounterValue>, ApiError> {
+) -> Result<Response, ApiError> {
     let by = body.map_or(1, |body| body.by);
-    let mut counter = state.instance().await?;
+    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
     let value = answer(&state, counter.increment(&name, by).await, &counter)?;
-    Ok(Json(CounterValue { name, value }))
+    Ok(written(&state, &counter, CounterValue { name, value }))
 }
 
 async fn get_counter(
@@ -143,23 +197,25 @@ async fn get_counter(
 async fn set_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     OptionalJson(body): OptionalJson<SetBody>,
-) -> Result<Json<CounterValue>, ApiError> {
+) -> Result<Response, ApiError> {
     let value = body
         .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
         .value;
-    let mut counter = state.instance().await?;
+    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
     answer(&state, counter.set(&name, value).await, &counter)?;
-    Ok(Json(CounterValue { name, value }))
+    Ok(written(&state, &counter, CounterValue { name, value }))
 }
 
 async fn reset_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
-) -> Result<Json<CounterValue>, ApiError> {
-    let mut counter = state.instance().await?;
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+) -> Result<Response, ApiError> {
+    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
     answer(&state, counter.reset(&name).await, &counter)?;
-    Ok(Json(CounterValue { name, value: 0 }))
+    Ok(written(&state, &counter, CounterValue { name, value: 0 }))
 }
 
 /// One page of counters (in the store's listing order: by name on SQLite and memory), with a

@@ -1,21 +1,33 @@
 //! The in-memory backend: ordered maps behind a mutex, gone when the process exits.
 //!
 //! Keys are kept sorted, so listing pages by key like SQLite does: a cursor is the last key
-//! returned, and keys added or removed during a listing never shift the pages.
+//! returned, and keys added or removed during a listing never shift the pages. Writes with an
+//! idempotency key are looked up, applied and recorded under the same lock.
 
-use super::{Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, incremented};
+use super::{
+    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
+    Written, idempotency, incremented, write_without_key,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A process-local [`Storage`]; nothing survives a restart.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     // A std mutex: every critical section is a few map operations and never awaits.
-    buckets: Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>,
+    state: Mutex<State>,
 }
 
 type Buckets = HashMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// Everything the store holds, under one lock.
+#[derive(Debug, Default)]
+struct State {
+    buckets: Buckets,
+    /// Idempotency records by key: fingerprint, outcome, expiry (ms since the Unix epoch).
+    records: HashMap<String, (String, u64, i64)>,
+}
 
 impl MemoryStorage {
     /// An empty store.
@@ -23,8 +35,8 @@ impl MemoryStorage {
         Self::default()
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Buckets>, StorageError> {
-        self.buckets
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StorageError> {
+        self.state
             .lock()
             .map_err(|_| StorageError::Backend("in-memory store poisoned by a panic".into()))
     }
@@ -34,6 +46,7 @@ impl Storage for MemoryStorage {
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
             .lock()?
+            .buckets
             .get(bucket)
             .and_then(|entries| entries.get(key))
             .cloned())
@@ -41,6 +54,7 @@ impl Storage for MemoryStorage {
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
         self.lock()?
+            .buckets
             .entry(bucket.to_string())
             .or_default()
             .insert(key.to_string(), value.to_vec());
@@ -48,7 +62,7 @@ impl Storage for MemoryStorage {
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        if let Some(entries) = self.lock()?.get_mut(bucket) {
+        if let Some(entries) = self.lock()?.buckets.get_mut(bucket) {
             entries.remove(key);
         }
         Ok(())
@@ -60,8 +74,8 @@ impl Storage for MemoryStorage {
         bucket: &str,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let buckets = self.lock()?;
-        let entries = buckets.get(bucket);
+        let state = self.lock()?;
+        let entries = state.buckets.get(bucket);
         Ok(keys
             .iter()
             .map(|key| entries.and_then(|entries| entries.get(key)).cloned())
@@ -71,6 +85,7 @@ impl Storage for MemoryStorage {
     fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
         Ok(self
             .lock()?
+            .buckets
             .get(bucket)
             .is_some_and(|entries| entries.contains_key(key)))
     }
@@ -86,13 +101,64 @@ impl Storage for MemoryStorage {
         delta: u64,
         limit: u64,
     ) -> Result<u64, StorageError> {
-        let mut buckets = self.lock()?;
-        let entries = buckets.entry(bucket.to_string()).or_default();
-        let current = entries.get(key).map(Vec::as_slice);
-        let limit = limit.min(self.counter_limit());
-        let (new, stored) = incremented(key, current, delta, limit)?;
-        entries.insert(key.to_string(), stored);
-        Ok(new)
+        increment_in(&mut self.lock()?.buckets, bucket, key, delta, limit)
+    }
+
+    /// Looked up, applied and recorded under the one lock.
+    fn write_idempotent(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> IdempotentFuture {
+        let Some(key) = context.idempotency_key.clone() else {
+            return write_without_key(self, context, bucket, write);
+        };
+        let outcome = idempotency::check_key(&key)
+            .map_err(StorageError::InvalidIdempotencyKey)
+            .and_then(|()| {
+                let mut state = self.lock()?;
+                let fingerprint = idempotency::fingerprint(&bucket, &write);
+                let now = idempotency::now_millis();
+                let recorded = state
+                    .records
+                    .get(&key)
+                    .filter(|(_, _, expires_at)| *expires_at > now)
+                    .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
+                if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
+                    return Ok(Written::replayed(outcome));
+                }
+                let limit = context.increment_limit.unwrap_or(u64::MAX);
+                let value = match write {
+                    Write::Increment { key, delta } => {
+                        increment_in(&mut state.buckets, &bucket, &key, delta, limit)?
+                    }
+                    Write::Set { key, value } => {
+                        state.buckets.entry(bucket).or_default().insert(key, value);
+                        0
+                    }
+                    Write::Delete { key } => {
+                        if let Some(entries) = state.buckets.get_mut(&bucket) {
+                            entries.remove(&key);
+                        }
+                        0
+                    }
+                };
+                let expires_at = idempotency::expires_at(context.idempotency_retention);
+                state.records.insert(key, (fingerprint, value, expires_at));
+                Ok(Written::applied(value))
+            });
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
+        let mut state = self.lock()?;
+        let before = state.records.len();
+        let now = idempotency::now_millis();
+        state
+            .records
+            .retain(|_, (_, _, expires_at)| *expires_at > now);
+        Ok(before - state.records.len())
     }
 
     fn list_keys(
@@ -101,8 +167,8 @@ impl Storage for MemoryStorage {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<KeyPage, StorageError> {
-        let buckets = self.lock()?;
-        let Some(entries) = buckets.get(bucket) else {
+        let state = self.lock()?;
+        let Some(entries) = state.buckets.get(bucket) else {
             return Ok(KeyPage {
                 keys: Vec::new(),
                 cursor: None,
@@ -129,12 +195,27 @@ impl Storage for MemoryStorage {
         entries: &[(String, Vec<u8>)],
         progress: &mut dyn FnMut(usize),
     ) -> Result<(), StorageError> {
-        let mut buckets = self.lock()?;
-        let target = buckets.entry(bucket.to_string()).or_default();
+        let mut state = self.lock()?;
+        let target = state.buckets.entry(bucket.to_string()).or_default();
         for (key, value) in entries {
             target.insert(key.clone(), value.clone());
         }
         progress(entries.len());
         Ok(())
     }
+}
+
+/// An increment under the store's lock (held by the caller).
+fn increment_in(
+    buckets: &mut Buckets,
+    bucket: &str,
+    key: &str,
+    delta: u64,
+    limit: u64,
+) -> Result<u64, StorageError> {
+    let entries = buckets.entry(bucket.to_string()).or_default();
+    let current = entries.get(key).map(Vec::as_slice);
+    let (new, stored) = incremented(key, current, delta, limit)?;
+    entries.insert(key.to_string(), stored);
+    Ok(new)
 }

@@ -2,8 +2,9 @@
 //!
 //! [`Storage`] is what `wasi:keyvalue/store` and `wasi:keyvalue/atomics` need (byte values under
 //! string keys, grouped in buckets, with an atomic decimal `increment`), plus what a host needs
-//! around them: awaitable writes, paged listing with opaque cursors, a per-request
-//! [`WriteContext`], bulk reads and writes, and errors that tell a refusal from an outage. The
+//! around them: awaitable writes, writes applied once per idempotency key ([`idempotency`]),
+//! paged listing with opaque cursors, a per-request [`WriteContext`], bulk reads and writes,
+//! and errors that tell a refusal from an outage. The
 //! wasmtime glue in [`crate::wasi`] only translates between the bindings and this trait, so a new
 //! backend is one new file here (or in your own crate).
 //!
@@ -14,6 +15,7 @@
 //! - [`RedisStorage`] (feature `redis`): a Redis database shared by many hosts and plain Redis
 //!   clients.
 
+pub mod idempotency;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "redis")]
@@ -28,11 +30,14 @@ pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage};
 
+pub use idempotency::Written;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How many keys one [`Storage::list_keys`] page holds at most, whatever the caller asks for.
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -135,8 +140,9 @@ pub trait Storage: Send + Sync + 'static {
     /// for an increment and 0 otherwise. What async hosts call.
     ///
     /// The default runs the blocking method on tokio's blocking pool (so it needs a tokio
-    /// runtime), and refuses a write whose context carries an idempotency key, since the
-    /// blocking methods cannot record one. A backend that can complete a write without a
+    /// runtime). Every implementation refuses a write whose context carries an idempotency key
+    /// ([`StorageError::IdempotencyUnsupported`]): this method cannot tell its caller that a
+    /// write was a replay; [`Storage::write_idempotent`] is the one for keyed writes. A backend that can complete a write without a
     /// blocking thread per call overrides it (SQLite: its writer thread answers through a
     /// channel).
     fn write_async(
@@ -156,6 +162,40 @@ pub trait Storage: Send + Sync + 'static {
             .await
             .map_err(|failure| StorageError::Backend(format!("a storage task failed: {failure}")))?
         })
+    }
+
+    /// Applies `write` at most once per idempotency key ([`WriteContext::idempotency_key`]; see
+    /// [`idempotency`]): the first write with a key is applied and recorded (key, fingerprint,
+    /// outcome, expiry after [`WriteContext::idempotency_retention`]) in the same atomic step;
+    /// a later one with the same key and the same write answers the recorded outcome without
+    /// applying anything ([`Written::replayed`]); the key with another write is refused with
+    /// [`StorageError::IdempotencyKeyReused`]. A refused write records nothing. Completes when
+    /// durable, like [`Storage::write_async`]. Without a key it is [`Storage::write_async`].
+    ///
+    /// The default refuses keys ([`StorageError::IdempotencyUnsupported`]): a backend that
+    /// cannot make the record atomic with the write must not pretend to. SQLite records in the
+    /// group-commit transaction, Redis in one Lua script, memory under its lock.
+    fn write_idempotent(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> IdempotentFuture {
+        if context.idempotency_key.is_some() {
+            return Box::pin(std::future::ready(Err(
+                StorageError::IdempotencyUnsupported,
+            )));
+        }
+        write_without_key(self, context, bucket, write)
+    }
+
+    /// Deletes the records of idempotency keys that have expired (some of them at least: it may
+    /// stop after a bounded amount of work so writes are not held up, and the caller calls again
+    /// later); how many it deleted. An expired record counts as absent whether or not it is
+    /// purged, so this only reclaims space. Blocks. The default has nothing to purge (Redis
+    /// expires its records itself).
+    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
+        Ok(0)
     }
 
     /// Applies `write` like [`Storage::write_async`], but in two steps: `applied` completes with
@@ -248,6 +288,10 @@ pub trait Storage: Send + Sync + 'static {
 /// The future of [`Storage::write_async`].
 pub type WriteFuture = Pin<Box<dyn Future<Output = Result<u64, StorageError>> + Send + 'static>>;
 
+/// The future of [`Storage::write_idempotent`].
+pub type IdempotentFuture =
+    Pin<Box<dyn Future<Output = Result<Written, StorageError>> + Send + 'static>>;
+
 /// Completes when a staged write is durable, or with the error that undid it.
 pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'static>>;
 
@@ -287,13 +331,17 @@ pub enum Write {
 ///
 /// Built with [`WriteContext::default`] and its `with_` methods, so fields added later break no
 /// caller.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteContext {
-    /// The client's idempotency key for this write, if it sent one: a store that records keys
-    /// applies a write with a key it has seen once only. A store that cannot record keys must
-    /// refuse such a write rather than apply it again ([`StorageError::IdempotencyUnsupported`]).
+    /// The client's idempotency key for this write, if it sent one ([`idempotency`]): a store
+    /// that records keys applies a write with a key it has seen once only
+    /// ([`Storage::write_idempotent`]). Every other way of writing refuses a write with a key
+    /// ([`StorageError::IdempotencyUnsupported`]) rather than apply it again.
     pub idempotency_key: Option<String>,
+    /// How long the store keeps the record of a write with a key (and so answers its retries):
+    /// [`idempotency::DEFAULT_RETENTION`] unless the host says otherwise.
+    pub idempotency_retention: Duration,
     /// The largest value an increment of this request may leave a counter at, when the client
     /// reads counters in a narrower range than the store holds (a RESP client's signed 64-bit
     /// integers): past it the increment is refused as an overflow and nothing is written.
@@ -302,6 +350,17 @@ pub struct WriteContext {
     /// The client has more writes right behind this one (a pipeline). A store that commits in
     /// groups may keep its transaction open a moment for them ([`Storage::write_staged`]).
     pub more_follow: bool,
+}
+
+impl Default for WriteContext {
+    fn default() -> Self {
+        Self {
+            idempotency_key: None,
+            idempotency_retention: idempotency::DEFAULT_RETENTION,
+            increment_limit: None,
+            more_follow: false,
+        }
+    }
 }
 
 impl WriteContext {
@@ -316,6 +375,24 @@ impl WriteContext {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// The same context with records of idempotency keys kept for `retention`.
+    pub fn with_idempotency_retention(mut self, retention: Duration) -> Self {
+        self.idempotency_retention = retention;
+        self
+    }
+}
+
+/// [`Storage::write_idempotent`] of a write without a key, for every backend: it is
+/// [`Storage::write_async`], applied now.
+pub fn write_without_key<S: Storage + ?Sized>(
+    storage: Arc<S>,
+    context: WriteContext,
+    bucket: String,
+    write: Write,
+) -> IdempotentFuture {
+    let applied = storage.write_async(context, bucket, write);
+    Box::pin(async move { applied.await.map(Written::applied) })
 }
 
 /// Refuses a write that carries an idempotency key, for stores that cannot record one.
@@ -408,10 +485,27 @@ pub enum StorageError {
     /// answering in time). Nothing was written; trying again later may succeed.
     #[error("the store cannot be reached: {0}")]
     Unavailable(String),
-    /// The write carries an idempotency key and this store cannot record one, so it refuses
-    /// rather than risk applying a retried write twice.
+    /// The write carries an idempotency key and this store (or this way of writing) cannot
+    /// record one, so it refuses rather than risk applying a retried write twice.
     #[error("this store cannot record idempotency keys; send the write without one")]
     IdempotencyUnsupported,
+    /// The idempotency key was first used for another write ([`idempotency::fingerprint`]):
+    /// nothing was applied. The client reused a key for a new request.
+    #[error(
+        "the idempotency key {key:?} was first used to {recorded}, not to {requested}; \
+         a new request needs a new key"
+    )]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+        /// The write it was first used for.
+        recorded: String,
+        /// The write it came with now.
+        requested: String,
+    },
+    /// The idempotency key is not one a store accepts ([`idempotency::check_key`]).
+    #[error("{0}")]
+    InvalidIdempotencyKey(String),
     /// The SQLite backend failed (I/O, a corrupt file, a read-only database...).
     #[cfg(feature = "sqlite")]
     #[error("SQLite: {0}")]

@@ -13,16 +13,27 @@
 //! on this backend a counter ranges over 0..=9223372036854775807 and an increment past that is
 //! the overflow error, never a wrapped value.
 //!
+//! A write with an idempotency key is one Lua script too ([`ONCE_SCRIPT`]): it looks the record
+//! up, applies the write and records it atomically on the server, so every tally process sharing
+//! the database shares the records. A record is the hash `\x1ftally-idempotency:KEY` (fields
+//! `fingerprint` and `outcome`) that Redis itself expires after the retention; the `\x1f` (a
+//! control character, which no counter name may contain) keeps records and counters apart, and
+//! listing skips them. `redis-cli --scan --pattern $'\x1ftally-idempotency:*'` shows them.
+//!
 //! A server that cannot be reached (refused, dropped, timed out) is
 //! [`StorageError::Unavailable`], not a failure of the operation: a host can answer "retry".
 //!
-//! Redis can evict keys on its own under memory pressure, which for counters is silent data loss.
-//! [`RedisStorage::open`] therefore reads `maxmemory-policy` and refuses the evicting `allkeys-*`
-//! policies unless the caller explicitly accepts them.
+//! Redis can evict keys on its own under memory pressure, which for counters is silent data loss,
+//! and for idempotency records (which carry a TTL, so `volatile-*` policies evict them too) a
+//! retried write counted twice. [`RedisStorage::open`] therefore reads `maxmemory-policy` and
+//! refuses every evicting policy unless the caller explicitly accepts it.
 
-use super::{Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError};
+use super::{
+    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
+    Written, idempotency, write_without_key,
+};
 use redis::{Client, Connection, RedisError, Value};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a connect, read or write may take before the operation fails.
@@ -55,12 +66,56 @@ const INCREMENTED: i64 = 0;
 const NOT_A_NUMBER: i64 = 1;
 const OUT_OF_RANGE: i64 = 2;
 
+/// What every idempotency record's Redis key starts with: a control character first, so it is
+/// never a counter's name ([`RedisStorage::list_keys`] skips such keys).
+const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
+
+/// A write with an idempotency key, as one atomic server-side step. `KEYS[1]` is the counter,
+/// `KEYS[2]` the record; `ARGV` is the operation (`increment`, `set`, `delete`), its operand,
+/// the write's fingerprint and the retention in milliseconds. Answers `{3, outcome}` for a
+/// replay, `{4, recorded fingerprint}` for a key reused by another write, and otherwise what
+/// [`INCREMENT_SCRIPT`] answers (`{0, outcome}` once applied and recorded; `{1}`, `{2}` refused,
+/// nothing written or recorded).
+const ONCE_SCRIPT: &str = r"
+local recorded = redis.call('HMGET', KEYS[2], 'fingerprint', 'outcome')
+if recorded[1] then
+  if recorded[1] == ARGV[3] then
+    return {3, recorded[2]}
+  end
+  return {4, recorded[1]}
+end
+local outcome = '0'
+if ARGV[1] == 'increment' then
+  local value = redis.call('GET', KEYS[1])
+  if value and not string.match(value, '^%d+$') then
+    return {1}
+  end
+  local added = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+  if type(added) == 'table' and added.err then
+    return {2}
+  end
+  outcome = redis.call('GET', KEYS[1])
+elseif ARGV[1] == 'set' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[2], 'fingerprint', ARGV[3], 'outcome', outcome)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {0, outcome}
+";
+
+/// The status codes [`ONCE_SCRIPT`] adds to [`INCREMENT_SCRIPT`]'s.
+const REPLAYED: i64 = 3;
+const KEY_REUSED: i64 = 4;
+
 /// [`Storage`] on one Redis database.
 pub struct RedisStorage {
     client: Client,
     // A std mutex held only to take or return a connection, never across a command.
     idle: Mutex<Vec<Connection>>,
     script: redis::Script,
+    once_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStorage {
@@ -73,13 +128,14 @@ impl std::fmt::Debug for RedisStorage {
 
 impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`) and checks the eviction
-    /// policy: an `allkeys-*` policy is refused unless `allow_eviction`.
+    /// policy: an `allkeys-*` or `volatile-*` policy is refused unless `allow_eviction`.
     pub fn open(url: &str, allow_eviction: bool) -> Result<Self, StorageError> {
         let client = Client::open(url).map_err(backend)?;
         let storage = Self {
             client,
             idle: Mutex::new(Vec::new()),
             script: redis::Script::new(INCREMENT_SCRIPT),
+            once_script: redis::Script::new(ONCE_SCRIPT),
         };
         let policy: Vec<String> = storage
             .with(|conn| {
@@ -90,11 +146,20 @@ impl RedisStorage {
             })
             .map_err(backend)?;
         let policy = policy.get(1).cloned().unwrap_or_default();
-        if policy.starts_with("allkeys-") && !allow_eviction {
+        let evicts = if policy.starts_with("allkeys-") {
+            Some("counters")
+        } else if policy.starts_with("volatile-") {
+            Some("idempotency records before they expire (a retried write could then count twice)")
+        } else {
+            None
+        };
+        if let Some(what) = evicts
+            && !allow_eviction
+        {
             return Err(StorageError::Backend(format!(
                 "the Redis server at {url} runs with maxmemory-policy {policy}, so it may evict \
-                 counters on its own; set it to noeviction (CONFIG SET maxmemory-policy \
-                 noeviction) or pass --allow-redis-eviction to accept losing counters"
+                 {what} on its own; set it to noeviction (CONFIG SET maxmemory-policy \
+                 noeviction) or pass --allow-redis-eviction to accept that"
             )));
         }
         Ok(storage)
@@ -170,10 +235,155 @@ impl RedisStorage {
     }
 }
 
-/// A Redis error as a storage error: an outage when the server could not be reached, a failure
-/// otherwise.
+impl RedisStorage {
+    /// A write with an idempotency key ([`ONCE_SCRIPT`]).
+    fn write_once(
+        &self,
+        key: &str,
+        context: &WriteContext,
+        bucket: &str,
+        write: Write,
+    ) -> Result<Written, StorageError> {
+        Self::only_default_bucket(bucket)?;
+        idempotency::check_key(key).map_err(StorageError::InvalidIdempotencyKey)?;
+        let fingerprint = idempotency::fingerprint(bucket, &write);
+        let limit = context
+            .increment_limit
+            .unwrap_or(u64::MAX)
+            .min(self.counter_limit());
+        let (counter, operation, operand) = match &write {
+            // Past Redis's range: refused before the script, as a plain increment is. Such an
+            // increment can never have been recorded, so it is no replay; but the key may be
+            // another write's, and then that is the refusal, as the script would answer it.
+            Write::Increment {
+                key: counter,
+                delta,
+            } if *delta > limit => {
+                let recorded: Option<Vec<u8>> = self
+                    .with(|conn| {
+                        redis::cmd("HGET")
+                            .arg(format!("{IDEMPOTENCY_PREFIX}{key}"))
+                            .arg("fingerprint")
+                            .query(conn)
+                    })
+                    .map_err(backend)?;
+                return Err(match recorded {
+                    Some(recorded) => StorageError::IdempotencyKeyReused {
+                        key: key.to_string(),
+                        recorded: String::from_utf8_lossy(&recorded).into_owned(),
+                        requested: fingerprint,
+                    },
+                    None => self.overflow_of(counter, *delta),
+                });
+            }
+            Write::Increment { key, delta } => (key, "increment", delta.to_string().into_bytes()),
+            Write::Set { key, value } => (key, "set", value.clone()),
+            Write::Delete { key } => (key, "delete", Vec::new()),
+        };
+        let retention = context.idempotency_retention.as_millis().max(1);
+        let reply: Vec<Value> = self
+            .with(|conn| {
+                self.once_script
+                    .key(counter)
+                    .key(format!("{IDEMPOTENCY_PREFIX}{key}"))
+                    .arg(operation)
+                    .arg(operand)
+                    .arg(&fingerprint)
+                    .arg(retention.to_string())
+                    .invoke(conn)
+            })
+            .map_err(backend)?;
+        let number = |bytes: &[u8]| {
+            tally_guest::value::decode(bytes).ok_or_else(|| {
+                StorageError::Backend(format!(
+                    "Redis answered {:?} for a write with idempotency key {key:?}",
+                    String::from_utf8_lossy(bytes)
+                ))
+            })
+        };
+        let written = match reply.as_slice() {
+            [Value::Int(INCREMENTED), Value::BulkString(outcome)] => {
+                Written::applied(number(outcome)?)
+            }
+            [Value::Int(REPLAYED), Value::BulkString(outcome)] => {
+                Written::replayed(number(outcome)?)
+            }
+            [Value::Int(KEY_REUSED), Value::BulkString(recorded)] => {
+                return Err(StorageError::IdempotencyKeyReused {
+                    key: key.to_string(),
+                    recorded: String::from_utf8_lossy(recorded).into_owned(),
+                    requested: fingerprint,
+                });
+            }
+            [Value::Int(NOT_A_NUMBER)] => {
+                return Err(StorageError::NotANumber {
+                    key: counter.clone(),
+                });
+            }
+            [Value::Int(OUT_OF_RANGE)] => {
+                let Write::Increment { delta, .. } = write else {
+                    return Err(StorageError::Backend(format!(
+                        "Redis refused a {operation} as out of range"
+                    )));
+                };
+                return Err(self.out_of_range(counter, delta));
+            }
+            other => {
+                return Err(StorageError::Backend(format!(
+                    "Redis answered the idempotent write script with {other:?}"
+                )));
+            }
+        };
+        // An increment within Redis's range but past the request's own limit (a RESP client's):
+        // cannot happen here, since keyed writes come from HTTP and the CLI, whose limit is the
+        // store's. Checked anyway, so a future caller with a lower limit is told, not misled.
+        if written.value > limit {
+            return Err(StorageError::Backend(format!(
+                "the counter passed this request's limit {limit} under idempotency key {key:?}"
+            )));
+        }
+        Ok(written)
+    }
+
+    /// The overflow refusal of an increment by `delta`, which no Redis counter can take.
+    fn overflow_of(&self, key: &str, delta: u64) -> StorageError {
+        let current = match self.get("", key) {
+            Ok(Some(bytes)) => match tally_guest::value::decode(&bytes) {
+                Some(current) => current,
+                None => {
+                    return StorageError::NotANumber {
+                        key: key.to_string(),
+                    };
+                }
+            },
+            Ok(None) => 0,
+            Err(failure) => return failure,
+        };
+        StorageError::Overflow {
+            key: key.to_string(),
+            current,
+            delta,
+        }
+    }
+}
+
+/// A Redis error as a storage error: an outage when the server could not be reached or is not
+/// serving yet, a failure otherwise.
 fn backend(error: RedisError) -> StorageError {
-    if error.is_io_error()
+    use redis::{ErrorKind, ServerErrorKind};
+    // Up but not serving yet (LOADING its data after a restart, a replica without its master)
+    // is an outage too: the same request succeeds in a moment.
+    let not_ready = matches!(
+        error.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ClusterDown
+        )
+    );
+    if not_ready
+        || error.is_io_error()
         || error.is_connection_refusal()
         || error.is_connection_dropped()
         || error.is_timeout()
@@ -240,7 +450,8 @@ impl Storage for RedisStorage {
     }
 
     /// One `SCAN` step (asking for `limit` keys; Redis may return a few more or fewer). Keys
-    /// that are not UTF-8 cannot be counter names and are skipped.
+    /// that are not UTF-8 cannot be counter names and are skipped, as are idempotency records
+    /// (`IDEMPOTENCY_PREFIX`, `\x1ftally-idempotency:`).
     fn list_keys(
         &self,
         bucket: &str,
@@ -268,6 +479,7 @@ impl Storage for RedisStorage {
             keys: keys
                 .into_iter()
                 .filter_map(|key| String::from_utf8(key).ok())
+                .filter(|key| !key.starts_with(IDEMPOTENCY_PREFIX))
                 .collect(),
             cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
         })
@@ -309,6 +521,26 @@ impl Storage for RedisStorage {
                 "Redis answered the increment script with {other:?}"
             ))),
         }
+    }
+
+    /// One Lua script (`ONCE_SCRIPT`) on a blocking thread: lookup, write and record in one
+    /// atomic step.
+    fn write_idempotent(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> IdempotentFuture {
+        let Some(key) = context.idempotency_key.clone() else {
+            return write_without_key(self, context, bucket, write);
+        };
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.write_once(&key, &context, &bucket, write))
+                .await
+                .map_err(|failure| {
+                    StorageError::Backend(format!("a storage task failed: {failure}"))
+                })?
+        })
     }
 
     /// One `MSET`, which Redis applies atomically: other clients see all of the keys or none.

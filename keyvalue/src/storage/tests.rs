@@ -243,6 +243,153 @@ mod suite {
         assert_eq!(store.get("", "w").unwrap(), Some(b"6".to_vec()));
     }
 
+    /// A write with an idempotency key is applied once: its retry (same key, same write) answers
+    /// the recorded outcome and applies nothing, the key with another write is refused and
+    /// changes nothing, a refused write records nothing (its retry runs again), an expired record
+    /// frees its key, and records never show up as keys.
+    pub fn idempotent_writes_apply_once(store: Arc<dyn Storage>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let write = |key: &str, retention_ms: u64, write: Write| {
+            let context = WriteContext::default()
+                .with_idempotency_key(key)
+                .with_idempotency_retention(std::time::Duration::from_millis(retention_ms));
+            runtime.block_on(
+                store
+                    .clone()
+                    .write_idempotent(context, String::new(), write),
+            )
+        };
+        let increment = |delta| Write::Increment {
+            key: "paid".into(),
+            delta,
+        };
+        const DAY: u64 = 86_400_000;
+        assert_eq!(write("k1", DAY, increment(5)).unwrap(), Written::applied(5));
+        assert_eq!(
+            write("k1", DAY, increment(5)).unwrap(),
+            Written::replayed(5)
+        );
+        assert_eq!(write("k2", DAY, increment(1)).unwrap(), Written::applied(6));
+        assert_eq!(
+            write("k1", DAY, increment(5)).unwrap(),
+            Written::replayed(5)
+        );
+        assert_eq!(store.get("", "paid").unwrap(), Some(b"6".to_vec()));
+        match write("k1", DAY, increment(7)) {
+            Err(StorageError::IdempotencyKeyReused {
+                key,
+                recorded,
+                requested,
+            }) => {
+                assert_eq!(key, "k1");
+                assert_eq!(recorded, "increment \"paid\" by 5");
+                assert_eq!(requested, "increment \"paid\" by 7");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.get("", "paid").unwrap(), Some(b"6".to_vec()));
+        let set = |value: &str| Write::Set {
+            key: "paid".into(),
+            value: value.as_bytes().to_vec(),
+        };
+        assert_eq!(write("s1", DAY, set("40")).unwrap(), Written::applied(0));
+        assert_eq!(
+            write("k2", DAY, increment(1)).unwrap(),
+            Written::replayed(6)
+        );
+        assert_eq!(write("s1", DAY, set("40")).unwrap(), Written::replayed(0));
+        assert_eq!(store.get("", "paid").unwrap(), Some(b"40".to_vec()));
+        let delete = Write::Delete { key: "paid".into() };
+        assert_eq!(
+            write("d1", DAY, delete.clone()).unwrap(),
+            Written::applied(0)
+        );
+        store.set("", "paid", b"3").unwrap();
+        assert_eq!(write("d1", DAY, delete).unwrap(), Written::replayed(0));
+        assert_eq!(store.get("", "paid").unwrap(), Some(b"3".to_vec()));
+
+        // Refused: nothing recorded, so the retry after the repair is applied.
+        store.set("", "word", b"abc").unwrap();
+        let word = Write::Increment {
+            key: "word".into(),
+            delta: 1,
+        };
+        assert!(matches!(
+            write("w1", DAY, word.clone()),
+            Err(StorageError::NotANumber { .. })
+        ));
+        store.set("", "word", b"1").unwrap();
+        assert_eq!(write("w1", DAY, word).unwrap(), Written::applied(2));
+
+        // Expiry: the key is free again once its record expired, purged or not.
+        assert_eq!(
+            write("short", 1, increment(1)).unwrap(),
+            Written::applied(4)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert_eq!(
+            write("short", DAY, increment(2)).unwrap(),
+            Written::applied(6)
+        );
+        assert_eq!(write("gone", 1, increment(1)).unwrap(), Written::applied(7));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let purged = store.purge_idempotency_records().unwrap();
+        assert!(purged <= 1, "{purged}");
+        assert_eq!(
+            write("k2", DAY, increment(1)).unwrap(),
+            Written::replayed(6)
+        );
+
+        for bad in ["", "with space", &"k".repeat(256)] {
+            assert!(matches!(
+                write(bad, DAY, increment(1)),
+                Err(StorageError::InvalidIdempotencyKey(_))
+            ));
+        }
+        assert_eq!(store.get("", "paid").unwrap(), Some(b"7".to_vec()));
+        let (mut keys, _) = list_all(&*store);
+        keys.sort();
+        assert_eq!(keys, ["paid", "word"]);
+    }
+
+    /// Threads sending the same keyed increment at once apply it once: one is applied, every
+    /// other one is its replay.
+    pub fn concurrent_retries_apply_once(store: Arc<dyn Storage>) {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    (0..20)
+                        .map(|n| {
+                            let context =
+                                WriteContext::default().with_idempotency_key(format!("retry-{n}"));
+                            let write = Write::Increment {
+                                key: "once".into(),
+                                delta: 1,
+                            };
+                            let written = runtime
+                                .block_on(store.clone().write_idempotent(
+                                    context,
+                                    String::new(),
+                                    write,
+                                ))
+                                .unwrap();
+                            usize::from(!written.replayed)
+                        })
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        let applied: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(applied, 20);
+        assert_eq!(store.get("", "once").unwrap(), Some(b"20".to_vec()));
+    }
+
     /// An increment limited by its request's context (`WriteContext::increment_limit`) stops at
     /// that limit, through `write_async` and `increment_within` alike, and a refused one writes
     /// nothing. A limit at the store's own is plain `increment` on every backend.
@@ -597,6 +744,16 @@ macro_rules! backend_suite {
                 suite::set_many_writes_all_at_once(Arc::new(store));
             }
             #[test]
+            fn idempotent_writes_apply_once() {
+                let (_guard, store) = $make;
+                suite::idempotent_writes_apply_once(Arc::new(store));
+            }
+            #[test]
+            fn concurrent_retries_apply_once() {
+                let (_guard, store) = $make;
+                suite::concurrent_retries_apply_once(Arc::new(store));
+            }
+            #[test]
             fn concurrent_increments_are_exact() {
                 let (_guard, store) = $make;
                 suite::concurrent_increments_are_exact(Arc::new(store));
@@ -811,6 +968,70 @@ mod sqlite_file {
     }
 
     /// A database written by a newer schema is refused rather than misread.
+    /// A database of schema version 1 (before idempotency keys), as earlier tally builds wrote
+    /// it: opened for writing it is upgraded in place (counters untouched, `user_version` 2, the
+    /// idempotency table there and working); opened for reading it is served as it is and left
+    /// at version 1. (A file read-only for this user: `tests/idempotency.rs`, which can run tally
+    /// as another user.)
+    #[test]
+    fn upgrades_a_version_1_database() {
+        let version_1 = |path: &std::path::Path| {
+            let conn = Connection::open(path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE kv (bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                                  PRIMARY KEY (bucket, key));
+                 PRAGMA application_id = 1952541817;
+                 PRAGMA user_version = 1;
+                 INSERT INTO kv VALUES ('', 'visits', CAST('10' AS BLOB));",
+            )
+            .unwrap();
+        };
+        let version_of = |path: &std::path::Path| -> (i64, i64) {
+            let conn = Connection::open(path).unwrap();
+            let version = conn
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .unwrap();
+            let tables = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            (version, tables)
+        };
+        let (_dir, path) = temp_db();
+        version_1(&path);
+        let reader = SqliteStorage::open_for_reading(&path, SqliteOptions::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(reader.get("", "visits").unwrap(), Some(b"10".to_vec()));
+        drop(reader);
+        assert_eq!(version_of(&path), (1, 0), "reading upgraded the file");
+
+        let store = Arc::new(SqliteStorage::open(&path).unwrap());
+        assert_eq!(store.get("", "visits").unwrap(), Some(b"10".to_vec()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let keyed = || {
+            let write = Write::Increment {
+                key: "visits".into(),
+                delta: 1,
+            };
+            let context = WriteContext::default().with_idempotency_key("after-upgrade");
+            runtime.block_on(
+                store
+                    .clone()
+                    .write_idempotent(context, String::new(), write),
+            )
+        };
+        assert_eq!(keyed().unwrap(), Written::applied(11));
+        assert_eq!(keyed().unwrap(), Written::replayed(11));
+        drop(store);
+        assert_eq!(version_of(&path), (2, 1));
+    }
+
     #[test]
     fn refuses_newer_schema() {
         let (_dir, path) = temp_db();

@@ -43,11 +43,11 @@ function parseJson(text) {
 }
 
 /**
- * Calls the API with `body` (JSON text, or undefined); resolves to the parsed answer, or throws
- * an Error carrying the API's own message.
+ * Calls the API with `body` (JSON text, or undefined) and `extra` request headers; resolves to
+ * the parsed answer, or throws an Error carrying the API's own message.
  */
-async function api(method, path, body) {
-  return (await call(method, path, body)).answer;
+async function api(method, path, body, extra = {}) {
+  return (await call(method, path, body, extra)).answer;
 }
 
 /** The link with `rel="next"` in a Link header (RFC 8288), or null. */
@@ -56,13 +56,23 @@ function nextLink(header) {
   return match ? match[1] : null;
 }
 
-/** Like `api`, also giving the response (for its headers). */
-async function call(method, path, body) {
-  const headers = {};
+/**
+ * Like `api`, also giving the response (for its headers). `extra` adds request headers. A
+ * failure worth retrying (the server unreachable, 503, or the same idempotency key still in
+ * flight) is thrown with `retryable` set.
+ */
+async function call(method, path, body, extra = {}) {
+  const headers = { ...extra };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token && method !== "GET") headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body, cache: "no-store" });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, cache: "no-store" });
+  } catch (error) {
+    error.retryable = true;
+    throw error;
+  }
   let answer = {};
   try {
     answer = parseJson(await response.text());
@@ -71,7 +81,9 @@ async function call(method, path, body) {
   }
   if (!response.ok) {
     if (response.status === 401) tokenForm.hidden = false;
-    throw new Error(answer.error || `${method} ${path}: HTTP ${response.status}`);
+    const error = new Error(answer.error || `${method} ${path}: HTTP ${response.status}`);
+    error.retryable = response.status === 503 || answer.code === "idempotency_key_in_use";
+    throw error;
   }
   return { answer, response };
 }
@@ -159,11 +171,41 @@ async function refresh() {
   }
 }
 
+/**
+ * A new idempotency key: 128 random bits in hex. (`crypto.randomUUID` exists only in secure
+ * contexts, and the dashboard may be served over plain HTTP on a LAN address.)
+ */
+function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** How many times one click is sent at most, and the first wait between tries (doubling). */
+const CLICK_TRIES = 5;
+const FIRST_RETRY_MS = 250;
+
+/**
+ * One click's increment, with one idempotency key for all its tries: when an answer is lost
+ * (the connection drops, the server restarts, the store is briefly unreachable) the retry
+ * counts once, whether or not the first try was applied.
+ */
+async function incrementOnce(name) {
+  const headers = { "Idempotency-Key": newIdempotencyKey() };
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await api("POST", `${counterPath(name)}/increment`, undefined, headers);
+    } catch (error) {
+      if (!error.retryable || attempt >= CLICK_TRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS * 2 ** (attempt - 1)));
+    }
+  }
+}
+
 async function increment(name, button) {
   button.disabled = true;
   changes += 1;
   try {
-    const counter = await api("POST", `${counterPath(name)}/increment`);
+    const counter = await incrementOnce(name);
     showCounter(counter.name, counter.value);
     showError(null);
   } catch (error) {

@@ -24,8 +24,8 @@ mod writer;
 pub use backup::BackupReport;
 
 use super::{
-    Cursor, KeyPage, MAX_PAGE_SIZE, StagedWrite, Storage, StorageError, Write, WriteContext,
-    WriteFuture, refuse_idempotency_key,
+    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, StagedWrite, Storage, StorageError, Write,
+    WriteContext, WriteFuture, idempotency, refuse_idempotency_key, write_without_key,
 };
 use crate::observer::Observer;
 use rusqlite::types::ValueRef;
@@ -34,8 +34,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use writer::Writer;
 pub use writer::WriterSettings;
+use writer::{Once, Writer};
 
 /// How long a write waits by default for another connection's transaction before failing with
 /// "busy".
@@ -569,6 +569,46 @@ impl Storage for SqliteStorage {
             self.writer()?.submit_async(bucket, write, limit)
         });
         Box::pin(async move { queued?.await.map_err(|_| writer_stopped())? })
+    }
+
+    /// Queues the write to the writer thread, which looks the key up, applies the write and
+    /// records it in one group-commit transaction, and answers after the commit.
+    fn write_idempotent(
+        self: Arc<Self>,
+        context: WriteContext,
+        bucket: String,
+        write: Write,
+    ) -> IdempotentFuture {
+        let Some(key) = context.idempotency_key.clone() else {
+            return write_without_key(self, context, bucket, write);
+        };
+        let queued = idempotency::check_key(&key)
+            .map_err(StorageError::InvalidIdempotencyKey)
+            .and_then(|()| {
+                let once = Once {
+                    key,
+                    fingerprint: idempotency::fingerprint(&bucket, &write),
+                    expires_at: idempotency::expires_at(context.idempotency_retention),
+                };
+                let limit = context.increment_limit.unwrap_or(u64::MAX);
+                self.writer()?.submit_once(bucket, write, once, limit)
+            });
+        Box::pin(async move { queued?.await.map_err(|_| writer_stopped())? })
+    }
+
+    /// Purge steps of at most 1,000 records (`writer::PURGE_STEP`) through the writer thread,
+    /// each its own transaction queued behind the writes waiting then, until a step finds fewer
+    /// to delete.
+    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
+        let writer = self.writer()?;
+        let mut purged = 0;
+        loop {
+            let deleted = writer.purge_step()?;
+            purged += deleted;
+            if deleted < writer::PURGE_STEP {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Queues the write to the writer thread, which answers `applied` from inside its open

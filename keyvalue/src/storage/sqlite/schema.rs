@@ -13,8 +13,13 @@ use std::path::Path;
 /// `PRAGMA application_id` of a tally database ("taly"): marks the file as ours.
 const APPLICATION_ID: i32 = 0x7461_6c79;
 
-/// `PRAGMA user_version` of the current schema; a newer file is refused, not guessed at.
-const SCHEMA_VERSION: i32 = 1;
+/// `PRAGMA user_version` of the current schema; a newer file is refused, not guessed at, and an
+/// older one is upgraded when it is opened for writing ([`prepare`]).
+///
+/// - 1: the `kv` table.
+/// - 2: the `idempotency` table, the records of writes made with idempotency keys. Builds before
+///   it refuse a version 2 file ("newer than this tally understands; upgrade tally").
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
@@ -24,6 +29,19 @@ const SCHEMA: &str = "
         PRIMARY KEY (bucket, key)
     );";
 
+/// What version 2 adds: one row per idempotency key (`storage::idempotency`), written in the
+/// transaction of the write it records. `outcome` is the write's result as decimal text (a
+/// `u64` may pass SQLite's signed integers); `expires_at` is in milliseconds since the Unix
+/// epoch, indexed so purging expired rows never scans the table.
+const IDEMPOTENCY_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS idempotency (
+        key         TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);";
+
 /// What a SQLite file is to tally, as far as reading it can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FileKind {
@@ -31,6 +49,11 @@ pub(super) enum FileKind {
     New,
     /// A tally database of the schema this build writes.
     Tally,
+    /// A tally database of an older schema, which [`prepare`] upgrades; readable as it is.
+    OlderTally {
+        /// Its `user_version`.
+        version: i32,
+    },
     /// A tally database of a newer schema than this build understands.
     NewerTally {
         /// Its `user_version`.
@@ -58,6 +81,7 @@ pub(super) fn inspect(conn: &Connection) -> rusqlite::Result<FileKind> {
     let version = i32::try_from(version).unwrap_or(i32::MAX);
     Ok(match application_id {
         APPLICATION_ID if version > SCHEMA_VERSION => FileKind::NewerTally { version },
+        APPLICATION_ID if version < SCHEMA_VERSION => FileKind::OlderTally { version },
         APPLICATION_ID => FileKind::Tally,
         0 if objects == 0 => FileKind::New,
         _ => FileKind::Foreign { application_id },
@@ -67,7 +91,7 @@ pub(super) fn inspect(conn: &Connection) -> rusqlite::Result<FileKind> {
 /// The refusal for a file tally must not use, or `Ok` for one it may (`New` or `Tally`).
 pub(super) fn refuse_unless_ours(kind: FileKind, path: &Path) -> Result<(), StorageError> {
     match kind {
-        FileKind::New | FileKind::Tally => Ok(()),
+        FileKind::New | FileKind::Tally | FileKind::OlderTally { .. } => Ok(()),
         FileKind::NewerTally { version } => Err(StorageError::Backend(format!(
             "{} has tally schema version {version}, newer than this tally understands \
              ({SCHEMA_VERSION}); upgrade tally",
@@ -98,35 +122,44 @@ pub(super) fn require_tally(kind: FileKind, path: &Path) -> Result<(), StorageEr
     }
 }
 
-/// Creates the schema in a new file, or checks that an existing file is a tally database of a
-/// schema this build understands. Writes nothing to a file that is not tally's.
+/// Creates the schema in a new file, upgrades a tally database of an older schema, or checks
+/// that an existing file is a tally database of a schema this build understands. Writes nothing
+/// to a file that is not tally's.
 pub(super) fn prepare(conn: &Connection, path: &Path) -> Result<(), StorageError> {
     let kind = inspect(conn)?;
     refuse_unless_ours(kind, path)?;
     if kind == FileKind::Tally {
         return Ok(());
     }
-    // A new file. IMMEDIATE takes the write lock first, so of two processes creating the same
-    // file at once one waits here, and then finds the other's schema (or, should someone else
-    // have put their own tables there meanwhile, refuses the file after all).
+    // A new or older file. IMMEDIATE takes the write lock first, so of two processes creating
+    // or upgrading the same file at once one waits here, and then finds the other's work done
+    // (or, should someone else have put their own tables there meanwhile, refuses the file).
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let created = match inspect(conn) {
+    let prepared = match inspect(conn) {
         Ok(FileKind::Tally) => Ok(()),
         Ok(FileKind::New) => conn
             .execute_batch(&format!(
                 "{SCHEMA}
+                 {IDEMPOTENCY_SCHEMA}
                  PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))
+            .map_err(StorageError::from),
+        // Every version before 2 is version 1: only the idempotency table is missing.
+        Ok(FileKind::OlderTally { .. }) => conn
+            .execute_batch(&format!(
+                "{IDEMPOTENCY_SCHEMA}
                  PRAGMA user_version = {SCHEMA_VERSION};"
             ))
             .map_err(StorageError::from),
         Ok(kind) => refuse_unless_ours(kind, path),
         Err(error) => Err(error.into()),
     };
-    match created {
+    match prepared {
         Ok(()) => conn.execute_batch("COMMIT")?,
         Err(_) => {
             let _ = conn.execute_batch("ROLLBACK");
         }
     }
-    created
+    prepared
 }

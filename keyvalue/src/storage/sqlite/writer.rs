@@ -10,14 +10,20 @@
 //! Callers wait in one of two ways: a blocking caller on a std channel, an async caller on a
 //! tokio oneshot, so an async host needs no blocking thread per write.
 //!
+//! A write with an idempotency key is looked up, applied and recorded inside the same transaction
+//! (see `storage::idempotency`), so the record commits exactly when the write does: a crash can
+//! lose both (the write was never acknowledged) but never one without the other. Purging expired
+//! records is queued here too, a bounded step at a time, so it never holds writes up for long.
+//!
 //! A write that is refused (overflow, not a number) changes nothing and does not disturb the rest
 //! of its batch. A failure of SQLite itself (disk full, I/O error, lock timeout) rolls back the
 //! whole batch and every caller in it gets the error: none of them was acknowledged.
 
 use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
+use crate::storage::idempotency::{self, Written};
 use crate::storage::{StorageError, Write, incremented};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,7 +32,14 @@ use std::time::{Duration, Instant};
 /// caller and the work redone if it fails.
 pub const MAX_BATCH: usize = 512;
 
+/// How many expired idempotency records one purge step deletes at most: a few milliseconds of
+/// the writer's time, after which queued writes get their turn.
+pub(super) const PURGE_STEP: usize = 1000;
+
 type Outcome = Result<u64, StorageError>;
+
+/// What the writer thread answers internally: a write's outcome, and whether it was a replay.
+type Recorded = Result<Written, StorageError>;
 
 /// What [`Writer::submit_staged`] answers through: the outcome once applied, then the commit's.
 pub(super) type StagedReceivers = (
@@ -34,10 +47,11 @@ pub(super) type StagedReceivers = (
     tokio::sync::oneshot::Receiver<Result<(), String>>,
 );
 
-/// One queued write and where to send its outcome (the new value for increments, 0 otherwise).
+/// One queued piece of work and where to send its outcome (the new value for increments, 0
+/// otherwise; for a purge, how many records it deleted).
 struct Request {
     bucket: String,
-    write: Write,
+    work: Work,
     /// The largest value an increment may leave (`WriteContext::increment_limit`).
     limit: u64,
     /// More writes of the same client follow right behind (`WriteContext::more_follow`).
@@ -45,9 +59,29 @@ struct Request {
     reply: Reply,
 }
 
+/// What the writer thread does for one request.
+pub(super) enum Work {
+    /// A write; with [`Once`], at most once for its idempotency key.
+    Write(Write, Option<Once>),
+    /// Deletes up to [`PURGE_STEP`] expired idempotency records.
+    PurgeExpired,
+}
+
+/// The idempotency key a write carries, and what its record will say.
+pub(super) struct Once {
+    /// The key.
+    pub key: String,
+    /// [`idempotency::fingerprint`] of the write.
+    pub fingerprint: String,
+    /// When the record expires (milliseconds since the Unix epoch).
+    pub expires_at: i64,
+}
+
 enum Reply {
     Blocking(mpsc::SyncSender<Outcome>),
     Async(tokio::sync::oneshot::Sender<Outcome>),
+    /// A write with an idempotency key: its outcome and whether it was replayed.
+    Once(tokio::sync::oneshot::Sender<Recorded>),
     /// The outcome as soon as applied (taken when sent), then whether the commit held.
     Staged {
         applied: Option<tokio::sync::oneshot::Sender<Outcome>>,
@@ -127,10 +161,20 @@ impl Writer {
     /// Queues `write` (an increment stopping at `limit`) and blocks until the transaction
     /// holding it has committed (or failed).
     pub(super) fn submit(&self, bucket: &str, write: Write, limit: u64) -> Outcome {
+        self.submit_work(bucket, Work::Write(write, None), limit)
+    }
+
+    /// Queues one purge step and blocks until it has committed: how many records it deleted.
+    pub(super) fn purge_step(&self) -> Result<usize, StorageError> {
+        self.submit_work("", Work::PurgeExpired, u64::MAX)
+            .map(|deleted| usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    fn submit_work(&self, bucket: &str, work: Work, limit: u64) -> Outcome {
         let (reply, outcome) = mpsc::sync_channel(1);
         self.queue(Request {
             bucket: bucket.to_string(),
-            write,
+            work,
             limit,
             more_follow: false,
             reply: Reply::Blocking(reply),
@@ -149,10 +193,30 @@ impl Writer {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.queue(Request {
             bucket,
-            write,
+            work: Work::Write(write, None),
             limit,
             more_follow: false,
             reply: Reply::Async(reply),
+        })?;
+        Ok(outcome)
+    }
+
+    /// Queues `write` to be applied once for `once`'s key; the receiver completes when the
+    /// transaction holding it (and its record) has committed, or failed.
+    pub(super) fn submit_once(
+        &self,
+        bucket: String,
+        write: Write,
+        once: Once,
+        limit: u64,
+    ) -> Result<tokio::sync::oneshot::Receiver<Recorded>, StorageError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.queue(Request {
+            bucket,
+            work: Work::Write(write, Some(once)),
+            limit,
+            more_follow: false,
+            reply: Reply::Once(reply),
         })?;
         Ok(outcome)
     }
@@ -170,7 +234,7 @@ impl Writer {
         let (durable, durable_outcome) = tokio::sync::oneshot::channel();
         self.queue(Request {
             bucket,
-            write,
+            work: Work::Write(write, None),
             limit,
             more_follow,
             reply: Reply::Staged {
@@ -224,9 +288,12 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
             // A caller that gave up waiting has nobody to tell; its write stands either way.
             match request.reply {
                 Reply::Blocking(reply) => {
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(outcome.map(|written| written.value));
                 }
                 Reply::Async(reply) => {
+                    let _ = reply.send(outcome.map(|written| written.value));
+                }
+                Reply::Once(reply) => {
                     let _ = reply.send(outcome);
                 }
                 Reply::Staged { applied, durable } => {
@@ -235,7 +302,7 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
                         Ok(_) => Ok(()),
                     };
                     if let Some(applied) = applied {
-                        let _ = applied.send(outcome);
+                        let _ = applied.send(outcome.map(|written| written.value));
                     }
                     let _ = durable.send(undone);
                 }
@@ -267,7 +334,7 @@ fn commit(
     conn: &mut Connection,
     batch: &mut Vec<Request>,
     requests: &mpsc::Receiver<Request>,
-) -> rusqlite::Result<Vec<Outcome>> {
+) -> rusqlite::Result<Vec<Recorded>> {
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     // Writes announced (by a staged write with more to follow) and not yet arrived.
@@ -280,11 +347,11 @@ fn commit(
             match &mut request.reply {
                 Reply::Staged { applied, .. } => {
                     if let Some(applied) = applied.take() {
-                        let _ = applied.send(outcome);
+                        let _ = applied.send(outcome.map(|written| written.value));
                     }
                     expected += usize::from(request.more_follow);
                     // Answered already; what is left to say is whether the commit held.
-                    outcomes.push(Ok(0));
+                    outcomes.push(Ok(Written::applied(0)));
                 }
                 _ => outcomes.push(outcome),
             }
@@ -309,15 +376,92 @@ fn commit(
     Ok(outcomes)
 }
 
-/// One write inside the batch's transaction: its outcome (a refusal is an outcome, not an
+/// One request inside the batch's transaction: its outcome (a refusal is an outcome, not an
 /// error), or the SQLite failure that fails the whole batch.
-fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Outcome> {
+fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Recorded> {
     let Request {
         bucket,
-        write,
+        work,
         limit,
         ..
     } = request;
+    match work {
+        Work::PurgeExpired => {
+            let deleted = transaction
+                .prepare_cached(
+                    "DELETE FROM idempotency WHERE rowid IN
+                     (SELECT rowid FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)",
+                )?
+                .execute(params![
+                    idempotency::now_millis(),
+                    i64::try_from(PURGE_STEP).unwrap_or(i64::MAX)
+                ])?;
+            Ok(Ok(Written::applied(deleted as u64)))
+        }
+        Work::Write(write, None) => {
+            Ok(apply_write(transaction, bucket, write, *limit)?.map(Written::applied))
+        }
+        Work::Write(write, Some(once)) => {
+            let recorded = select_record(transaction, &once.key)?;
+            let recorded = match &recorded {
+                Some((fingerprint, Some(outcome))) => Some((fingerprint.as_str(), *outcome)),
+                Some((_, None)) => {
+                    return Ok(Err(StorageError::Backend(format!(
+                        "the record of idempotency key {:?} is damaged (its outcome is not a \
+                         number); use another key",
+                        once.key
+                    ))));
+                }
+                None => None,
+            };
+            match idempotency::replay_or_apply(&once.key, recorded, &once.fingerprint) {
+                Err(reused) => return Ok(Err(reused)),
+                Ok(Some(outcome)) => return Ok(Ok(Written::replayed(outcome))),
+                Ok(None) => {}
+            }
+            let outcome = apply_write(transaction, bucket, write, *limit)?;
+            if let Ok(value) = &outcome {
+                transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO idempotency (key, fingerprint, outcome, expires_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        once.key,
+                        once.fingerprint,
+                        value.to_string(),
+                        once.expires_at
+                    ])?;
+            }
+            Ok(outcome.map(Written::applied))
+        }
+    }
+}
+
+/// The unexpired record of `key`: its fingerprint and outcome (`None` if the outcome is not a
+/// number, which only a hand-edited row can be).
+fn select_record(
+    transaction: &rusqlite::Transaction<'_>,
+    key: &str,
+) -> rusqlite::Result<Option<(String, Option<u64>)>> {
+    transaction
+        .prepare_cached(
+            "SELECT fingerprint, outcome FROM idempotency WHERE key = ?1 AND expires_at > ?2",
+        )?
+        .query_row(params![key, idempotency::now_millis()], |row| {
+            let outcome: String = row.get(1)?;
+            Ok((row.get(0)?, outcome.parse().ok()))
+        })
+        .optional()
+}
+
+/// One write: its outcome, or the SQLite failure that fails the whole batch.
+fn apply_write(
+    transaction: &rusqlite::Transaction<'_>,
+    bucket: &str,
+    write: &Write,
+    limit: u64,
+) -> rusqlite::Result<Outcome> {
     Ok(match write {
         Write::Set { key, value } => {
             upsert_value(transaction, bucket, key, value)?;
@@ -331,7 +475,7 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
             // Reads this transaction's own earlier writes, so two increments of one key in a
             // batch add up.
             let current = select_value(transaction, bucket, key)?;
-            match incremented(key, current.as_deref(), *delta, *limit) {
+            match incremented(key, current.as_deref(), *delta, limit) {
                 Ok((new, stored)) => {
                     upsert_value(transaction, bucket, key, &stored)?;
                     Ok(new)

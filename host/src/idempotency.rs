@@ -1,0 +1,122 @@
+//! Idempotency keys on the host's side: the key a client sends with a write (HTTP's
+//! `Idempotency-Key` header, the CLI's `--idempotency-key`), checked, and claimed while its
+//! request runs.
+//!
+//! The store does the real work: it applies a keyed write once and records its outcome in the
+//! same atomic step (`tally_keyvalue::storage::idempotency`), so a retry after a lost answer,
+//! a crash or a restart, or on another server sharing the store, counts once. The key travels
+//! from the request through the runtime to the store beside the component's write
+//! (`WriteContext`), not through the component: `wasi:keyvalue` has no place for it, and the
+//! component stays the only counter logic.
+//!
+//! What the store cannot see is a request still running: a second request with the same key
+//! while the first is in flight in this process would wait for nothing and could only race it.
+//! [`KeysInFlight`] refuses it instead (HTTP 409 `idempotency_key_in_use`); the client retries
+//! once the first has answered, and then gets its replay.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use tally_keyvalue::storage::idempotency;
+
+/// A client's idempotency key: 1 to 255 visible ASCII characters
+/// (`tally_keyvalue::storage::idempotency::check_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key, or why `text` is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        idempotency::check_key(text)?;
+        Ok(Self(text.to_string()))
+    }
+
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for IdempotencyKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The keys of the requests running now in this process.
+#[derive(Debug, Default, Clone)]
+pub struct KeysInFlight {
+    // A std mutex, held only to insert or remove one key, never across an await.
+    keys: Arc<Mutex<HashSet<IdempotencyKey>>>,
+}
+
+impl KeysInFlight {
+    /// Claims `key` for one request until the claim is dropped; `None` while another request
+    /// holds it.
+    pub fn claim(&self, key: &IdempotencyKey) -> Option<KeyClaim> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.insert(key.clone()).then(|| KeyClaim {
+            keys: self.keys.clone(),
+            key: key.clone(),
+        })
+    }
+}
+
+/// A key claimed by a running request; dropping it (the request answered, failed or was
+/// abandoned) frees the key.
+#[derive(Debug)]
+pub struct KeyClaim {
+    keys: Arc<Mutex<HashSet<IdempotencyKey>>>,
+    key: IdempotencyKey,
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// The message of a key whose first request is still running.
+pub fn in_flight_message(key: &IdempotencyKey) -> String {
+    format!(
+        "a request with idempotency key {:?} is still in flight; retry once it has answered \
+         (the retry then gets its answer)",
+        key.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_claimed_once_at_a_time() {
+        let keys = KeysInFlight::default();
+        let key = IdempotencyKey::parse("order-17").unwrap();
+        let claim = keys.claim(&key);
+        assert!(claim.is_some());
+        assert!(keys.claim(&key).is_none());
+        assert!(
+            keys.claim(&IdempotencyKey::parse("order-18").unwrap())
+                .is_some()
+        );
+        drop(claim);
+        assert!(keys.claim(&key).is_some());
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(IdempotencyKey::parse("a b").is_err());
+        assert_eq!(IdempotencyKey::parse("k-1").unwrap().as_str(), "k-1");
+    }
+}
