@@ -16,39 +16,10 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use tally_keyvalue::storage::idempotency;
 
-/// A client's idempotency key: 1 to 255 visible ASCII characters
-/// (`tally_keyvalue::storage::idempotency::check_key`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// The key, or why `text` is not one.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        idempotency::check_key(text)?;
-        Ok(Self(text.to_string()))
-    }
-
-    /// The key as sent.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for IdempotencyKey {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        Self::parse(text)
-    }
-}
-
-impl std::fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A client's idempotency key, checked when parsed (1 to 255 visible ASCII characters): the
+/// type the store takes, so what the host accepted is what the store records.
+pub use tally_keyvalue::storage::IdempotencyKey;
 
 /// The keys of the requests running now in this process.
 #[derive(Debug, Default, Clone)]
@@ -58,11 +29,18 @@ pub struct KeysInFlight {
 }
 
 impl KeysInFlight {
-    /// Claims `key` for one request until the claim is dropped; `None` while another request
-    /// holds it.
-    pub fn claim(&self, key: &IdempotencyKey) -> Option<KeyClaim> {
+    /// Claims `key` for one request until the claim is dropped; while another request holds
+    /// it, the refusal in words (what HTTP answers with 409).
+    pub fn claim(&self, key: &IdempotencyKey) -> Result<KeyClaim, String> {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.insert(key.clone()).then(|| KeyClaim {
+        if !keys.insert(key.clone()) {
+            return Err(format!(
+                "a request with idempotency key {:?} is still in flight; retry once it has \
+                 answered (the retry then gets its answer)",
+                key.as_str()
+            ));
+        }
+        Ok(KeyClaim {
             keys: self.keys.clone(),
             key: key.clone(),
         })
@@ -86,15 +64,6 @@ impl Drop for KeyClaim {
     }
 }
 
-/// The message of a key whose first request is still running.
-pub fn in_flight_message(key: &IdempotencyKey) -> String {
-    format!(
-        "a request with idempotency key {:?} is still in flight; retry once it has answered \
-         (the retry then gets its answer)",
-        key.as_str()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,14 +73,18 @@ mod tests {
         let keys = KeysInFlight::default();
         let key = IdempotencyKey::parse("order-17").unwrap();
         let claim = keys.claim(&key);
-        assert!(claim.is_some());
-        assert!(keys.claim(&key).is_none());
+        assert!(claim.is_ok());
+        let refused = keys.claim(&key).unwrap_err();
+        assert!(
+            refused.contains("\"order-17\" is still in flight"),
+            "{refused}"
+        );
         assert!(
             keys.claim(&IdempotencyKey::parse("order-18").unwrap())
-                .is_some()
+                .is_ok()
         );
         drop(claim);
-        assert!(keys.claim(&key).is_some());
+        assert!(keys.claim(&key).is_ok());
     }
 
     #[test]

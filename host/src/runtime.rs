@@ -240,10 +240,14 @@ impl Runtime {
         })
     }
 
-    /// Claims `key` for one request of this process until the claim is dropped; `None` while
-    /// another request with it is running (see [`crate::idempotency`]).
-    pub fn claim_idempotency_key(&self, key: &IdempotencyKey) -> Option<KeyClaim> {
-        self.keys_in_flight.claim(key)
+    /// Claims `key`, when a request has one, for that request of this process until the claim
+    /// is dropped; while another request with it is running, the refusal in words (see
+    /// [`crate::idempotency`]).
+    pub fn claim_idempotency_key(
+        &self,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<KeyClaim>, String> {
+        key.map(|key| self.keys_in_flight.claim(key)).transpose()
     }
 
     /// A fresh instance whose writes carry `key` (when there is one) to the store, which then
@@ -253,27 +257,33 @@ impl Runtime {
         let mut context =
             WriteContext::default().with_idempotency_retention(self.idempotency_retention);
         if let Some(key) = key {
-            context = context.with_idempotency_key(key.as_str());
+            context = context.with_idempotency_key(key.clone());
         }
         self.instantiate_for(context).await
     }
 
     /// Deletes expired idempotency records (on a blocking thread): how many.
     pub async fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.purge_idempotency_records())
+        self.on_store("the purge", |storage| storage.purge_idempotency_records())
             .await
-            .map_err(|failure| StorageError::Backend(format!("the purge failed: {failure}")))?
     }
 
     /// Whether the store can be reached now (`Storage::check_ready`, on a blocking thread).
     pub async fn check_store_ready(&self) -> Result<(), StorageError> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.check_ready())
+        self.on_store("the readiness check", |storage| storage.check_ready())
             .await
-            .map_err(|failure| {
-                StorageError::Backend(format!("the readiness check failed: {failure}"))
-            })?
+    }
+
+    /// Runs one blocking store operation, `what`, on tokio's blocking pool.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        what: &str,
+        operation: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || operation(&*storage))
+            .await
+            .map_err(|failure| StorageError::Backend(format!("{what} failed: {failure}")))?
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.

@@ -55,52 +55,35 @@ fn refusal(counter: &Counter, store: &str, error: CounterError) -> Failure {
     }
 }
 
+/// The call one counter command makes, and what it prints: the value afterwards.
+enum Call {
+    Get,
+    Increment(u64),
+    Set(u64),
+    Reset,
+}
+
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
     let (runtime, store) = runtime(global, only_reads)?;
-    let key = match &command {
-        Command::Incr { once, .. } | Command::Set { once, .. } | Command::Reset { once, .. } => {
-            once.idempotency_key.clone()
-        }
-        Command::Get { .. } | Command::List => None,
+    let (name, call, key) = match command {
+        // Page after page, each from an instance of its own.
+        Command::List => return list(&runtime, &store, global.json).await,
+        Command::Get { name } => (name, Call::Get, None),
+        Command::Incr { name, by, once } => (name, Call::Increment(by), once.idempotency_key),
+        Command::Set { name, value, once } => (name, Call::Set(value), once.idempotency_key),
+        Command::Reset { name, once } => (name, Call::Reset, once.idempotency_key),
     };
-    // One command per process: the claim cannot be taken, but holding it keeps the one rule.
-    let _claim = match &key {
-        Some(key) => Some(
-            runtime
-                .claim_idempotency_key(key)
-                .ok_or_else(|| Failure::KeyInUse(crate::idempotency::in_flight_message(key)))?,
-        ),
-        None => None,
-    };
+    // No key claim: one command per process has no other request in flight to wait for, and
+    // the store serializes it with other processes' writes (a retry there is a replay).
     let mut counter = runtime.instantiate_with_key(key.as_ref()).await?;
-
-    let (name, value) = match command {
-        Command::Get { name } => {
-            let answered = counter.get(&name).await?;
-            let value = answered.map_err(|error| refusal(&counter, &store, error))?;
-            (name, value)
-        }
-        Command::Incr { name, by, .. } => {
-            let answered = counter.increment(&name, by).await?;
-            let value = answered.map_err(|error| refusal(&counter, &store, error))?;
-            (name, value)
-        }
-        Command::Set { name, value, .. } => {
-            let answered = counter.set(&name, value).await?;
-            answered.map_err(|error| refusal(&counter, &store, error))?;
-            (name, value)
-        }
-        Command::Reset { name, .. } => {
-            let answered = counter.reset(&name).await?;
-            answered.map_err(|error| refusal(&counter, &store, error))?;
-            (name, 0)
-        }
-        Command::List => {
-            drop(counter);
-            return list(&runtime, &store, global.json).await;
-        }
+    let answered = match call {
+        Call::Get => counter.get(&name).await?,
+        Call::Increment(by) => counter.increment(&name, by).await?,
+        Call::Set(value) => counter.set(&name, value).await?.map(|()| value),
+        Call::Reset => counter.reset(&name).await?.map(|()| 0),
     };
+    let value = answered.map_err(|error| refusal(&counter, &store, error))?;
     if counter.was_replayed() && !global.json {
         // Standard output stays the first answer, byte for byte; this note is for people.
         eprintln!(

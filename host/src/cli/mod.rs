@@ -141,9 +141,6 @@ pub enum Failure {
     /// The idempotency key was first used for another write: exit 1, code
     /// `idempotency_key_reused`.
     KeyReused(String),
-    /// A write with the idempotency key is still running in this process: exit 3, code
-    /// `idempotency_key_in_use`.
-    KeyInUse(String),
 }
 
 /// An error that says the store cannot be reached ([`crate::refusal::store_unreachable`]'s
@@ -209,7 +206,6 @@ fn report(failure: Failure, json: bool) -> ExitCode {
         Failure::Broken(error) => (format!("{error:#}"), "failure", 3),
         Failure::Unavailable(message) => (message, "store_unavailable", 3),
         Failure::KeyReused(message) => (message, "idempotency_key_reused", 1),
-        Failure::KeyInUse(message) => (message, "idempotency_key_in_use", 3),
     };
     if json {
         eprintln!("{}", serde_json::json!({ "error": message, "code": code }));

@@ -22,7 +22,7 @@ use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
-use crate::idempotency::{IdempotencyKey, KeyClaim, in_flight_message};
+use crate::idempotency::{IdempotencyKey, KeyClaim};
 use crate::metrics::Metrics;
 use crate::runtime::{Counter, Runtime};
 use crate::{CounterError, Refusal};
@@ -62,14 +62,10 @@ impl AppState {
         &self,
         key: Option<&IdempotencyKey>,
     ) -> Result<(Counter, Option<KeyClaim>), ApiError> {
-        let claim = match key {
-            Some(key) => Some(
-                self.runtime
-                    .claim_idempotency_key(key)
-                    .ok_or_else(|| ApiError::IdempotencyKeyInUse(in_flight_message(key)))?,
-            ),
-            None => None,
-        };
+        let claim = self
+            .runtime
+            .claim_idempotency_key(key)
+            .map_err(ApiError::IdempotencyKeyInUse)?;
         let counter = self
             .runtime
             .instantiate_with_key(key)

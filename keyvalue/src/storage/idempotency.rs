@@ -59,26 +59,51 @@ impl Written {
     }
 }
 
-/// Why `key` cannot be an idempotency key, or `Ok`: a key is 1 to [`MAX_KEY_LENGTH`] visible
-/// ASCII characters (`!` to `~`, no spaces or control characters), so it fits any header, log
-/// line or Redis key unescaped.
-pub fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() {
-        return Err("an idempotency key cannot be empty".into());
+/// A client's idempotency key: 1 to [`MAX_KEY_LENGTH`] visible ASCII characters (`!` to `~`,
+/// no spaces or control characters), so it fits any header, log line or Redis key unescaped.
+/// Checked when made, so a store never sees one that breaks the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The key, or why `text` cannot be one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("an idempotency key cannot be empty".into());
+        }
+        if text.len() > MAX_KEY_LENGTH {
+            return Err(format!(
+                "an idempotency key is at most {MAX_KEY_LENGTH} characters; this one has {}",
+                text.len()
+            ));
+        }
+        match text.bytes().position(|byte| !byte.is_ascii_graphic()) {
+            Some(at) => Err(format!(
+                "an idempotency key is visible ASCII only (no spaces or control characters); \
+                 character {} is not",
+                text[..at].chars().count() + 1
+            )),
+            None => Ok(Self(text.to_string())),
+        }
     }
-    if key.len() > MAX_KEY_LENGTH {
-        return Err(format!(
-            "an idempotency key is at most {MAX_KEY_LENGTH} characters; this one has {}",
-            key.len()
-        ));
+
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    match key.bytes().position(|byte| !byte.is_ascii_graphic()) {
-        Some(at) => Err(format!(
-            "an idempotency key is visible ASCII only (no spaces or control characters); \
-             character {} is not",
-            key[..at].chars().count() + 1
-        )),
-        None => Ok(()),
+}
+
+impl std::str::FromStr for IdempotencyKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -103,7 +128,7 @@ pub fn fingerprint(bucket: &str, write: &Write) -> String {
 /// it), `Ok(Some(outcome))` answer the recorded outcome and apply nothing, `Err` refuse a reused
 /// key. The rule every recording store shares (Redis runs the same rule in its script).
 pub fn replay_or_apply(
-    key: &str,
+    key: &IdempotencyKey,
     recorded: Option<(&str, u64)>,
     requested: &str,
 ) -> Result<Option<u64>, StorageError> {
@@ -111,7 +136,7 @@ pub fn replay_or_apply(
         None => Ok(None),
         Some((fingerprint, outcome)) if fingerprint == requested => Ok(Some(outcome)),
         Some((fingerprint, _)) => Err(StorageError::IdempotencyKeyReused {
-            key: key.to_string(),
+            key: key.as_str().to_string(),
             recorded: fingerprint.to_string(),
             requested: requested.to_string(),
         }),
@@ -138,14 +163,15 @@ mod tests {
 
     #[test]
     fn keys_are_visible_ascii_of_bounded_length() {
-        assert_eq!(check_key("a"), Ok(()));
-        assert_eq!(check_key(&"k".repeat(255)), Ok(()));
-        assert_eq!(check_key("9f1c-4e7a_!~"), Ok(()));
+        let check = |key: &str| IdempotencyKey::parse(key).map(|key| key.as_str().to_string());
+        assert_eq!(check("a"), Ok("a".into()));
+        assert_eq!(check(&"k".repeat(255)), Ok("k".repeat(255)));
+        assert_eq!(check("9f1c-4e7a_!~"), Ok("9f1c-4e7a_!~".into()));
         for bad in ["", "a b", "tab\there", "nl\n", "é", &"k".repeat(256)] {
-            assert!(check_key(bad).is_err(), "{bad:?} accepted");
+            assert!(check(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
-            check_key("ab\u{7}c").unwrap_err(),
+            check("ab\u{7}c").unwrap_err(),
             "an idempotency key is visible ASCII only (no spaces or control characters); \
              character 3 is not"
         );

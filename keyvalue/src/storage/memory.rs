@@ -5,8 +5,8 @@
 //! idempotency key are looked up, applied and recorded under the same lock.
 
 use super::{
-    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
-    Written, idempotency, incremented, write_without_key,
+    Cursor, IdempotencyKey, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write,
+    WriteContext, Written, idempotency, incremented, write_without_key,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -26,7 +26,7 @@ type Buckets = HashMap<String, BTreeMap<String, Vec<u8>>>;
 struct State {
     buckets: Buckets,
     /// Idempotency records by key: fingerprint, outcome, expiry (ms since the Unix epoch).
-    records: HashMap<String, (String, u64, i64)>,
+    records: HashMap<IdempotencyKey, (String, u64, i64)>,
 }
 
 impl MemoryStorage {
@@ -53,19 +53,18 @@ impl Storage for MemoryStorage {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.lock()?
-            .buckets
-            .entry(bucket.to_string())
-            .or_default()
-            .insert(key.to_string(), value.to_vec());
-        Ok(())
+        let write = Write::Set {
+            key: key.to_string(),
+            value: value.to_vec(),
+        };
+        apply_in(&mut self.lock()?.buckets, bucket, write, u64::MAX).map(|_| ())
     }
 
     fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        if let Some(entries) = self.lock()?.buckets.get_mut(bucket) {
-            entries.remove(key);
-        }
-        Ok(())
+        let write = Write::Delete {
+            key: key.to_string(),
+        };
+        apply_in(&mut self.lock()?.buckets, bucket, write, u64::MAX).map(|_| ())
     }
 
     /// Under one lock: all of one moment.
@@ -101,7 +100,11 @@ impl Storage for MemoryStorage {
         delta: u64,
         limit: u64,
     ) -> Result<u64, StorageError> {
-        increment_in(&mut self.lock()?.buckets, bucket, key, delta, limit)
+        let write = Write::Increment {
+            key: key.to_string(),
+            delta,
+        };
+        apply_in(&mut self.lock()?.buckets, bucket, write, limit)
     }
 
     /// Looked up, applied and recorded under the one lock.
@@ -114,40 +117,23 @@ impl Storage for MemoryStorage {
         let Some(key) = context.idempotency_key.clone() else {
             return write_without_key(self, context, bucket, write);
         };
-        let outcome = idempotency::check_key(&key)
-            .map_err(StorageError::InvalidIdempotencyKey)
-            .and_then(|()| {
-                let mut state = self.lock()?;
-                let fingerprint = idempotency::fingerprint(&bucket, &write);
-                let now = idempotency::now_millis();
-                let recorded = state
-                    .records
-                    .get(&key)
-                    .filter(|(_, _, expires_at)| *expires_at > now)
-                    .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
-                if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
-                    return Ok(Written::replayed(outcome));
-                }
-                let limit = context.increment_limit.unwrap_or(u64::MAX);
-                let value = match write {
-                    Write::Increment { key, delta } => {
-                        increment_in(&mut state.buckets, &bucket, &key, delta, limit)?
-                    }
-                    Write::Set { key, value } => {
-                        state.buckets.entry(bucket).or_default().insert(key, value);
-                        0
-                    }
-                    Write::Delete { key } => {
-                        if let Some(entries) = state.buckets.get_mut(&bucket) {
-                            entries.remove(&key);
-                        }
-                        0
-                    }
-                };
-                let expires_at = idempotency::expires_at(context.idempotency_retention);
-                state.records.insert(key, (fingerprint, value, expires_at));
-                Ok(Written::applied(value))
-            });
+        let outcome = self.lock().and_then(|mut state| {
+            let fingerprint = idempotency::fingerprint(&bucket, &write);
+            let now = idempotency::now_millis();
+            let recorded = state
+                .records
+                .get(&key)
+                .filter(|(_, _, expires_at)| *expires_at > now)
+                .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
+            if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
+                return Ok(Written::replayed(outcome));
+            }
+            let limit = context.increment_limit.unwrap_or(u64::MAX);
+            let value = apply_in(&mut state.buckets, &bucket, write, limit)?;
+            let expires_at = idempotency::expires_at(context.idempotency_retention);
+            state.records.insert(key, (fingerprint, value, expires_at));
+            Ok(Written::applied(value))
+        });
         Box::pin(std::future::ready(outcome))
     }
 
@@ -205,17 +191,34 @@ impl Storage for MemoryStorage {
     }
 }
 
-/// An increment under the store's lock (held by the caller).
-fn increment_in(
+/// `write` under the store's lock (held by the caller), an increment stopping at `limit`: the
+/// new value for an increment, 0 otherwise.
+fn apply_in(
     buckets: &mut Buckets,
     bucket: &str,
-    key: &str,
-    delta: u64,
+    write: Write,
     limit: u64,
 ) -> Result<u64, StorageError> {
-    let entries = buckets.entry(bucket.to_string()).or_default();
-    let current = entries.get(key).map(Vec::as_slice);
-    let (new, stored) = incremented(key, current, delta, limit)?;
-    entries.insert(key.to_string(), stored);
-    Ok(new)
+    match write {
+        Write::Increment { key, delta } => {
+            let entries = buckets.entry(bucket.to_string()).or_default();
+            let current = entries.get(&key).map(Vec::as_slice);
+            let (new, stored) = incremented(&key, current, delta, limit)?;
+            entries.insert(key, stored);
+            Ok(new)
+        }
+        Write::Set { key, value } => {
+            buckets
+                .entry(bucket.to_string())
+                .or_default()
+                .insert(key, value);
+            Ok(0)
+        }
+        Write::Delete { key } => {
+            if let Some(entries) = buckets.get_mut(bucket) {
+                entries.remove(&key);
+            }
+            Ok(0)
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage};
 
-pub use idempotency::Written;
+pub use idempotency::{IdempotencyKey, Written};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -338,7 +338,7 @@ pub struct WriteContext {
     /// that records keys applies a write with a key it has seen once only
     /// ([`Storage::write_idempotent`]). Every other way of writing refuses a write with a key
     /// ([`StorageError::IdempotencyUnsupported`]) rather than apply it again.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// How long the store keeps the record of a write with a key (and so answers its retries):
     /// [`idempotency::DEFAULT_RETENTION`] unless the host says otherwise.
     pub idempotency_retention: Duration,
@@ -371,8 +371,8 @@ impl WriteContext {
     }
 
     /// The same context with `key` as its idempotency key.
-    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
+    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
         self
     }
 
@@ -503,9 +503,6 @@ pub enum StorageError {
         /// The write it came with now.
         requested: String,
     },
-    /// The idempotency key is not one a store accepts ([`idempotency::check_key`]).
-    #[error("{0}")]
-    InvalidIdempotencyKey(String),
     /// The SQLite backend failed (I/O, a corrupt file, a read-only database...).
     #[cfg(feature = "sqlite")]
     #[error("SQLite: {0}")]

@@ -13,12 +13,13 @@
 //! on this backend a counter ranges over 0..=9223372036854775807 and an increment past that is
 //! the overflow error, never a wrapped value.
 //!
-//! A write with an idempotency key is one Lua script too ([`ONCE_SCRIPT`]): it looks the record
-//! up, applies the write and records it atomically on the server, so every tally process sharing
-//! the database shares the records. A record is the hash `\x1ftally-idempotency:KEY` (fields
-//! `fingerprint` and `outcome`) that Redis itself expires after the retention; the `\x1f` (a
-//! control character, which no counter name may contain) keeps records and counters apart, and
-//! listing skips them. `redis-cli --scan --pattern $'\x1ftally-idempotency:*'` shows them.
+//! A write with an idempotency key runs the same script with a record ([`WRITE_SCRIPT`]): it
+//! looks the record up, applies the write and records it atomically on the server, so every tally
+//! process sharing the database shares the records. A record is the hash
+//! `\x1ftally-idempotency:KEY` (fields `fingerprint` and `outcome`) that Redis itself expires
+//! after the retention; the `\x1f` (a control character, which no counter name may contain) keeps
+//! records and counters apart, and listing skips them.
+//! `redis-cli --scan --pattern $'\x1ftally-idempotency:*'` shows them.
 //!
 //! A server that cannot be reached (refused, dropped, timed out) is
 //! [`StorageError::Unavailable`], not a failure of the operation: a host can answer "retry".
@@ -42,47 +43,32 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 32;
 
-/// Adds to an ASCII-decimal counter; refuses anything else. One atomic server-side step that
-/// answers `{0, new value}`, or `{1}` when the stored value is not ASCII digits, or `{2}` when
-/// `INCRBY` refused it (past the i64 range, or digits Redis does not read as an integer, such
-/// as leading zeros). Nothing is written unless it answers 0.
-///
-/// The new value is the stored string, not INCRBY's reply: Lua numbers in Redis are doubles, so
-/// an integer reply above 2^53 would come back rounded.
-const INCREMENT_SCRIPT: &str = r"
-local value = redis.call('GET', KEYS[1])
-if value and not string.match(value, '^%d+$') then
-  return {1}
-end
-local added = redis.pcall('INCRBY', KEYS[1], ARGV[1])
-if type(added) == 'table' and added.err then
-  return {2}
-end
-return {0, redis.call('GET', KEYS[1])}
-";
-
-/// The status codes of [`INCREMENT_SCRIPT`].
-const INCREMENTED: i64 = 0;
-const NOT_A_NUMBER: i64 = 1;
-const OUT_OF_RANGE: i64 = 2;
-
 /// What every idempotency record's Redis key starts with: a control character first, so it is
 /// never a counter's name ([`RedisStorage::list_keys`] skips such keys).
 const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
 
-/// A write with an idempotency key, as one atomic server-side step. `KEYS[1]` is the counter,
-/// `KEYS[2]` the record; `ARGV` is the operation (`increment`, `set`, `delete`), its operand,
-/// the write's fingerprint and the retention in milliseconds. Answers `{3, outcome}` for a
-/// replay, `{4, recorded fingerprint}` for a key reused by another write, and otherwise what
-/// [`INCREMENT_SCRIPT`] answers (`{0, outcome}` once applied and recorded; `{1}`, `{2}` refused,
-/// nothing written or recorded).
-const ONCE_SCRIPT: &str = r"
-local recorded = redis.call('HMGET', KEYS[2], 'fingerprint', 'outcome')
-if recorded[1] then
-  if recorded[1] == ARGV[3] then
-    return {3, recorded[2]}
+/// One write as one atomic server-side step, recorded under an idempotency key when it has one.
+/// `KEYS[1]` is the counter; `ARGV` the operation (`increment`, `set`, `delete`) and its operand
+/// (the delta, in decimal; the value). With a record, `KEYS[2]` is the record and `ARGV[3]`,
+/// `ARGV[4]` the write's fingerprint and the retention in milliseconds.
+///
+/// Answers `{0, outcome}` once applied (and recorded); `{1}` when the counter to increment is
+/// not ASCII digits; `{2}` when `INCRBY` refused the increment (past the i64 range, a delta
+/// past it included, or digits Redis does not read as an integer, such as leading zeros);
+/// `{3, outcome}` for a replay of the recorded write; `{4, recorded fingerprint}` for a key
+/// first used by another write. Nothing is written or recorded unless it answers 0.
+///
+/// The outcome is the stored string, not INCRBY's reply: Lua numbers in Redis are doubles, so
+/// an integer reply above 2^53 would come back rounded.
+const WRITE_SCRIPT: &str = r"
+if KEYS[2] then
+  local recorded = redis.call('HMGET', KEYS[2], 'fingerprint', 'outcome')
+  if recorded[1] then
+    if recorded[1] == ARGV[3] then
+      return {3, recorded[2]}
+    end
+    return {4, recorded[1]}
   end
-  return {4, recorded[1]}
 end
 local outcome = '0'
 if ARGV[1] == 'increment' then
@@ -100,14 +86,27 @@ elseif ARGV[1] == 'set' then
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('HSET', KEYS[2], 'fingerprint', ARGV[3], 'outcome', outcome)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'fingerprint', ARGV[3], 'outcome', outcome)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
 return {0, outcome}
 ";
 
-/// The status codes [`ONCE_SCRIPT`] adds to [`INCREMENT_SCRIPT`]'s.
+/// The status codes of [`WRITE_SCRIPT`].
+const APPLIED: i64 = 0;
+const NOT_A_NUMBER: i64 = 1;
+const OUT_OF_RANGE: i64 = 2;
 const REPLAYED: i64 = 3;
 const KEY_REUSED: i64 = 4;
+
+/// The idempotency record a write of [`WRITE_SCRIPT`] makes: the client's key, the write's
+/// fingerprint, how long Redis keeps it.
+struct Record<'a> {
+    key: &'a str,
+    fingerprint: &'a str,
+    retention_ms: u128,
+}
 
 /// [`Storage`] on one Redis database.
 pub struct RedisStorage {
@@ -115,7 +114,6 @@ pub struct RedisStorage {
     // A std mutex held only to take or return a connection, never across a command.
     idle: Mutex<Vec<Connection>>,
     script: redis::Script,
-    once_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStorage {
@@ -134,8 +132,7 @@ impl RedisStorage {
         let storage = Self {
             client,
             idle: Mutex::new(Vec::new()),
-            script: redis::Script::new(INCREMENT_SCRIPT),
-            once_script: redis::Script::new(ONCE_SCRIPT),
+            script: redis::Script::new(WRITE_SCRIPT),
         };
         let policy: Vec<String> = storage
             .with(|conn| {
@@ -236,133 +233,58 @@ impl RedisStorage {
 }
 
 impl RedisStorage {
-    /// A write with an idempotency key ([`ONCE_SCRIPT`]).
-    fn write_once(
+    /// `write` in one [`WRITE_SCRIPT`], recorded as `record` says when there is one: what it
+    /// came to, or why it was refused.
+    fn run_write(
         &self,
-        key: &str,
-        context: &WriteContext,
-        bucket: &str,
-        write: Write,
+        write: &Write,
+        record: Option<Record<'_>>,
     ) -> Result<Written, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        idempotency::check_key(key).map_err(StorageError::InvalidIdempotencyKey)?;
-        let fingerprint = idempotency::fingerprint(bucket, &write);
-        let limit = context
-            .increment_limit
-            .unwrap_or(u64::MAX)
-            .min(self.counter_limit());
-        let (counter, operation, operand) = match &write {
-            // Past Redis's range: refused before the script, as a plain increment is. Such an
-            // increment can never have been recorded, so it is no replay; but the key may be
-            // another write's, and then that is the refusal, as the script would answer it.
-            Write::Increment {
-                key: counter,
-                delta,
-            } if *delta > limit => {
-                let recorded: Option<Vec<u8>> = self
-                    .with(|conn| {
-                        redis::cmd("HGET")
-                            .arg(format!("{IDEMPOTENCY_PREFIX}{key}"))
-                            .arg("fingerprint")
-                            .query(conn)
-                    })
-                    .map_err(backend)?;
-                return Err(match recorded {
-                    Some(recorded) => StorageError::IdempotencyKeyReused {
-                        key: key.to_string(),
-                        recorded: String::from_utf8_lossy(&recorded).into_owned(),
-                        requested: fingerprint,
-                    },
-                    None => self.overflow_of(counter, *delta),
-                });
-            }
+        let (counter, operation, operand) = match write {
             Write::Increment { key, delta } => (key, "increment", delta.to_string().into_bytes()),
             Write::Set { key, value } => (key, "set", value.clone()),
             Write::Delete { key } => (key, "delete", Vec::new()),
         };
-        let retention = context.idempotency_retention.as_millis().max(1);
-        let reply: Vec<Value> = self
-            .with(|conn| {
-                self.once_script
-                    .key(counter)
-                    .key(format!("{IDEMPOTENCY_PREFIX}{key}"))
-                    .arg(operation)
-                    .arg(operand)
-                    .arg(&fingerprint)
-                    .arg(retention.to_string())
-                    .invoke(conn)
-            })
-            .map_err(backend)?;
+        let mut invocation = self.script.key(counter);
+        invocation.arg(operation).arg(operand);
+        if let Some(record) = &record {
+            invocation
+                .key(format!("{IDEMPOTENCY_PREFIX}{}", record.key))
+                .arg(record.fingerprint)
+                .arg(record.retention_ms.to_string());
+        }
+        let reply: Vec<Value> = self.with(|conn| invocation.invoke(conn)).map_err(backend)?;
         let number = |bytes: &[u8]| {
             tally_guest::value::decode(bytes).ok_or_else(|| {
                 StorageError::Backend(format!(
-                    "Redis answered {:?} for a write with idempotency key {key:?}",
+                    "Redis answered {:?} for a {operation} of {counter:?}",
                     String::from_utf8_lossy(bytes)
                 ))
             })
         };
-        let written = match reply.as_slice() {
-            [Value::Int(INCREMENTED), Value::BulkString(outcome)] => {
-                Written::applied(number(outcome)?)
+        match (reply.as_slice(), write, record) {
+            ([Value::Int(APPLIED), Value::BulkString(outcome)], _, _) => {
+                Ok(Written::applied(number(outcome)?))
             }
-            [Value::Int(REPLAYED), Value::BulkString(outcome)] => {
-                Written::replayed(number(outcome)?)
+            ([Value::Int(REPLAYED), Value::BulkString(outcome)], _, Some(_)) => {
+                Ok(Written::replayed(number(outcome)?))
             }
-            [Value::Int(KEY_REUSED), Value::BulkString(recorded)] => {
-                return Err(StorageError::IdempotencyKeyReused {
-                    key: key.to_string(),
+            ([Value::Int(KEY_REUSED), Value::BulkString(recorded)], _, Some(record)) => {
+                Err(StorageError::IdempotencyKeyReused {
+                    key: record.key.to_string(),
                     recorded: String::from_utf8_lossy(recorded).into_owned(),
-                    requested: fingerprint,
-                });
+                    requested: record.fingerprint.to_string(),
+                })
             }
-            [Value::Int(NOT_A_NUMBER)] => {
-                return Err(StorageError::NotANumber {
-                    key: counter.clone(),
-                });
+            ([Value::Int(NOT_A_NUMBER)], _, _) => Err(StorageError::NotANumber {
+                key: counter.clone(),
+            }),
+            ([Value::Int(OUT_OF_RANGE)], Write::Increment { delta, .. }, _) => {
+                Err(self.out_of_range(counter, *delta))
             }
-            [Value::Int(OUT_OF_RANGE)] => {
-                let Write::Increment { delta, .. } = write else {
-                    return Err(StorageError::Backend(format!(
-                        "Redis refused a {operation} as out of range"
-                    )));
-                };
-                return Err(self.out_of_range(counter, delta));
-            }
-            other => {
-                return Err(StorageError::Backend(format!(
-                    "Redis answered the idempotent write script with {other:?}"
-                )));
-            }
-        };
-        // An increment within Redis's range but past the request's own limit (a RESP client's):
-        // cannot happen here, since keyed writes come from HTTP and the CLI, whose limit is the
-        // store's. Checked anyway, so a future caller with a lower limit is told, not misled.
-        if written.value > limit {
-            return Err(StorageError::Backend(format!(
-                "the counter passed this request's limit {limit} under idempotency key {key:?}"
-            )));
-        }
-        Ok(written)
-    }
-
-    /// The overflow refusal of an increment by `delta`, which no Redis counter can take.
-    fn overflow_of(&self, key: &str, delta: u64) -> StorageError {
-        let current = match self.get("", key) {
-            Ok(Some(bytes)) => match tally_guest::value::decode(&bytes) {
-                Some(current) => current,
-                None => {
-                    return StorageError::NotANumber {
-                        key: key.to_string(),
-                    };
-                }
-            },
-            Ok(None) => 0,
-            Err(failure) => return failure,
-        };
-        StorageError::Overflow {
-            key: key.to_string(),
-            current,
-            delta,
+            (other, _, _) => Err(StorageError::Backend(format!(
+                "Redis answered the {operation} script with {other:?}"
+            ))),
         }
     }
 }
@@ -487,44 +409,15 @@ impl Storage for RedisStorage {
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
         Self::only_default_bucket(bucket)?;
-        let Ok(signed_delta) = i64::try_from(delta) else {
-            let current = match self.get(bucket, key)? {
-                None => 0,
-                Some(bytes) => {
-                    tally_guest::value::decode(&bytes).ok_or_else(|| StorageError::NotANumber {
-                        key: key.to_string(),
-                    })?
-                }
-            };
-            return Err(StorageError::Overflow {
-                key: key.to_string(),
-                current,
-                delta,
-            });
+        let write = Write::Increment {
+            key: key.to_string(),
+            delta,
         };
-        let reply: Vec<Value> = self
-            .with(|conn| self.script.key(key).arg(signed_delta).invoke(conn))
-            .map_err(backend)?;
-        match reply.as_slice() {
-            [Value::Int(INCREMENTED), Value::BulkString(new)] => tally_guest::value::decode(new)
-                .ok_or_else(|| {
-                    StorageError::Backend(format!(
-                        "Redis stored {:?} for {key:?} after an increment",
-                        String::from_utf8_lossy(new)
-                    ))
-                }),
-            [Value::Int(NOT_A_NUMBER)] => Err(StorageError::NotANumber {
-                key: key.to_string(),
-            }),
-            [Value::Int(OUT_OF_RANGE)] => Err(self.out_of_range(key, delta)),
-            other => Err(StorageError::Backend(format!(
-                "Redis answered the increment script with {other:?}"
-            ))),
-        }
+        self.run_write(&write, None).map(|written| written.value)
     }
 
-    /// One Lua script (`ONCE_SCRIPT`) on a blocking thread: lookup, write and record in one
-    /// atomic step.
+    /// The write script (`WRITE_SCRIPT`) with a record, on a blocking thread: lookup, write and
+    /// record in one atomic step.
     fn write_idempotent(
         self: Arc<Self>,
         context: WriteContext,
@@ -535,11 +428,27 @@ impl Storage for RedisStorage {
             return write_without_key(self, context, bucket, write);
         };
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || self.write_once(&key, &context, &bucket, write))
-                .await
-                .map_err(|failure| {
-                    StorageError::Backend(format!("a storage task failed: {failure}"))
-                })?
+            Self::only_default_bucket(&bucket)?;
+            // INCRBY enforces Redis's own limit; a lower one would need a check of its own in
+            // the script, which no keyed caller needs (keys come from HTTP and the CLI).
+            if context
+                .increment_limit
+                .is_some_and(|limit| limit < self.counter_limit())
+            {
+                return Err(StorageError::Backend(
+                    "Redis cannot hold a keyed increment below its own counter limit".into(),
+                ));
+            }
+            tokio::task::spawn_blocking(move || {
+                let record = Record {
+                    key: key.as_str(),
+                    fingerprint: &idempotency::fingerprint(&bucket, &write),
+                    retention_ms: context.idempotency_retention.as_millis().max(1),
+                };
+                self.run_write(&write, Some(record))
+            })
+            .await
+            .map_err(|failure| StorageError::Backend(format!("a storage task failed: {failure}")))?
         })
     }
 

@@ -568,7 +568,7 @@ impl Storage for SqliteStorage {
             let limit = context.increment_limit.unwrap_or(u64::MAX);
             self.writer()?.submit_async(bucket, write, limit)
         });
-        Box::pin(async move { queued?.await.map_err(|_| writer_stopped())? })
+        Box::pin(async move { queued?.await.map_err(|_| writer::stopped())? })
     }
 
     /// Queues the write to the writer thread, which looks the key up, applies the write and
@@ -582,18 +582,16 @@ impl Storage for SqliteStorage {
         let Some(key) = context.idempotency_key.clone() else {
             return write_without_key(self, context, bucket, write);
         };
-        let queued = idempotency::check_key(&key)
-            .map_err(StorageError::InvalidIdempotencyKey)
-            .and_then(|()| {
-                let once = Once {
-                    key,
-                    fingerprint: idempotency::fingerprint(&bucket, &write),
-                    expires_at: idempotency::expires_at(context.idempotency_retention),
-                };
-                let limit = context.increment_limit.unwrap_or(u64::MAX);
-                self.writer()?.submit_once(bucket, write, once, limit)
-            });
-        Box::pin(async move { queued?.await.map_err(|_| writer_stopped())? })
+        let once = Once {
+            key,
+            fingerprint: idempotency::fingerprint(&bucket, &write),
+            expires_at: idempotency::expires_at(context.idempotency_retention),
+        };
+        let limit = context.increment_limit.unwrap_or(u64::MAX);
+        let queued = self
+            .writer()
+            .and_then(|writer| writer.submit_once(bucket, write, once, limit));
+        Box::pin(async move { queued?.await.map_err(|_| writer::stopped())? })
     }
 
     /// Purge steps of at most 1,000 records (`writer::PURGE_STEP`) through the writer thread,
@@ -626,11 +624,11 @@ impl Storage for SqliteStorage {
         });
         match queued {
             Ok((applied, durable)) => StagedWrite {
-                applied: Box::pin(async move { applied.await.map_err(|_| writer_stopped())? }),
+                applied: Box::pin(async move { applied.await.map_err(|_| writer::stopped())? }),
                 durable: Box::pin(async move {
                     durable
                         .await
-                        .map_err(|_| writer_stopped())?
+                        .map_err(|_| writer::stopped())?
                         .map_err(StorageError::Backend)
                 }),
             },
@@ -690,8 +688,3 @@ impl Storage for SqliteStorage {
 
 /// How many rows `set_many` writes between two progress reports.
 const SET_MANY_PROGRESS_STEP: usize = 4096;
-
-/// The error of a write whose answer never came: the writer thread is gone.
-fn writer_stopped() -> StorageError {
-    StorageError::Backend("the SQLite writer thread has stopped".into())
-}

@@ -21,7 +21,7 @@
 
 use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
-use crate::storage::idempotency::{self, Written};
+use crate::storage::idempotency::{self, IdempotencyKey, Written};
 use crate::storage::{StorageError, Write, incremented};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::{Arc, mpsc};
@@ -70,7 +70,7 @@ pub(super) enum Work {
 /// The idempotency key a write carries, and what its record will say.
 pub(super) struct Once {
     /// The key.
-    pub key: String,
+    pub key: IdempotencyKey,
     /// [`idempotency::fingerprint`] of the write.
     pub fingerprint: String,
     /// When the record expires (milliseconds since the Unix epoch).
@@ -117,7 +117,8 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-fn stopped() -> StorageError {
+/// The error of a write whose answer never came: the writer thread is gone.
+pub(super) fn stopped() -> StorageError {
     StorageError::Backend("the SQLite writer thread has stopped".into())
 }
 
@@ -402,14 +403,14 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
             Ok(apply_write(transaction, bucket, write, *limit)?.map(Written::applied))
         }
         Work::Write(write, Some(once)) => {
-            let recorded = select_record(transaction, &once.key)?;
+            let recorded = select_record(transaction, once.key.as_str())?;
             let recorded = match &recorded {
                 Some((fingerprint, Some(outcome))) => Some((fingerprint.as_str(), *outcome)),
                 Some((_, None)) => {
                     return Ok(Err(StorageError::Backend(format!(
                         "the record of idempotency key {:?} is damaged (its outcome is not a \
                          number); use another key",
-                        once.key
+                        once.key.as_str()
                     ))));
                 }
                 None => None,
@@ -427,7 +428,7 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
                          VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![
-                        once.key,
+                        once.key.as_str(),
                         once.fingerprint,
                         value.to_string(),
                         once.expires_at
