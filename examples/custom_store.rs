@@ -9,9 +9,13 @@
 //!     cargo run -p tally-keyvalue --example custom_store -- counter.wasm counters.json visits 5
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tally_keyvalue::storage::{Cursor, KeyPage, Storage, StorageError, incremented};
+use tally_keyvalue::storage::{
+    Applied, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, Write,
+    WriteRequest, Written, incremented,
+};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use wasmtime::component::{Component, Linker, ResourceTable};
 
@@ -35,10 +39,32 @@ use bindings::exports::tally::counter::counter::Error as CounterError;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// bucket -> key -> value. Values must be UTF-8 here (counters are ASCII digits).
-type Buckets = BTreeMap<String, BTreeMap<String, String>>;
+/// A stored value: text where it is UTF-8 (counters are ASCII digits), else its bytes.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Text(String),
+    Bytes(Vec<u8>),
+}
 
-/// All counters in one JSON file.
+impl Stored {
+    fn new(bytes: Vec<u8>) -> Self {
+        String::from_utf8(bytes).map_or_else(|e| Self::Bytes(e.into_bytes()), Self::Text)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Text(text) => text.clone().into_bytes(),
+            Self::Bytes(bytes) => bytes.clone(),
+        }
+    }
+}
+
+/// bucket -> key -> value.
+type Buckets = BTreeMap<String, BTreeMap<String, Stored>>;
+
+/// All counters in one JSON file. It declares no optional capability: no idempotency records,
+/// no write groups, no increment limits, so tally-keyvalue refuses those for it.
 struct JsonFileStorage {
     path: PathBuf,
     lock: Mutex<()>, // one writer at a time within this process
@@ -76,60 +102,86 @@ impl JsonFileStorage {
         temp.persist(&self.path).map_err(|e| fail("rename", e))?;
         Ok(outcome)
     }
+
+    /// A page of keys in key order after `cursor` (the last key of the page before).
+    fn page(
+        &self,
+        bucket: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<KeyPage, StorageError> {
+        let after = cursor
+            .map(|cursor| std::str::from_utf8(cursor.as_bytes()))
+            .transpose()
+            .map_err(|_| StorageError::Backend("not a cursor of the JSON store".into()))?;
+        let buckets = self.read()?;
+        let Some(values) = buckets.get(bucket) else {
+            return Ok(KeyPage::by_key(Vec::new(), false));
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut keys = values
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(k, _)| k.clone());
+        let page: Vec<String> = keys.by_ref().take(limit.clamp(1, MAX_PAGE_SIZE)).collect();
+        Ok(KeyPage::by_key(page, keys.next().is_some()))
+    }
+
+    /// One write, under the lock: the new value for an increment, 0 otherwise.
+    fn apply(&self, request: WriteRequest) -> Result<u64, StorageError> {
+        let limit = request.limit_within(u64::MAX);
+        self.update(|buckets| {
+            let values = buckets.entry(request.bucket).or_default();
+            match request.write {
+                Write::Set { key, value } => {
+                    values.insert(key, Stored::new(value));
+                    Ok(0)
+                }
+                Write::Delete { key } => {
+                    values.remove(&key);
+                    Ok(0)
+                }
+                Write::Increment { key, delta } => {
+                    let current = values.get(&key).map(Stored::bytes);
+                    let (new, stored) = incremented(&key, current.as_deref(), delta, limit)?;
+                    values.insert(key, Stored::new(stored));
+                    Ok(new)
+                }
+            }
+        })
+    }
 }
 
 fn fail(what: &str, error: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(format!("JSON store: cannot {what}: {error}"))
 }
 
+/// Three methods; every other one has a default. The file is small, so each call does its work
+/// right away and answers with a ready future.
 impl Storage for JsonFileStorage {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .read()?
-            .get(bucket)
-            .and_then(|b| b.get(key))
-            .map(|v| v.clone().into_bytes()))
-    }
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let value = String::from_utf8(value.to_vec()).map_err(|e| fail("store non-UTF-8", e))?;
-        self.update(|buckets| {
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let value = self.read().map(|buckets| {
             buckets
-                .entry(bucket.into())
-                .or_default()
-                .insert(key.into(), value);
-            Ok(())
-        })
+                .get(bucket)
+                .and_then(|b| b.get(key))
+                .map(Stored::bytes)
+        });
+        Box::pin(std::future::ready(value))
     }
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.update(|buckets| {
-            buckets.entry(bucket.into()).or_default().remove(key);
-            Ok(())
-        })
+
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
+        limit: usize,
+    ) -> StoreFuture<'a, KeyPage> {
+        Box::pin(std::future::ready(self.page(bucket, cursor, limit)))
     }
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
-        Ok(self.get(bucket, key)?.is_some())
-    }
-    fn list_keys(
-        &self,
-        bucket: &str,
-        _cursor: Option<&Cursor>,
-        _limit: usize,
-    ) -> Result<KeyPage, StorageError> {
-        let keys = self
-            .read()?
-            .get(bucket)
-            .map(|b| b.keys().cloned().collect())
-            .unwrap_or_default();
-        Ok(KeyPage { keys, cursor: None }) // one page holds everything
-    }
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        self.update(|buckets| {
-            let values = buckets.entry(bucket.into()).or_default();
-            let current = values.get(key).map(|v| v.as_bytes());
-            let (new, stored) = incremented(key, current, delta, u64::MAX)?;
-            values.insert(key.into(), String::from_utf8_lossy(&stored).into_owned());
-            Ok(new)
-        })
+
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
+        let written = self
+            .apply(request)
+            .map(|value| Applied::durable_now(Written::applied(value)));
+        Box::pin(std::future::ready(written))
     }
 }
 
@@ -205,6 +257,21 @@ async fn main() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// The JSON-file store passes tally-keyvalue's storage suite (the cases for what it
+    /// declares: none of the optional abilities, which it is checked to refuse).
+    #[test]
+    fn the_json_store_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = 0;
+        tally_keyvalue::storage::suite::run(|| {
+            files += 1;
+            super::JsonFileStorage {
+                path: dir.path().join(format!("{files}.json")),
+                lock: std::sync::Mutex::new(()),
+            }
+        });
+    }
+
     /// Counts survive across "restarts" (a new engine and store each call) in the JSON file.
     #[tokio::test]
     async fn counts_in_one_json_file() {

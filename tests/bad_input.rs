@@ -4,7 +4,9 @@ use crate::common::{TempDb, block_on, restart, start_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tally::CounterError;
-use tally_keyvalue::storage::{Cursor, KeyPage, MemoryStorage, Storage, StorageError};
+use tally_keyvalue::storage::{
+    Applied, Capabilities, Cursor, KeyPage, MemoryStorage, Storage, StoreFuture, WriteRequest,
+};
 
 /// Incrementing a counter at `u64::MAX` is an overflow error and the stored value stays.
 #[test]
@@ -67,34 +69,37 @@ impl CountingStorage {
 }
 
 impl Storage for CountingStorage {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         self.count();
         self.inner.get(bucket, key)
     }
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+    fn get_many<'a>(
+        &'a self,
+        bucket: &'a str,
+        keys: &'a [String],
+    ) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
         self.count();
-        self.inner.set(bucket, key, value)
+        self.inner.get_many(bucket, keys)
     }
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.count();
-        self.inner.delete(bucket, key)
-    }
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
+    fn exists<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, bool> {
         self.count();
         self.inner.exists(bucket, key)
     }
-    fn list_keys(
-        &self,
-        bucket: &str,
-        cursor: Option<&Cursor>,
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
         limit: usize,
-    ) -> Result<KeyPage, StorageError> {
+    ) -> StoreFuture<'a, KeyPage> {
         self.count();
         self.inner.list_keys(bucket, cursor, limit)
     }
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
         self.count();
-        self.inner.increment(bucket, key, delta)
+        self.inner.write(request)
     }
 }
 

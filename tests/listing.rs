@@ -8,7 +8,9 @@ use crate::common::{self, TempDb, block_on, start_with, tally_ok};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tally::{CounterError, Runtime};
-use tally_keyvalue::storage::{MemoryStorage, RedisStorage, SqliteStorage, Storage};
+use tally_keyvalue::storage::{
+    MemoryStorage, RedisStorage, SqliteStorage, Storage, Write, WriteGroup,
+};
 use tally_test_support::redis_server::RedisServer;
 
 /// Writes `count` counters `c00000`, `c00001`, ... with value = number through `tally import`.
@@ -204,11 +206,13 @@ fn pages_list_every_counter(
     exactly_once: bool,
     mut change: impl FnMut(&mut tally::Counter, &[String], usize),
 ) {
-    for n in 0..2100_u64 {
-        storage
-            .set("", &format!("k{n:04}"), n.to_string().as_bytes())
-            .unwrap();
-    }
+    let counters = (0..2100_u64)
+        .map(|n| Write::Set {
+            key: format!("k{n:04}"),
+            value: n.to_string().into_bytes(),
+        })
+        .collect();
+    block_on(storage.submit_group(WriteGroup::new("", counters))).unwrap();
     // Each instance has the deadline of one call; a fresh one per change, as a server would.
     let (runtime, _) = start_with(storage);
     let mut pages = 0;

@@ -49,9 +49,6 @@ pub struct RuntimeOptions {
     pub pooled_instances: Option<u32>,
     /// Where to count instances and traps (and store operations); `None` counts nothing.
     pub metrics: Option<Arc<Metrics>>,
-    /// Run the store's reads on the calling thread (one-shot commands, whose executor has
-    /// nothing else to do) rather than on tokio's blocking pool (servers).
-    pub inline_reads: bool,
     /// How long the store keeps the record of a write made with an idempotency key
     /// (`--idempotency-retention-secs`).
     pub idempotency_retention: Duration,
@@ -65,7 +62,6 @@ impl Default for RuntimeOptions {
             deadline: Duration::from_secs(10),
             pooled_instances: None,
             metrics: None,
-            inline_reads: false,
             idempotency_retention: tally_keyvalue::storage::idempotency::DEFAULT_RETENTION,
         }
     }
@@ -217,9 +213,6 @@ impl Runtime {
         if let Some(metrics) = &options.metrics {
             keyvalue = keyvalue.with_observer(metrics.clone());
         }
-        if options.inline_reads {
-            keyvalue = keyvalue.with_inline_reads();
-        }
         Ok(Self {
             engine,
             pre,
@@ -262,28 +255,14 @@ impl Runtime {
         self.instantiate_for(context).await
     }
 
-    /// Deletes expired idempotency records (on a blocking thread): how many.
+    /// Deletes expired idempotency records: how many.
     pub async fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        self.on_store("the purge", |storage| storage.purge_idempotency_records())
-            .await
+        self.storage.purge_idempotency_records().await
     }
 
-    /// Whether the store can be reached now (`Storage::check_ready`, on a blocking thread).
+    /// Whether the store can be reached now (`Storage::check_ready`).
     pub async fn check_store_ready(&self) -> Result<(), StorageError> {
-        self.on_store("the readiness check", |storage| storage.check_ready())
-            .await
-    }
-
-    /// Runs one blocking store operation, `what`, on tokio's blocking pool.
-    async fn on_store<T: Send + 'static>(
-        &self,
-        what: &str,
-        operation: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
-    ) -> Result<T, StorageError> {
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || operation(&*storage))
-            .await
-            .map_err(|failure| StorageError::Backend(format!("{what} failed: {failure}")))?
+        self.storage.check_ready().await
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.

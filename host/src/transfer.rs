@@ -8,13 +8,13 @@
 //! the component's interface moves one counter per call, while an export must page through any
 //! number of counters without the per-call deadline and memory limit of a sandboxed instance, and
 //! an import must be all or nothing. So an import checks the whole file first and then writes
-//! every counter in one atomic [`Storage::set_many`].
+//! every counter in one write group ([`Storage::write_group`]: all or nothing).
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::ops::ControlFlow;
-use tally_keyvalue::storage::{Storage, StorageError};
+use tally_keyvalue::storage::{Storage, StorageError, Write, WriteGroup, value};
 
 /// One line of an export file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,11 +60,14 @@ pub enum ExportError {
 /// Writes every counter of the default bucket to `out` as JSON lines, sorted by name, and
 /// returns how many. From SQLite the export is one point in time (one read transaction); from
 /// other stores each value is read when its turn comes.
-pub fn export(storage: &dyn Storage, out: &mut impl Write) -> Result<usize, ExportError> {
+pub async fn export(
+    storage: &dyn Storage,
+    out: &mut (impl std::io::Write + Send),
+) -> Result<usize, ExportError> {
     let mut written = 0;
     let mut stopped = None;
-    storage.scan("", &mut |name, bytes| {
-        let line = tally_guest::value::decode(bytes)
+    let mut visit = |name: &str, bytes: &[u8]| {
+        let line = value::decode(bytes)
             .ok_or_else(|| ExportError::CorruptValue(name.to_string()))
             .and_then(|value| {
                 let line = Line {
@@ -84,7 +87,8 @@ pub fn export(storage: &dyn Storage, out: &mut impl Write) -> Result<usize, Expo
                 ControlFlow::Break(())
             }
         }
-    })?;
+    };
+    storage.scan("", &mut visit).await?;
     if let Some(error) = stopped {
         return Err(error);
     }
@@ -142,20 +146,21 @@ pub fn read_lines(
     Ok(lines)
 }
 
-/// Stores every line's counter, in one atomic step: all of them or, on error, none. Counters not
-/// in `lines` are left as they are. `written` is told how many are written so far. Takes the
-/// lines by value so their names move into the write instead of being copied (imports can hold
-/// millions).
-pub fn import(
-    storage: &dyn Storage,
-    lines: Vec<Line>,
-    written: &mut dyn FnMut(usize),
-) -> Result<(), StorageError> {
-    let entries: Vec<(String, Vec<u8>)> = lines
+/// Stores every line's counter, in one write group: all of them or, on error, none. Counters not
+/// in `lines` are left as they are. Takes the lines by value so their names move into the write
+/// instead of being copied (imports can hold millions).
+pub async fn import(storage: &dyn Storage, lines: Vec<Line>) -> Result<(), StorageError> {
+    let writes = lines
         .into_iter()
-        .map(|line| (line.name, tally_guest::value::encode(line.value)))
+        .map(|line| Write::Set {
+            key: line.name,
+            value: value::encode(line.value),
+        })
         .collect();
-    storage.set_many("", &entries, written)
+    storage
+        .submit_group(WriteGroup::new("", writes))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -170,22 +175,76 @@ mod tests {
         read(text).unwrap_err().to_string()
     }
 
+    /// `future` run to its end (the memory store's futures are ready at once).
+    fn block<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    fn set(storage: &dyn Storage, name: &str, value: &[u8]) {
+        let write = Write::Set {
+            key: name.into(),
+            value: value.to_vec(),
+        };
+        let request = tally_keyvalue::storage::WriteRequest::new("", write);
+        block(storage.submit_durable(request)).unwrap();
+    }
+
+    /// The component (tally-guest) and the store (tally-keyvalue) keep their own copy of the
+    /// value encoding: both accept and refuse the same bytes, and write the same text.
+    #[test]
+    fn the_component_and_the_store_read_counters_alike() {
+        let mut samples: Vec<Vec<u8>> = [
+            &b""[..],
+            b"0",
+            b"007",
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.5",
+            b"1e3",
+            b"abc",
+            b"9223372036854775808",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            "٣".as_bytes(),
+        ]
+        .map(<[u8]>::to_vec)
+        .to_vec();
+        samples.extend((0..=u8::MAX).map(|byte| vec![byte]));
+        for bytes in &samples {
+            assert_eq!(
+                tally_guest::value::decode(bytes),
+                value::decode(bytes),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        for number in [0, 7, 10, i64::MAX as u64, u64::MAX] {
+            assert_eq!(tally_guest::value::encode(number), value::encode(number));
+        }
+    }
+
     /// What `export` writes, `read_lines` reads back unchanged; the export pages through every
     /// counter (several pages) in name order.
     #[test]
     fn export_and_read_lines_round_trip() {
         use tally_keyvalue::storage::{MAX_PAGE_SIZE, MemoryStorage};
-        let storage = MemoryStorage::new();
+        let storage: &dyn Storage = &MemoryStorage::new();
         let mut counters = vec![
             ("a".to_string(), 0),
             ("ünï \"quoted\"".to_string(), u64::MAX),
         ];
         counters.extend((0..MAX_PAGE_SIZE * 2).map(|i| (format!("c{i:05}"), i as u64)));
         for (name, value) in counters.iter().rev() {
-            storage.set("", name, value.to_string().as_bytes()).unwrap();
+            set(storage, name, value.to_string().as_bytes());
         }
         let mut file = Vec::new();
-        assert_eq!(export(&storage, &mut file).unwrap(), counters.len());
+        assert_eq!(block(export(storage, &mut file)).unwrap(), counters.len());
         let text = String::from_utf8(file).unwrap();
         assert!(text.starts_with("{\"name\":\"a\",\"value\":0}\n{\"name\":\"c00000\""));
         assert!(
@@ -199,8 +258,8 @@ mod tests {
             .collect();
         assert_eq!(back, counters);
 
-        storage.set("", "c00001", b"abc").unwrap();
-        let error = export(&storage, &mut Vec::new()).unwrap_err();
+        set(storage, "c00001", b"abc");
+        let error = block(export(storage, &mut Vec::new())).unwrap_err();
         assert!(matches!(error, ExportError::CorruptValue(ref name) if name == "c00001"));
     }
 

@@ -42,10 +42,18 @@
 //! `examples/custom_store.rs` in tally's repository is a complete embedder: its own host, its
 //! own `bindgen!`, a backend written from scratch, and tally's counter component.
 //!
+//! # Writing a store
+//! A store is a type that implements [`storage::Storage`]: three required methods (`get`,
+//! `list_keys`, `write`), optional abilities declared once in `capabilities`, and the suite to
+//! prove it (`storage::suite::run`, with the feature `testing`). The [`storage`] module's
+//! documentation is the guide.
+//!
 //! # Features
 //! - `sqlite` (default): [`storage::SqliteStorage`], one SQLite file (bundled SQLite).
 //! - `redis`: [`storage::RedisStorage`], a Redis database shared with other hosts and clients.
-//! - `memory`: [`storage::MemoryStorage`], a process-local map.
+//! - `testing`: `storage::suite`, the storage suite, for another crate's store.
+//!
+//! [`storage::MemoryStorage`], a process-local map, is always there.
 //!
 //! # Layout
 //! - [`storage`]: the [`storage::Storage`] trait every backend implements, its errors, and the

@@ -3,11 +3,10 @@
 //!
 //! The shape follows `wasmtime-wasi-keyvalue`: a context ([`KeyValueCtx`]) owned by the store's
 //! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
-//! [`add_to_linker`]. This file only translates: reads run the blocking [`Storage`] method on
-//! tokio's blocking pool, writes go through [`Storage::write_async`] (which SQLite completes
-//! without a blocking thread), or [`Storage::write_idempotent`] when the request that made the
-//! instance carries an idempotency key ([`WriteContext::idempotency_key`]): the key comes from
-//! the host, beside the guest's write, since `wasi:keyvalue` has no place for it.
+//! [`add_to_linker`]. This file only translates: reads await the [`Storage`] method, writes go
+//! through [`dyn Storage::submit`] with the context of the request that made the instance
+//! ([`WriteContext`]: its idempotency key, which comes from the host beside the guest's write
+//! since `wasi:keyvalue` has no place for it, and its increment limit).
 //!
 //! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
 //! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
@@ -18,7 +17,8 @@
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::observer::Observer;
 use crate::storage::{
-    Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
+    Answer, Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, Write,
+    WriteContext, WriteRequest,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +39,6 @@ pub struct KeyValueCtx {
     allowed_buckets: Option<Arc<BTreeSet<String>>>,
     observer: Option<Arc<dyn Observer>>,
     write_context: WriteContext,
-    inline_reads: bool,
     instance: Arc<InstanceState>,
     // A std mutex, held only to add or look up a cursor, never across an await.
     cursors: Arc<Mutex<CursorTable>>,
@@ -90,7 +89,6 @@ impl KeyValueCtx {
             allowed_buckets: None,
             observer: None,
             write_context: WriteContext::default(),
-            inline_reads: false,
             instance: Arc::default(),
             cursors: Arc::default(),
         }
@@ -108,15 +106,6 @@ impl KeyValueCtx {
         self
     }
 
-    /// Runs reads on the calling thread instead of tokio's blocking pool: for a host whose
-    /// executor has nothing else to run meanwhile (a one-shot command), where the hop to a
-    /// pool thread (its creation, two wake-ups) costs more than the read. A server keeps the
-    /// default, so a slow read never stalls its other requests.
-    pub fn with_inline_reads(mut self) -> Self {
-        self.inline_reads = true;
-        self
-    }
-
     /// The same store, buckets, observer and list cursors for a new instance: fresh failure
     /// flags, and `context` on every write its guest makes (the request it serves).
     pub fn for_new_instance(&self, context: WriteContext) -> Self {
@@ -127,7 +116,7 @@ impl KeyValueCtx {
         }
     }
 
-    /// Makes the next call's writes staged ([`Storage::write_staged`]): each returns to the
+    /// Makes the next call's writes staged ([`Answer::WhenApplied`]): each returns to the
     /// guest as soon as the store applied it, and its durability is kept for the host to await
     /// ([`KeyValueCtx::take_durability`]) before it answers anyone. `more_follow`: the host has
     /// more writes right behind this call (a pipeline), so the store may hold its group commit
@@ -225,69 +214,66 @@ impl KeyValueCtx {
         outcome.map_err(KeyValueError::Storage)
     }
 
-    /// Runs one blocking read on tokio's blocking pool, off the async executor (or, with
-    /// [`KeyValueCtx::with_inline_reads`], right here).
-    async fn read<T, F>(self, operation: F) -> Result<T, KeyValueError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
-    {
+    /// Runs one read with the observer timing it and the failure recorded.
+    async fn read<'a, T>(&self, read: StoreFuture<'a, T>) -> Result<T, KeyValueError> {
         let started = std::time::Instant::now();
-        let outcome = if self.inline_reads {
-            operation(&*self.storage)
-        } else {
-            let storage = Arc::clone(&self.storage);
-            tokio::task::spawn_blocking(move || operation(&*storage))
-                .await
-                .map_err(|join| KeyValueError::Trap(wasmtime::Error::msg(join.to_string())))?
-        };
+        let outcome = read.await;
         self.finish(started, outcome)
     }
 
-    /// Hands one write to the store ([`Storage::write_async`]) with this instance's context.
-    fn start_write(&self, bucket: String, write: Write) -> crate::storage::WriteFuture {
-        Arc::clone(&self.storage).write_async(self.write_context.clone(), bucket, write)
-    }
-
-    /// Applies one write: once for its idempotency key when the request carries one
-    /// ([`Storage::write_idempotent`]), staged when the host asked for it (see
-    /// [`KeyValueCtx::stage_writes`]), durable before it returns otherwise.
-    async fn write(self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
-        let started = std::time::Instant::now();
-        if self.write_context.idempotency_key.is_some() {
-            let outcome = Arc::clone(&self.storage)
-                .write_idempotent(self.write_context.clone(), bucket, write)
-                .await;
-            if outcome.as_ref().is_ok_and(|written| written.replayed) {
-                self.instance.replayed.store(true, Ordering::Relaxed);
+    /// The request for one write of this instance: its context, answered when durable or (when
+    /// the host stages writes) when applied.
+    fn request(&self, bucket: String, write: Write) -> WriteRequest {
+        let answer = if self.instance.staging.load(Ordering::Relaxed) {
+            Answer::WhenApplied {
+                more_follow: self.instance.more_follow.load(Ordering::Relaxed),
             }
-            return self.finish(started, outcome.map(|written| written.value));
+        } else {
+            Answer::WhenDurable
+        };
+        WriteRequest::new(bucket, write)
+            .with_context(&self.write_context)
+            .with_answer(answer)
+    }
+
+    /// Applies one write: once for its idempotency key when the request carries one, staged
+    /// when the host asked for it (see [`KeyValueCtx::stage_writes`]), durable before it
+    /// returns otherwise.
+    async fn write(&self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
+        let started = std::time::Instant::now();
+        let outcome = self.storage.submit(self.request(bucket, write)).await;
+        let outcome = match outcome {
+            Ok(applied) => match applied.durable {
+                Some(durable) => {
+                    self.instance.pending().push(durable);
+                    Ok(applied.written)
+                }
+                None => Ok(applied.written),
+            },
+            Err(failure) => Err(failure),
+        };
+        if outcome.as_ref().is_ok_and(|written| written.replayed) {
+            self.instance.replayed.store(true, Ordering::Relaxed);
         }
-        if !self.instance.staging.load(Ordering::Relaxed) {
-            let outcome = self.start_write(bucket, write).await;
-            return self.finish(started, outcome);
-        }
-        let mut context = self.write_context.clone();
-        context.more_follow = self.instance.more_follow.load(Ordering::Relaxed);
-        let staged = Arc::clone(&self.storage).write_staged(context, bucket, write);
-        self.instance.pending().push(staged.durable);
-        let outcome = staged.applied.await;
-        self.finish(started, outcome)
+        self.finish(started, outcome.map(|written| written.value))
     }
 
     /// Applies `writes` in order: every one is handed to the store before the first is awaited,
     /// so a store that commits in groups (SQLite) can commit them together.
     async fn write_all(
-        self,
+        &self,
         bucket: String,
         writes: impl Iterator<Item = Write>,
     ) -> Result<(), KeyValueError> {
         let pending: Vec<_> = writes
-            .map(|write| self.start_write(bucket.clone(), write))
+            .map(|write| self.storage.submit(self.request(bucket.clone(), write)))
             .collect();
         for write in pending {
             let started = std::time::Instant::now();
-            let outcome = write.await;
+            let outcome = match write.await {
+                Ok(applied) => applied.durable().await.map(|_| ()),
+                Err(failure) => Err(failure),
+            };
             self.finish(started, outcome)?;
         }
         Ok(())
@@ -398,7 +384,7 @@ impl store::HostBucket for KeyValue<'_> {
         key: String,
     ) -> Result<Option<Vec<u8>>, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        ctx.read(move |s| s.get(&name, &key)).await
+        ctx.read(ctx.storage.get(&name, &key)).await
     }
 
     async fn set(
@@ -422,7 +408,7 @@ impl store::HostBucket for KeyValue<'_> {
         key: String,
     ) -> Result<bool, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        ctx.read(move |s| s.exists(&name, &key)).await
+        ctx.read(ctx.storage.exists(&name, &key)).await
     }
 
     async fn list_keys(
@@ -432,16 +418,14 @@ impl store::HostBucket for KeyValue<'_> {
     ) -> Result<store::KeyResponse, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
         let after = cursor.map(|number| ctx.recall(&name, number)).transpose()?;
-        let bucket_name = name.clone();
         let page = ctx
-            .clone()
-            .read(move |s| s.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
+            .read(ctx.storage.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
             .await?;
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page
                 .cursor
-                .map(|next| ctx.remember(&bucket_name, next))
+                .map(|next| ctx.remember(&name, next))
                 .transpose()?,
         })
     }
@@ -472,15 +456,12 @@ impl batch::Host for KeyValue<'_> {
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        ctx.read(move |s| {
-            let values = s.get_many(&name, &keys)?;
-            Ok(keys
-                .into_iter()
-                .zip(values)
-                .map(|(key, value)| value.map(|value| (key, value)))
-                .collect())
-        })
-        .await
+        let values = ctx.read(ctx.storage.get_many(&name, &keys)).await?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| value.map(|value| (key, value)))
+            .collect())
     }
 
     /// The writes in order, all queued before the first is awaited (SQLite commits them
@@ -527,7 +508,7 @@ impl HasData for HasKeyValue {
     type Data<'a> = KeyValue<'a>;
 }
 
-#[cfg(all(test, feature = "memory"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -572,7 +553,10 @@ mod tests {
                 .unwrap();
             assert_eq!(got, vec![Some(("a".to_string(), b"3".to_vec())), None]);
         });
-        assert_eq!(storage.get("", "a").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(
+            runtime.block_on(storage.get("", "a")).unwrap(),
+            Some(b"3".to_vec())
+        );
     }
 
     /// A cursor handed out to one instance goes on in another made from the same context, for

@@ -5,21 +5,13 @@
 use super::{CounterCommand as Command, Failure, GlobalArgs};
 use crate::CounterError;
 use crate::Refusal;
-use crate::runtime::{Counter, Runtime, RuntimeOptions};
+use crate::runtime::{Counter, Runtime};
 use anyhow::Context;
 use std::io::Write;
 
 /// Runs one counter command (not `serve`) and prints its result.
 pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
-    block_on(run_async(global, command))
-}
-
-/// Runs one command's future on a single-threaded runtime (a command is one call or a few).
-fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(command)
+    super::block_on(run_async(global, command))
 }
 
 /// The runtime over the store the options name; for a command that only reads, over the store
@@ -30,13 +22,10 @@ fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<(Runtime, String), F
     } else {
         global.open_storage(None)?
     };
-    // One command at a time on this thread: a read needs no blocking pool thread.
-    let options = RuntimeOptions {
-        inline_reads: true,
-        ..global.runtime_options()
-    };
+    // One command at a time on this thread (a current-thread runtime, see `super::block_on`):
+    // the store runs its reads right here, with no blocking pool thread.
     Ok((
-        Runtime::new(&global.component_source(), &options, storage)?,
+        Runtime::new(&global.component_source(), &global.runtime_options(), storage)?,
         store,
     ))
 }

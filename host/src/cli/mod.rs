@@ -34,6 +34,17 @@ use global::GlobalArgs;
 pub use global::default_db_path;
 use std::process::ExitCode;
 
+/// Runs one command's future on a single-threaded runtime (a command is one call or a few, or
+/// an export's one pass): the stores then run their blocking calls on this thread, which has
+/// nothing else to do, instead of handing each to a pool thread.
+fn block_on<T>(command: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(command)
+}
+
 /// `tally --version`: tally's own version, the WIT contract its component implements (and the
 /// standard interface it imports), and the wasmtime it runs components on. build.rs reads the
 /// last three from `wit/` and `Cargo.lock`.

@@ -22,8 +22,8 @@ pub struct ImportArgs {
 /// (`tally export | head`).
 pub(super) fn export(global: &GlobalArgs) -> Result<(), Failure> {
     let (storage, store) = global.open_storage_for_reading()?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match transfer::export(&*storage, &mut out) {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    match super::block_on(async { Ok(transfer::export(&*storage, &mut out).await) })? {
         Ok(_) => Ok(()),
         Err(ExportError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(ExportError::CorruptValue(name)) => Err(Failure::Refused(Refusal::new(
@@ -63,9 +63,7 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
     })?;
     let count = lines.len();
     progress.start_writing(count);
-    let written = transfer::import(&*storage, lines, &mut |so_far| {
-        progress.bar.set_position(so_far as u64);
-    });
+    let written = super::block_on(async { Ok(transfer::import(&*storage, lines).await) })?;
     progress.bar.finish_and_clear();
     written.with_context(|| format!("cannot import {shown} into {store}; nothing changed"))?;
 
@@ -84,7 +82,7 @@ pub(super) fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failu
 }
 
 /// The import's progress bar on standard error: bytes read while checking the file, then
-/// counters written. Drawn only on a terminal; plain characters, so there is no color to turn
+/// the counters being written (one step: the store writes them as one group). Drawn only on a terminal; plain characters, so there is no color to turn
 /// off for `NO_COLOR`.
 struct Progress {
     bar: ProgressBar,
@@ -106,9 +104,11 @@ impl Progress {
 
     fn start_writing(&self, counters: usize) {
         self.bar
-            .set_style(style("writing  [{bar:30}] {pos}/{len} counters"));
+            .set_style(style("writing  {len} counters in one step {spinner}"));
         self.bar.set_length(counters as u64);
         self.bar.set_position(0);
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(100));
     }
 }
 

@@ -2,25 +2,26 @@
 //!
 //! A client that never got its answer (a timeout, a reset connection, a server killed between the
 //! commit and the reply) cannot tell whether its write was applied. With a key it can simply send
-//! the write again: a store that records keys ([`Storage::write_idempotent`]) applies the first
-//! write with a key and, **in the same atomic step**, records the key, a fingerprint of the write
+//! the write again: a store that records keys ([`Capabilities::idempotency_records`]) applies
+//! the first write with a key and, **in the same atomic step**, records the key, a fingerprint of the write
 //! and its outcome. A later write with the same key and fingerprint is not applied again: the
 //! store answers the recorded outcome ([`Written::replayed`]). The same key with another
 //! fingerprint is refused ([`StorageError::IdempotencyKeyReused`]). A refused write (overflow,
 //! not a number) records nothing, so its retry runs again.
 //!
-//! Records expire after [`WriteContext::idempotency_retention`]: an expired record counts as
-//! absent (so the key is free again) whether or not it has been purged yet
+//! Records expire after [`WriteRequest::idempotency_retention`]: a record is live until the
+//! instant it expires, not at it ([`is_live`]), and an expired record counts as absent (so the
+//! key is free again) whether or not it has been purged yet
 //! ([`Storage::purge_idempotency_records`]).
 //!
-//! The key travels beside the write ([`WriteContext`]), not through `wasi:keyvalue`, whose
+//! The key travels beside the write ([`WriteRequest`]), not through `wasi:keyvalue`, whose
 //! interfaces have no place for it: the host that got the request hands it to the store.
 //!
-//! [`Storage::write_idempotent`]: super::Storage::write_idempotent
+//! [`Capabilities::idempotency_records`]: super::Capabilities::idempotency_records
 //! [`Storage::purge_idempotency_records`]: super::Storage::purge_idempotency_records
 //! [`StorageError::IdempotencyKeyReused`]: super::StorageError::IdempotencyKeyReused
-//! [`WriteContext`]: super::WriteContext
-//! [`WriteContext::idempotency_retention`]: super::WriteContext::idempotency_retention
+//! [`WriteRequest`]: super::WriteRequest
+//! [`WriteRequest::idempotency_retention`]: super::WriteRequest::idempotency_retention
 
 use super::{StorageError, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -143,6 +144,13 @@ pub fn replay_or_apply(
     }
 }
 
+/// Whether a record that expires at `expires_at` still counts at `now` (both in milliseconds
+/// since the Unix epoch): until that instant, not at it. A record kept for no time at all is
+/// never replayed.
+pub fn is_live(expires_at: i64, now: i64) -> bool {
+    expires_at > now
+}
+
 /// When a record made now with `retention` expires, in milliseconds since the Unix epoch.
 pub fn expires_at(retention: Duration) -> i64 {
     now_millis().saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
@@ -175,6 +183,14 @@ mod tests {
             "an idempotency key is visible ASCII only (no spaces or control characters); \
              character 3 is not"
         );
+    }
+
+    /// A record counts until the instant it expires, not at it.
+    #[test]
+    fn records_expire_at_their_instant() {
+        assert!(is_live(1_000, 999));
+        assert!(!is_live(1_000, 1_000));
+        assert!(!is_live(1_000, 1_001));
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! The in-memory backend: ordered maps behind a mutex, gone when the process exits.
 //!
 //! Keys are kept sorted, so listing pages by key like SQLite does: a cursor is the last key
-//! returned, and keys added or removed during a listing never shift the pages. Writes with an
-//! idempotency key are looked up, applied and recorded under the same lock.
+//! returned, and keys added or removed during a listing never shift the pages. Every write,
+//! with its idempotency record, and every write group happen under the one lock, which is never
+//! held across an await: so it declares every capability.
 
 use super::{
-    Cursor, IdempotencyKey, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write,
-    WriteContext, Written, idempotency, incremented, write_without_key,
+    Applied, Capabilities, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
+    StoreFuture, Write, WriteGroup, WriteRequest, Written, idempotency, incremented,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// A process-local [`Storage`]; nothing survives a restart.
 #[derive(Debug, Default)]
@@ -19,12 +20,12 @@ pub struct MemoryStorage {
     state: Mutex<State>,
 }
 
-type Buckets = HashMap<String, BTreeMap<String, Vec<u8>>>;
+type Entries = BTreeMap<String, Vec<u8>>;
 
 /// Everything the store holds, under one lock.
 #[derive(Debug, Default)]
 struct State {
-    buckets: Buckets,
+    buckets: HashMap<String, Entries>,
     /// Idempotency records by key: fingerprint, outcome, expiry (ms since the Unix epoch).
     records: HashMap<IdempotencyKey, (String, u64, i64)>,
 }
@@ -40,114 +41,129 @@ impl MemoryStorage {
             .lock()
             .map_err(|_| StorageError::Backend("in-memory store poisoned by a panic".into()))
     }
+
+    /// `request` under the lock: looked up, applied and recorded in one step.
+    fn apply(&self, request: WriteRequest) -> Result<Written, StorageError> {
+        let mut state = self.lock()?;
+        let limit = request.limit_within(u64::MAX);
+        let Some(key) = request.idempotency_key else {
+            let entries = state.buckets.entry(request.bucket).or_default();
+            return apply_in(entries, request.write, limit).map(Written::applied);
+        };
+        let fingerprint = idempotency::fingerprint(&request.bucket, &request.write);
+        let now = idempotency::now_millis();
+        let recorded = state
+            .records
+            .get(&key)
+            .filter(|(_, _, expires_at)| idempotency::is_live(*expires_at, now))
+            .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
+        if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
+            return Ok(Written::replayed(outcome));
+        }
+        let entries = state.buckets.entry(request.bucket).or_default();
+        let value = apply_in(entries, request.write, limit)?;
+        let expires_at = idempotency::expires_at(request.idempotency_retention);
+        state.records.insert(key, (fingerprint, value, expires_at));
+        Ok(Written::applied(value))
+    }
+
+    /// Every write of `group` in order, undone as a whole when one is refused.
+    fn apply_group(&self, group: WriteGroup) -> Result<Vec<u64>, StorageError> {
+        let mut state = self.lock()?;
+        let entries = state.buckets.entry(group.bucket).or_default();
+        let limit = group.increment_limit.unwrap_or(u64::MAX);
+        // The first value each key had, to put back should a later write be refused.
+        let mut before: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        let mut outcomes = Vec::with_capacity(group.writes.len());
+        for write in group.writes {
+            let key = write.key().to_string();
+            let previous = entries.get(&key).cloned();
+            before.entry(key).or_insert(previous);
+            match apply_in(entries, write, limit) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(refused) => {
+                    for (key, value) in before {
+                        match value {
+                            Some(value) => entries.insert(key, value),
+                            None => entries.remove(&key),
+                        };
+                    }
+                    return Err(refused);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
 }
 
 impl Storage for MemoryStorage {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .lock()?
-            .buckets
-            .get(bucket)
-            .and_then(|entries| entries.get(key))
-            .cloned())
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_idempotency_records()
+            .with_write_groups()
+            .with_increment_limits()
     }
 
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let write = Write::Set {
-            key: key.to_string(),
-            value: value.to_vec(),
-        };
-        apply_in(&mut self.lock()?.buckets, bucket, write, u64::MAX).map(|_| ())
-    }
-
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        let write = Write::Delete {
-            key: key.to_string(),
-        };
-        apply_in(&mut self.lock()?.buckets, bucket, write, u64::MAX).map(|_| ())
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let value = self.lock().map(|state| {
+            state
+                .buckets
+                .get(bucket)
+                .and_then(|entries| entries.get(key))
+                .cloned()
+        });
+        Box::pin(std::future::ready(value))
     }
 
     /// Under one lock: all of one moment.
-    fn get_many(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let state = self.lock()?;
-        let entries = state.buckets.get(bucket);
-        Ok(keys
-            .iter()
-            .map(|key| entries.and_then(|entries| entries.get(key)).cloned())
-            .collect())
-    }
-
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
-        Ok(self
-            .lock()?
-            .buckets
-            .get(bucket)
-            .is_some_and(|entries| entries.contains_key(key)))
-    }
-
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        self.increment_within(bucket, key, delta, self.counter_limit())
-    }
-
-    fn increment_within(
-        &self,
-        bucket: &str,
-        key: &str,
-        delta: u64,
-        limit: u64,
-    ) -> Result<u64, StorageError> {
-        let write = Write::Increment {
-            key: key.to_string(),
-            delta,
-        };
-        apply_in(&mut self.lock()?.buckets, bucket, write, limit)
-    }
-
-    /// Looked up, applied and recorded under the one lock.
-    fn write_idempotent(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> IdempotentFuture {
-        let Some(key) = context.idempotency_key.clone() else {
-            return write_without_key(self, context, bucket, write);
-        };
-        let outcome = self.lock().and_then(|mut state| {
-            let fingerprint = idempotency::fingerprint(&bucket, &write);
-            let now = idempotency::now_millis();
-            let recorded = state
-                .records
-                .get(&key)
-                .filter(|(_, _, expires_at)| *expires_at > now)
-                .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
-            if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
-                return Ok(Written::replayed(outcome));
-            }
-            let limit = context.increment_limit.unwrap_or(u64::MAX);
-            let value = apply_in(&mut state.buckets, &bucket, write, limit)?;
-            let expires_at = idempotency::expires_at(context.idempotency_retention);
-            state.records.insert(key, (fingerprint, value, expires_at));
-            Ok(Written::applied(value))
+    fn get_many<'a>(
+        &'a self,
+        bucket: &'a str,
+        keys: &'a [String],
+    ) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        let values = self.lock().map(|state| {
+            let entries = state.buckets.get(bucket);
+            keys.iter()
+                .map(|key| entries.and_then(|entries| entries.get(key)).cloned())
+                .collect()
         });
-        Box::pin(std::future::ready(outcome))
+        Box::pin(std::future::ready(values))
     }
 
-    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        let mut state = self.lock()?;
-        let before = state.records.len();
-        let now = idempotency::now_millis();
-        state
-            .records
-            .retain(|_, (_, _, expires_at)| *expires_at > now);
-        Ok(before - state.records.len())
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
+        limit: usize,
+    ) -> StoreFuture<'a, KeyPage> {
+        Box::pin(std::future::ready(self.page(bucket, cursor, limit)))
     }
 
-    fn list_keys(
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
+        Box::pin(std::future::ready(
+            self.apply(request).map(Applied::durable_now),
+        ))
+    }
+
+    fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
+        Box::pin(std::future::ready(self.apply_group(group)))
+    }
+
+    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+        let purged = self.lock().map(|mut state| {
+            let before = state.records.len();
+            let now = idempotency::now_millis();
+            state
+                .records
+                .retain(|_, (_, _, expires_at)| idempotency::is_live(*expires_at, now));
+            before - state.records.len()
+        });
+        Box::pin(std::future::ready(purged))
+    }
+}
+
+impl MemoryStorage {
+    fn page(
         &self,
         bucket: &str,
         cursor: Option<&Cursor>,
@@ -155,10 +171,7 @@ impl Storage for MemoryStorage {
     ) -> Result<KeyPage, StorageError> {
         let state = self.lock()?;
         let Some(entries) = state.buckets.get(bucket) else {
-            return Ok(KeyPage {
-                keys: Vec::new(),
-                cursor: None,
-            });
+            return Ok(KeyPage::by_key(Vec::new(), false));
         };
         let after = cursor
             .map(|cursor| cursor.as_key("memory store"))
@@ -173,51 +186,24 @@ impl Storage for MemoryStorage {
         let more = page.next().is_some();
         Ok(KeyPage::by_key(keys, more))
     }
-
-    /// Atomic because the whole update happens under the one lock, which cannot fail halfway.
-    fn set_many(
-        &self,
-        bucket: &str,
-        entries: &[(String, Vec<u8>)],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<(), StorageError> {
-        let mut state = self.lock()?;
-        let target = state.buckets.entry(bucket.to_string()).or_default();
-        for (key, value) in entries {
-            target.insert(key.clone(), value.clone());
-        }
-        progress(entries.len());
-        Ok(())
-    }
 }
 
-/// `write` under the store's lock (held by the caller), an increment stopping at `limit`: the
-/// new value for an increment, 0 otherwise.
-fn apply_in(
-    buckets: &mut Buckets,
-    bucket: &str,
-    write: Write,
-    limit: u64,
-) -> Result<u64, StorageError> {
+/// `write` on one bucket's entries (under the store's lock, held by the caller), an increment
+/// stopping at `limit`: the new value for an increment, 0 otherwise.
+fn apply_in(entries: &mut Entries, write: Write, limit: u64) -> Result<u64, StorageError> {
     match write {
         Write::Increment { key, delta } => {
-            let entries = buckets.entry(bucket.to_string()).or_default();
             let current = entries.get(&key).map(Vec::as_slice);
             let (new, stored) = incremented(&key, current, delta, limit)?;
             entries.insert(key, stored);
             Ok(new)
         }
         Write::Set { key, value } => {
-            buckets
-                .entry(bucket.to_string())
-                .or_default()
-                .insert(key, value);
+            entries.insert(key, value);
             Ok(0)
         }
         Write::Delete { key } => {
-            if let Some(entries) = buckets.get_mut(bucket) {
-                entries.remove(&key);
-            }
+            entries.remove(&key);
             Ok(0)
         }
     }

@@ -1,34 +1,59 @@
 //! Durable key-value storage behind one small trait, one file per backend.
 //!
-//! [`Storage`] is what `wasi:keyvalue/store` and `wasi:keyvalue/atomics` need (byte values under
-//! string keys, grouped in buckets, with an atomic decimal `increment`), plus what a host needs
-//! around them: awaitable writes, writes applied once per idempotency key ([`idempotency`]),
-//! paged listing with opaque cursors, a per-request [`WriteContext`], bulk reads and writes,
-//! and errors that tell a refusal from an outage. The
-//! wasmtime glue in [`crate::wasi`] only translates between the bindings and this trait, so a new
-//! backend is one new file here (or in your own crate).
+//! [`Storage`] is what `wasi:keyvalue/store`, `atomics` and `batch` need (byte values under
+//! string keys, grouped in buckets, with an atomic decimal increment), plus what a host needs
+//! around them: one write entry point that can also record an idempotency key
+//! ([`idempotency`]) and answer before durability for a pipeline, write groups that commit
+//! together, paged listing with opaque cursors, and errors that tell a refusal from an outage.
+//! The wasmtime glue in [`crate::wasi`] only translates between the bindings and this trait, so
+//! a new backend is one new file here (or in your own crate).
+//!
+//! # Writing a store
+//! Implement three methods: [`Storage::get`], [`Storage::list_keys`] and [`Storage::write`].
+//! The others have defaults that are correct for every store (reading key by key, refusing what
+//! the store does not declare); override them where the store can do better. The rules:
+//! - **Every write is one atomic step.** An increment reads the ASCII decimal `u64` under the key
+//!   (absent is 0; [`value`] is the encoding), adds the delta and stores the sum, with no other
+//!   write in between, in this process or any other. [`incremented`] is the rule.
+//! - **The limit.** An increment never leaves a counter past [`Storage::counter_limit`] (nor
+//!   past [`WriteRequest::increment_limit`] when the store declares
+//!   [`Capabilities::increment_limits`]): it fails with [`StorageError::Overflow`] and changes
+//!   nothing.
+//! - **A failed write changed nothing.** A refusal ([`StorageError::NotANumber`], overflow)
+//!   leaves the store as it was.
+//! - **Optional abilities are declared once** in [`Storage::capabilities`]: records of
+//!   idempotency keys made in the same atomic step as the write, write groups, increment limits
+//!   below the store's own. Hosts call [`dyn Storage::submit`] and
+//!   [`dyn Storage::submit_group`], which refuse what a store did not declare before it sees it,
+//!   so a store never checks for what it cannot do.
+//! - **Prove it with the suite**: `tally-keyvalue`'s feature `testing` makes [`suite`] public;
+//!   `suite::run(|| MyStore::new())` runs every test that applies to the store's capabilities.
+//!   `examples/custom_store.rs` is a complete store (a JSON file) that does.
 //!
 //! Backends:
 //! - [`SqliteStorage`] (feature `sqlite`, the default): one SQLite file in WAL mode,
 //!   `synchronous=FULL`, writes group-committed by one writer thread.
-//! - [`MemoryStorage`] (feature `memory`): a process-local map.
+//! - [`MemoryStorage`] (always): a process-local map.
 //! - [`RedisStorage`] (feature `redis`): a Redis database shared by many hosts and plain Redis
 //!   clients.
 
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+mod blocking;
 pub mod idempotency;
-#[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod suite;
+pub mod value;
 
-#[cfg(feature = "memory")]
 pub use memory::MemoryStorage;
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage};
+pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage, WriterSettings};
 
 pub use idempotency::{IdempotencyKey, Written};
 
@@ -36,19 +61,63 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How many keys one [`Storage::list_keys`] page holds at most, whatever the caller asks for.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
-/// Byte values under string keys in named buckets, with an atomic counter increment.
+/// What every [`Storage`] method returns: a future of its outcome. A store whose operations
+/// block (SQLite, Redis) runs them off the async executor (see [`SqliteStorage`]); an async
+/// client awaits inside it.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// Completes when an applied write is durable, or with the error that undid it.
+pub type DurableFuture = StoreFuture<'static, ()>;
+
+/// What [`Storage::scan`] calls with every key and value; [`ControlFlow::Break`] stops it.
+pub type Visitor<'a> = dyn FnMut(&str, &[u8]) -> ControlFlow<()> + Send + 'a;
+
+/// Byte values under string keys in named buckets, with an atomic counter increment. See the
+/// [module documentation](self) for the rules and how to prove a store with the suite.
 ///
-/// The plain methods block (SQLite and Redis do I/O): async callers use
-/// [`Storage::write_async`] for writes and run reads on a blocking thread. Every method is one
-/// atomic operation: concurrent callers, in this process or another, never see or cause a
-/// partial update. A failed operation changed nothing.
+/// Every method is one atomic operation: concurrent callers, in this process or another, never
+/// see or cause a partial update. A failed operation changed nothing.
 pub trait Storage: Send + Sync + 'static {
+    /// The value stored under `key`, `None` if absent.
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// One page of at most `limit` keys (and never more than [`MAX_PAGE_SIZE`]), starting after
+    /// `cursor` (`None`: the first page). The page's cursor is `None` when no keys follow.
+    /// Pages come in the backend's stable order (SQLite and memory: by key, bytewise; Redis:
+    /// `SCAN` order). A key present during the whole listing is returned at least once, even
+    /// when other keys are added or removed meanwhile (exactly once from SQLite and memory;
+    /// `SCAN` may repeat one).
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
+        limit: usize,
+    ) -> StoreFuture<'a, KeyPage>;
+
+    /// Applies one write atomically: the new value for an increment, 0 otherwise, and whether
+    /// it was a replay of its idempotency key's record. Hosts call it through
+    /// [`dyn Storage::submit`], which has already refused what the store does not declare
+    /// ([`Storage::capabilities`]): a request with an idempotency key reaches only a store that
+    /// records keys, and its record is made in the same atomic step as the write; an increment
+    /// limit reaches only a store that checks limits (and is below [`Storage::counter_limit`]).
+    ///
+    /// The future completes when the write is durable as the store promises, unless the
+    /// request asks for an early answer ([`Answer::WhenApplied`]) and the store can give one:
+    /// then [`Applied::durable`] completes on durability. A store may start the write when this
+    /// is called, before the future is polled (SQLite queues it), so that writes a caller
+    /// issues together commit together.
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied>;
+
+    /// What this store can do beyond the required methods (none by default).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
     /// Whether this store serves `bucket` (checked when a guest opens it; must not block).
     /// Every bucket by default.
     fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
@@ -57,268 +126,240 @@ pub trait Storage: Send + Sync + 'static {
     }
 
     /// Whether the store can be reached now: `Ok` when it answers, [`StorageError::Unavailable`]
-    /// when it does not (a host's readiness check). Blocks. The default is `Ok`: an embedded
-    /// store (SQLite, memory) is there whenever the process is; Redis sends a `PING`.
-    fn check_ready(&self) -> Result<(), StorageError> {
-        Ok(())
+    /// when it does not (a host's readiness check). The default is `Ok`: an embedded store
+    /// (SQLite, memory) is there whenever the process is; Redis sends a `PING`.
+    fn check_ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    /// The largest value `increment` can produce and a counter may hold: `u64::MAX` unless the
-    /// backend's own counters are narrower (Redis: `i64::MAX`). Hosts ask it before storing a
+    /// The largest value an increment can produce and a counter may hold: `u64::MAX` unless the
+    /// store's own counters are narrower (Redis: `i64::MAX`). Hosts ask it before storing a
     /// counter value, so no store keeps a value past its own range.
     fn counter_limit(&self) -> u64 {
         u64::MAX
     }
 
-    /// The value stored under `key`, `None` if absent.
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
-
-    /// Stores `value` under `key`, replacing any previous value.
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError>;
-
-    /// Removes `key`; removing an absent key is not an error.
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
-
-    /// Whether `key` has a value.
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError>;
-
     /// The values of `keys`, in their order (`None` where absent). The default reads them one by
-    /// one; a backend that can read them in one step overrides it (SQLite: one read transaction,
+    /// one; a store that can read them in one step overrides it (SQLite: one read transaction,
     /// so the values are of one point in time; Redis: one `MGET`; memory: one lock).
-    fn get_many(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        keys.iter().map(|key| self.get(bucket, key)).collect()
-    }
-
-    /// Atomically adds `delta` to the ASCII-decimal `u64` under `key` (absent counts as 0) and
-    /// returns the new value. Fails without changing anything when the stored bytes are not a
-    /// decimal `u64` ([`StorageError::NotANumber`]) or the sum would pass
-    /// [`Storage::counter_limit`] ([`StorageError::Overflow`]); [`incremented`] is that rule.
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError>;
-
-    /// [`Storage::increment`] that also refuses ([`StorageError::Overflow`]) a sum past `limit`:
-    /// for a request whose client reads counters in a narrower range than the store's
-    /// ([`WriteContext::increment_limit`]; RESP clients read signed 64-bit integers). The check
-    /// must be atomic with the write, so only the backend can do it: the default serves a
-    /// `limit` at or above [`Storage::counter_limit`] (that is plain `increment`) and refuses a
-    /// lower one without writing. SQLite and memory take any limit.
-    fn increment_within(
-        &self,
-        bucket: &str,
-        key: &str,
-        delta: u64,
-        limit: u64,
-    ) -> Result<u64, StorageError> {
-        if limit >= self.counter_limit() {
-            self.increment(bucket, key, delta)
-        } else {
-            Err(StorageError::Backend(format!(
-                "this store cannot hold an increment below its own counter limit ({limit} < {})",
-                self.counter_limit()
-            )))
-        }
-    }
-
-    /// One page of at most `limit` keys (and never more than [`MAX_PAGE_SIZE`]), starting after
-    /// `cursor` (`None`: the first page). The page's cursor is `None` when no keys follow.
-    /// Pages come in the backend's stable order (SQLite and memory: by key, bytewise; Redis:
-    /// `SCAN` order). A key present during the whole listing is returned at least once, even
-    /// when other keys are added or removed meanwhile (exactly once from SQLite and memory;
-    /// `SCAN` may repeat one).
-    fn list_keys(
-        &self,
-        bucket: &str,
-        cursor: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<KeyPage, StorageError>;
-
-    /// Applies `write` for the request `context` and completes when it is durable as this
-    /// store promises (SQLite: committed, and with full durability fsynced), with the new value
-    /// for an increment and 0 otherwise. What async hosts call.
-    ///
-    /// The default runs the blocking method on tokio's blocking pool (so it needs a tokio
-    /// runtime). Every implementation refuses a write whose context carries an idempotency key
-    /// ([`StorageError::IdempotencyUnsupported`]): this method cannot tell its caller that a
-    /// write was a replay; [`Storage::write_idempotent`] is the one for keyed writes. A backend that can complete a write without a
-    /// blocking thread per call overrides it (SQLite: its writer thread answers through a
-    /// channel).
-    fn write_async(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> WriteFuture {
+    fn get_many<'a>(
+        &'a self,
+        bucket: &'a str,
+        keys: &'a [String],
+    ) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
-            refuse_idempotency_key(&context)?;
-            tokio::task::spawn_blocking(move || match (write, context.increment_limit) {
-                (Write::Increment { key, delta }, Some(limit)) => {
-                    self.increment_within(&bucket, &key, delta, limit)
-                }
-                (write, _) => self.apply(&bucket, write),
-            })
-            .await
-            .map_err(|failure| StorageError::Backend(format!("a storage task failed: {failure}")))?
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(bucket, key).await?);
+            }
+            Ok(values)
         })
     }
 
-    /// Applies `write` at most once per idempotency key ([`WriteContext::idempotency_key`]; see
-    /// [`idempotency`]): the first write with a key is applied and recorded (key, fingerprint,
-    /// outcome, expiry after [`WriteContext::idempotency_retention`]) in the same atomic step;
-    /// a later one with the same key and the same write answers the recorded outcome without
-    /// applying anything ([`Written::replayed`]); the key with another write is refused with
-    /// [`StorageError::IdempotencyKeyReused`]. A refused write records nothing. Completes when
-    /// durable, like [`Storage::write_async`]. Without a key it is [`Storage::write_async`].
+    /// Whether `key` has a value. The default reads it.
+    fn exists<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.get(bucket, key).await?.is_some()) })
+    }
+
+    /// Calls `visit` with every key of `bucket` and its value, in key order (bytewise), until it
+    /// returns [`ControlFlow::Break`]. A key removed during the scan may be left out.
     ///
-    /// The default refuses keys ([`StorageError::IdempotencyUnsupported`]): a backend that
-    /// cannot make the record atomic with the write must not pretend to. SQLite records in the
-    /// group-commit transaction, Redis in one Lua script, memory under its lock.
-    fn write_idempotent(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> IdempotentFuture {
-        if context.idempotency_key.is_some() {
-            return Box::pin(std::future::ready(Err(
-                StorageError::IdempotencyUnsupported,
-            )));
-        }
-        write_without_key(self, context, bucket, write)
+    /// Not part of `wasi:keyvalue/store`; exports need it. The default lists the keys
+    /// (following cursors, dropping repeats) and then reads each value; a store that can read
+    /// everything in one consistent pass overrides it (SQLite: one read transaction, so the scan
+    /// is one point in time).
+    fn scan<'a>(&'a self, bucket: &'a str, visit: &'a mut Visitor<'_>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut keys = BTreeSet::new();
+            let mut cursor: Option<Cursor> = None;
+            loop {
+                let page = self
+                    .list_keys(bucket, cursor.as_ref(), MAX_PAGE_SIZE)
+                    .await?;
+                keys.extend(page.keys);
+                match page.cursor {
+                    None => break,
+                    Some(next) if Some(&next) == cursor.as_ref() => {
+                        return Err(StorageError::Backend(
+                            "the store returned the same list cursor twice; refusing to loop"
+                                .into(),
+                        ));
+                    }
+                    next => cursor = next,
+                }
+            }
+            for key in keys {
+                if let Some(value) = self.get(bucket, &key).await?
+                    && visit(&key, &value).is_break()
+                {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies every write of `group` in order as one atomic step: afterwards all of them are
+    /// applied or (when one is refused or the store fails) none is, nobody sees a part, and each
+    /// write sees the group's earlier ones (an increment after a set adds to the set value).
+    /// The outcome of each write, in order, once durable.
+    ///
+    /// Called only for a store that declares [`Capabilities::write_groups`] (through
+    /// [`dyn Storage::submit_group`]); the default refuses.
+    fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
+        let _ = group;
+        Box::pin(std::future::ready(Err(StorageError::Unsupported(
+            Capability::WriteGroups,
+        ))))
     }
 
     /// Deletes the records of idempotency keys that have expired (some of them at least: it may
     /// stop after a bounded amount of work so writes are not held up, and the caller calls again
     /// later); how many it deleted. An expired record counts as absent whether or not it is
-    /// purged, so this only reclaims space. Blocks. The default has nothing to purge (Redis
-    /// expires its records itself).
-    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        Ok(0)
-    }
-
-    /// Applies `write` like [`Storage::write_async`], but in two steps: `applied` completes with
-    /// the write's outcome as soon as the store has applied it, and `durable` when it is durable
-    /// (or with the error that undid it). Until `durable` completes the write is not
-    /// acknowledged: a host answers its client only then. What this buys is a pipeline: a client
-    /// with more writes right behind this one ([`WriteContext::more_follow`]) can have them
-    /// applied in the same group commit as this one, instead of one commit each.
-    ///
-    /// The default is [`Storage::write_async`] with `durable` already complete (it is durable
-    /// once applied). SQLite answers `applied` from inside its group-commit transaction.
-    fn write_staged(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> StagedWrite {
-        StagedWrite {
-            applied: self.write_async(context, bucket, write),
-            durable: Box::pin(std::future::ready(Ok(()))),
-        }
-    }
-
-    /// Applies `write` with the blocking methods; the new value for an increment, 0 otherwise.
-    fn apply(&self, bucket: &str, write: Write) -> Result<u64, StorageError> {
-        match write {
-            Write::Set { key, value } => self.set(bucket, &key, &value).map(|()| 0),
-            Write::Delete { key } => self.delete(bucket, &key).map(|()| 0),
-            Write::Increment { key, delta } => self.increment(bucket, &key, delta),
-        }
-    }
-
-    /// Calls `visit` with every key of `bucket` and its value, in key order (bytewise), until it
-    /// returns [`ControlFlow::Break`]. A key removed during the scan may be left out. Blocks.
-    ///
-    /// Not part of `wasi:keyvalue/store`; exports need it. The default lists the keys
-    /// (following cursors, dropping repeats) and then reads each value; a backend that can read
-    /// everything in one consistent pass overrides it (SQLite: one read transaction, so the scan
-    /// is one point in time).
-    fn scan(
-        &self,
-        bucket: &str,
-        visit: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StorageError> {
-        let mut keys = BTreeSet::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let page = self.list_keys(bucket, cursor.as_ref(), MAX_PAGE_SIZE)?;
-            keys.extend(page.keys);
-            match page.cursor {
-                None => break,
-                Some(next) if Some(&next) == cursor.as_ref() => {
-                    return Err(StorageError::Backend(
-                        "the store returned the same list cursor twice; refusing to loop".into(),
-                    ));
-                }
-                next => cursor = next,
-            }
-        }
-        for key in keys {
-            if let Some(value) = self.get(bucket, &key)?
-                && visit(&key, &value).is_break()
-            {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Stores every `(key, value)` pair of `entries` in one atomic step, replacing previous
-    /// values: afterwards all of them are stored, or (when it fails) none is, and nobody sees a
-    /// part. `progress` is told how many entries are written so far; it may be called any
-    /// number of times, or only at the end. Blocks.
-    ///
-    /// Not part of `wasi:keyvalue/store`; imports need it. The default refuses, so a backend
-    /// that cannot write atomically never half-imports.
-    fn set_many(
-        &self,
-        bucket: &str,
-        entries: &[(String, Vec<u8>)],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<(), StorageError> {
-        let _ = (bucket, entries, progress);
-        Err(StorageError::Backend(
-            "this store cannot write many counters atomically (Storage::set_many)".into(),
-        ))
+    /// purged, so this only reclaims space. The default has nothing to purge (Redis expires
+    /// its records itself; a store without records has none).
+    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+        Box::pin(std::future::ready(Ok(0)))
     }
 }
 
-/// The future of [`Storage::write_async`].
-pub type WriteFuture = Pin<Box<dyn Future<Output = Result<u64, StorageError>> + Send + 'static>>;
+impl dyn Storage {
+    /// Applies one write ([`Storage::write`]) after refusing what this store did not declare:
+    /// an idempotency key on a store that keeps no records
+    /// ([`StorageError::Unsupported`]`(`[`Capability::IdempotencyRecords`]`)`), an increment
+    /// limit below the store's own on a store that cannot check one. A limit at or above
+    /// [`Storage::counter_limit`] is the store's own and is dropped from the request.
+    pub fn submit(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
+        match self.admit(request.idempotency_key.is_some(), request.increment_limit) {
+            Ok(increment_limit) => self.write(WriteRequest {
+                increment_limit,
+                ..request
+            }),
+            Err(refused) => Box::pin(std::future::ready(Err(refused))),
+        }
+    }
 
-/// The future of [`Storage::write_idempotent`].
-pub type IdempotentFuture =
-    Pin<Box<dyn Future<Output = Result<Written, StorageError>> + Send + 'static>>;
+    /// Applies `group` atomically ([`Storage::write_group`]) on a store that declares write
+    /// groups; refuses it ([`StorageError::Unsupported`]) on any other, and refuses an
+    /// increment limit as [`dyn Storage::submit`] does.
+    pub fn submit_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
+        let admitted = if self.capabilities().write_groups {
+            self.admit(false, group.increment_limit)
+        } else {
+            Err(StorageError::Unsupported(Capability::WriteGroups))
+        };
+        match admitted {
+            Ok(increment_limit) => self.write_group(WriteGroup {
+                increment_limit,
+                ..group
+            }),
+            Err(refused) => Box::pin(std::future::ready(Err(refused))),
+        }
+    }
 
-/// Completes when a staged write is durable, or with the error that undid it.
-pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'static>>;
+    /// Applies `request` and waits until it is durable, whatever answer it asked for.
+    pub async fn submit_durable(&self, request: WriteRequest) -> Result<Written, StorageError> {
+        self.submit(request).await?.durable().await
+    }
 
-/// A write in two steps ([`Storage::write_staged`]).
-pub struct StagedWrite {
-    /// The outcome once applied: the new value for an increment, 0 otherwise, or the refusal.
-    pub applied: WriteFuture,
-    /// Completes when the write is durable.
-    pub durable: DurableFuture,
+    /// The increment limit to hand the store (`None`: its own), or the refusal.
+    fn admit(&self, keyed: bool, limit: Option<u64>) -> Result<Option<u64>, StorageError> {
+        let capabilities = self.capabilities();
+        if keyed && !capabilities.idempotency_records {
+            return Err(StorageError::Unsupported(Capability::IdempotencyRecords));
+        }
+        match limit {
+            Some(limit) if limit < self.counter_limit() => {
+                if capabilities.increment_limits {
+                    Ok(Some(limit))
+                } else {
+                    Err(StorageError::Unsupported(Capability::IncrementLimits))
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// What a store can do beyond the required methods, declared once in
+/// [`Storage::capabilities`]. Built from [`Capabilities::NONE`] with the `with_` methods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Writes with an idempotency key are looked up, applied and recorded in one atomic step
+    /// ([`idempotency`]).
+    pub idempotency_records: bool,
+    /// [`Storage::write_group`]: writes that commit together or not at all.
+    pub write_groups: bool,
+    /// Increments stop at a request's limit below [`Storage::counter_limit`], checked
+    /// atomically with the write ([`WriteRequest::increment_limit`]).
+    pub increment_limits: bool,
+}
+
+impl Capabilities {
+    /// Nothing beyond the required methods.
+    pub const NONE: Self = Self {
+        idempotency_records: false,
+        write_groups: false,
+        increment_limits: false,
+    };
+
+    /// The same, with idempotency records.
+    pub const fn with_idempotency_records(mut self) -> Self {
+        self.idempotency_records = true;
+        self
+    }
+
+    /// The same, with write groups.
+    pub const fn with_write_groups(mut self) -> Self {
+        self.write_groups = true;
+        self
+    }
+
+    /// The same, with increment limits.
+    pub const fn with_increment_limits(mut self) -> Self {
+        self.increment_limits = true;
+        self
+    }
+}
+
+/// One optional ability of a store ([`Capabilities`]), named in a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// [`Capabilities::idempotency_records`].
+    IdempotencyRecords,
+    /// [`Capabilities::write_groups`].
+    WriteGroups,
+    /// [`Capabilities::increment_limits`].
+    IncrementLimits,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::IdempotencyRecords => "record idempotency keys",
+            Self::WriteGroups => "commit several writes together (write groups)",
+            Self::IncrementLimits => "stop an increment below its own counter limit",
+        })
+    }
 }
 
 /// One write, without its bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    /// [`Storage::set`].
+    /// Stores a value, replacing any previous one.
     Set {
         /// The key.
         key: String,
         /// Its new value.
         value: Vec<u8>,
     },
-    /// [`Storage::delete`].
+    /// Removes a key; removing an absent key is not an error.
     Delete {
         /// The key.
         key: String,
     },
-    /// [`Storage::increment`].
+    /// Adds to the ASCII decimal `u64` under a key (absent counts as 0).
     Increment {
         /// The key.
         key: String,
@@ -327,29 +368,124 @@ pub enum Write {
     },
 }
 
-/// What a write carries besides its operands, from the request that caused it to the store.
+impl Write {
+    /// The key this write changes.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Set { key, .. } | Self::Delete { key } | Self::Increment { key, .. } => key,
+        }
+    }
+}
+
+/// When [`Storage::write`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Answer {
+    /// Once the write is durable (the default).
+    #[default]
+    WhenDurable,
+    /// As soon as the store has applied it, with its durability to await
+    /// ([`Applied::durable`]): what buys a pipeline its group commit. The write is not
+    /// acknowledged until that completes. A store that cannot answer early answers when
+    /// durable.
+    WhenApplied {
+        /// The caller has more writes right behind this one: a store that commits in groups may
+        /// keep its transaction open a moment for them.
+        more_follow: bool,
+    },
+}
+
+/// One write and everything that travels with it from the request that caused it to the store.
 ///
-/// Built with [`WriteContext::default`] and its `with_` methods, so fields added later break no
+/// Built with [`WriteRequest::new`] and the `with_` methods, so fields added later break no
 /// caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct WriteContext {
-    /// The client's idempotency key for this write, if it sent one ([`idempotency`]): a store
-    /// that records keys applies a write with a key it has seen once only
-    /// ([`Storage::write_idempotent`]). Every other way of writing refuses a write with a key
-    /// ([`StorageError::IdempotencyUnsupported`]) rather than apply it again.
+pub struct WriteRequest {
+    /// The bucket.
+    pub bucket: String,
+    /// The write.
+    pub write: Write,
+    /// The client's idempotency key for this write, if it sent one ([`idempotency`]): the store
+    /// applies a write with a key it has seen once only.
     pub idempotency_key: Option<IdempotencyKey>,
     /// How long the store keeps the record of a write with a key (and so answers its retries):
     /// [`idempotency::DEFAULT_RETENTION`] unless the host says otherwise.
     pub idempotency_retention: Duration,
-    /// The largest value an increment of this request may leave a counter at, when the client
-    /// reads counters in a narrower range than the store holds (a RESP client's signed 64-bit
-    /// integers): past it the increment is refused as an overflow and nothing is written.
-    /// `None`: the store's own [`Storage::counter_limit`].
+    /// The largest value this increment may leave a counter at, when the client reads counters
+    /// in a narrower range than the store holds (a RESP client's signed 64-bit integers): past
+    /// it the increment is refused as an overflow and nothing is written. `None`: the store's
+    /// own [`Storage::counter_limit`].
     pub increment_limit: Option<u64>,
-    /// The client has more writes right behind this one (a pipeline). A store that commits in
-    /// groups may keep its transaction open a moment for them ([`Storage::write_staged`]).
-    pub more_follow: bool,
+    /// When the store answers.
+    pub answer: Answer,
+}
+
+impl WriteRequest {
+    /// `write` in `bucket`, answered when durable, without a key or a limit.
+    pub fn new(bucket: impl Into<String>, write: Write) -> Self {
+        Self {
+            bucket: bucket.into(),
+            write,
+            idempotency_key: None,
+            idempotency_retention: idempotency::DEFAULT_RETENTION,
+            increment_limit: None,
+            answer: Answer::WhenDurable,
+        }
+    }
+
+    /// The same request with what `context` carries.
+    pub fn with_context(mut self, context: &WriteContext) -> Self {
+        self.idempotency_key.clone_from(&context.idempotency_key);
+        self.idempotency_retention = context.idempotency_retention;
+        self.increment_limit = context.increment_limit;
+        self
+    }
+
+    /// The same request answered as `answer` says.
+    pub fn with_answer(mut self, answer: Answer) -> Self {
+        self.answer = answer;
+        self
+    }
+
+    /// The same request with `key` as its idempotency key.
+    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    /// The same request with records of idempotency keys kept for `retention`.
+    pub fn with_idempotency_retention(mut self, retention: Duration) -> Self {
+        self.idempotency_retention = retention;
+        self
+    }
+
+    /// The same request with increments limited to `limit`.
+    pub fn with_increment_limit(mut self, limit: u64) -> Self {
+        self.increment_limit = Some(limit);
+        self
+    }
+
+    /// The limit an increment of this request stops at on a store whose own is `store_limit`.
+    pub fn limit_within(&self, store_limit: u64) -> u64 {
+        self.increment_limit
+            .map_or(store_limit, |limit| limit.min(store_limit))
+    }
+}
+
+/// What every write of one request carries (the part of a [`WriteRequest`] that a host decides
+/// per request rather than per write): its idempotency key, the records' retention, the
+/// increment limit.
+///
+/// Built with [`WriteContext::default`] and its `with_` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteContext {
+    /// [`WriteRequest::idempotency_key`].
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// [`WriteRequest::idempotency_retention`].
+    pub idempotency_retention: Duration,
+    /// [`WriteRequest::increment_limit`].
+    pub increment_limit: Option<u64>,
 }
 
 impl Default for WriteContext {
@@ -358,13 +494,12 @@ impl Default for WriteContext {
             idempotency_key: None,
             idempotency_retention: idempotency::DEFAULT_RETENTION,
             increment_limit: None,
-            more_follow: false,
         }
     }
 }
 
 impl WriteContext {
-    /// The same context with increments limited to `limit` ([`WriteContext::increment_limit`]).
+    /// The same context with increments limited to `limit`.
     pub fn with_increment_limit(mut self, limit: u64) -> Self {
         self.increment_limit = Some(limit);
         self
@@ -383,23 +518,67 @@ impl WriteContext {
     }
 }
 
-/// [`Storage::write_idempotent`] of a write without a key, for every backend: it is
-/// [`Storage::write_async`], applied now.
-pub fn write_without_key<S: Storage + ?Sized>(
-    storage: Arc<S>,
-    context: WriteContext,
-    bucket: String,
-    write: Write,
-) -> IdempotentFuture {
-    let applied = storage.write_async(context, bucket, write);
-    Box::pin(async move { applied.await.map(Written::applied) })
+/// A write the store has applied ([`Storage::write`]).
+pub struct Applied {
+    /// What it came to.
+    pub written: Written,
+    /// Completes when the write is durable; `None` when it already is.
+    pub durable: Option<DurableFuture>,
 }
 
-/// Refuses a write that carries an idempotency key, for stores that cannot record one.
-pub fn refuse_idempotency_key(context: &WriteContext) -> Result<(), StorageError> {
-    match &context.idempotency_key {
-        Some(_) => Err(StorageError::IdempotencyUnsupported),
-        None => Ok(()),
+impl std::fmt::Debug for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applied")
+            .field("written", &self.written)
+            .field("durable", &self.durable.is_none())
+            .finish()
+    }
+}
+
+impl Applied {
+    /// A write that is durable already.
+    pub fn durable_now(written: Written) -> Self {
+        Self {
+            written,
+            durable: None,
+        }
+    }
+
+    /// What the write came to, once it is durable.
+    pub async fn durable(self) -> Result<Written, StorageError> {
+        if let Some(durable) = self.durable {
+            durable.await?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Writes that commit together or not at all ([`Storage::write_group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteGroup {
+    /// The bucket every write is in.
+    pub bucket: String,
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+    /// [`WriteRequest::increment_limit`], for every increment of the group.
+    pub increment_limit: Option<u64>,
+}
+
+impl WriteGroup {
+    /// `writes` in `bucket`, without a limit.
+    pub fn new(bucket: impl Into<String>, writes: Vec<Write>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            writes,
+            increment_limit: None,
+        }
+    }
+
+    /// The same group with increments limited to `limit`.
+    pub fn with_increment_limit(mut self, limit: u64) -> Self {
+        self.increment_limit = Some(limit);
+        self
     }
 }
 
@@ -440,7 +619,7 @@ pub struct KeyPage {
 impl KeyPage {
     /// A page of `keys` in key order, whose cursor (when `more` keys follow) is its last key:
     /// how the stores that page by key (SQLite, memory) answer.
-    pub(crate) fn by_key(keys: Vec<String>, more: bool) -> Self {
+    pub fn by_key(keys: Vec<String>, more: bool) -> Self {
         Self {
             cursor: keys
                 .last()
@@ -455,13 +634,14 @@ impl KeyPage {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// `increment` found bytes that are not the ASCII decimal text of a `u64`.
+    /// An increment found bytes that are not the ASCII decimal text of a `u64`.
     #[error("cannot increment {key:?}: its stored value is not a decimal u64")]
     NotANumber {
         /// The key that was to be incremented.
         key: String,
     },
-    /// `increment` would have passed the counter limit ([`Storage::counter_limit`]).
+    /// An increment would have passed the counter limit ([`Storage::counter_limit`], or the
+    /// request's [`WriteRequest::increment_limit`]).
     #[error("cannot increment {key:?} by {delta}: {current} + {delta} would overflow the counter")]
     Overflow {
         /// The key that was to be incremented.
@@ -485,10 +665,10 @@ pub enum StorageError {
     /// answering in time). Nothing was written; trying again later may succeed.
     #[error("the store cannot be reached: {0}")]
     Unavailable(String),
-    /// The write carries an idempotency key and this store (or this way of writing) cannot
-    /// record one, so it refuses rather than risk applying a retried write twice.
-    #[error("this store cannot record idempotency keys; send the write without one")]
-    IdempotencyUnsupported,
+    /// The request needs an ability this store does not declare ([`Storage::capabilities`]):
+    /// refused before the store saw it, so nothing was written.
+    #[error("this store cannot {0}")]
+    Unsupported(Capability),
     /// The idempotency key was first used for another write ([`idempotency::fingerprint`]):
     /// nothing was applied. The client reused a key for a new request.
     #[error(
@@ -525,8 +705,9 @@ impl From<rusqlite::Error> for StorageError {
 }
 
 /// The increment rule every backend shares (and a backend written elsewhere can reuse): parse
-/// `current` as ASCII decimal (absent is 0), add `delta` without passing `limit`, return the new
-/// value and its stored form. Errors are the ones [`Storage::increment`] must report.
+/// `current` as ASCII decimal ([`value::decode`]; absent is 0), add `delta` without passing
+/// `limit`, return the new value and its stored form. Errors are the ones an increment must
+/// report.
 pub fn incremented(
     key: &str,
     current: Option<&[u8]>,
@@ -535,11 +716,9 @@ pub fn incremented(
 ) -> Result<(u64, Vec<u8>), StorageError> {
     let current = match current {
         None => 0,
-        Some(bytes) => {
-            tally_guest::value::decode(bytes).ok_or_else(|| StorageError::NotANumber {
-                key: key.to_string(),
-            })?
-        }
+        Some(bytes) => value::decode(bytes).ok_or_else(|| StorageError::NotANumber {
+            key: key.to_string(),
+        })?,
     };
     let new = current
         .checked_add(delta)
@@ -549,7 +728,7 @@ pub fn incremented(
             current,
             delta,
         })?;
-    Ok((new, tally_guest::value::encode(new)))
+    Ok((new, value::encode(new)))
 }
 
 #[cfg(test)]

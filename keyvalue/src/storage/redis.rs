@@ -21,6 +21,13 @@
 //! records and counters apart, and listing skips them.
 //! `redis-cli --scan --pattern $'\x1ftally-idempotency:*'` shows them.
 //!
+//! A write group (import) is one `MULTI`/`EXEC`: sets and deletes need nothing more, and a group
+//! with increments first `WATCH`es and reads their counters, computes the sums in Rust (the same
+//! rule as every backend) and retries if another client changed one before `EXEC`.
+//!
+//! The client is synchronous: every operation runs off the async executor (see
+//! `storage::blocking`).
+//!
 //! A server that cannot be reached (refused, dropped, timed out) is
 //! [`StorageError::Unavailable`], not a failure of the operation: a host can answer "retry".
 //!
@@ -30,8 +37,8 @@
 //! refuses every evicting policy unless the caller explicitly accepts it.
 
 use super::{
-    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, Write, WriteContext,
-    Written, idempotency, write_without_key,
+    Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture,
+    Write, WriteGroup, WriteRequest, Written, blocking, idempotency, incremented, value,
 };
 use redis::{Client, Connection, RedisError, Value};
 use std::sync::{Arc, Mutex};
@@ -43,6 +50,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 32;
 
+/// How often a write group with increments is tried again after another client changed one
+/// of its counters between the read and `EXEC`.
+const GROUP_ATTEMPTS: usize = 32;
+
+/// Redis counters are signed 64-bit integers.
+const COUNTER_LIMIT: u64 = i64::MAX as u64;
+
 /// What every idempotency record's Redis key starts with: a control character first, so it is
 /// never a counter's name ([`RedisStorage::list_keys`] skips such keys).
 const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
@@ -50,7 +64,8 @@ const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
 /// One write as one atomic server-side step, recorded under an idempotency key when it has one.
 /// `KEYS[1]` is the counter; `ARGV` the operation (`increment`, `set`, `delete`) and its operand
 /// (the delta, in decimal; the value). With a record, `KEYS[2]` is the record and `ARGV[3]`,
-/// `ARGV[4]` the write's fingerprint and the retention in milliseconds.
+/// `ARGV[4]` the write's fingerprint and the retention in milliseconds (a record kept for no
+/// time is not made at all: it would have expired the instant it was made).
 ///
 /// Answers `{0, outcome}` once applied (and recorded); `{1}` when the counter to increment is
 /// not ASCII digits; `{2}` when `INCRBY` refused the increment (past the i64 range, a delta
@@ -86,7 +101,7 @@ elseif ARGV[1] == 'set' then
 else
   redis.call('DEL', KEYS[1])
 end
-if KEYS[2] then
+if KEYS[2] and ARGV[4] ~= '0' then
   redis.call('HSET', KEYS[2], 'fingerprint', ARGV[3], 'outcome', outcome)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
@@ -110,6 +125,12 @@ struct Record<'a> {
 
 /// [`Storage`] on one Redis database.
 pub struct RedisStorage {
+    // Shared with the blocking tasks that run the commands.
+    server: Arc<Server>,
+}
+
+/// The server's client, the idle connections and the write script.
+struct Server {
     client: Client,
     // A std mutex held only to take or return a connection, never across a command.
     idle: Mutex<Vec<Connection>>,
@@ -119,7 +140,7 @@ pub struct RedisStorage {
 impl std::fmt::Debug for RedisStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStorage")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("server", &self.server.client.get_connection_info().addr())
             .finish_non_exhaustive()
     }
 }
@@ -128,13 +149,12 @@ impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`) and checks the eviction
     /// policy: an `allkeys-*` or `volatile-*` policy is refused unless `allow_eviction`.
     pub fn open(url: &str, allow_eviction: bool) -> Result<Self, StorageError> {
-        let client = Client::open(url).map_err(backend)?;
-        let storage = Self {
-            client,
+        let server = Server {
+            client: Client::open(url).map_err(backend)?,
             idle: Mutex::new(Vec::new()),
             script: redis::Script::new(WRITE_SCRIPT),
         };
-        let policy: Vec<String> = storage
+        let policy: Vec<String> = server
             .with(|conn| {
                 redis::cmd("CONFIG")
                     .arg("GET")
@@ -159,9 +179,42 @@ impl RedisStorage {
                  noeviction) or pass --allow-redis-eviction to accept that"
             )));
         }
-        Ok(storage)
+        Ok(Self {
+            server: Arc::new(server),
+        })
     }
 
+    /// Runs `operation` on the server off the async executor.
+    fn run<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Server) -> Result<T, StorageError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        let server = Arc::clone(&self.server);
+        Box::pin(blocking::run(move || operation(&server)))
+    }
+
+    fn only_default_bucket(bucket: &str) -> Result<(), StorageError> {
+        if bucket.is_empty() {
+            Ok(())
+        } else {
+            Err(StorageError::NoSuchBucket(bucket.to_string()))
+        }
+    }
+
+    /// `operation` when `bucket` is the default one, the refusal otherwise.
+    fn in_bucket<T: Send + 'static>(
+        &self,
+        bucket: &str,
+        operation: impl FnOnce(&Server) -> Result<T, StorageError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        match Self::only_default_bucket(bucket) {
+            Ok(()) => self.run(operation),
+            Err(refused) => Box::pin(std::future::ready(Err(refused))),
+        }
+    }
+}
+
+impl Server {
     /// Runs `command` on an idle connection (or a new one). A connection whose error leaves it
     /// unusable is dropped; one that merely carried a server's error reply is kept.
     fn with<T>(
@@ -195,20 +248,17 @@ impl RedisStorage {
         result
     }
 
-    fn only_default_bucket(bucket: &str) -> Result<(), StorageError> {
-        if bucket.is_empty() {
-            Ok(())
-        } else {
-            Err(StorageError::NoSuchBucket(bucket.to_string()))
-        }
+    /// One command, its error as a storage error.
+    fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StorageError> {
+        self.with(|conn| command.query(conn)).map_err(backend)
     }
 
     /// Why `INCRBY` refused an increment of `key`: past the Redis range (the overflow error),
-    /// or digits Redis does not take as an integer (leading zeros, which tally's other backends
+    /// or digits Redis does not take as an integer (leading zeros, which the other backends
     /// accept). Nothing was written.
     fn out_of_range(&self, key: &str, delta: u64) -> StorageError {
-        let current = match self.get("", key) {
-            Ok(Some(bytes)) => tally_guest::value::decode(&bytes),
+        let current = match self.query::<Option<Vec<u8>>>(redis::cmd("GET").arg(key)) {
+            Ok(Some(bytes)) => value::decode(&bytes),
             Ok(None) => Some(0),
             Err(failure) => return failure,
         };
@@ -216,7 +266,7 @@ impl RedisStorage {
             Some(current)
                 if current
                     .checked_add(delta)
-                    .is_none_or(|sum| sum > self.counter_limit()) =>
+                    .is_none_or(|sum| sum > COUNTER_LIMIT) =>
             {
                 StorageError::Overflow {
                     key: key.to_string(),
@@ -230,9 +280,7 @@ impl RedisStorage {
             )),
         }
     }
-}
 
-impl RedisStorage {
     /// `write` in one [`WRITE_SCRIPT`], recorded as `record` says when there is one: what it
     /// came to, or why it was refused.
     fn run_write(
@@ -255,7 +303,7 @@ impl RedisStorage {
         }
         let reply: Vec<Value> = self.with(|conn| invocation.invoke(conn)).map_err(backend)?;
         let number = |bytes: &[u8]| {
-            tally_guest::value::decode(bytes).ok_or_else(|| {
+            value::decode(bytes).ok_or_else(|| {
                 StorageError::Backend(format!(
                     "Redis answered {:?} for a {operation} of {counter:?}",
                     String::from_utf8_lossy(bytes)
@@ -287,6 +335,85 @@ impl RedisStorage {
             ))),
         }
     }
+
+    /// `writes` in one `MULTI`/`EXEC`. Increments are computed here from the values read
+    /// under `WATCH`, so the group is refused whole (nothing sent) when one would not apply,
+    /// and tried again when another client changed a watched counter before `EXEC`.
+    fn run_group(&self, writes: &[Write]) -> Result<Vec<u64>, StorageError> {
+        let watched: Vec<&str> = writes
+            .iter()
+            .filter(|write| matches!(write, Write::Increment { .. }))
+            .map(Write::key)
+            .collect();
+        for _ in 0..GROUP_ATTEMPTS {
+            let committed = self
+                .with(
+                    |conn| -> redis::RedisResult<Result<Option<Vec<u64>>, StorageError>> {
+                        if !watched.is_empty() {
+                            redis::cmd("WATCH").arg(&watched).query::<()>(conn)?;
+                        }
+                        let current: Vec<Option<Vec<u8>>> = if watched.is_empty() {
+                            Vec::new()
+                        } else {
+                            redis::cmd("MGET").arg(&watched).query(conn)?
+                        };
+                        // The group's own values so far: each write sees the ones before it.
+                        let mut values: std::collections::HashMap<&str, Option<Vec<u8>>> =
+                            watched.iter().copied().zip(current).collect();
+                        let mut transaction = redis::pipe();
+                        transaction.atomic();
+                        let mut outcomes = Vec::with_capacity(writes.len());
+                        for write in writes {
+                            let outcome = match write {
+                                Write::Set { key, value } => {
+                                    transaction.set(key, value).ignore();
+                                    values.insert(key, Some(value.clone()));
+                                    0
+                                }
+                                Write::Delete { key } => {
+                                    transaction.del(key).ignore();
+                                    values.insert(key, None);
+                                    0
+                                }
+                                Write::Increment { key, delta } => {
+                                    let current = values.get(key.as_str()).cloned().flatten();
+                                    match incremented(
+                                        key,
+                                        current.as_deref(),
+                                        *delta,
+                                        COUNTER_LIMIT,
+                                    ) {
+                                        Ok((new, stored)) => {
+                                            transaction.set(key, &stored).ignore();
+                                            values.insert(key, Some(stored));
+                                            new
+                                        }
+                                        Err(refused) => {
+                                            if !watched.is_empty() {
+                                                redis::cmd("UNWATCH").query::<()>(conn)?;
+                                            }
+                                            return Ok(Err(refused));
+                                        }
+                                    }
+                                }
+                            };
+                            outcomes.push(outcome);
+                        }
+                        // EXEC answers nil when a watched key changed: nothing was applied.
+                        let applied: Option<()> = transaction.query(conn)?;
+                        Ok(Ok(applied.map(|()| outcomes)))
+                    },
+                )
+                .map_err(backend)??;
+            if let Some(outcomes) = committed {
+                return Ok(outcomes);
+            }
+        }
+        Err(StorageError::Busy(format!(
+            "other clients kept changing the counters of a write group; it was tried \
+             {GROUP_ATTEMPTS} times and nothing was applied"
+        )))
+    }
 }
 
 /// A Redis error as a storage error: an outage when the server could not be reached or is not
@@ -317,158 +444,123 @@ fn backend(error: RedisError) -> StorageError {
 }
 
 impl Storage for RedisStorage {
+    /// Records in the write script; groups in `MULTI`/`EXEC`. Increment limits below Redis's
+    /// own would need a check of their own in the script, which no caller needs.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_idempotency_records()
+            .with_write_groups()
+    }
+
     fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         Self::only_default_bucket(bucket)
     }
 
     /// A `PING`.
-    fn check_ready(&self) -> Result<(), StorageError> {
-        self.with(|conn| redis::cmd("PING").query::<String>(conn))
-            .map(|_| ())
-            .map_err(backend)
+    fn check_ready(&self) -> StoreFuture<'_, ()> {
+        self.run(|server| server.query::<String>(&redis::cmd("PING")).map(|_| ()))
     }
 
-    /// Redis counters are signed 64-bit integers.
     fn counter_limit(&self) -> u64 {
-        i64::MAX as u64
+        COUNTER_LIMIT
     }
 
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        self.with(|conn| redis::cmd("GET").arg(key).query(conn))
-            .map_err(backend)
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let key = key.to_string();
+        self.in_bucket(bucket, move |server| {
+            server.query(redis::cmd("GET").arg(key))
+        })
     }
 
     /// One `MGET`: one round trip, and Redis answers it at one point in time.
-    fn get_many(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.with(|conn| redis::cmd("MGET").arg(keys).query(conn))
-            .map_err(backend)
+    fn get_many<'a>(
+        &'a self,
+        bucket: &'a str,
+        keys: &'a [String],
+    ) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        let keys = keys.to_vec();
+        self.in_bucket(bucket, move |server| {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            server.query(redis::cmd("MGET").arg(keys))
+        })
     }
 
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        Self::only_default_bucket(bucket)?;
-        self.with(|conn| redis::cmd("SET").arg(key).arg(value).query(conn))
-            .map_err(backend)
-    }
-
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        Self::only_default_bucket(bucket)?;
-        self.with(|conn| redis::cmd("DEL").arg(key).query(conn))
-            .map_err(backend)
-    }
-
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        self.with(|conn| redis::cmd("EXISTS").arg(key).query(conn))
-            .map_err(backend)
+    fn exists<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, bool> {
+        let key = key.to_string();
+        self.in_bucket(bucket, move |server| {
+            server.query(redis::cmd("EXISTS").arg(key))
+        })
     }
 
     /// One `SCAN` step (asking for `limit` keys; Redis may return a few more or fewer). Keys
     /// that are not UTF-8 cannot be counter names and are skipped, as are idempotency records
     /// (`IDEMPOTENCY_PREFIX`, `\x1ftally-idempotency:`).
-    fn list_keys(
-        &self,
-        bucket: &str,
-        cursor: Option<&Cursor>,
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
         limit: usize,
-    ) -> Result<KeyPage, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        let start: u64 = match cursor {
-            None => 0,
+    ) -> StoreFuture<'a, KeyPage> {
+        let start = match cursor {
+            None => Some(0),
             Some(cursor) => std::str::from_utf8(cursor.as_bytes())
                 .ok()
-                .and_then(|text| text.parse().ok())
-                .ok_or_else(|| StorageError::Backend("not a list cursor of Redis".into()))?,
+                .and_then(|text| text.parse::<u64>().ok()),
         };
-        let (next, keys): (u64, Vec<Vec<u8>>) = self
-            .with(|conn| {
+        let Some(start) = start else {
+            return Box::pin(std::future::ready(Err(StorageError::Backend(
+                "not a list cursor of Redis".into(),
+            ))));
+        };
+        self.in_bucket(bucket, move |server| {
+            let (next, keys): (u64, Vec<Vec<u8>>) = server.query(
                 redis::cmd("SCAN")
                     .arg(start)
                     .arg("COUNT")
-                    .arg(limit.clamp(1, MAX_PAGE_SIZE))
-                    .query(conn)
+                    .arg(limit.clamp(1, MAX_PAGE_SIZE)),
+            )?;
+            Ok(KeyPage {
+                keys: keys
+                    .into_iter()
+                    .filter_map(|key| String::from_utf8(key).ok())
+                    .filter(|key| !key.starts_with(IDEMPOTENCY_PREFIX))
+                    .collect(),
+                cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
             })
-            .map_err(backend)?;
-        Ok(KeyPage {
-            keys: keys
-                .into_iter()
-                .filter_map(|key| String::from_utf8(key).ok())
-                .filter(|key| !key.starts_with(IDEMPOTENCY_PREFIX))
-                .collect(),
-            cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
         })
     }
 
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        Self::only_default_bucket(bucket)?;
-        let write = Write::Increment {
-            key: key.to_string(),
-            delta,
-        };
-        self.run_write(&write, None).map(|written| written.value)
+    /// The write script (`WRITE_SCRIPT`), with a record when the request has a key: lookup,
+    /// write and record in one atomic step.
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
+        self.in_bucket(&request.bucket.clone(), move |server| {
+            let fingerprint;
+            let record = match &request.idempotency_key {
+                Some(key) => {
+                    fingerprint = idempotency::fingerprint(&request.bucket, &request.write);
+                    Some(Record {
+                        key: key.as_str(),
+                        fingerprint: &fingerprint,
+                        retention_ms: request.idempotency_retention.as_millis(),
+                    })
+                }
+                None => None,
+            };
+            server
+                .run_write(&request.write, record)
+                .map(Applied::durable_now)
+        })
     }
 
-    /// The write script (`WRITE_SCRIPT`) with a record, on a blocking thread: lookup, write and
-    /// record in one atomic step.
-    fn write_idempotent(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> IdempotentFuture {
-        let Some(key) = context.idempotency_key.clone() else {
-            return write_without_key(self, context, bucket, write);
-        };
-        Box::pin(async move {
-            Self::only_default_bucket(&bucket)?;
-            // INCRBY enforces Redis's own limit; a lower one would need a check of its own in
-            // the script, which no keyed caller needs (keys come from HTTP and the CLI).
-            if context
-                .increment_limit
-                .is_some_and(|limit| limit < self.counter_limit())
-            {
-                return Err(StorageError::Backend(
-                    "Redis cannot hold a keyed increment below its own counter limit".into(),
-                ));
+    /// One `MULTI`/`EXEC` (see the module documentation).
+    fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
+        self.in_bucket(&group.bucket.clone(), move |server| {
+            if group.writes.is_empty() {
+                return Ok(Vec::new());
             }
-            tokio::task::spawn_blocking(move || {
-                let record = Record {
-                    key: key.as_str(),
-                    fingerprint: &idempotency::fingerprint(&bucket, &write),
-                    retention_ms: context.idempotency_retention.as_millis().max(1),
-                };
-                self.run_write(&write, Some(record))
-            })
-            .await
-            .map_err(|failure| StorageError::Backend(format!("a storage task failed: {failure}")))?
+            server.run_group(&group.writes)
         })
-    }
-
-    /// One `MSET`, which Redis applies atomically: other clients see all of the keys or none.
-    fn set_many(
-        &self,
-        bucket: &str,
-        entries: &[(String, Vec<u8>)],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<(), StorageError> {
-        Self::only_default_bucket(bucket)?;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut mset = redis::cmd("MSET");
-        for (key, value) in entries {
-            mset.arg(key).arg(value);
-        }
-        self.with(|conn| mset.query::<()>(conn)).map_err(backend)?;
-        progress(entries.len());
-        Ok(())
     }
 }

@@ -68,18 +68,19 @@ impl SqliteStorage {
         // A busy step (another connection is recovering the WAL, say) is retried like every
         // other busy open here, up to the busy timeout; a step of -1 pages copies everything or
         // nothing, so a retry starts clean.
-        retry_while_busy(self.options.busy_timeout, || {
-            self.read(|source| {
-                // -1: every page in one step, so in one read transaction of the source.
-                Backup::new(source, &mut copy)?.step(-1)
-            })
-            .and_then(|step| match step {
-                StepResult::Done => Ok(()),
-                _ => Err(StorageError::Busy(format!(
-                    "{} stayed locked for the whole busy timeout; nothing was written",
-                    self.path.display()
-                ))),
-            })
+        retry_while_busy(self.readers.busy_timeout, || {
+            self.readers
+                .read(|source| {
+                    // -1: every page in one step, so in one read transaction of the source.
+                    Backup::new(source, &mut copy)?.step(-1)
+                })
+                .and_then(|step| match step {
+                    StepResult::Done => Ok(()),
+                    _ => Err(StorageError::Busy(format!(
+                        "{} stayed locked for the whole busy timeout; nothing was written",
+                        self.path.display()
+                    ))),
+                })
         })?;
         let counters = verify(&copy, destination)?;
         copy.close().map_err(|(_, error)| error)?;

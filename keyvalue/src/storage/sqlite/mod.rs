@@ -22,20 +22,19 @@ mod schema;
 mod writer;
 
 pub use backup::BackupReport;
+pub use writer::WriterSettings;
 
 use super::{
-    Cursor, IdempotentFuture, KeyPage, MAX_PAGE_SIZE, StagedWrite, Storage, StorageError, Write,
-    WriteContext, WriteFuture, idempotency, refuse_idempotency_key, write_without_key,
+    Answer, Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
+    StoreFuture, Visitor, WriteGroup, WriteRequest, blocking, idempotency,
 };
 use crate::observer::Observer;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use std::ops::ControlFlow;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-pub use writer::WriterSettings;
-use writer::{Once, Writer};
+use writer::{Done, Once, Work, Writer};
 
 /// How long a write waits by default for another connection's transaction before failing with
 /// "busy".
@@ -105,16 +104,22 @@ impl Durability {
 #[derive(Debug)]
 pub struct SqliteStorage {
     path: PathBuf,
-    options: SqliteOptions,
-    /// How read connections open the file.
-    readers: ReaderMode,
-    // A std mutex: it is held only to push or pop a connection, never across a query or an await.
     // Declared before `writer` so the readers close first and the writer, closing last, removes
-    // the WAL files as SQLite's last connection does.
-    idle_readers: Mutex<Vec<Connection>>,
+    // the WAL files as SQLite's last connection does. Shared with the blocking tasks that read.
+    readers: Arc<Readers>,
     /// `None` when the store only reads (opened for reading, or the file is read-only for this
     /// process).
     writer: Option<Writer>,
+}
+
+/// The read connections: how they open the file, and the idle ones kept for reuse.
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    mode: ReaderMode,
+    // A std mutex: it is held only to push or pop a connection, never across a query or an await.
+    idle: Mutex<Vec<Connection>>,
 }
 
 /// How a [`SqliteStorage`] opens its read connections.
@@ -149,7 +154,7 @@ impl SqliteStorage {
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
         if path.exists() && !writable(path) {
             let storage = Self::reader(path, options, ReaderMode::ReadOnlyFile);
-            schema::require_tally(storage.read(schema::inspect)?, path)?;
+            schema::require_tally(storage.readers.read(schema::inspect)?, path)?;
             return Ok(storage);
         }
         let conn = retry_while_busy(options.busy_timeout, || {
@@ -185,7 +190,7 @@ impl SqliteStorage {
             ReaderMode::ReadOnlyFile
         };
         let storage = Self::reader(path, options, mode);
-        match storage.read(schema::inspect)? {
+        match storage.readers.read(schema::inspect)? {
             schema::FileKind::New => Ok(None),
             kind => {
                 schema::refuse_unless_ours(kind, path)?;
@@ -195,12 +200,15 @@ impl SqliteStorage {
     }
 
     /// A store without a writer (yet).
-    fn reader(path: &Path, options: SqliteOptions, readers: ReaderMode) -> Self {
+    fn reader(path: &Path, options: SqliteOptions, mode: ReaderMode) -> Self {
         Self {
             path: path.to_path_buf(),
-            options,
-            readers,
-            idle_readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Readers {
+                path: path.to_path_buf(),
+                busy_timeout: options.busy_timeout,
+                mode,
+                idle: Mutex::new(Vec::new()),
+            }),
             writer: None,
         }
     }
@@ -208,7 +216,7 @@ impl SqliteStorage {
     /// The writer, or why there is none.
     fn writer(&self) -> Result<&Writer, StorageError> {
         self.writer.as_ref().ok_or_else(|| {
-            StorageError::ReadOnly(match self.readers {
+            StorageError::ReadOnly(match self.readers.mode {
                 ReaderMode::ReadOnlyFile => format!(
                     "the database {} is read-only for this user: reads work, writes are refused \
                      (give it write permission, or use another --db)",
@@ -233,22 +241,41 @@ impl SqliteStorage {
         self.writer.as_ref().map(Writer::settings)
     }
 
-    /// Runs `read` on an idle read-only connection (opening one if none is idle).
+    /// Runs `read` on a read connection, off the async executor where that matters (see
+    /// `storage::blocking`).
+    async fn read_off_executor<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let readers = Arc::clone(&self.readers);
+        blocking::run(move || readers.read(read)).await
+    }
+
+    /// Queues `work` to the writer thread, answered as `answer` says.
+    fn queue(
+        &self,
+        bucket: String,
+        work: Work,
+        limit: u64,
+        answer: Answer,
+    ) -> Result<StoreFuture<'static, (Done, Option<super::DurableFuture>)>, StorageError> {
+        self.writer()?.submit(bucket, work, limit, answer)
+    }
+}
+
+impl Readers {
+    /// Runs `read` on an idle read connection (opening one if none is idle), on this thread.
     fn read<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StorageError> {
-        let idle = self
-            .idle_readers
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.pop());
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader_connection(&self.path, self.options.busy_timeout, self.readers)?,
+            None => open_reader_connection(&self.path, self.busy_timeout, self.mode)?,
         };
         let result = read(&conn);
-        if let Ok(mut idle) = self.idle_readers.lock()
+        if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE_READERS
         {
             idle.push(conn);
@@ -307,21 +334,6 @@ fn retry_while_busy<T>(
             outcome => return outcome,
         }
     }
-}
-
-/// A write connection to a file [`schema::prepare`] has accepted: WAL, the chosen `synchronous`,
-/// a busy timeout.
-fn open_writer_connection(
-    path: &Path,
-    options: &SqliteOptions,
-) -> Result<Connection, StorageError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(options.busy_timeout)?;
-    use_wal(&conn, path, options)?;
-    Ok(conn)
 }
 
 /// Switches `conn`'s file to WAL (a no-op when it is already) with the chosen `synchronous`.
@@ -459,232 +471,174 @@ fn delete_value(conn: &Connection, bucket: &str, key: &str) -> rusqlite::Result<
     Ok(())
 }
 
+/// Reads run on a pooled read connection: on tokio's blocking pool in a multi-threaded runtime,
+/// on the calling thread in a current-thread one (see `storage::blocking`). Writes are queued to
+/// the writer thread, which answers through a channel: no thread waits for them.
 impl Storage for SqliteStorage {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.read(|conn| select_value(conn, bucket, key))
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_idempotency_records()
+            .with_write_groups()
+            .with_increment_limits()
     }
 
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let write = Write::Set {
-            key: key.into(),
-            value: value.to_vec(),
-        };
-        self.writer()?.submit(bucket, write, u64::MAX).map(|_| ())
-    }
-
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        let write = Write::Delete { key: key.into() };
-        self.writer()?.submit(bucket, write, u64::MAX).map(|_| ())
+    fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        Box::pin(self.read_off_executor(move |conn| select_value(conn, &bucket, &key)))
     }
 
     /// One read transaction on one connection: every value is of the same point in time.
-    fn get_many(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        self.read(|conn| {
+    fn get_many<'a>(
+        &'a self,
+        bucket: &'a str,
+        keys: &'a [String],
+    ) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        let (bucket, keys) = (bucket.to_string(), keys.to_vec());
+        Box::pin(self.read_off_executor(move |conn| {
             // Rolled back when dropped: the connection never goes back to the pool inside it.
             let transaction = conn.unchecked_transaction()?;
-            let values = match select_range(&transaction, bucket, keys)? {
+            let values = match select_range(&transaction, &bucket, &keys)? {
                 Some(values) => values,
                 None => keys
                     .iter()
-                    .map(|key| select_value(&transaction, bucket, key))
+                    .map(|key| select_value(&transaction, &bucket, key))
                     .collect::<rusqlite::Result<Vec<_>>>()?,
             };
             transaction.commit()?;
             Ok(values)
-        })
+        }))
     }
 
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
-        self.read(|conn| {
+    fn exists<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, bool> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        Box::pin(self.read_off_executor(move |conn| {
             conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM kv WHERE bucket = ?1 AND key = ?2)")?
                 .query_row(params![bucket, key], |row| row.get(0))
-        })
+        }))
     }
 
     /// Pages by key (keyset pagination on the primary key): a cursor is the last key returned,
     /// so keys inserted or deleted during a listing never shift the pages.
-    fn list_keys(
-        &self,
-        bucket: &str,
-        cursor: Option<&Cursor>,
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a Cursor>,
         limit: usize,
-    ) -> Result<KeyPage, StorageError> {
-        let after = cursor
+    ) -> StoreFuture<'a, KeyPage> {
+        let after = match cursor
             .map(|cursor| cursor.as_key("SQLite store"))
-            .transpose()?;
+            .transpose()
+        {
+            Ok(after) => after.map(str::to_string),
+            Err(refused) => return Box::pin(std::future::ready(Err(refused))),
+        };
+        let bucket = bucket.to_string();
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         // One row past the page tells whether another page follows.
         let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-        // Two statements, not one with `?2 IS NULL OR key > ?2`: SQLite cannot seek the primary
-        // key past an OR, and every page would scan the bucket from its first key (a million
-        // counters listed in 50 s instead of 1).
-        let mut keys: Vec<String> = self.read(|conn| match after {
-            None => conn
-                .prepare_cached("SELECT key FROM kv WHERE bucket = ?1 ORDER BY key LIMIT ?2")?
-                .query_map(params![bucket, fetch], |row| row.get(0))?
-                .collect(),
-            Some(after) => conn
-                .prepare_cached(
-                    "SELECT key FROM kv WHERE bucket = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
-                )?
-                .query_map(params![bucket, after, fetch], |row| row.get(0))?
-                .collect(),
-        })?;
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        Ok(KeyPage::by_key(keys, more))
+        Box::pin(async move {
+            // Two statements, not one with `?2 IS NULL OR key > ?2`: SQLite cannot seek the
+            // primary key past an OR, and every page would scan the bucket from its first key (a
+            // million counters listed in 50 s instead of 1).
+            let mut keys: Vec<String> = self
+                .read_off_executor(move |conn| match after {
+                    None => conn
+                        .prepare_cached(
+                            "SELECT key FROM kv WHERE bucket = ?1 ORDER BY key LIMIT ?2",
+                        )?
+                        .query_map(params![bucket, fetch], |row| row.get(0))?
+                        .collect(),
+                    Some(after) => conn
+                        .prepare_cached(
+                            "SELECT key FROM kv WHERE bucket = ?1 AND key > ?2 ORDER BY key \
+                             LIMIT ?3",
+                        )?
+                        .query_map(params![bucket, after, fetch], |row| row.get(0))?
+                        .collect(),
+                })
+                .await?;
+            let more = keys.len() > limit;
+            keys.truncate(limit);
+            Ok(KeyPage::by_key(keys, more))
+        })
     }
 
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
-        self.increment_within(bucket, key, delta, u64::MAX)
-    }
-
-    fn increment_within(
-        &self,
-        bucket: &str,
-        key: &str,
-        delta: u64,
-        limit: u64,
-    ) -> Result<u64, StorageError> {
-        let write = Write::Increment {
-            key: key.into(),
-            delta,
-        };
-        self.writer()?.submit(bucket, write, limit)
-    }
-
-    /// Queues the write to the writer thread and awaits its answer: no blocking thread waits.
-    fn write_async(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> WriteFuture {
-        let queued = refuse_idempotency_key(&context).and_then(|()| {
-            let limit = context.increment_limit.unwrap_or(u64::MAX);
-            self.writer()?.submit_async(bucket, write, limit)
-        });
-        Box::pin(async move { queued?.await.map_err(|_| writer::stopped())? })
-    }
-
-    /// Queues the write to the writer thread, which looks the key up, applies the write and
-    /// records it in one group-commit transaction, and answers after the commit.
-    fn write_idempotent(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> IdempotentFuture {
-        let Some(key) = context.idempotency_key.clone() else {
-            return write_without_key(self, context, bucket, write);
-        };
-        let once = Once {
+    /// Queued to the writer thread, which (with a key) looks the key up, applies the write and
+    /// records it in one group-commit transaction, and answers after the commit, or, when the
+    /// request asks, as soon as applied inside the open transaction.
+    fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
+        let limit = request.limit_within(u64::MAX);
+        let once = request.idempotency_key.map(|key| Once {
+            fingerprint: idempotency::fingerprint(&request.bucket, &request.write),
+            expires_at: idempotency::expires_at(request.idempotency_retention),
             key,
-            fingerprint: idempotency::fingerprint(&bucket, &write),
-            expires_at: idempotency::expires_at(context.idempotency_retention),
+        });
+        let work = Work::Write {
+            write: request.write,
+            once,
         };
-        let limit = context.increment_limit.unwrap_or(u64::MAX);
-        let queued = self
-            .writer()
-            .and_then(|writer| writer.submit_once(bucket, write, once, limit));
-        Box::pin(async move { queued?.await.map_err(|_| writer::stopped())? })
+        let queued = self.queue(request.bucket, work, limit, request.answer);
+        Box::pin(async move {
+            let (done, durable) = queued?.await?;
+            Ok(Applied {
+                written: done.written()?,
+                durable,
+            })
+        })
+    }
+
+    /// Queued to the writer thread as one piece of work, applied inside a savepoint of the
+    /// group-commit transaction: a refused write rolls back to it, leaving the rest of the batch.
+    fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
+        let limit = group.increment_limit.unwrap_or(u64::MAX);
+        let queued = self.queue(
+            group.bucket,
+            Work::Group(group.writes),
+            limit,
+            Answer::WhenDurable,
+        );
+        Box::pin(async move { queued?.await?.0.group() })
     }
 
     /// Purge steps of at most 1,000 records (`writer::PURGE_STEP`) through the writer thread,
     /// each its own transaction queued behind the writes waiting then, until a step finds fewer
     /// to delete.
-    fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        let writer = self.writer()?;
-        let mut purged = 0;
-        loop {
-            let deleted = writer.purge_step()?;
-            purged += deleted;
-            if deleted < writer::PURGE_STEP {
-                return Ok(purged);
-            }
-        }
-    }
-
-    /// Queues the write to the writer thread, which answers `applied` from inside its open
-    /// transaction and `durable` after the commit (or with the error that rolled it back).
-    fn write_staged(
-        self: Arc<Self>,
-        context: WriteContext,
-        bucket: String,
-        write: Write,
-    ) -> StagedWrite {
-        let limit = context.increment_limit.unwrap_or(u64::MAX);
-        let queued = refuse_idempotency_key(&context).and_then(|()| {
-            self.writer()?
-                .submit_staged(bucket, write, limit, context.more_follow)
-        });
-        match queued {
-            Ok((applied, durable)) => StagedWrite {
-                applied: Box::pin(async move { applied.await.map_err(|_| writer::stopped())? }),
-                durable: Box::pin(async move {
-                    durable
-                        .await
-                        .map_err(|_| writer::stopped())?
-                        .map_err(StorageError::Backend)
-                }),
-            },
-            Err(failure) => {
-                let message = failure.to_string();
-                StagedWrite {
-                    applied: Box::pin(std::future::ready(Err(failure))),
-                    durable: Box::pin(std::future::ready(Err(StorageError::Backend(message)))),
+    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut purged = 0;
+            loop {
+                let step = self.queue(
+                    String::new(),
+                    Work::PurgeExpired,
+                    u64::MAX,
+                    Answer::WhenDurable,
+                )?;
+                let deleted = step.await?.0.purged()?;
+                purged += deleted;
+                if deleted < writer::PURGE_STEP {
+                    return Ok(purged);
                 }
             }
-        }
-    }
-
-    /// One query on one read-only connection: a single read transaction, so the whole scan is one
-    /// point in time, and in key order straight from the primary key's index.
-    fn scan(
-        &self,
-        bucket: &str,
-        visit: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), StorageError> {
-        self.read(|conn| {
-            let mut statement =
-                conn.prepare_cached("SELECT key, value FROM kv WHERE bucket = ?1 ORDER BY key")?;
-            let mut rows = statement.query(params![bucket])?;
-            while let Some(row) = rows.next()? {
-                let key: String = row.get(0)?;
-                if visit(&key, &stored_bytes(row.get_ref(1)?)).is_break() {
-                    break;
-                }
-            }
-            Ok(())
         })
     }
 
-    /// One `BEGIN IMMEDIATE` transaction on a connection of its own, so a large import neither
-    /// queues behind nor holds up the writer thread's batches for longer than SQLite's lock does;
-    /// other writers (this process's writer thread, other processes) wait up to the busy timeout.
-    fn set_many(
-        &self,
-        bucket: &str,
-        entries: &[(String, Vec<u8>)],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<(), StorageError> {
-        self.writer()?;
-        let mut conn = open_writer_connection(&self.path, &self.options)?;
-        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (written, chunk) in (1..).zip(entries.chunks(SET_MANY_PROGRESS_STEP)) {
-            for (key, value) in chunk {
-                upsert_value(&transaction, bucket, key, value)?;
-            }
-            progress((written * SET_MANY_PROGRESS_STEP).min(entries.len()));
-        }
-        transaction.commit()?;
-        Ok(())
+    /// One query on one read connection, on the calling thread (an export, not a request's
+    /// path): a single read transaction, so the whole scan is one point in time, and in key
+    /// order straight from the primary key's index.
+    fn scan<'a>(&'a self, bucket: &'a str, visit: &'a mut Visitor<'_>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.readers.read(|conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT key, value FROM kv WHERE bucket = ?1 ORDER BY key")?;
+                let mut rows = statement.query(params![bucket])?;
+                while let Some(row) = rows.next()? {
+                    let key: String = row.get(0)?;
+                    if visit(&key, &stored_bytes(row.get_ref(1)?)).is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        })
     }
 }
-
-/// How many rows `set_many` writes between two progress reports.
-const SET_MANY_PROGRESS_STEP: usize = 4096;

@@ -7,8 +7,10 @@
 //! answers each caller. A caller is told "done" only after the commit that contains its write
 //! returned, so nothing acknowledged can be lost; one fsync now covers a whole batch.
 //!
-//! Callers wait in one of two ways: a blocking caller on a std channel, an async caller on a
-//! tokio oneshot, so an async host needs no blocking thread per write.
+//! Callers wait on a tokio oneshot, so no thread waits per write: for the commit, or (a write
+//! that asked to be answered when applied, `Answer::WhenApplied`) first for its outcome from
+//! inside the open transaction and then for the commit. A write group is one piece of work,
+//! applied inside a savepoint: a refused write in it rolls the group back, not the batch.
 //!
 //! A write with an idempotency key is looked up, applied and recorded inside the same transaction
 //! (see `storage::idempotency`), so the record commits exactly when the write does: a crash can
@@ -22,11 +24,12 @@
 use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
 use crate::storage::idempotency::{self, IdempotencyKey, Written};
-use crate::storage::{StorageError, Write, incremented};
+use crate::storage::{Answer, DurableFuture, StorageError, StoreFuture, Write, incremented};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// The most writes committed in one transaction: bounds the latency a batch adds to its first
 /// caller and the work redone if it fails.
@@ -36,25 +39,16 @@ pub const MAX_BATCH: usize = 512;
 /// the writer's time, after which queued writes get their turn.
 pub(super) const PURGE_STEP: usize = 1000;
 
-type Outcome = Result<u64, StorageError>;
+/// What one piece of work came to, or why it was refused.
+type Outcome = Result<Done, StorageError>;
 
-/// What the writer thread answers internally: a write's outcome, and whether it was a replay.
-type Recorded = Result<Written, StorageError>;
-
-/// What [`Writer::submit_staged`] answers through: the outcome once applied, then the commit's.
-pub(super) type StagedReceivers = (
-    tokio::sync::oneshot::Receiver<Outcome>,
-    tokio::sync::oneshot::Receiver<Result<(), String>>,
-);
-
-/// One queued piece of work and where to send its outcome (the new value for increments, 0
-/// otherwise; for a purge, how many records it deleted).
+/// One queued piece of work and where to send its outcome.
 struct Request {
     bucket: String,
     work: Work,
-    /// The largest value an increment may leave (`WriteContext::increment_limit`).
+    /// The largest value an increment may leave (`WriteRequest::increment_limit`).
     limit: u64,
-    /// More writes of the same client follow right behind (`WriteContext::more_follow`).
+    /// More writes of the same client follow right behind (`Answer::WhenApplied`).
     more_follow: bool,
     reply: Reply,
 }
@@ -62,9 +56,56 @@ struct Request {
 /// What the writer thread does for one request.
 pub(super) enum Work {
     /// A write; with [`Once`], at most once for its idempotency key.
-    Write(Write, Option<Once>),
+    Write {
+        /// The write.
+        write: Write,
+        /// Its idempotency key and record, if it has one.
+        once: Option<Once>,
+    },
+    /// Writes applied together or not at all, inside a savepoint.
+    Group(Vec<Write>),
     /// Deletes up to [`PURGE_STEP`] expired idempotency records.
     PurgeExpired,
+}
+
+/// What a piece of [`Work`] came to.
+pub(super) enum Done {
+    /// A write's outcome.
+    Written(Written),
+    /// Each write of a group's outcome, in order.
+    Group(Vec<u64>),
+    /// How many records a purge step deleted.
+    Purged(usize),
+}
+
+impl Done {
+    fn unexpected() -> StorageError {
+        StorageError::Backend("the SQLite writer answered another kind of work".into())
+    }
+
+    /// A write's outcome.
+    pub(super) fn written(self) -> Result<Written, StorageError> {
+        match self {
+            Self::Written(written) => Ok(written),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    /// A group's outcomes.
+    pub(super) fn group(self) -> Result<Vec<u64>, StorageError> {
+        match self {
+            Self::Group(outcomes) => Ok(outcomes),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    /// A purge step's count.
+    pub(super) fn purged(self) -> Result<usize, StorageError> {
+        match self {
+            Self::Purged(count) => Ok(count),
+            _ => Err(Self::unexpected()),
+        }
+    }
 }
 
 /// The idempotency key a write carries, and what its record will say.
@@ -78,14 +119,12 @@ pub(super) struct Once {
 }
 
 enum Reply {
-    Blocking(mpsc::SyncSender<Outcome>),
-    Async(tokio::sync::oneshot::Sender<Outcome>),
-    /// A write with an idempotency key: its outcome and whether it was replayed.
-    Once(tokio::sync::oneshot::Sender<Recorded>),
+    /// The outcome once committed.
+    Durable(oneshot::Sender<Outcome>),
     /// The outcome as soon as applied (taken when sent), then whether the commit held.
     Staged {
-        applied: Option<tokio::sync::oneshot::Sender<Outcome>>,
-        durable: tokio::sync::oneshot::Sender<Result<(), String>>,
+        applied: Option<oneshot::Sender<Outcome>>,
+        durable: oneshot::Sender<Result<(), StorageError>>,
     },
 }
 
@@ -100,7 +139,8 @@ pub(super) struct Writer {
     settings: WriterSettings,
 }
 
-/// The writer connection's journal mode and `synchronous` level, as SQLite reports them.
+/// The writer connection's journal mode and `synchronous` level, as SQLite reports them
+/// ([`super::SqliteStorage::writer_settings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterSettings {
     /// `PRAGMA journal_mode` (`wal`).
@@ -118,7 +158,7 @@ impl std::fmt::Debug for Writer {
 }
 
 /// The error of a write whose answer never came: the writer thread is gone.
-pub(super) fn stopped() -> StorageError {
+fn stopped() -> StorageError {
     StorageError::Backend("the SQLite writer thread has stopped".into())
 }
 
@@ -151,99 +191,57 @@ impl Writer {
         &self.settings
     }
 
-    fn queue(&self, request: Request) -> Result<(), StorageError> {
-        self.queue
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(request)
-            .map_err(|_| stopped())
-    }
-
-    /// Queues `write` (an increment stopping at `limit`) and blocks until the transaction
-    /// holding it has committed (or failed).
-    pub(super) fn submit(&self, bucket: &str, write: Write, limit: u64) -> Outcome {
-        self.submit_work(bucket, Work::Write(write, None), limit)
-    }
-
-    /// Queues one purge step and blocks until it has committed: how many records it deleted.
-    pub(super) fn purge_step(&self) -> Result<usize, StorageError> {
-        self.submit_work("", Work::PurgeExpired, u64::MAX)
-            .map(|deleted| usize::try_from(deleted).unwrap_or(usize::MAX))
-    }
-
-    fn submit_work(&self, bucket: &str, work: Work, limit: u64) -> Outcome {
-        let (reply, outcome) = mpsc::sync_channel(1);
-        self.queue(Request {
-            bucket: bucket.to_string(),
-            work,
-            limit,
-            more_follow: false,
-            reply: Reply::Blocking(reply),
-        })?;
-        outcome.recv().map_err(|_| stopped())?
-    }
-
-    /// Queues `write`; the returned receiver completes when the transaction holding it has
-    /// committed (or failed). No thread waits meanwhile.
-    pub(super) fn submit_async(
+    /// Queues `work` (increments stopping at `limit`) now, so that work queued together
+    /// commits together. The future answers with its outcome once committed or, for
+    /// [`Answer::WhenApplied`], as soon as applied inside the open transaction, with the commit
+    /// still to await. No thread waits meanwhile.
+    pub(super) fn submit(
         &self,
         bucket: String,
-        write: Write,
+        work: Work,
         limit: u64,
-    ) -> Result<tokio::sync::oneshot::Receiver<Outcome>, StorageError> {
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        self.queue(Request {
-            bucket,
-            work: Work::Write(write, None),
-            limit,
-            more_follow: false,
-            reply: Reply::Async(reply),
-        })?;
-        Ok(outcome)
-    }
-
-    /// Queues `write` to be applied once for `once`'s key; the receiver completes when the
-    /// transaction holding it (and its record) has committed, or failed.
-    pub(super) fn submit_once(
-        &self,
-        bucket: String,
-        write: Write,
-        once: Once,
-        limit: u64,
-    ) -> Result<tokio::sync::oneshot::Receiver<Recorded>, StorageError> {
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        self.queue(Request {
-            bucket,
-            work: Work::Write(write, Some(once)),
-            limit,
-            more_follow: false,
-            reply: Reply::Once(reply),
-        })?;
-        Ok(outcome)
-    }
-
-    /// Queues `write` as a staged write: the first receiver completes when it is applied (inside
-    /// the open transaction), the second when that transaction has committed (`Ok`) or failed.
-    pub(super) fn submit_staged(
-        &self,
-        bucket: String,
-        write: Write,
-        limit: u64,
-        more_follow: bool,
-    ) -> Result<StagedReceivers, StorageError> {
-        let (applied, applied_outcome) = tokio::sync::oneshot::channel();
-        let (durable, durable_outcome) = tokio::sync::oneshot::channel();
-        self.queue(Request {
-            bucket,
-            work: Work::Write(write, None),
-            limit,
-            more_follow,
-            reply: Reply::Staged {
-                applied: Some(applied),
-                durable,
-            },
-        })?;
-        Ok((applied_outcome, durable_outcome))
+        answer: Answer,
+    ) -> Result<StoreFuture<'static, (Done, Option<DurableFuture>)>, StorageError> {
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        match answer {
+            Answer::WhenDurable => {
+                let (reply, outcome) = oneshot::channel();
+                queue
+                    .send(Request {
+                        bucket,
+                        work,
+                        limit,
+                        more_follow: false,
+                        reply: Reply::Durable(reply),
+                    })
+                    .map_err(|_| stopped())?;
+                Ok(Box::pin(async move {
+                    Ok((outcome.await.map_err(|_| stopped())??, None))
+                }))
+            }
+            Answer::WhenApplied { more_follow } => {
+                let (applied, applied_outcome) = oneshot::channel();
+                let (durable, durable_outcome) = oneshot::channel();
+                queue
+                    .send(Request {
+                        bucket,
+                        work,
+                        limit,
+                        more_follow,
+                        reply: Reply::Staged {
+                            applied: Some(applied),
+                            durable,
+                        },
+                    })
+                    .map_err(|_| stopped())?;
+                let durable: DurableFuture =
+                    Box::pin(async move { durable_outcome.await.map_err(|_| stopped())? });
+                Ok(Box::pin(async move {
+                    let done = applied_outcome.await.map_err(|_| stopped())??;
+                    Ok((done, Some(durable)))
+                }))
+            }
+        }
     }
 }
 
@@ -265,47 +263,39 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
         if let Some(observer) = observer {
             observer.commit_batch(batch.len());
         }
-        let outcomes = match committed {
-            Ok(outcomes) => outcomes,
+        let mut outcomes = match committed {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
             Err(error) => {
                 let busy = matches!(
                     error.sqlite_error_code(),
                     Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
                 );
                 let message = format!("SQLite: {error}; the write was not committed");
-                batch
-                    .iter()
-                    .map(|_| {
-                        Err(if busy {
-                            StorageError::Busy(message.clone())
-                        } else {
-                            StorageError::Backend(message.clone())
-                        })
-                    })
-                    .collect()
+                batch.iter().map(|_| Err((busy, message.clone()))).collect()
             }
-        };
-        for (request, outcome) in batch.into_iter().zip(outcomes) {
+        }
+        .into_iter();
+        for request in batch {
+            let outcome: Result<Outcome, (bool, String)> =
+                outcomes.next().unwrap_or(Err((false, "no outcome".into())));
+            let failure = |(busy, message): (bool, String)| {
+                if busy {
+                    StorageError::Busy(message)
+                } else {
+                    StorageError::Backend(message)
+                }
+            };
             // A caller that gave up waiting has nobody to tell; its write stands either way.
             match request.reply {
-                Reply::Blocking(reply) => {
-                    let _ = reply.send(outcome.map(|written| written.value));
-                }
-                Reply::Async(reply) => {
-                    let _ = reply.send(outcome.map(|written| written.value));
-                }
-                Reply::Once(reply) => {
-                    let _ = reply.send(outcome);
+                Reply::Durable(reply) => {
+                    let _ = reply.send(outcome.unwrap_or_else(|batch| Err(failure(batch))));
                 }
                 Reply::Staged { applied, durable } => {
-                    let undone = match &outcome {
-                        Err(failure) => Err(failure.to_string()),
-                        Ok(_) => Ok(()),
-                    };
-                    if let Some(applied) = applied {
-                        let _ = applied.send(outcome.map(|written| written.value));
+                    let committed = outcome.map(|_| ()).map_err(failure);
+                    if let (Some(applied), Err(undone)) = (applied, &committed) {
+                        let _ = applied.send(Err(StorageError::Backend(undone.to_string())));
                     }
-                    let _ = durable.send(undone);
+                    let _ = durable.send(committed);
                 }
             }
         }
@@ -328,14 +318,14 @@ fn take_waiting(requests: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) ->
 }
 
 /// Applies the batch in order in one transaction, answering staged writes as each is applied.
-/// While a staged write said more follow from its client ([`crate::storage::WriteContext`]'s
-/// `more_follow`), the transaction stays open up to [`LINGER`] for the writes that arrive
-/// meanwhile, which join it. `Err` means nothing was committed.
+/// While a staged write said more follow from its client (`Answer::WhenApplied`), the
+/// transaction stays open up to [`LINGER`] for the writes that arrive meanwhile, which join it.
+/// `Err` means nothing was committed.
 fn commit(
     conn: &mut Connection,
     batch: &mut Vec<Request>,
     requests: &mpsc::Receiver<Request>,
-) -> rusqlite::Result<Vec<Recorded>> {
+) -> rusqlite::Result<Vec<Outcome>> {
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     // Writes announced (by a staged write with more to follow) and not yet arrived.
@@ -348,13 +338,13 @@ fn commit(
             match &mut request.reply {
                 Reply::Staged { applied, .. } => {
                     if let Some(applied) = applied.take() {
-                        let _ = applied.send(outcome.map(|written| written.value));
+                        let _ = applied.send(outcome);
                     }
                     expected += usize::from(request.more_follow);
                     // Answered already; what is left to say is whether the commit held.
-                    outcomes.push(Ok(Written::applied(0)));
+                    outcomes.push(Ok(Done::Purged(0)));
                 }
-                _ => outcomes.push(outcome),
+                Reply::Durable(_) => outcomes.push(outcome),
             }
         }
         if expected == 0 || batch.len() >= MAX_BATCH {
@@ -377,9 +367,12 @@ fn commit(
     Ok(outcomes)
 }
 
+/// The savepoint a write group is applied inside.
+const GROUP_SAVEPOINT: &str = "write_group";
+
 /// One request inside the batch's transaction: its outcome (a refusal is an outcome, not an
 /// error), or the SQLite failure that fails the whole batch.
-fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Recorded> {
+fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Outcome> {
     let Request {
         bucket,
         work,
@@ -397,12 +390,31 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
                     idempotency::now_millis(),
                     i64::try_from(PURGE_STEP).unwrap_or(i64::MAX)
                 ])?;
-            Ok(Ok(Written::applied(deleted as u64)))
+            Ok(Ok(Done::Purged(deleted)))
         }
-        Work::Write(write, None) => {
-            Ok(apply_write(transaction, bucket, write, *limit)?.map(Written::applied))
+        Work::Group(writes) => {
+            transaction.execute_batch(&format!("SAVEPOINT {GROUP_SAVEPOINT}"))?;
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for write in writes {
+                match apply_write(transaction, bucket, write, *limit)? {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(refused) => {
+                        transaction.execute_batch(&format!(
+                            "ROLLBACK TO {GROUP_SAVEPOINT}; RELEASE {GROUP_SAVEPOINT}"
+                        ))?;
+                        return Ok(Err(refused));
+                    }
+                }
+            }
+            transaction.execute_batch(&format!("RELEASE {GROUP_SAVEPOINT}"))?;
+            Ok(Ok(Done::Group(outcomes)))
         }
-        Work::Write(write, Some(once)) => {
+        Work::Write { write, once: None } => Ok(apply_write(transaction, bucket, write, *limit)?
+            .map(|value| Done::Written(Written::applied(value)))),
+        Work::Write {
+            write,
+            once: Some(once),
+        } => {
             let recorded = select_record(transaction, once.key.as_str())?;
             let recorded = match &recorded {
                 Some((fingerprint, Some(outcome))) => Some((fingerprint.as_str(), *outcome)),
@@ -417,7 +429,7 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
             };
             match idempotency::replay_or_apply(&once.key, recorded, &once.fingerprint) {
                 Err(reused) => return Ok(Err(reused)),
-                Ok(Some(outcome)) => return Ok(Ok(Written::replayed(outcome))),
+                Ok(Some(outcome)) => return Ok(Ok(Done::Written(Written::replayed(outcome)))),
                 Ok(None) => {}
             }
             let outcome = apply_write(transaction, bucket, write, *limit)?;
@@ -434,13 +446,13 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
                         once.expires_at
                     ])?;
             }
-            Ok(outcome.map(Written::applied))
+            Ok(outcome.map(|value| Done::Written(Written::applied(value))))
         }
     }
 }
 
-/// The unexpired record of `key`: its fingerprint and outcome (`None` if the outcome is not a
-/// number, which only a hand-edited row can be).
+/// The unexpired record of `key` (see [`idempotency::is_live`]): its fingerprint and outcome
+/// (`None` if the outcome is not a number, which only a hand-edited row can be).
 fn select_record(
     transaction: &rusqlite::Transaction<'_>,
     key: &str,
@@ -462,7 +474,7 @@ fn apply_write(
     bucket: &str,
     write: &Write,
     limit: u64,
-) -> rusqlite::Result<Outcome> {
+) -> rusqlite::Result<Result<u64, StorageError>> {
     Ok(match write {
         Write::Set { key, value } => {
             upsert_value(transaction, bucket, key, value)?;
