@@ -1,5 +1,6 @@
 //! Bad input through the real component: every refusal is typed, and the store is left unchanged.
 
+use crate::common::Answer as _;
 use crate::common::{TempDb, block_on, restart, start_with};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,23 +14,30 @@ use tally_keyvalue::storage::{
 fn overflow_is_refused_and_changes_nothing() {
     let db = TempDb::new();
     let (_runtime, mut counter) = restart(&db.path);
-    block_on(counter.set("big", u64::MAX)).unwrap().unwrap();
+    block_on(counter.set("big", u64::MAX))
+        .answer()
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        block_on(counter.increment("big", 1)).unwrap(),
+        block_on(counter.increment("big", 1)).answer().unwrap(),
         Err(CounterError::Overflow("big".into()))
     );
-    block_on(counter.set("ten", 10)).unwrap().unwrap();
+    block_on(counter.set("ten", 10)).answer().unwrap().unwrap();
     assert_eq!(
-        block_on(counter.increment("ten", u64::MAX - 9)).unwrap(),
+        block_on(counter.increment("ten", u64::MAX - 9))
+            .answer()
+            .unwrap(),
         Err(CounterError::Overflow("ten".into()))
     );
     let (_runtime, mut counter) = restart(&db.path);
-    assert_eq!(block_on(counter.get("big")).unwrap(), Ok(u64::MAX));
-    assert_eq!(block_on(counter.get("ten")).unwrap(), Ok(10));
+    assert_eq!(block_on(counter.get("big")).answer().unwrap(), Ok(u64::MAX));
+    assert_eq!(block_on(counter.get("ten")).answer().unwrap(), Ok(10));
     assert_eq!(db.raw_value("big"), Some(b"18446744073709551615".to_vec()));
     // The largest increment that fits still works.
     assert_eq!(
-        block_on(counter.increment("ten", u64::MAX - 10)).unwrap(),
+        block_on(counter.increment("ten", u64::MAX - 10))
+            .answer()
+            .unwrap(),
         Ok(u64::MAX)
     );
 }
@@ -40,19 +48,28 @@ fn overflow_is_refused_and_changes_nothing() {
 fn non_decimal_stored_value_is_corrupt() {
     let db = TempDb::new();
     let (_runtime, mut counter) = restart(&db.path);
-    block_on(counter.set("fine", 3)).unwrap().unwrap();
+    block_on(counter.set("fine", 3)).answer().unwrap().unwrap();
     db.write_raw("visits", "abc");
     let corrupt = Err(CounterError::CorruptValue("visits".into()));
-    assert_eq!(block_on(counter.get("visits")).unwrap(), corrupt);
-    assert_eq!(block_on(counter.increment("visits", 1)).unwrap(), corrupt);
+    assert_eq!(block_on(counter.get("visits")).answer().unwrap(), corrupt);
     assert_eq!(
-        block_on(counter.list()).unwrap(),
+        block_on(counter.increment("visits", 1)).answer().unwrap(),
+        corrupt
+    );
+    assert_eq!(
+        block_on(counter.list()).answer().unwrap(),
         Err(CounterError::CorruptValue("visits".into()))
     );
     assert_eq!(db.raw_value("visits"), Some(b"abc".to_vec()));
     // `set` repairs it.
-    block_on(counter.set("visits", 7)).unwrap().unwrap();
-    assert_eq!(block_on(counter.increment("visits", 1)).unwrap(), Ok(8));
+    block_on(counter.set("visits", 7))
+        .answer()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        block_on(counter.increment("visits", 1)).answer().unwrap(),
+        Ok(8)
+    );
 }
 
 /// Counts every storage call, to prove which calls reached the store.
@@ -123,20 +140,23 @@ fn invalid_names_never_reach_the_store() {
                 "{name:?}"
             );
         };
-        refused(block_on(counter.get(name)).unwrap());
-        refused(block_on(counter.increment(name, 1)).unwrap());
-        refused(block_on(counter.set(name, 1)).unwrap().map(|()| 0));
-        refused(block_on(counter.reset(name)).unwrap().map(|()| 0));
+        refused(block_on(counter.get(name)).answer().unwrap());
+        refused(block_on(counter.increment(name, 1)).answer().unwrap());
+        refused(block_on(counter.set(name, 1)).answer().unwrap().map(|()| 0));
+        refused(block_on(counter.reset(name)).answer().unwrap().map(|()| 0));
     }
     assert_eq!(storage.calls.load(Ordering::SeqCst), 0);
     assert_eq!(
-        block_on(counter.get("")).unwrap(),
+        block_on(counter.get("")).answer().unwrap(),
         Err(CounterError::InvalidName(
             "a counter name must not be empty".into()
         ))
     );
     // A valid name at the 256-byte limit does reach the store.
     let longest = "y".repeat(256);
-    assert_eq!(block_on(counter.increment(&longest, 2)).unwrap(), Ok(2));
+    assert_eq!(
+        block_on(counter.increment(&longest, 2)).answer().unwrap(),
+        Ok(2)
+    );
     assert!(storage.calls.load(Ordering::SeqCst) > 0);
 }

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::Answer as _;
 use common::{TempDb, block_on, restart};
 
 /// Counter at 10, restart: it is 10.
@@ -11,11 +12,14 @@ fn value_survives_restart() {
     let db = TempDb::new();
     {
         let (_runtime, mut counter) = restart(&db.path);
-        block_on(counter.set("visits", 10)).unwrap().unwrap();
-        assert_eq!(block_on(counter.get("visits")).unwrap(), Ok(10));
+        block_on(counter.set("visits", 10))
+            .answer()
+            .unwrap()
+            .unwrap();
+        assert_eq!(block_on(counter.get("visits")).answer().unwrap(), Ok(10));
     }
     let (_runtime, mut counter) = restart(&db.path);
-    assert_eq!(block_on(counter.get("visits")).unwrap(), Ok(10));
+    assert_eq!(block_on(counter.get("visits")).answer().unwrap(), Ok(10));
     assert_eq!(db.raw_value("visits"), Some(b"10".to_vec()));
 }
 
@@ -25,14 +29,20 @@ fn increment_to_11_survives_restart() {
     let db = TempDb::new();
     {
         let (_runtime, mut counter) = restart(&db.path);
-        block_on(counter.set("visits", 10)).unwrap().unwrap();
+        block_on(counter.set("visits", 10))
+            .answer()
+            .unwrap()
+            .unwrap();
     }
     {
         let (_runtime, mut counter) = restart(&db.path);
-        assert_eq!(block_on(counter.increment("visits", 1)).unwrap(), Ok(11));
+        assert_eq!(
+            block_on(counter.increment("visits", 1)).answer().unwrap(),
+            Ok(11)
+        );
     }
     let (_runtime, mut counter) = restart(&db.path);
-    assert_eq!(block_on(counter.get("visits")).unwrap(), Ok(11));
+    assert_eq!(block_on(counter.get("visits")).answer().unwrap(), Ok(11));
 }
 
 /// Counter at 10, increments to 15 (each on a fresh instance), restart: it is 15.
@@ -41,17 +51,20 @@ fn increments_to_15_survive_restart() {
     let db = TempDb::new();
     {
         let (runtime, mut counter) = restart(&db.path);
-        block_on(counter.set("visits", 10)).unwrap().unwrap();
+        block_on(counter.set("visits", 10))
+            .answer()
+            .unwrap()
+            .unwrap();
         for expected in 11..=15 {
             let mut fresh = block_on(runtime.instantiate()).unwrap();
             assert_eq!(
-                block_on(fresh.increment("visits", 1)).unwrap(),
+                block_on(fresh.increment("visits", 1)).answer().unwrap(),
                 Ok(expected)
             );
         }
     }
     let (_runtime, mut counter) = restart(&db.path);
-    assert_eq!(block_on(counter.get("visits")).unwrap(), Ok(15));
+    assert_eq!(block_on(counter.get("visits")).answer().unwrap(), Ok(15));
     assert_eq!(db.raw_value("visits"), Some(b"15".to_vec()));
 }
 
@@ -62,15 +75,21 @@ fn reset_and_list_survive_restart() {
     {
         let (_runtime, mut counter) = restart(&db.path);
         for (name, value) in [("b", 2), ("a", 1), ("gone", 9), ("ünï", 3)] {
-            block_on(counter.set(name, value)).unwrap().unwrap();
+            block_on(counter.set(name, value))
+                .answer()
+                .unwrap()
+                .unwrap();
         }
-        assert_eq!(block_on(counter.increment("a", 41)).unwrap(), Ok(42));
-        block_on(counter.reset("gone")).unwrap().unwrap();
+        assert_eq!(
+            block_on(counter.increment("a", 41)).answer().unwrap(),
+            Ok(42)
+        );
+        block_on(counter.reset("gone")).answer().unwrap().unwrap();
     }
     let (_runtime, mut counter) = restart(&db.path);
-    assert_eq!(block_on(counter.get("gone")).unwrap(), Ok(0));
+    assert_eq!(block_on(counter.get("gone")).answer().unwrap(), Ok(0));
     assert_eq!(
-        block_on(counter.list()).unwrap(),
+        block_on(counter.list()).answer().unwrap(),
         Ok(vec![("a".into(), 42), ("b".into(), 2), ("ünï".into(), 3)])
     );
     assert_eq!(db.raw_value("gone"), None);
@@ -85,11 +104,12 @@ fn list_pages_through_many_counters() {
     let count = 2 * tally_keyvalue::storage::MAX_PAGE_SIZE + 3;
     for i in 0..count {
         block_on(counter.set(&format!("c{i:05}"), i as u64))
+            .answer()
             .unwrap()
             .unwrap();
     }
     let mut fresh = block_on(runtime.instantiate()).unwrap();
-    let listed = block_on(fresh.list()).unwrap().unwrap();
+    let listed = block_on(fresh.list()).answer().unwrap().unwrap();
     assert_eq!(listed.len(), count);
     for (i, (name, value)) in listed.iter().enumerate() {
         assert_eq!(

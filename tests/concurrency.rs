@@ -1,5 +1,6 @@
 //! Concurrent increments through separate component instances and SQLite connections.
 
+use crate::common::Answer as _;
 use crate::common::{TempDb, block_on, restart};
 
 const THREADS: u64 = 8;
@@ -18,7 +19,12 @@ fn eight_threads_of_increments_end_exact() {
                 block_on(async {
                     for _ in 0..INCREMENTS {
                         let mut counter = runtime.instantiate().await.unwrap();
-                        counter.increment("hits", 1).await.unwrap().unwrap();
+                        counter
+                            .increment("hits", 1)
+                            .await
+                            .answer()
+                            .unwrap()
+                            .unwrap();
                     }
                 });
             })
@@ -29,7 +35,7 @@ fn eight_threads_of_increments_end_exact() {
     }
     let (_runtime, mut counter) = restart(&db.path);
     assert_eq!(
-        block_on(counter.get("hits")).unwrap(),
+        block_on(counter.get("hits")).answer().unwrap(),
         Ok(THREADS * INCREMENTS)
     );
     assert_eq!(db.raw_value("hits"), Some(b"8000".to_vec()));

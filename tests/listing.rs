@@ -3,6 +3,7 @@
 //! counters come and go on SQLite and memory (by name), lists every counter on Redis (`SCAN`
 //! order), and pages through the server's cursor table across requests.
 
+use crate::common::Answer as _;
 use crate::common::server::Server;
 use crate::common::{self, TempDb, block_on, start_with, tally_ok};
 use std::collections::BTreeMap;
@@ -184,6 +185,7 @@ fn list_by_pages(
     loop {
         let mut counter = block_on(runtime.instantiate()).unwrap();
         let page = block_on(counter.list_page(cursor.as_deref(), limit))
+            .answer()
             .unwrap()
             .unwrap();
         assert!(page.counters.len() <= limit as usize);
@@ -249,11 +251,13 @@ fn pages_list_every_counter(
 fn pages_stay_exact_while_counters_change(storage: Arc<dyn Storage>) {
     pages_list_every_counter(storage, true, |writer, names, page| {
         let last = names.last().unwrap().clone();
-        block_on(writer.reset(&last)).unwrap().unwrap();
+        block_on(writer.reset(&last)).answer().unwrap().unwrap();
         block_on(writer.set(&format!("a-new{page}"), 1))
+            .answer()
             .unwrap()
             .unwrap();
         block_on(writer.set(&format!("z-new{page}"), 1))
+            .answer()
             .unwrap()
             .unwrap();
     });
@@ -283,6 +287,7 @@ fn redis_pages_list_every_counter_while_values_change() {
     pages_list_every_counter(storage, false, |writer, names, _| {
         for name in names.iter().rev().take(3) {
             block_on(writer.increment(name, 1_000_000))
+                .answer()
                 .unwrap()
                 .unwrap();
         }
@@ -295,33 +300,36 @@ fn redis_pages_list_every_counter_while_values_change() {
 fn find_tells_missing_from_zero() {
     let db = TempDb::new();
     let (_runtime, mut counter) = common::restart(&db.path);
-    block_on(counter.set("zero", 0)).unwrap().unwrap();
-    block_on(counter.set("seven", 7)).unwrap().unwrap();
-    assert_eq!(block_on(counter.find("zero")).unwrap(), Ok(Some(0)));
-    assert_eq!(block_on(counter.find("never")).unwrap(), Ok(None));
-    assert_eq!(block_on(counter.get("never")).unwrap(), Ok(0));
+    block_on(counter.set("zero", 0)).answer().unwrap().unwrap();
+    block_on(counter.set("seven", 7)).answer().unwrap().unwrap();
+    assert_eq!(
+        block_on(counter.find("zero")).answer().unwrap(),
+        Ok(Some(0))
+    );
+    assert_eq!(block_on(counter.find("never")).answer().unwrap(), Ok(None));
+    assert_eq!(block_on(counter.get("never")).answer().unwrap(), Ok(0));
     let names: Vec<String> = ["seven", "never", "zero", "seven"]
         .iter()
         .map(|name| name.to_string())
         .collect();
     assert_eq!(
-        block_on(counter.find_many(&names)).unwrap(),
+        block_on(counter.find_many(&names)).answer().unwrap(),
         Ok(vec![Some(7), None, Some(0), Some(7)])
     );
     let bad = vec!["seven".to_string(), String::new()];
     assert_eq!(
-        block_on(counter.find_many(&bad)).unwrap(),
+        block_on(counter.find_many(&bad)).answer().unwrap(),
         Err(CounterError::InvalidName(
             "a counter name must not be empty".into()
         ))
     );
     db.write_raw("junk", "abc");
     assert_eq!(
-        block_on(counter.find("junk")).unwrap(),
+        block_on(counter.find("junk")).answer().unwrap(),
         Err(CounterError::CorruptValue("junk".into()))
     );
     assert_eq!(
-        block_on(counter.list_page(None, 0)).unwrap(),
+        block_on(counter.list_page(None, 0)).answer().unwrap(),
         Err(CounterError::InvalidPage(
             "limit must be 1 to 1000; got 0".into()
         ))

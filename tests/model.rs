@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use common::Answer as _;
 use common::block_on;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -225,31 +226,47 @@ fn actual_keyed(
 ) -> Result<Vec<(String, u64)>, CounterError> {
     let key = IdempotencyKey::parse(&format!("key-{key}")).unwrap();
     let mut counter = block_on(runtime.instantiate_with_key(Some(&key))).unwrap();
-    let answer = actual(&mut counter, write);
-    if counter.idempotency_key_reused() {
-        assert!(answer.is_err(), "a reused key was applied: {answer:?}");
-        return Err(reused());
+    match call(&mut counter, write) {
+        Err(tally::Failure::KeyReused(_)) => Err(reused()),
+        Ok(done) if done.replayed => Ok(vec![("replayed".to_string(), done.value[0].1)]),
+        outcome => outcome.answer().unwrap(),
     }
-    if counter.was_replayed() {
-        return answer.map(|one| vec![("replayed".to_string(), one[0].1)]);
-    }
-    answer
 }
 
 /// What the component answered, in the model's shape.
 fn actual(counter: &mut Counter, op: &Op) -> Result<Vec<(String, u64)>, CounterError> {
+    call(counter, op).answer().unwrap()
+}
+
+/// One call of `op`, its answer in the model's shape.
+fn call(counter: &mut Counter, op: &Op) -> Result<tally::Done<Vec<(String, u64)>>, tally::Failure> {
     let one = |value: u64| vec![(String::new(), value)];
+    fn shaped<T>(
+        done: tally::Done<T>,
+        shape: impl FnOnce(T) -> Vec<(String, u64)>,
+    ) -> tally::Done<Vec<(String, u64)>> {
+        tally::Done {
+            value: shape(done.value),
+            replayed: done.replayed,
+            durable: done.durable,
+        }
+    }
     block_on(async {
         match *op {
-            Op::Get(n) => counter.get(NAMES[n]).await.unwrap().map(one),
-            Op::Increment(n, by) => counter.increment(NAMES[n], by).await.unwrap().map(one),
+            Op::Get(n) => counter.get(NAMES[n]).await.map(|d| shaped(d, one)),
+            Op::Increment(n, by) => counter
+                .increment(NAMES[n], by)
+                .await
+                .map(|d| shaped(d, one)),
             Op::Set(n, value) => counter
                 .set(NAMES[n], value)
                 .await
-                .unwrap()
-                .map(|()| one(value)),
-            Op::Reset(n) => counter.reset(NAMES[n]).await.unwrap().map(|()| one(0)),
-            Op::List => counter.list().await.unwrap(),
+                .map(|d| shaped(d, |()| one(value))),
+            Op::Reset(n) => counter
+                .reset(NAMES[n])
+                .await
+                .map(|d| shaped(d, |()| one(0))),
+            Op::List => counter.list().await,
             Op::NewInstance | Op::NewEngine | Op::Reopen | Op::Keyed(..) | Op::Retry => {
                 unreachable!("restarts are not calls; keyed writes have their own instance")
             }

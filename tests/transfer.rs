@@ -302,3 +302,65 @@ fn backup_refuses_what_it_cannot_do_safely() {
     assert_eq!(names, ["backup.db"]);
     assert_eq!(tally_ok(&backup, &["get", "visits"]), "5\n");
 }
+
+/// An import is one write group, and a write group commits all or nothing across a SIGKILL:
+/// killed at any moment, the database holds every counter of the file or none of them, and the
+/// counter it held before is intact. The last import, not killed, holds them all.
+#[test]
+fn an_import_killed_at_any_moment_is_all_or_nothing() {
+    const COUNTERS: i64 = 100_000;
+    let scratch = TempDb::new();
+    let file = scratch.dir.path().join("many.jsonl");
+    let lines: String = (0..COUNTERS)
+        .map(|i| format!("{{\"name\":\"c{i:06}\",\"value\":{i}}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let mut outcomes = Vec::new();
+    for delay_ms in [5, 100, 300, 600, 900, 1200, 1600, 2400, u64::MAX] {
+        let db = TempDb::new();
+        tally_ok(&db.path, &["set", "before", "7"]);
+        let mut import = tally_command();
+        import.args(["--db", path(&db.path), "import", path(&file)]);
+        if delay_ms == u64::MAX {
+            assert!(import.output().unwrap().status.success());
+        } else {
+            let mut child = import
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let _ = child.kill();
+            child.wait().unwrap();
+        }
+        let conn = rusqlite::Connection::open(&db.path).unwrap();
+        let (count, before): (i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT count(*), (SELECT value FROM kv WHERE key = 'before') FROM kv",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(before, b"7", "killed after {delay_ms} ms");
+        assert!(
+            count == 1 || count == COUNTERS + 1,
+            "killed after {delay_ms} ms, the database holds {count} counters: part of the import"
+        );
+        if count == COUNTERS + 1 {
+            let last: Vec<u8> = conn
+                .query_row("SELECT value FROM kv WHERE key = 'c099999'", [], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            assert_eq!(last, b"99999");
+        }
+        outcomes.push((delay_ms, count));
+    }
+    // The earliest kill lands before the commit, the import left alone completes.
+    assert_eq!(outcomes.first().map(|o| o.1), Some(1), "{outcomes:?}");
+    assert_eq!(
+        outcomes.last().map(|o| o.1),
+        Some(COUNTERS + 1),
+        "{outcomes:?}"
+    );
+}

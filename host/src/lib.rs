@@ -4,14 +4,19 @@
 //! service.
 //!
 //! # Layout
-//! Layers point down: [`cli`] → [`server`] / [`resp`] / [`transfer`] → [`runtime`] → `tally_keyvalue`.
+//! Layers point down: [`cli`] → [`server`] / [`resp`] / [`transfer`] → [`counters`] → [`runtime`] →
+//! `tally_keyvalue`.
 //! - [`bindings`]: host bindings of the counter world, generated from `wit/`; `wasi:keyvalue`
 //!   is `tally_keyvalue`'s.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
 //! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
-//! - [`refusal`]: a refused counter operation in words and as a stable code.
+//! - [`failure`]: a counter call's failure as one value, in one precedence.
+//! - [`counters`]: the command layer under HTTP, RESP and the CLI: key claim, instance, calls.
+//! - [`error_code`]: the one list of stable error codes every surface derives from.
+//! - [`refusal`]: a refused counter operation in words.
 //! - [`idempotency`]: a client's idempotency key, checked and claimed while its request runs.
 //! - [`metrics`]: the service's Prometheus metrics, one value handed to whoever records.
+//! - [`token`]: the server's token, checked alike by HTTP and RESP.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
@@ -21,15 +26,20 @@
 pub mod bindings;
 pub mod cli;
 pub mod compiled_cache;
+pub mod counters;
+pub mod error_code;
+pub mod failure;
 pub mod idempotency;
 pub mod metrics;
 pub mod refusal;
 pub mod resp;
 pub mod runtime;
 pub mod server;
+pub mod token;
 pub mod transfer;
 pub mod whole_number;
 
 pub use bindings::{CounterError, Page};
+pub use failure::{Done, Failure};
 pub use refusal::Refusal;
 pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

@@ -1,6 +1,6 @@
-//! A refused counter operation as people and programs read it: one sentence per case of the
-//! WIT `error` variant that says what to do, and the stable code that the HTTP API and `--json`
-//! share. It lives below the command line and the server, which both report refusals.
+//! A refused counter operation as people read it: one sentence per case of the WIT `error`
+//! variant that says what to do (its stable code is [`crate::error_code::ErrorCode::of`]). It
+//! lives below the command line and the server, which both report refusals.
 //!
 //! A refusal carries the counter limit of the store it came from, because "overflow" means
 //! something else on each: past `u64::MAX` on SQLite, past `i64::MAX` on Redis.
@@ -22,18 +22,6 @@ impl Refusal {
         Self {
             error,
             counter_limit,
-        }
-    }
-
-    /// The stable code of this refusal (`invalid_name`, `overflow`, `corrupt_value`,
-    /// `store_failure`, `invalid_query` for a listing's bad limit or cursor), the same in HTTP error bodies and `--json` errors.
-    pub fn code(&self) -> &'static str {
-        match self.error {
-            CounterError::InvalidName(_) => "invalid_name",
-            CounterError::Overflow(_) => "overflow",
-            CounterError::CorruptValue(_) => "corrupt_value",
-            CounterError::StoreFailure(_) => "store_failure",
-            CounterError::InvalidPage(_) => "invalid_query",
         }
     }
 }

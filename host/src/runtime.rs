@@ -10,8 +10,10 @@
 //! misbehaving guest therefore costs its own call an error, never the process. Servers also use
 //! the pooling allocator, which keeps instance memory ready for reuse.
 
+use crate::Refusal;
 use crate::bindings::{CounterComponent, CounterComponentPre, CounterError, Page};
 use crate::compiled_cache::load_component;
+use crate::failure::{Done, Failure};
 use crate::idempotency::{IdempotencyKey, KeyClaim, KeysInFlight};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tally_keyvalue::storage::{DurableFuture, Storage, StorageError, WriteContext};
+use tally_keyvalue::storage::{Answer, Storage, StorageError, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Linker, ResourceTable};
@@ -52,6 +54,9 @@ pub struct RuntimeOptions {
     /// How long the store keeps the record of a write made with an idempotency key
     /// (`--idempotency-retention-secs`).
     pub idempotency_retention: Duration,
+    /// How failures name the store (`sqlite:PATH`, `redis://HOST:PORT/DB` without its
+    /// password).
+    pub store_name: Arc<str>,
 }
 
 impl Default for RuntimeOptions {
@@ -63,6 +68,7 @@ impl Default for RuntimeOptions {
             pooled_instances: None,
             metrics: None,
             idempotency_retention: tally_keyvalue::storage::idempotency::DEFAULT_RETENTION,
+            store_name: Arc::from("the store"),
         }
     }
 }
@@ -177,6 +183,7 @@ struct Limits {
     deadline: Duration,
     deadline_ticks: u64,
     metrics: Option<Arc<Metrics>>,
+    store_name: Arc<str>,
 }
 
 impl Runtime {
@@ -222,6 +229,7 @@ impl Runtime {
                 deadline: options.deadline,
                 deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
                 metrics: options.metrics.clone(),
+                store_name: options.store_name.clone(),
             },
             counter_limit,
             storage,
@@ -260,9 +268,24 @@ impl Runtime {
         self.storage.purge_idempotency_records().await
     }
 
-    /// Whether the store can be reached now (`Storage::check_ready`).
-    pub async fn check_store_ready(&self) -> Result<(), StorageError> {
-        self.storage.check_ready().await
+    /// Whether the store can be reached now (`Storage::check_ready`): an outage in the words
+    /// every front end uses.
+    pub async fn check_store_ready(&self) -> Result<(), Failure> {
+        self.storage.check_ready().await.map_err(|failure| {
+            let detail = match failure {
+                StorageError::Unavailable(detail) => detail,
+                failure => failure.to_string(),
+            };
+            Failure::Unavailable(crate::refusal::store_unreachable(
+                &self.limits.store_name,
+                &detail,
+            ))
+        })
+    }
+
+    /// How failures name the store.
+    pub fn store_name(&self) -> &str {
+        &self.limits.store_name
     }
 
     /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
@@ -312,6 +335,7 @@ impl Runtime {
             bindings,
             limits: self.limits.clone(),
             counter_limit: self.counter_limit,
+            answer: Answer::WhenDurable,
             _slot: slot,
         })
     }
@@ -378,51 +402,45 @@ impl Limits {
     }
 }
 
-/// One instance of the counter component. Each method is one call of the exported interface:
-/// the outer `Result` is a trap or host fault, the inner one the component's own answer.
+/// One instance of the counter component. Each method is one call of the exported interface,
+/// whose outcome is one value: the answer, or the call's [`Failure`] (see
+/// [`crate::failure::classify`] for the precedence).
 ///
 /// An instance may serve several calls (the RESP listener runs a pipeline's commands on one):
 /// each call gets the whole deadline and reports only its own store failures. After a call
-/// that failed in the outer `Result` the instance may be broken; make a fresh one.
+/// that trapped the instance may be broken; make a fresh one.
 pub struct Counter {
     store: Store<HostState>,
     bindings: CounterComponent,
     limits: Limits,
     counter_limit: u64,
+    /// How the next calls' writes are answered.
+    answer: Answer,
     // Declared last, so the pool slot is handed back only after the store above is dropped.
     _slot: Option<OwnedSemaphorePermit>,
 }
 
+/// One call on the instance's exported interface: `$call` is the `call_*` method, `$args` its
+/// arguments after the store. Starts the call (deadline, record), ends it (the outcome).
+macro_rules! call {
+    ($counter:ident, $call:ident($($arg:expr),*)) => {{
+        $counter.store.set_epoch_deadline($counter.limits.deadline_ticks);
+        $counter.store.data().keyvalue.start_call($counter.answer);
+        let interface = $counter.bindings.tally_counter_counter();
+        let answer = interface.$call(&mut $counter.store, $($arg),*).await;
+        $counter.finish(answer)
+    }};
+}
+
 impl Counter {
     /// `counter.get`
-    pub async fn get(&mut self, name: &str) -> Result<Result<u64, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_get(&mut self.store, name)
-            .await
-            .map_err(|error| self.explain(error))
+    pub async fn get(&mut self, name: &str) -> Result<Done<u64>, Failure> {
+        call!(self, call_get(name))
     }
 
-    /// `counter.increment`. When the store refused the increment as past its limit, the answer
-    /// is `overflow` whatever words the component found for it: tally's host knows the reason
-    /// as a type (the component, which only sees the store's error text, must guess on hosts
-    /// that are not tally's).
-    pub async fn increment(&mut self, name: &str, by: u64) -> Result<Result<u64, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        let answer = counter
-            .call_increment(&mut self.store, name, by)
-            .await
-            .map_err(|error| self.explain(error))?;
-        Ok(match answer {
-            Err(CounterError::StoreFailure(_))
-                if self.store.data().keyvalue.increment_overflowed() =>
-            {
-                Err(CounterError::Overflow(name.to_string()))
-            }
-            answer => answer,
-        })
+    /// `counter.increment`.
+    pub async fn increment(&mut self, name: &str, by: u64) -> Result<Done<u64>, Failure> {
+        call!(self, call_increment(name, by))
     }
 
     /// `counter.set`, after checking that the store can hold `value`: the component stores any
@@ -430,117 +448,34 @@ impl Counter {
     /// own range, which it then cannot increment or import. Such a value is refused as an
     /// `overflow` before the component or the store is touched, as an increment past the limit
     /// is. (An invalid name is still the component's to refuse first.)
-    pub async fn set(&mut self, name: &str, value: u64) -> Result<Result<(), CounterError>> {
+    pub async fn set(&mut self, name: &str, value: u64) -> Result<Done<()>, Failure> {
         if value > self.counter_limit && tally_guest::name::validate(name).is_ok() {
-            return Ok(Err(CounterError::Overflow(name.to_string())));
+            return Err(Failure::Refused(Refusal::new(
+                CounterError::Overflow(name.to_string()),
+                self.counter_limit,
+            )));
         }
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_set(&mut self.store, name, value)
-            .await
-            .map_err(|error| self.explain(error))
+        call!(self, call_set(name, value))
     }
 
     /// `counter.reset`
-    pub async fn reset(&mut self, name: &str) -> Result<Result<(), CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_reset(&mut self.store, name)
-            .await
-            .map_err(|error| self.explain(error))
-    }
-
-    /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
-    pub fn counter_limit(&self) -> u64 {
-        self.counter_limit
-    }
-
-    /// A new call: the full deadline again, and no failure flags from earlier calls.
-    fn start_call(&mut self) {
-        self.store.set_epoch_deadline(self.limits.deadline_ticks);
-        self.store.data().keyvalue.start_call();
-    }
-
-    fn explain(&self, error: wasmtime::Error) -> anyhow::Error {
-        self.limits
-            .explain(error, self.store.data().limiter.refused_memory)
-    }
-
-    /// Makes the next calls' writes staged: a write returns to the guest once the store applied
-    /// it, and its durability waits in [`Counter::take_durability`] (see
-    /// `KeyValueCtx::stage_writes`). The caller must complete those futures before it
-    /// acknowledges anything. `more_follow`: more writes come right after this call.
-    pub fn stage_writes(&self, more_follow: bool) {
-        self.store.data().keyvalue.stage_writes(more_follow);
-    }
-
-    /// Writes return when durable again.
-    pub fn stop_staging(&self) {
-        self.store.data().keyvalue.stop_staging();
-    }
-
-    /// The durability of the staged writes made since the last time this was asked.
-    pub fn take_durability(&self) -> Vec<DurableFuture> {
-        self.store.data().keyvalue.take_durability()
-    }
-
-    /// Whether a call of this instance found the store unreachable (Redis down, refusing
-    /// connections or not answering in time): its failure is worth retrying.
-    pub fn store_was_unavailable(&self) -> bool {
-        self.store.data().keyvalue.store_was_unavailable()
-    }
-
-    /// Whether a write of this instance was answered from its idempotency key's record: a
-    /// retry of a write applied before, nothing applied now (HTTP: `Idempotent-Replayed`).
-    pub fn was_replayed(&self) -> bool {
-        self.store.data().keyvalue.write_was_replayed()
-    }
-
-    /// Whether a write of this instance came with an idempotency key first used for another
-    /// write: refused, nothing applied.
-    pub fn idempotency_key_reused(&self) -> bool {
-        self.store.data().keyvalue.idempotency_key_reused()
-    }
-
-    /// Whether a call of this instance found the store busy (locked by another process past
-    /// the busy timeout): its failure is worth retrying.
-    pub fn store_was_busy(&self) -> bool {
-        self.store.data().keyvalue.store_was_busy()
+    pub async fn reset(&mut self, name: &str) -> Result<Done<()>, Failure> {
+        call!(self, call_reset(name))
     }
 
     /// `counter.find`: the value, `None` if the counter was never written.
-    pub async fn find(&mut self, name: &str) -> Result<Result<Option<u64>, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_find(&mut self.store, name)
-            .await
-            .map_err(|error| self.explain(error))
+    pub async fn find(&mut self, name: &str) -> Result<Done<Option<u64>>, Failure> {
+        call!(self, call_find(name))
     }
 
     /// `counter.find-many`: the values of `names` in their order.
-    pub async fn find_many(
-        &mut self,
-        names: &[String],
-    ) -> Result<Result<Vec<Option<u64>>, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_find_many(&mut self.store, names)
-            .await
-            .map_err(|error| self.explain(error))
+    pub async fn find_many(&mut self, names: &[String]) -> Result<Done<Vec<Option<u64>>>, Failure> {
+        call!(self, call_find_many(names))
     }
 
     /// `counter.list`
-    pub async fn list(&mut self) -> Result<Result<Vec<(String, u64)>, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        counter
-            .call_list(&mut self.store)
-            .await
-            .map_err(|error| self.explain(error))
+    pub async fn list(&mut self) -> Result<Done<Vec<(String, u64)>>, Failure> {
+        call!(self, call_list())
     }
 
     /// `counter.list-page`. A cursor whose store cursor this runtime no longer remembers (it
@@ -550,22 +485,37 @@ impl Counter {
         &mut self,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<Result<Page, CounterError>> {
-        self.start_call();
-        let counter = self.bindings.tally_counter_counter();
-        let answer = counter
-            .call_list_page(&mut self.store, cursor, limit)
-            .await
-            .map_err(|error| self.explain(error))?;
-        Ok(match answer {
-            Err(CounterError::StoreFailure(_)) if self.store.data().keyvalue.cursor_expired() => {
-                Err(CounterError::InvalidPage(format!(
-                    "this listing's cursor has expired (the server keeps the newest {} and \
-                     forgets them on restart); list again from the start",
-                    tally_keyvalue::MAX_CURSORS
-                )))
-            }
-            answer => answer,
-        })
+    ) -> Result<Done<Page>, Failure> {
+        call!(self, call_list_page(cursor, limit))
+    }
+
+    /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
+    pub fn counter_limit(&self) -> u64 {
+        self.counter_limit
+    }
+
+    /// Answers the next calls' writes as soon as the store applied them, their durability in
+    /// [`Done::durable`] (`Answer::WhenApplied`): the caller must complete those futures before
+    /// it acknowledges anything. `more_follow`: more writes come right after this call.
+    pub fn answer_when_applied(&mut self, more_follow: bool) {
+        self.answer = Answer::WhenApplied { more_follow };
+    }
+
+    /// Writes answer when durable again (the default).
+    pub fn answer_when_durable(&mut self) {
+        self.answer = Answer::WhenDurable;
+    }
+
+    /// The call's outcome from the component's answer and the store's record of the call.
+    fn finish<T>(
+        &mut self,
+        answer: wasmtime::Result<Result<T, CounterError>>,
+    ) -> Result<Done<T>, Failure> {
+        let record = self.store.data().keyvalue.finish_call();
+        let answer = answer.map_err(|error| {
+            self.limits
+                .explain(error, self.store.data().limiter.refused_memory)
+        });
+        crate::failure::classify(answer, record, self.counter_limit, &self.limits.store_name)
     }
 }

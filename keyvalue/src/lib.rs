@@ -62,13 +62,18 @@
 //!   [`add_to_linker`]. It only translates between the bindings and the trait.
 //! - [`bindings`]: the wasmtime bindings of the vendored `wasi:keyvalue` WIT, for hosts whose
 //!   own `bindgen!` maps `wasi:keyvalue` onto them (`with:`).
+//! - [`numbered`]: numbers that stand for cursors, for clients that can only hold a number.
 //! - [`observer`]: the hook through which a host may record what the store does (latencies,
 //!   commit batch sizes); unset, nothing is recorded.
 
 pub mod bindings;
+pub mod numbered;
 pub mod observer;
 pub mod storage;
 pub mod wasi;
 
 pub use observer::Observer;
-pub use wasi::{Bucket, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS, add_to_linker};
+pub use wasi::{
+    Bucket, CallRecord, GuestError, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS,
+    add_to_linker,
+};

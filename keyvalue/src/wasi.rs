@@ -15,13 +15,13 @@
 //! older or unknown number is an error that says to list again from the start.
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use crate::numbered::NumberedTable;
 use crate::observer::Observer;
 use crate::storage::{
     Answer, Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, Write,
     WriteContext, WriteRequest,
 };
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
@@ -32,53 +32,54 @@ pub struct Bucket {
 }
 
 /// Per-store state of the keyvalue implementation: the storage backend, which buckets guests may
-/// open, who hears about operations, and what this instance's calls ran into.
+/// open, who hears about operations, and what the current guest call's operations came to.
 #[derive(Clone)]
 pub struct KeyValueCtx {
     storage: Arc<dyn Storage>,
     allowed_buckets: Option<Arc<BTreeSet<String>>>,
     observer: Option<Arc<dyn Observer>>,
     write_context: WriteContext,
-    instance: Arc<InstanceState>,
-    // A std mutex, held only to add or look up a cursor, never across an await.
-    cursors: Arc<Mutex<CursorTable>>,
+    // A std mutex, held only to record or take, never across an await.
+    call: Arc<Mutex<CallState>>,
+    cursors: Arc<NumberedTable<(String, Cursor)>>,
 }
 
 /// How many list cursors a context remembers (each a key of at most a few hundred bytes).
 pub const MAX_CURSORS: usize = 4096;
 
-/// What one instance's calls ran into: how they failed, so the host can answer in kind; and,
-/// when the host stages writes, the durability of those not yet acknowledged.
+/// The current guest call: how its writes are answered, and its record so far.
 #[derive(Default)]
-struct InstanceState {
-    busy: AtomicBool,
-    unavailable: AtomicBool,
-    overflow: AtomicBool,
-    cursor_expired: AtomicBool,
-    key_reused: AtomicBool,
-    replayed: AtomicBool,
-    staging: AtomicBool,
-    more_follow: AtomicBool,
-    // A std mutex, held only to push or take, never across an await.
-    pending: Mutex<Vec<DurableFuture>>,
+struct CallState {
+    answer: Answer,
+    record: CallRecord,
 }
 
-impl InstanceState {
-    /// The staged writes' durability. A push or a take cannot leave the list half-changed, so
-    /// a panic elsewhere while it was held (poisoning) does not make it wrong: it is used anyway,
-    /// and no durability is ever dropped.
-    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<DurableFuture>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// What one guest call's store operations came to ([`KeyValueCtx::finish_call`]): every
+/// failure as the store reported it (the guest saw only its text), how many writes the store
+/// applied, whether one was answered from its idempotency record, and the durability of the
+/// writes answered early ([`Answer::WhenApplied`]), which the host must complete before it
+/// acknowledges them.
+#[derive(Default)]
+pub struct CallRecord {
+    /// The failures, in the order they happened.
+    pub failures: Vec<StorageError>,
+    /// How many writes the store applied (replays not counted).
+    pub writes_applied: usize,
+    /// A write was answered from its idempotency key's record: nothing was applied for it.
+    pub replayed: bool,
+    /// The durability of the writes answered when applied.
+    pub durable: Vec<DurableFuture>,
+}
+
+impl std::fmt::Debug for CallRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRecord")
+            .field("failures", &self.failures)
+            .field("writes_applied", &self.writes_applied)
+            .field("replayed", &self.replayed)
+            .field("durable", &self.durable.len())
+            .finish()
     }
-}
-
-/// The cursors handed out as numbers, newest [`MAX_CURSORS`], each with the bucket it pages.
-#[derive(Default)]
-struct CursorTable {
-    last: u64,
-    cursors: BTreeMap<u64, (String, Cursor)>,
 }
 
 impl KeyValueCtx {
@@ -89,8 +90,8 @@ impl KeyValueCtx {
             allowed_buckets: None,
             observer: None,
             write_context: WriteContext::default(),
-            instance: Arc::default(),
-            cursors: Arc::default(),
+            call: Arc::default(),
+            cursors: Arc::new(NumberedTable::new(MAX_CURSORS, 0)),
         }
     }
 
@@ -106,93 +107,43 @@ impl KeyValueCtx {
         self
     }
 
-    /// The same store, buckets, observer and list cursors for a new instance: fresh failure
-    /// flags, and `context` on every write its guest makes (the request it serves).
+    /// The same store, buckets, observer and list cursors for a new instance: a call state of
+    /// its own, and `context` on every write its guest makes (the request it serves).
     pub fn for_new_instance(&self, context: WriteContext) -> Self {
         Self {
             write_context: context,
-            instance: Arc::default(),
+            call: Arc::default(),
             ..self.clone()
         }
     }
 
-    /// Makes the next call's writes staged ([`Answer::WhenApplied`]): each returns to the
-    /// guest as soon as the store applied it, and its durability is kept for the host to await
-    /// ([`KeyValueCtx::take_durability`]) before it answers anyone. `more_follow`: the host has
-    /// more writes right behind this call (a pipeline), so the store may hold its group commit
-    /// open for them. [`KeyValueCtx::stop_staging`] goes back to writes that return durable.
-    pub fn stage_writes(&self, more_follow: bool) {
-        self.instance.staging.store(true, Ordering::Relaxed);
-        self.instance
-            .more_follow
-            .store(more_follow, Ordering::Relaxed);
+    /// Starts a guest call: an empty record, and its writes answered as `answer` says
+    /// ([`Answer::WhenApplied`]: each returns to the guest as soon as the store applied it,
+    /// and its durability waits in the record for the host to complete before it answers
+    /// anyone).
+    pub fn start_call(&self, answer: Answer) {
+        let mut call = self.call_state();
+        call.answer = answer;
+        call.record = CallRecord::default();
     }
 
-    /// Writes return when durable again (the default).
-    pub fn stop_staging(&self) {
-        self.instance.staging.store(false, Ordering::Relaxed);
+    /// Ends a guest call: what its operations came to. Writes answered when durable again.
+    pub fn finish_call(&self) -> CallRecord {
+        let mut call = self.call_state();
+        call.answer = Answer::WhenDurable;
+        std::mem::take(&mut call.record)
     }
 
-    /// The durability of every staged write since the last call: complete them all before
-    /// acknowledging those writes.
-    pub fn take_durability(&self) -> Vec<DurableFuture> {
-        std::mem::take(&mut *self.instance.pending())
+    /// The call state. Every change to it is one assignment or push, which a panic elsewhere
+    /// while it was held (poisoning) cannot leave half-made: it is used anyway, and no failure
+    /// or durability is ever dropped.
+    fn call_state(&self) -> std::sync::MutexGuard<'_, CallState> {
+        self.call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets how earlier calls of this instance failed, so the flags below describe the next
-    /// call alone: for a host that makes several calls on one instance (tally's RESP listener
-    /// runs a pipeline's commands on one).
-    pub fn start_call(&self) {
-        for flag in [
-            &self.instance.busy,
-            &self.instance.unavailable,
-            &self.instance.overflow,
-            &self.instance.cursor_expired,
-            &self.instance.key_reused,
-            &self.instance.replayed,
-        ] {
-            flag.store(false, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether an operation of this instance failed because the store was busy (locked by
-    /// another process past its timeout): the caller may retry later.
-    pub fn store_was_busy(&self) -> bool {
-        self.instance.busy.load(Ordering::Relaxed)
-    }
-
-    /// Whether an operation of this instance failed because the store could not be reached: the
-    /// caller may retry later.
-    pub fn store_was_unavailable(&self) -> bool {
-        self.instance.unavailable.load(Ordering::Relaxed)
-    }
-
-    /// Whether an increment of this instance was refused because it would pass the store's
-    /// counter limit ([`StorageError::Overflow`]): a typed signal, where the guest only sees the
-    /// error's text.
-    pub fn increment_overflowed(&self) -> bool {
-        self.instance.overflow.load(Ordering::Relaxed)
-    }
-
-    /// Whether a write of this instance carried an idempotency key that was first used for
-    /// another write ([`StorageError::IdempotencyKeyReused`]): nothing was applied.
-    pub fn idempotency_key_reused(&self) -> bool {
-        self.instance.key_reused.load(Ordering::Relaxed)
-    }
-
-    /// Whether a write of this instance was answered from the record of its idempotency key
-    /// (a retry of a write applied before): nothing was applied now.
-    pub fn write_was_replayed(&self) -> bool {
-        self.instance.replayed.load(Ordering::Relaxed)
-    }
-
-    /// Whether a `list-keys` call of this instance was given a cursor this context does not
-    /// (or no longer) remember: the listing must start again.
-    pub fn cursor_expired(&self) -> bool {
-        self.instance.cursor_expired.load(Ordering::Relaxed)
-    }
-
-    /// Records how an operation failed and tells the observer how long it took.
+    /// Tells the observer how long an operation took, and [`KeyValueCtx::record`]s its outcome.
     fn finish<T>(
         &self,
         started: std::time::Instant,
@@ -201,17 +152,19 @@ impl KeyValueCtx {
         if let Some(observer) = &self.observer {
             observer.store_operation(started.elapsed());
         }
-        let flag = match &outcome {
-            Err(StorageError::Busy(_)) => Some(&self.instance.busy),
-            Err(StorageError::Unavailable(_)) => Some(&self.instance.unavailable),
-            Err(StorageError::Overflow { .. }) => Some(&self.instance.overflow),
-            Err(StorageError::IdempotencyKeyReused { .. }) => Some(&self.instance.key_reused),
-            _ => None,
-        };
-        if let Some(flag) = flag {
-            flag.store(true, Ordering::Relaxed);
-        }
-        outcome.map_err(KeyValueError::Storage)
+        self.record(outcome)
+    }
+
+    /// Keeps a failure in the call's record and hands the guest its words.
+    fn record<T>(&self, outcome: Result<T, StorageError>) -> Result<T, KeyValueError> {
+        outcome.map_err(|failure| {
+            let reported = KeyValueError::Storage(match &failure {
+                StorageError::NoSuchBucket(_) => GuestError::NoSuchStore,
+                failure => GuestError::Other(failure.to_string()),
+            });
+            self.call_state().record.failures.push(failure);
+            reported
+        })
     }
 
     /// Runs one read with the observer timing it and the failure recorded.
@@ -224,13 +177,7 @@ impl KeyValueCtx {
     /// The request for one write of this instance: its context, answered when durable or (when
     /// the host stages writes) when applied.
     fn request(&self, bucket: String, write: Write) -> WriteRequest {
-        let answer = if self.instance.staging.load(Ordering::Relaxed) {
-            Answer::WhenApplied {
-                more_follow: self.instance.more_follow.load(Ordering::Relaxed),
-            }
-        } else {
-            Answer::WhenDurable
-        };
+        let answer = self.call_state().answer;
         WriteRequest::new(bucket, write)
             .with_context(&self.write_context)
             .with_answer(answer)
@@ -242,20 +189,21 @@ impl KeyValueCtx {
     async fn write(&self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
         let outcome = self.storage.submit(self.request(bucket, write)).await;
-        let outcome = match outcome {
-            Ok(applied) => match applied.durable {
-                Some(durable) => {
-                    self.instance.pending().push(durable);
-                    Ok(applied.written)
-                }
-                None => Ok(applied.written),
-            },
-            Err(failure) => Err(failure),
-        };
-        if outcome.as_ref().is_ok_and(|written| written.replayed) {
-            self.instance.replayed.store(true, Ordering::Relaxed);
+        if let Ok(applied) = &outcome {
+            let mut call = self.call_state();
+            if applied.written.replayed {
+                call.record.replayed = true;
+            } else {
+                call.record.writes_applied += 1;
+            }
         }
-        self.finish(started, outcome.map(|written| written.value))
+        let outcome = outcome.map(|applied| {
+            if let Some(durable) = applied.durable {
+                self.call_state().record.durable.push(durable);
+            }
+            applied.written.value
+        });
+        self.finish(started, outcome)
     }
 
     /// Applies `writes` in order: every one is handed to the store before the first is awaited,
@@ -271,7 +219,10 @@ impl KeyValueCtx {
         for write in pending {
             let started = std::time::Instant::now();
             let outcome = match write.await {
-                Ok(applied) => applied.durable().await.map(|_| ()),
+                Ok(applied) => {
+                    self.call_state().record.writes_applied += 1;
+                    applied.durable().await.map(|_| ())
+                }
                 Err(failure) => Err(failure),
             };
             self.finish(started, outcome)?;
@@ -280,36 +231,24 @@ impl KeyValueCtx {
     }
 
     /// The guest's number for `cursor`, which pages `bucket`.
-    fn remember(&self, bucket: &str, cursor: Cursor) -> Result<u64, KeyValueError> {
-        let mut table = self.cursors.lock().map_err(poisoned)?;
-        table.last += 1;
-        let number = table.last;
-        table.cursors.insert(number, (bucket.to_string(), cursor));
-        while table.cursors.len() > MAX_CURSORS {
-            table.cursors.pop_first();
-        }
-        Ok(number)
+    fn remember(&self, bucket: &str, cursor: Cursor) -> u64 {
+        self.cursors.remember((bucket.to_string(), cursor))
     }
 
     /// The cursor the guest's number stands for, if it was handed out for `bucket` and is
     /// still remembered.
     fn recall(&self, bucket: &str, number: u64) -> Result<Cursor, KeyValueError> {
-        let table = self.cursors.lock().map_err(poisoned)?;
-        match table.cursors.get(&number) {
-            Some((paged, cursor)) if paged == bucket => Ok(cursor.clone()),
+        match self.cursors.recall(number) {
+            Some((paged, cursor)) if paged == bucket => Ok(cursor),
             _ => {
-                self.instance.cursor_expired.store(true, Ordering::Relaxed);
-                Err(KeyValueError::Storage(StorageError::Backend(format!(
-                    "list-keys cursor {number} is unknown here or expired (the newest {MAX_CURSORS} \
-                 are kept); list again from the start"
-                ))))
+                let expired = StorageError::InvalidCursor(format!(
+                    "list-keys cursor {number} is unknown here or expired (the newest \
+                     {MAX_CURSORS} are kept); list again from the start"
+                ));
+                self.record(Err(expired))
             }
         }
     }
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> KeyValueError {
-    KeyValueError::Trap(wasmtime::Error::msg("keyvalue cursor table poisoned"))
 }
 
 /// A view of a store's data that implements the keyvalue host traits.
@@ -332,17 +271,26 @@ impl<'a> KeyValue<'a> {
     }
 }
 
-/// A failed keyvalue operation: a storage error the guest sees as `store.error`, or a host fault
-/// (a bad resource handle, a crashed blocking task) that traps the guest.
+/// A failed keyvalue operation: a storage error the guest sees as `store.error` (the typed
+/// error stays in the call's record, [`CallRecord`]), or a host fault (a bad resource handle)
+/// that traps the guest.
 #[derive(Debug)]
 pub enum KeyValueError {
-    /// Reported to the guest as `error::other(message)` (`no-such-store` for an unserved
-    /// bucket).
-    Storage(StorageError),
+    /// Reported to the guest as this `store.error`.
+    Storage(GuestError),
     /// The guest may not open this bucket: reported as `error::access-denied`.
     Denied(String),
     /// Aborts the guest's call.
     Trap(wasmtime::Error),
+}
+
+/// The `store.error` a guest sees for a storage failure.
+#[derive(Debug)]
+pub enum GuestError {
+    /// `no-such-store`: the store does not serve the bucket.
+    NoSuchStore,
+    /// `other(message)`: the failure in words.
+    Other(String),
 }
 
 impl From<ResourceTableError> for KeyValueError {
@@ -361,17 +309,15 @@ impl store::Host for KeyValue<'_> {
             return Err(KeyValueError::Denied(identifier));
         }
         self.ctx
-            .storage
-            .check_bucket(&identifier)
-            .map_err(KeyValueError::Storage)?;
+            .record(self.ctx.storage.check_bucket(&identifier))?;
         Ok(self.table.push(Bucket { name: identifier })?)
     }
 
     fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
         match error {
-            KeyValueError::Storage(StorageError::NoSuchBucket(_)) => Ok(store::Error::NoSuchStore),
+            KeyValueError::Storage(GuestError::NoSuchStore) => Ok(store::Error::NoSuchStore),
             KeyValueError::Denied(_) => Ok(store::Error::AccessDenied),
-            KeyValueError::Storage(error) => Ok(store::Error::Other(error.to_string())),
+            KeyValueError::Storage(GuestError::Other(message)) => Ok(store::Error::Other(message)),
             KeyValueError::Trap(error) => Err(error),
         }
     }
@@ -423,10 +369,7 @@ impl store::HostBucket for KeyValue<'_> {
             .await?;
         Ok(store::KeyResponse {
             keys: page.keys,
-            cursor: page
-                .cursor
-                .map(|next| ctx.remember(&name, next))
-                .transpose()?,
+            cursor: page.cursor.map(|next| ctx.remember(&name, next)),
         })
     }
 
@@ -567,7 +510,7 @@ mod tests {
         let shared = ctx();
         let first = shared.for_new_instance(WriteContext::default());
         let later = shared.for_new_instance(WriteContext::default());
-        let number = first.remember("", Cursor::from_bytes("k0999")).unwrap();
+        let number = first.remember("", Cursor::from_bytes("k0999"));
         assert_eq!(
             later.recall("", number).unwrap(),
             Cursor::from_bytes("k0999")
@@ -578,13 +521,20 @@ mod tests {
             "another context shares nothing"
         );
         for i in 0..MAX_CURSORS {
-            first
-                .remember("", Cursor::from_bytes(format!("c{i}")))
-                .unwrap();
+            first.remember("", Cursor::from_bytes(format!("c{i}")));
         }
-        let KeyValueError::Storage(error) = later.recall("", number).unwrap_err() else {
+        let KeyValueError::Storage(GuestError::Other(error)) =
+            later.recall("", number).unwrap_err()
+        else {
             panic!("an expired cursor is a storage error, not a trap");
         };
+        assert!(matches!(
+            later.finish_call().failures.as_slice(),
+            [
+                StorageError::InvalidCursor(_),
+                StorageError::InvalidCursor(_)
+            ]
+        ));
         assert!(
             error.to_string().contains("list again from the start"),
             "{error}"

@@ -69,6 +69,23 @@ pub fn start_with(storage: Arc<dyn Storage>) -> (Runtime, Counter) {
 }
 
 /// Runs a future to completion on a current-thread runtime (each test thread has its own).
+/// A call's outcome in the shape the tests compare: a trap or a host failure (busy, outage,
+/// key reused...) as the outer error, the component's refusal as the inner one.
+pub trait Answer<T> {
+    /// The outcome in that shape.
+    fn answer(self) -> anyhow::Result<Result<T, tally::CounterError>>;
+}
+
+impl<T> Answer<T> for Result<tally::Done<T>, tally::Failure> {
+    fn answer(self) -> anyhow::Result<Result<T, tally::CounterError>> {
+        match self {
+            Ok(done) => Ok(Ok(done.value)),
+            Err(tally::Failure::Refused(refusal)) => Ok(Err(refusal.error)),
+            Err(failure) => Err(anyhow::anyhow!(failure.message())),
+        }
+    }
+}
+
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()

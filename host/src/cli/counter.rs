@@ -3,9 +3,8 @@
 //! time.
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
-use crate::CounterError;
-use crate::Refusal;
-use crate::runtime::{Counter, Runtime};
+use crate::counters;
+use crate::runtime::Runtime;
 use anyhow::Context;
 use std::io::Write;
 
@@ -15,33 +14,21 @@ pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> 
 }
 
 /// The runtime over the store the options name; for a command that only reads, over the store
-/// opened for reading (nothing created or converted).
-fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<(Runtime, String), Failure> {
-    let (storage, store) = if only_reads {
+/// opened for reading (nothing created or converted). Failures name the store as
+/// `GlobalArgs::runtime_options` says.
+fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
+    let (storage, _) = if only_reads {
         global.open_storage_for_reading()?
     } else {
         global.open_storage(None)?
     };
     // One command at a time on this thread (a current-thread runtime, see `super::block_on`):
     // the store runs its reads right here, with no blocking pool thread.
-    Ok((
-        Runtime::new(&global.component_source(), &global.runtime_options(), storage)?,
-        store,
-    ))
-}
-
-/// A refusal of the component as the command's failure: an unreachable store in the words the
-/// server uses (exit 3, `store_unavailable`), anything else as the refusal it is.
-fn refusal(counter: &Counter, store: &str, error: CounterError) -> Failure {
-    match error {
-        CounterError::StoreFailure(detail) if counter.idempotency_key_reused() => {
-            Failure::KeyReused(detail)
-        }
-        CounterError::StoreFailure(detail) if counter.store_was_unavailable() => {
-            Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
-        }
-        error => Failure::Refused(Refusal::new(error, counter.counter_limit())),
-    }
+    Ok(Runtime::new(
+        &global.component_source(),
+        &global.runtime_options(),
+        storage,
+    )?)
 }
 
 /// The call one counter command makes, and what it prints: the value afterwards.
@@ -54,26 +41,34 @@ enum Call {
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
-    let (runtime, store) = runtime(global, only_reads)?;
+    let runtime = runtime(global, only_reads)?;
     let (name, call, key) = match command {
         // Page after page, each from an instance of its own.
-        Command::List => return list(&runtime, &store, global.json).await,
+        Command::List => return list(&runtime, global.json).await,
         Command::Get { name } => (name, Call::Get, None),
         Command::Incr { name, by, once } => (name, Call::Increment(by), once.idempotency_key),
         Command::Set { name, value, once } => (name, Call::Set(value), once.idempotency_key),
         Command::Reset { name, once } => (name, Call::Reset, once.idempotency_key),
     };
-    // No key claim: one command per process has no other request in flight to wait for, and
-    // the store serializes it with other processes' writes (a retry there is a replay).
-    let mut counter = runtime.instantiate_with_key(key.as_ref()).await?;
-    let answered = match call {
-        Call::Get => counter.get(&name).await?,
-        Call::Increment(by) => counter.increment(&name, by).await?,
-        Call::Set(value) => counter.set(&name, value).await?.map(|()| value),
-        Call::Reset => counter.reset(&name).await?.map(|()| 0),
-    };
-    let value = answered.map_err(|error| refusal(&counter, &store, error))?;
-    if counter.was_replayed() && !global.json {
+    // The key's claim never waits here (one command per process has no other request in
+    // flight); the store serializes it with other processes' writes (a retry there is a replay).
+    let mut request = counters::Request::new(&runtime, key.as_ref()).await?;
+    let (value, replayed) = match call {
+        Call::Get => request
+            .get(&name)
+            .await
+            .map(|done| (done.value, done.replayed)),
+        Call::Increment(by) => request
+            .increment(&name, by)
+            .await
+            .map(|done| (done.value, done.replayed)),
+        Call::Set(value) => request
+            .set(&name, value)
+            .await
+            .map(|done| (value, done.replayed)),
+        Call::Reset => request.reset(&name).await.map(|done| (0, done.replayed)),
+    }?;
+    if replayed && !global.json {
         // Standard output stays the first answer, byte for byte; this note is for people.
         eprintln!(
             "tally: the idempotency key {} was used for this write before: printing its first \
@@ -95,7 +90,7 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
 /// instance: the listing's memory and each call's time stay those of one page, however many
 /// counters there are. Text: one `name<TAB>value` line each. JSON: one array, written as it
 /// goes. A failure after the first page leaves the pages before it printed.
-async fn list(runtime: &Runtime, store: &str, json: bool) -> Result<(), Failure> {
+async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut cursor: Option<String> = None;
     let mut first = true;
@@ -103,12 +98,12 @@ async fn list(runtime: &Runtime, store: &str, json: bool) -> Result<(), Failure>
         write!(out, "[").context("writing to standard output")?;
     }
     loop {
-        let mut counter = runtime.instantiate().await?;
-        let page = counter
+        let page = counters::Request::unkeyed(runtime)
+            .await?
             // The contract's largest page: the fewest calls.
             .list_page(cursor.as_deref(), tally_guest::page::MAX_LIMIT)
             .await?
-            .map_err(|error| refusal(&counter, store, error))?;
+            .value;
         for (name, value) in &page.counters {
             if json {
                 let separator = if first { "" } else { "," };

@@ -365,6 +365,7 @@ impl GlobalArgs {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
             idempotency_retention: std::time::Duration::from_secs(self.idempotency_retention_secs),
+            store_name: std::sync::Arc::from(self.store_spec().to_string()),
             ..RuntimeOptions::default()
         }
     }

@@ -4,7 +4,7 @@
 //! refused (invalid name, overflow, corrupt value, an import file with a bad line, an
 //! idempotency key reused for another write); 2 the command line is wrong; 3 tally could not do
 //! its work (database, component, a store failure, unreachable or locked past the busy timeout,
-//! network).
+//! network). [`exit_code`] maps each error code ([`crate::error_code`]) to one.
 //!
 //! Every option can also be set through an environment variable (`TALLY_DB`, `TALLY_LISTEN`,
 //! ...; `--help` names each one); a flag given on the command line wins. Colors follow the
@@ -27,8 +27,8 @@ pub mod global;
 pub mod serve;
 pub mod transfer;
 
+use crate::error_code::ErrorCode;
 use crate::idempotency::IdempotencyKey;
-use crate::{CounterError, Refusal};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use global::GlobalArgs;
 pub use global::default_db_path;
@@ -140,22 +140,17 @@ pub struct OnceArg {
 
 /// Why a command failed, which decides the exit code.
 pub enum Failure {
-    /// The component refused the operation: exit 1 (3 for a store failure).
-    Refused(Refusal),
+    /// A counter call failed ([`crate::Failure`]): its code decides ([`exit_code`]).
+    Call(crate::Failure),
     /// The user's input (an import file, say) was refused, and nothing changed: exit 1.
     Invalid(anyhow::Error),
     /// tally could not do its work: exit 3.
     Broken(anyhow::Error),
-    /// The store cannot be reached (Redis down): exit 3, code `store_unavailable`, the words
-    /// the server uses for its 503.
-    Unavailable(String),
-    /// The idempotency key was first used for another write: exit 1, code
-    /// `idempotency_key_reused`.
-    KeyReused(String),
 }
 
 /// An error that says the store cannot be reached ([`crate::refusal::store_unreachable`]'s
-/// words), so that wherever it is raised the command exits as [`Failure::Unavailable`].
+/// words), so that wherever it is raised the command exits as an outage
+/// ([`crate::Failure::Unavailable`]).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StoreUnreachable(pub String);
@@ -163,9 +158,42 @@ pub struct StoreUnreachable(pub String);
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         match error.downcast::<StoreUnreachable>() {
-            Ok(unreachable) => Self::Unavailable(unreachable.0),
+            Ok(unreachable) => Self::Call(crate::Failure::Unavailable(unreachable.0)),
             Err(error) => Self::Broken(error),
         }
+    }
+}
+
+impl From<crate::Failure> for Failure {
+    fn from(failure: crate::Failure) -> Self {
+        Self::Call(failure)
+    }
+}
+
+/// The exit code of each error code: 1 when the input was refused (nothing changed), 3 when
+/// tally could not do its work (the store, the component, the environment).
+pub fn exit_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::InvalidName
+        | ErrorCode::Overflow
+        | ErrorCode::CorruptValue
+        | ErrorCode::InvalidBody
+        | ErrorCode::InvalidQuery
+        | ErrorCode::InvalidIdempotencyKey
+        | ErrorCode::IdempotencyKeyReused
+        | ErrorCode::InvalidInput => 1,
+        ErrorCode::StoreFailure
+        | ErrorCode::BodyTooLarge
+        | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::Unauthorized
+        | ErrorCode::Busy
+        | ErrorCode::GuestFailure
+        | ErrorCode::StoreUnavailable
+        | ErrorCode::IdempotencyKeyInUse
+        | ErrorCode::WriteOutcomeUnknown
+        | ErrorCode::AppliedThenFailed
+        | ErrorCode::Failure => 3,
     }
 }
 
@@ -203,27 +231,21 @@ pub fn main() -> ExitCode {
 /// Prints why a command failed, on one line (`{"error", "code"}` with `--json`), and returns its
 /// exit code.
 fn report(failure: Failure, json: bool) -> ExitCode {
-    let (message, code, exit) = match failure {
-        // A store failure is the environment's fault, not the request's.
-        Failure::Refused(refusal) => {
-            let exit = match refusal.error {
-                CounterError::StoreFailure(_) => 3,
-                _ => 1,
-            };
-            (refusal.to_string(), refusal.code(), exit)
-        }
+    let (message, code) = match failure {
+        Failure::Call(failure) => (failure.message(), ErrorCode::of(&failure)),
         // `{:#}` prints the context chain on one line and never a backtrace.
-        Failure::Invalid(error) => (format!("{error:#}"), "invalid_input", 1),
-        Failure::Broken(error) => (format!("{error:#}"), "failure", 3),
-        Failure::Unavailable(message) => (message, "store_unavailable", 3),
-        Failure::KeyReused(message) => (message, "idempotency_key_reused", 1),
+        Failure::Invalid(error) => (format!("{error:#}"), ErrorCode::InvalidInput),
+        Failure::Broken(error) => (format!("{error:#}"), ErrorCode::Failure),
     };
     if json {
-        eprintln!("{}", serde_json::json!({ "error": message, "code": code }));
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": message, "code": code.as_str() })
+        );
     } else {
         eprintln!("{ERROR_PREFIX}{message}");
     }
-    ExitCode::from(exit)
+    ExitCode::from(exit_code(code))
 }
 
 /// Help and version go to standard output as clap prints them; a malformed command line is a

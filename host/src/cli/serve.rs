@@ -203,7 +203,6 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         runtime.clone(),
         args.auth_token.clone(),
         metrics.clone(),
-        &store,
         http_stopped,
     );
     let resp = async {
@@ -213,7 +212,6 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
                     max_clients: usize::try_from(args.resp_max_clients).unwrap_or(usize::MAX),
                     idle_timeout: Duration::from_secs(args.resp_idle_timeout_secs),
                     auth_token: args.auth_token.as_deref().map(Arc::from),
-                    store: Arc::from(store.as_str()),
                 };
                 resp::serve(
                     resp_listener,

@@ -26,9 +26,8 @@ pub(super) fn export(global: &GlobalArgs) -> Result<(), Failure> {
     match super::block_on(async { Ok(transfer::export(&*storage, &mut out).await) })? {
         Ok(_) => Ok(()),
         Err(ExportError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(ExportError::CorruptValue(name)) => Err(Failure::Refused(Refusal::new(
-            CounterError::CorruptValue(name),
-            storage.counter_limit(),
+        Err(ExportError::CorruptValue(name)) => Err(Failure::Call(crate::Failure::Refused(
+            Refusal::new(CounterError::CorruptValue(name), storage.counter_limit()),
         ))),
         Err(error) => Err(Failure::Broken(
             anyhow!(error).context(format!("cannot export the counters of {store}")),

@@ -11,11 +11,14 @@
 //! idle timeout; on shutdown a connection answers what it has already read and then closes.
 
 use super::Shared;
+use super::cmd;
 use super::frame::{self, Batch};
 use super::reply::Reply;
-use super::session::{self, Instance, Outcome, Session};
+use super::session::{Outcome, Session};
+use crate::counters::Pipeline;
 use std::sync::Arc;
 use std::time::Duration;
+use tally_keyvalue::storage::WriteContext;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -46,17 +49,20 @@ pub async fn serve(
         } = frame::parse_batch(&input, MAX_BATCH);
         let ran = commands.len();
         let mut close = false;
-        let mut instance = Instance::new(&shared);
+        let mut pipeline = Pipeline::new(
+            &shared.runtime,
+            WriteContext::default().with_increment_limit(super::RESP_INCREMENT_LIMIT),
+        );
         let mut unsettled = Vec::new();
         for (index, args) in commands.iter().enumerate() {
-            if !session::stages_writes(args) {
+            if !cmd::stages_writes(args) {
                 settle(&mut unsettled, &shared, &session, &mut output).await;
             }
             // Only a staged write right behind is worth holding a commit open for.
             let more_follow = commands
                 .get(index + 1)
-                .is_some_and(|next| session::stages_writes(next));
-            let outcome = session.run(args, &shared, &mut instance, more_follow).await;
+                .is_some_and(|next| cmd::stages_writes(next));
+            let outcome = session.run(args, &shared, &mut pipeline, more_follow).await;
             close = outcome.close;
             unsettled.push(outcome);
             if close {
@@ -73,7 +79,7 @@ pub async fn serve(
             close = true;
         }
         settle(&mut unsettled, &shared, &session, &mut output).await;
-        drop(instance);
+        drop(pipeline);
         input.drain(..used);
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {

@@ -11,20 +11,18 @@
 //! # Layout
 //! - [`frame`]: requests off the wire (multi-bulk and inline), with the size limits.
 //! - [`number`]: integers as strictly as Redis reads them.
-//! - [`command`]: the command table and each command's arguments, with Redis's error texts.
-//! - [`session`]: a connection's state and the running of commands on the component.
+//! - [`cmd`]: the commands, one file each, and their table.
+//! - [`session`]: a connection's state and the running of its commands.
 //! - [`connection`]: the read-run-answer loop of one client.
 //! - [`reply`]: answers in RESP2 or RESP3.
 //! - [`glob`]: `KEYS` and `SCAN MATCH` patterns.
-//! - [`scan_cursors`]: numbers for `SCAN` cursors.
 
-pub mod command;
+pub mod cmd;
 pub mod connection;
 pub mod frame;
 pub mod glob;
 pub mod number;
 pub mod reply;
-pub mod scan_cursors;
 pub mod session;
 
 use crate::metrics::Metrics;
@@ -33,7 +31,8 @@ use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tally_keyvalue::numbered::NumberedTable;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -42,6 +41,13 @@ use tokio::task::JoinSet;
 /// The Redis version whose protocol and error texts tally follows (`INFO`'s `redis_version`,
 /// `HELLO`'s `version`).
 pub const REDIS_VERSION: &str = "7.0.0";
+
+/// The largest value an increment over RESP may leave a counter at: RESP integers are signed
+/// 64-bit, so the store refuses an increment past it atomically, whatever its own limit.
+pub const RESP_INCREMENT_LIMIT: u64 = i64::MAX as u64;
+
+/// How many `SCAN` cursors are remembered (shared by every connection).
+pub const MAX_SCAN_CURSORS: usize = 4096;
 
 /// How the server's line on standard output that gives the RESP address starts.
 const LISTENING_PREFIX: &str = "listening on redis://";
@@ -65,8 +71,6 @@ pub struct RespOptions {
     pub idle_timeout: Duration,
     /// The token `AUTH` needs (Redis's `requirepass`), if any.
     pub auth_token: Option<Arc<str>>,
-    /// How errors name the store (password redacted).
-    pub store: Arc<str>,
 }
 
 /// What every connection shares.
@@ -74,7 +78,8 @@ pub struct Shared {
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     options: RespOptions,
-    cursors: scan_cursors::ScanCursors,
+    /// Numbers for the component's page cursors, which Redis clients take as `SCAN` cursors.
+    cursors: NumberedTable<String>,
     port: u16,
     started: Instant,
 }
@@ -121,7 +126,14 @@ pub async fn serve(
         runtime,
         metrics,
         options,
-        cursors: scan_cursors::ScanCursors::default(),
+        // Numbers start at the microseconds since the Unix epoch when the server started and
+        // count up, so after a restart no old number means a new listing's cursor.
+        cursors: NumberedTable::new(
+            MAX_SCAN_CURSORS,
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |since| since.as_micros() as u64),
+        ),
         port,
         started: Instant::now(),
     });

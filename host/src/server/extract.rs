@@ -6,6 +6,7 @@
 
 use super::BODY_LIMIT;
 use super::error::ApiError;
+use crate::failure::Failure;
 use crate::idempotency::IdempotencyKey;
 use crate::{CounterError, Refusal};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -23,12 +24,12 @@ impl<S: Send + Sync> FromRequestParts<S> for CounterName {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(name)) => Ok(Self(name)),
             // No store was reached, so no store limit applies.
-            Err(rejection) => Err(ApiError::Counter(Refusal::new(
+            Err(rejection) => Err(ApiError::Failed(Failure::Refused(Refusal::new(
                 CounterError::InvalidName(format!(
                     "the name in the URL is not valid percent-encoded UTF-8 ({rejection})"
                 )),
                 u64::MAX,
-            ))),
+            )))),
         }
     }
 }

@@ -69,20 +69,18 @@ pub(crate) fn read_address_line(
 /// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets
 /// in-flight requests finish and returns. With `auth_token`, writes need that bearer token;
 /// requests are counted in `metrics`, which `GET /metrics` shows; errors name the store as
-/// `store` says.
+/// the runtime's options say.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     auth_token: Option<String>,
     metrics: Arc<Metrics>,
-    store: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = routes::router(routes::AppState {
         runtime,
         auth_token: auth_token.map(Arc::from),
         metrics,
-        store: Arc::from(store),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -22,10 +22,10 @@ use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
-use crate::idempotency::{IdempotencyKey, KeyClaim};
+use crate::counters;
+use crate::failure::Failure;
 use crate::metrics::Metrics;
-use crate::runtime::{Counter, Runtime};
-use crate::{CounterError, Refusal};
+use crate::runtime::Runtime;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::http::{HeaderName, HeaderValue};
@@ -46,41 +46,14 @@ pub struct AppState {
     pub auth_token: Option<Arc<str>>,
     /// Where requests are counted; what `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
-    /// How errors name the store (`sqlite:PATH`, `redis://HOST:PORT/DB` without its password).
-    pub store: Arc<str>,
-}
-
-impl AppState {
-    async fn instance(&self) -> Result<Counter, ApiError> {
-        self.runtime.instantiate().await.map_err(ApiError::Guest)
-    }
-
-    /// A fresh instance for a write whose request may carry an idempotency key, and the key's
-    /// claim, held until the answer is made (409 while another request of this server holds
-    /// it).
-    async fn instance_for_write(
-        &self,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<(Counter, Option<KeyClaim>), ApiError> {
-        let claim = self
-            .runtime
-            .claim_idempotency_key(key)
-            .map_err(ApiError::IdempotencyKeyInUse)?;
-        let counter = self
-            .runtime
-            .instantiate_with_key(key)
-            .await
-            .map_err(ApiError::Guest)?;
-        Ok((counter, claim))
-    }
 }
 
 /// The answer to a write: its counter and value, marked `Idempotent-Replayed: true` (and
 /// counted) when the store answered it from its idempotency key's record (the header Stripe's
 /// API sends).
-fn written(state: &AppState, counter: &Counter, value: CounterValue) -> Response {
+fn written(state: &AppState, replayed: bool, value: CounterValue) -> Response {
     let mut response = Json(value).into_response();
-    if counter.was_replayed() {
+    if replayed {
         state
             .metrics
             .idempotent_replays
@@ -148,27 +121,6 @@ struct SetBody {
     value: u64,
 }
 
-/// A guest call's two layers of failure as one API error; a store failure that was the store
-/// being busy or unreachable is worth a retry (503).
-fn answer<T>(
-    state: &AppState,
-    outcome: anyhow::Result<Result<T, CounterError>>,
-    counter: &Counter,
-) -> Result<T, ApiError> {
-    match outcome.map_err(ApiError::Guest)? {
-        Err(CounterError::StoreFailure(message)) if counter.idempotency_key_reused() => {
-            Err(ApiError::IdempotencyKeyReused(message))
-        }
-        Err(CounterError::StoreFailure(message)) if counter.store_was_busy() => {
-            Err(ApiError::Busy(message))
-        }
-        Err(CounterError::StoreFailure(message)) if counter.store_was_unavailable() => Err(
-            ApiError::Unavailable(crate::refusal::store_unreachable(&state.store, &message)),
-        ),
-        outcome => outcome.map_err(|error| Refusal::new(error, counter.counter_limit()).into()),
-    }
-}
-
 async fn increment_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
@@ -176,17 +128,21 @@ async fn increment_counter(
     OptionalJson(body): OptionalJson<IncrementBody>,
 ) -> Result<Response, ApiError> {
     let by = body.map_or(1, |body| body.by);
-    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
-    let value = answer(&state, counter.increment(&name, by).await, &counter)?;
-    Ok(written(&state, &counter, CounterValue { name, value }))
+    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let done = request.increment(&name, by).await?;
+    let value = done.value;
+    Ok(written(&state, done.replayed, CounterValue { name, value }))
 }
 
 async fn get_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
-    let mut counter = state.instance().await?;
-    let value = answer(&state, counter.get(&name).await, &counter)?;
+    let value = counters::Request::unkeyed(&state.runtime)
+        .await?
+        .get(&name)
+        .await?
+        .value;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -199,9 +155,9 @@ async fn set_counter(
     let value = body
         .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
         .value;
-    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
-    answer(&state, counter.set(&name, value).await, &counter)?;
-    Ok(written(&state, &counter, CounterValue { name, value }))
+    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let done = request.set(&name, value).await?;
+    Ok(written(&state, done.replayed, CounterValue { name, value }))
 }
 
 async fn reset_counter(
@@ -209,9 +165,13 @@ async fn reset_counter(
     CounterName(name): CounterName,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
 ) -> Result<Response, ApiError> {
-    let (mut counter, _claim) = state.instance_for_write(key.as_ref()).await?;
-    answer(&state, counter.reset(&name).await, &counter)?;
-    Ok(written(&state, &counter, CounterValue { name, value: 0 }))
+    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let done = request.reset(&name).await?;
+    Ok(written(
+        &state,
+        done.replayed,
+        CounterValue { name, value: 0 },
+    ))
 }
 
 /// One page of counters (in the store's listing order: by name on SQLite and memory), with a
@@ -221,14 +181,11 @@ async fn list_counters(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = PageQuery::parse(query.as_deref())?;
-    let mut counter = state.instance().await?;
-    let page = answer(
-        &state,
-        counter
-            .list_page(query.cursor.as_deref(), query.limit)
-            .await,
-        &counter,
-    )?;
+    let page = counters::Request::unkeyed(&state.runtime)
+        .await?
+        .list_page(query.cursor.as_deref(), query.limit)
+        .await?
+        .value;
     let counters: Vec<_> = page
         .counters
         .into_iter()
@@ -237,8 +194,9 @@ async fn list_counters(
     let mut response = Json(counters).into_response();
     if let Some(next) = page.next {
         // Form encoding leaves only visible ASCII, which a header value always accepts.
-        let link = HeaderValue::from_str(&query.next_link(&next))
-            .map_err(|error| ApiError::Guest(anyhow::anyhow!("cursor header: {error}")))?;
+        let link = HeaderValue::from_str(&query.next_link(&next)).map_err(|error| {
+            ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
+        })?;
         response.headers_mut().insert(LINK, link);
     }
     Ok(response)
@@ -251,13 +209,8 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready when the store can be reached (a `PING` on Redis); 503 `store_unavailable` otherwise.
 /// `/healthz` stays the liveness check: the process answers.
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.runtime.check_store_ready().await {
-        Ok(()) => Ok(Json(serde_json::json!({ "status": "ok" }))),
-        Err(failure) => Err(ApiError::Unavailable(crate::refusal::store_unreachable(
-            &state.store,
-            &failure.to_string(),
-        ))),
-    }
+    state.runtime.check_store_ready().await?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -603,7 +603,7 @@ impl Cursor {
     /// that store in the error for bytes that are not one.
     pub(crate) fn as_key(&self, store: &str) -> Result<&str, StorageError> {
         std::str::from_utf8(&self.0)
-            .map_err(|_| StorageError::Backend(format!("not a list cursor of the {store}")))
+            .map_err(|_| StorageError::InvalidCursor(format!("not a list cursor of the {store}")))
     }
 }
 
@@ -665,6 +665,14 @@ pub enum StorageError {
     /// answering in time). Nothing was written; trying again later may succeed.
     #[error("the store cannot be reached: {0}")]
     Unavailable(String),
+    /// A list cursor the store did not make, or no longer knows: the listing must start again.
+    #[error("{0}")]
+    InvalidCursor(String),
+    /// The write was sent and the store's answer was lost (a connection dropped after it): it
+    /// may or may not have been applied. A retry with an idempotency key is safe; without one
+    /// it may count twice.
+    #[error("the write's outcome is unknown: {0}")]
+    OutcomeUnknown(String),
     /// The request needs an ability this store does not declare ([`Storage::capabilities`]):
     /// refused before the store saw it, so nothing was written.
     #[error("this store cannot {0}")]

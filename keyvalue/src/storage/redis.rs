@@ -510,7 +510,7 @@ impl Storage for RedisStorage {
                 .and_then(|text| text.parse::<u64>().ok()),
         };
         let Some(start) = start else {
-            return Box::pin(std::future::ready(Err(StorageError::Backend(
+            return Box::pin(std::future::ready(Err(StorageError::InvalidCursor(
                 "not a list cursor of Redis".into(),
             ))));
         };

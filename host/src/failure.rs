@@ -1,0 +1,347 @@
+//! A counter call's failure as one value, made where the call ends ([`crate::runtime::Counter`])
+//! from what the component answered and what the store reported for that call
+//! ([`tally_keyvalue::CallRecord`]), in one precedence. HTTP, RESP and the command line only map
+//! it: to a status and code ([`crate::server::error`]), a Redis error line ([`crate::resp`]), an
+//! exit code ([`crate::cli`]).
+
+use crate::{CounterError, Refusal};
+use tally_keyvalue::CallRecord;
+use tally_keyvalue::storage::StorageError;
+
+/// Why a call on the counters failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The component refused the operation (invalid name, overflow, corrupt value, invalid
+    /// page), or reported a store failure that is none of the kinds below. Nothing changed.
+    Refused(Refusal),
+    /// A request with this idempotency key is still running in this process: the refusal.
+    KeyInUse(String),
+    /// The idempotency key was first used for another write: the store's words for both.
+    /// Nothing was applied.
+    KeyReused(String),
+    /// The store was locked by another process past its busy timeout. Nothing changed.
+    Busy(String),
+    /// The store cannot be reached: the store named, why, and to retry
+    /// ([`crate::refusal::store_unreachable`]). Nothing changed.
+    Unavailable(String),
+    /// A write was sent and its answer lost: it may or may not have been applied.
+    OutcomeUnknown(String),
+    /// A write of the call was applied, then the call failed: the write stands.
+    AppliedThenFailed(String),
+    /// The component trapped (deadline, memory limit, panic) or could not be instantiated;
+    /// nothing was applied.
+    Trap(anyhow::Error),
+}
+
+impl Failure {
+    /// The failure in words for people, the same over HTTP and on the command line (RESP
+    /// answers in Redis's words where Redis has them).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Refused(refusal) => refusal.to_string(),
+            Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
+            Self::KeyInUse(message)
+            | Self::KeyReused(message)
+            | Self::Unavailable(message)
+            | Self::AppliedThenFailed(message) => message.clone(),
+            Self::OutcomeUnknown(detail) => format!(
+                "the counter store lost its answer to a write, which may or may not have been \
+                 applied ({detail}); a retry with the same idempotency key is safe, one without \
+                 may count twice"
+            ),
+            // Says "the counter component ..." itself (see `runtime::Limits::explain`).
+            Self::Trap(error) => format!("{error:#}"),
+        }
+    }
+
+    /// Whether the same request may well succeed in a moment, unchanged (the store busy or
+    /// unreachable): HTTP says so with `Retry-After`.
+    pub fn retry_soon(&self) -> bool {
+        matches!(self, Self::Busy(_) | Self::Unavailable(_))
+    }
+}
+
+/// What a successful call came to.
+pub struct Done<T> {
+    /// The component's answer.
+    pub value: T,
+    /// A write of the call was answered from its idempotency key's record: nothing applied now.
+    pub replayed: bool,
+    /// The durability of the call's writes that were answered when applied (see
+    /// [`crate::runtime::Counter::answer_when_applied`]); empty otherwise.
+    pub durable: Vec<tally_keyvalue::storage::DurableFuture>,
+}
+
+/// The message of a listing whose cursor the runtime no longer knows.
+fn cursor_expired() -> String {
+    format!(
+        "this listing's cursor has expired (the server keeps the newest {} and forgets them on \
+         restart); list again from the start",
+        tally_keyvalue::MAX_CURSORS
+    )
+}
+
+/// Which of a call's store failures decides its outcome: the lowest rank, the first of those.
+fn rank(failure: &StorageError) -> u8 {
+    match failure {
+        StorageError::IdempotencyKeyReused { .. } => 0,
+        StorageError::OutcomeUnknown(_) => 1,
+        StorageError::Unavailable(_) => 2,
+        StorageError::Busy(_) => 3,
+        StorageError::InvalidCursor(_) => 4,
+        StorageError::Overflow { .. } => 5,
+        _ => 6,
+    }
+}
+
+/// One call's outcome: `answer` (a trap, already explained, or the component's answer) read
+/// with `record` (what the store reported for the call). The precedence, first match wins:
+///
+/// 1. a trap: [`Failure::AppliedThenFailed`] when a write was applied, else [`Failure::Trap`];
+/// 2. the component's success;
+/// 3. the store's own account of a failure the component only saw in words, most telling
+///    first: key reused, outcome unknown, unreachable, busy, an expired cursor (an invalid
+///    page), an overflow (the counter's overflow, whatever words the component found);
+/// 4. a store failure after an applied write: [`Failure::AppliedThenFailed`];
+/// 5. the component's refusal.
+///
+/// `store` names the store in an outage's words.
+pub fn classify<T>(
+    answer: anyhow::Result<Result<T, CounterError>>,
+    record: CallRecord,
+    counter_limit: u64,
+    store: &str,
+) -> Result<Done<T>, Failure> {
+    let applied = record.writes_applied > 0;
+    let refusal = match answer {
+        Err(trap) if applied => {
+            return Err(Failure::AppliedThenFailed(format!(
+                "{trap:#}; a write of this request was applied before that and stands"
+            )));
+        }
+        Err(trap) => return Err(Failure::Trap(trap)),
+        Ok(Ok(value)) => {
+            return Ok(Done {
+                value,
+                replayed: record.replayed,
+                durable: record.durable,
+            });
+        }
+        Ok(Err(refusal)) => refusal,
+    };
+    let store_failed = matches!(refusal, CounterError::StoreFailure(_));
+    let mut failures = record.failures;
+    failures.sort_by_key(rank);
+    let failure = match failures.into_iter().next() {
+        Some(reused @ StorageError::IdempotencyKeyReused { .. }) => {
+            Failure::KeyReused(reused.to_string())
+        }
+        Some(StorageError::OutcomeUnknown(detail)) => Failure::OutcomeUnknown(detail),
+        Some(StorageError::Unavailable(detail)) => {
+            Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
+        }
+        Some(busy @ StorageError::Busy(_)) => Failure::Busy(busy.to_string()),
+        Some(StorageError::InvalidCursor(_)) if store_failed => Failure::Refused(Refusal::new(
+            CounterError::InvalidPage(cursor_expired()),
+            counter_limit,
+        )),
+        Some(StorageError::Overflow { key, .. }) if store_failed => {
+            Failure::Refused(Refusal::new(CounterError::Overflow(key), counter_limit))
+        }
+        _ if store_failed && applied => Failure::AppliedThenFailed(format!(
+            "{}; a write of this request was applied before that and stands",
+            Refusal::new(refusal, counter_limit)
+        )),
+        _ => Failure::Refused(Refusal::new(refusal, counter_limit)),
+    };
+    Err(failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(failures: Vec<StorageError>, writes_applied: usize) -> CallRecord {
+        CallRecord {
+            failures,
+            writes_applied,
+            ..CallRecord::default()
+        }
+    }
+
+    fn failed(failures: Vec<StorageError>, writes_applied: usize) -> Failure {
+        let answer: anyhow::Result<Result<u64, CounterError>> =
+            Ok(Err(CounterError::StoreFailure("the store's words".into())));
+        match classify(
+            answer,
+            record(failures, writes_applied),
+            u64::MAX,
+            "sqlite:t.db",
+        ) {
+            Err(failure) => failure,
+            Ok(_) => panic!("a refusal classified as a success"),
+        }
+    }
+
+    fn kind(failure: &Failure) -> &'static str {
+        match failure {
+            Failure::Refused(refusal) => match refusal.error {
+                CounterError::InvalidName(_) => "invalid_name",
+                CounterError::Overflow(_) => "overflow",
+                CounterError::CorruptValue(_) => "corrupt_value",
+                CounterError::StoreFailure(_) => "store_failure",
+                CounterError::InvalidPage(_) => "invalid_page",
+            },
+            Failure::KeyInUse(_) => "key_in_use",
+            Failure::KeyReused(_) => "key_reused",
+            Failure::Busy(_) => "busy",
+            Failure::Unavailable(_) => "unavailable",
+            Failure::OutcomeUnknown(_) => "outcome_unknown",
+            Failure::AppliedThenFailed(_) => "applied_then_failed",
+            Failure::Trap(_) => "trap",
+        }
+    }
+
+    fn reused() -> StorageError {
+        StorageError::IdempotencyKeyReused {
+            key: "k".into(),
+            recorded: "increment \"a\" by 1".into(),
+            requested: "increment \"a\" by 2".into(),
+        }
+    }
+
+    fn overflow() -> StorageError {
+        StorageError::Overflow {
+            key: "top".into(),
+            current: 9,
+            delta: 1,
+        }
+    }
+
+    /// Every combination of store failures in one call comes to one failure, the same whatever
+    /// their order: the table of the precedence every front end shares.
+    #[test]
+    fn one_precedence() {
+        let busy = || StorageError::Busy("locked".into());
+        let down = || StorageError::Unavailable("Redis: refused".into());
+        let unknown = || StorageError::OutcomeUnknown("connection dropped".into());
+        let cursor = || StorageError::InvalidCursor("list again".into());
+        let other = || StorageError::Backend("disk full".into());
+        let table: Vec<(Vec<StorageError>, usize, &str)> = vec![
+            (vec![], 0, "store_failure"),
+            (vec![other()], 0, "store_failure"),
+            (vec![busy()], 0, "busy"),
+            (vec![down()], 0, "unavailable"),
+            (vec![busy(), down()], 0, "unavailable"),
+            (vec![down(), busy()], 0, "unavailable"),
+            (vec![reused(), down()], 0, "key_reused"),
+            (vec![down(), reused()], 0, "key_reused"),
+            (vec![unknown(), busy(), down()], 0, "outcome_unknown"),
+            (vec![cursor()], 0, "invalid_page"),
+            (vec![cursor(), busy()], 0, "busy"),
+            (vec![overflow()], 0, "overflow"),
+            (vec![other(), overflow()], 0, "overflow"),
+            (vec![other()], 1, "applied_then_failed"),
+            (vec![busy()], 1, "busy"),
+        ];
+        for (failures, applied, expected) in table {
+            let shown = format!("{failures:?} after {applied} write(s)");
+            assert_eq!(kind(&failed(failures, applied)), expected, "{shown}");
+        }
+    }
+
+    /// A trap after an applied write says the write stands; before any, it is a trap. A
+    /// success carries the replay and nothing else.
+    #[test]
+    fn traps_and_successes() {
+        let trap = || -> anyhow::Result<Result<u64, CounterError>> {
+            Err(anyhow::anyhow!(
+                "the counter component ran past its time limit"
+            ))
+        };
+        let after_write = classify(trap(), record(vec![], 1), u64::MAX, "s")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&after_write, Failure::AppliedThenFailed(message)
+                if message == "the counter component ran past its time limit; a write of this \
+                               request was applied before that and stands"),
+            "{after_write:?}"
+        );
+        assert!(matches!(
+            classify(trap(), record(vec![], 0), u64::MAX, "s"),
+            Err(Failure::Trap(_))
+        ));
+        let replayed = CallRecord {
+            replayed: true,
+            ..CallRecord::default()
+        };
+        let done = classify(Ok(Ok(7_u64)), replayed, u64::MAX, "s")
+            .ok()
+            .unwrap();
+        assert_eq!((done.value, done.replayed), (7, true));
+        // A refusal the component made itself stays its own, whatever the store said.
+        let refused = classify::<u64>(
+            Ok(Err(CounterError::InvalidName("empty".into()))),
+            record(vec![overflow()], 0),
+            u64::MAX,
+            "s",
+        );
+        assert!(
+            matches!(refused, Err(Failure::Refused(ref r)) if matches!(r.error, CounterError::InvalidName(_)))
+        );
+    }
+
+    /// The store busy and unreachable at once, or a key reused while the store is down, come to
+    /// one failure, and HTTP, RESP and the command line each say that same failure in their own
+    /// terms (status and code; Redis error line; exit code and `--json` code).
+    #[test]
+    fn every_front_end_says_the_same_failure() {
+        use crate::error_code::ErrorCode;
+        use crate::resp::cmd::{Reading, failed as resp_line};
+        use crate::server::error::ApiError;
+        type Failures = fn() -> Vec<StorageError>;
+        let cases: [(Failures, ErrorCode, u16, u8, &str); 3] = [
+            (
+                || {
+                    vec![
+                        StorageError::Busy("locked".into()),
+                        StorageError::Unavailable("Redis: refused".into()),
+                    ]
+                },
+                ErrorCode::StoreUnavailable,
+                503,
+                3,
+                "ERR the counter store sqlite:t.db cannot be reached (Redis: refused); retry in a \
+                 moment",
+            ),
+            (
+                || vec![StorageError::Unavailable("Redis: refused".into()), reused()],
+                ErrorCode::IdempotencyKeyReused,
+                422,
+                1,
+                "ERR the idempotency key \"k\" was first used to increment \"a\" by 1, not to \
+                 increment \"a\" by 2; a new request needs a new key",
+            ),
+            (
+                || vec![StorageError::Busy("locked".into())],
+                ErrorCode::Busy,
+                503,
+                3,
+                "ERR the counter store failed: the database is busy (locked by another \
+                 connection); try again: locked; nothing changed, try again",
+            ),
+        ];
+        for (failures, code, status, exit, line) in cases {
+            let (http_status, http_code) = ApiError::from(failed(failures(), 0)).status_and_code();
+            assert_eq!((http_status.as_u16(), http_code), (status, code));
+            let cli = failed(failures(), 0);
+            assert_eq!(ErrorCode::of(&cli), code);
+            assert_eq!(crate::cli::exit_code(ErrorCode::of(&cli)), exit);
+            match resp_line(failed(failures(), 0), Reading::Other).reply {
+                crate::resp::reply::Reply::Error(text) => assert_eq!(text, line),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: one page of the component's listing, `COUNT`
+//! long, filtered by the pattern. Redis clients treat a cursor as a number (and stop at 0),
+//! while the component's page cursor is text: the listener hands out numbers for them
+//! ([`crate::resp::Shared`]'s table), so a scan may go on over another connection, and after a
+//! restart an old number is unknown and the client is told to scan again from 0.
+
+use super::{Context, Reading, Reply, Running, Spec, not_an_integer, syntax_error, text};
+use crate::resp::glob;
+use crate::resp::number::{strict_i64, strict_u64};
+
+/// `SCAN`
+pub(super) const SPEC: Spec = Spec {
+    name: "scan",
+    arity: -2,
+    flags: &["readonly"],
+    keys: (0, 0, 0),
+    categories: &["@keyspace", "@read", "@slow"],
+    stages_writes: false,
+    run,
+};
+
+/// A parsed `SCAN`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Scan {
+    /// 0 to start; otherwise a number an earlier `SCAN` answered.
+    pub cursor: u64,
+    /// Only names matching this glob.
+    pub pattern: Option<Vec<u8>>,
+    /// How many counters to look at (a hint, as in Redis).
+    pub count: u32,
+    /// `false` after `TYPE` with a type other than `string`: nothing matches.
+    pub strings: bool,
+}
+
+pub(super) fn parse(args: &[Vec<u8>]) -> Result<Scan, Reply> {
+    let cursor = text(&args[1])
+        .and_then(strict_u64)
+        .ok_or_else(|| Reply::err("invalid cursor"))?;
+    let (mut pattern, mut count, mut strings) = (None, 10, true);
+    let mut options = args[2..].iter();
+    while let Some(option) = options.next() {
+        let value = options.next().ok_or_else(syntax_error)?;
+        match String::from_utf8_lossy(option)
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "MATCH" => pattern = Some(value.clone()),
+            "COUNT" => {
+                let asked = text(value)
+                    .and_then(strict_i64)
+                    .ok_or_else(not_an_integer)?;
+                if asked < 1 {
+                    return Err(syntax_error());
+                }
+                count = u32::try_from(asked).unwrap_or(u32::MAX);
+            }
+            "TYPE" => strings = value.eq_ignore_ascii_case(b"string"),
+            _ => return Err(syntax_error()),
+        }
+    }
+    Ok(Scan {
+        cursor,
+        pattern,
+        count,
+        strings,
+    })
+}
+
+fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
+    Box::pin(async move {
+        let scan = parse(args)?;
+        let cursors = &ctx.shared.cursors;
+        let page_cursor = match scan.cursor {
+            0 => None,
+            number => Some(cursors.recall(number).ok_or_else(|| {
+                Reply::err(format!(
+                    "SCAN cursor {number} is unknown or expired (tally keeps the newest {} and \
+                     forgets them on restart); SCAN again from 0",
+                    crate::resp::MAX_SCAN_CURSORS
+                ))
+            })?),
+        };
+        let limit = scan.count.clamp(1, tally_guest::page::MAX_LIMIT);
+        let page = ctx
+            .call(Reading::Other, false, async |counter| {
+                counter.list_page(page_cursor.as_deref(), limit).await
+            })
+            .await?;
+        let next = page
+            .next
+            .map_or(0, |next| ctx.shared.cursors.remember(next));
+        let names = page
+            .counters
+            .into_iter()
+            .filter(|(name, _)| {
+                scan.strings
+                    && scan
+                        .pattern
+                        .as_deref()
+                        .is_none_or(|pattern| glob::matches(pattern, name.as_bytes()))
+            })
+            .map(|(name, _)| Reply::text(name))
+            .collect();
+        Ok(Reply::Array(vec![
+            Reply::text(next.to_string()),
+            Reply::Array(names),
+        ]))
+    })
+}
