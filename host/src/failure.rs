@@ -148,6 +148,19 @@ pub fn classify<T>(
         Some(StorageError::Overflow { key, .. }) if store_failed => {
             Failure::Refused(Refusal::new(CounterError::Overflow(key), counter_limit))
         }
+        // Any other store failure, in tally's words for it rather than the component's copy of
+        // the store's.
+        Some(failure) if store_failed => {
+            let worded = CounterError::StoreFailure(crate::refusal::store_error(&failure));
+            if applied {
+                Failure::AppliedThenFailed(format!(
+                    "{}; a write of this request was applied before that and stands",
+                    Refusal::new(worded, counter_limit)
+                ))
+            } else {
+                Failure::Refused(Refusal::new(worded, counter_limit))
+            }
+        }
         _ if store_failed && applied => Failure::AppliedThenFailed(format!(
             "{}; a write of this request was applied before that and stands",
             Refusal::new(refusal, counter_limit)

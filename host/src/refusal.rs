@@ -6,6 +6,7 @@
 //! something else on each: past `u64::MAX` on SQLite, past `i64::MAX` on Redis.
 
 use crate::CounterError;
+use tally_keyvalue::storage::{APPLICATION_ID, FileProblem, StorageError};
 
 /// A refusal of the component, with the counter limit of the store in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,73 @@ pub fn store_unreachable(store: &str, detail: &str) -> String {
         .strip_prefix("the store cannot be reached: ")
         .unwrap_or(detail);
     format!("the counter store {store} cannot be reached ({detail}); retry in a moment")
+}
+
+/// A store's error in tally's words: the store crate names the file, the policy or the problem,
+/// and tally adds what to do about it in its own terms (its flags, its commands). Every other
+/// error is the store's own words.
+pub fn store_error(error: &StorageError) -> String {
+    match error {
+        StorageError::ReadOnly {
+            path,
+            opened_for_reading: false,
+        } => format!(
+            "the database {} is read-only for this user: reads work, writes are refused (give it \
+             write permission, or use another --db)",
+            path.display()
+        ),
+        StorageError::File { path, problem } => {
+            let path = path.display();
+            match problem {
+                FileProblem::Foreign { application_id } => format!(
+                    "{path} belongs to another application (a SQLite database with {}), so tally \
+                     leaves it untouched; choose a tally database or a new file",
+                    if *application_id == 0 {
+                        "tables of its own and no application_id".to_string()
+                    } else {
+                        format!(
+                            "application_id {application_id:#x}, not tally's {APPLICATION_ID:#x}"
+                        )
+                    }
+                ),
+                FileProblem::NewerSchema { version, supported } => format!(
+                    "{path} has tally schema version {version}, newer than this tally understands \
+                     ({supported}); upgrade tally"
+                ),
+                FileProblem::NoDatabase => {
+                    format!("{path} holds no tally database (it has no tables yet)")
+                }
+                FileProblem::Exists => {
+                    format!(
+                        "{path} already exists; choose a new file or pass --force to replace it"
+                    )
+                }
+                FileProblem::IsSource => {
+                    format!("{path} is the database being backed up; choose another file")
+                }
+                FileProblem::NoWal { mode } => format!(
+                    "{path} cannot use write-ahead logging (journal mode stays {mode:?}); tally \
+                     needs WAL for durable, concurrent writes"
+                ),
+                problem => format!("{path}: {problem}"),
+            }
+        }
+        StorageError::Evicting {
+            server,
+            policy,
+            evicts_counters,
+        } => format!(
+            "the Redis server at {server} runs with maxmemory-policy {policy}, so it may evict {} \
+             on its own; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or pass \
+             --allow-redis-eviction to accept that",
+            if *evicts_counters {
+                "counters"
+            } else {
+                "idempotency records before they expire (a retried write could then count twice)"
+            }
+        ),
+        error => error.to_string(),
+    }
 }
 
 /// What a counter limit is, in words.

@@ -33,13 +33,16 @@ pub(super) fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<(), Failure>
             path.display()
         )));
     };
-    let report = storage.backup_to(&args.file, args.force).with_context(|| {
-        format!(
-            "cannot back up {} to {}",
-            path.display(),
-            args.file.display()
-        )
-    })?;
+    let report = storage
+        .backup_to(&args.file, args.force)
+        .map_err(|error| anyhow::anyhow!(crate::refusal::store_error(&error)))
+        .with_context(|| {
+            format!(
+                "cannot back up {} to {}",
+                path.display(),
+                args.file.display()
+            )
+        })?;
     if global.json {
         println!(
             "{}",

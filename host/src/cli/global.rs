@@ -162,7 +162,7 @@ impl GlobalArgs {
             StoreSpec::Memory => Arc::new(MemoryStorage::new()),
             StoreSpec::Redis(url) => Arc::new(
                 RedisStorage::open(&url, self.allow_redis_eviction).map_err(|error| {
-                    let detail = redact_password(&error.to_string());
+                    let detail = redact_password(&crate::refusal::store_error(&error));
                     match error {
                         StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
                             crate::refusal::store_unreachable(&shown, &detail),
@@ -295,6 +295,7 @@ impl GlobalArgs {
             ..self.sqlite_options()
         };
         SqliteStorage::open_with(path, options)
+            .map_err(|error| anyhow::anyhow!(crate::refusal::store_error(&error)))
             .with_context(|| format!("cannot open the counter database {}", path.display()))
     }
 
@@ -303,6 +304,7 @@ impl GlobalArgs {
     pub(crate) fn read_sqlite(&self, path: &Path) -> Result<Option<SqliteStorage>> {
         self.check_directory(path, false)?;
         SqliteStorage::open_for_reading(path, self.sqlite_options())
+            .map_err(|error| anyhow::anyhow!(crate::refusal::store_error(&error)))
             .with_context(|| format!("cannot open the counter database {}", path.display()))
     }
 

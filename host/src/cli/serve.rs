@@ -260,7 +260,7 @@ async fn purge_idempotency_records(runtime: Arc<Runtime>, every: Duration) {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired idempotency records"),
             // A store this process may only read has nothing of its own to purge.
-            Err(StorageError::ReadOnly(_)) => {}
+            Err(StorageError::ReadOnly { .. }) => {}
             Err(failure) => {
                 tracing::warn!("purging expired idempotency records failed: {failure}");
             }

@@ -53,7 +53,9 @@ pub use memory::MemoryStorage;
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{BackupReport, Durability, SqliteOptions, SqliteStorage, WriterSettings};
+pub use sqlite::{
+    APPLICATION_ID, BackupReport, Durability, SqliteOptions, SqliteStorage, WriterSettings,
+};
 
 pub use idempotency::{IdempotencyKey, Written};
 
@@ -651,9 +653,51 @@ pub enum StorageError {
         /// The refused increment.
         delta: u64,
     },
-    /// The store can be read but not written (a read-only file, or a store opened for reading).
-    #[error("{0}")]
-    ReadOnly(String),
+    /// The store can be read but not written: the file is read-only for this process, or the
+    /// store was opened for reading.
+    #[error(
+        "the database {} {}",
+        path.display(),
+        if *opened_for_reading {
+            "was opened for reading only"
+        } else {
+            "is read-only for this user: reads work, writes are refused"
+        }
+    )]
+    ReadOnly {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The store was opened for reading (rather than the file being read-only).
+        opened_for_reading: bool,
+    },
+    /// A file the store will not use as it was asked to, left as it was: what it is.
+    #[error("{}: {problem}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: FileProblem,
+    },
+    /// The Redis server may evict keys on its own (its `maxmemory-policy`), and the store was
+    /// not opened allowing that.
+    #[error(
+        "the Redis server at {server} runs with maxmemory-policy {policy}, so it may evict {} on \
+         its own; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or open the \
+         store allowing eviction",
+        if *evicts_counters {
+            "counters"
+        } else {
+            "idempotency records before they expire (a retried write could then count twice)"
+        }
+    )]
+    Evicting {
+        /// The server, as its URL was given.
+        server: String,
+        /// Its `maxmemory-policy`.
+        policy: String,
+        /// `allkeys-*`: counters themselves may go (`volatile-*`: only records, which expire).
+        evicts_counters: bool,
+    },
     /// This store does not serve the bucket.
     #[error("this store has no bucket {0:?}")]
     NoSuchBucket(String),
@@ -698,6 +742,63 @@ pub enum StorageError {
     /// A backend's internal failure, described.
     #[error("{0}")]
     Backend(String),
+}
+
+/// What is wrong with a file ([`StorageError::File`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// Another application's SQLite database: tables of its own, or another `application_id`
+    /// (0 when it has none).
+    Foreign {
+        /// Its `PRAGMA application_id`.
+        application_id: i32,
+    },
+    /// A database of this store with a schema newer than this build understands.
+    NewerSchema {
+        /// Its schema version.
+        version: i32,
+        /// The newest this build understands.
+        supported: i32,
+    },
+    /// No database of this store where one must be (no tables yet).
+    NoDatabase,
+    /// A destination that exists already.
+    Exists,
+    /// A copy's destination that is the database being copied.
+    IsSource,
+    /// A database that cannot use write-ahead logging.
+    NoWal {
+        /// The journal mode it stays in.
+        mode: String,
+    },
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Foreign { application_id: 0 } => f.write_str(
+                "another application's SQLite database (tables of its own), left untouched",
+            ),
+            Self::Foreign { application_id } => write!(
+                f,
+                "another application's SQLite database (application_id {application_id:#x}), \
+                 left untouched"
+            ),
+            Self::NewerSchema { version, supported } => write!(
+                f,
+                "schema version {version}, newer than this build understands ({supported})"
+            ),
+            Self::NoDatabase => f.write_str("no database of this store (it has no tables yet)"),
+            Self::Exists => f.write_str("already exists"),
+            Self::IsSource => f.write_str("is the database being copied"),
+            Self::NoWal { mode } => write!(
+                f,
+                "cannot use write-ahead logging (journal mode stays {mode:?}), which the store \
+                 needs for durable, concurrent writes"
+            ),
+        }
+    }
 }
 
 #[cfg(feature = "sqlite")]

@@ -147,7 +147,8 @@ impl std::fmt::Debug for RedisStorage {
 
 impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`) and checks the eviction
-    /// policy: an `allkeys-*` or `volatile-*` policy is refused unless `allow_eviction`.
+    /// policy: an `allkeys-*` or `volatile-*` policy is refused ([`StorageError::Evicting`])
+    /// unless `allow_eviction`.
     pub fn open(url: &str, allow_eviction: bool) -> Result<Self, StorageError> {
         let server = Server {
             client: Client::open(url).map_err(backend)?,
@@ -163,21 +164,13 @@ impl RedisStorage {
             })
             .map_err(backend)?;
         let policy = policy.get(1).cloned().unwrap_or_default();
-        let evicts = if policy.starts_with("allkeys-") {
-            Some("counters")
-        } else if policy.starts_with("volatile-") {
-            Some("idempotency records before they expire (a retried write could then count twice)")
-        } else {
-            None
-        };
-        if let Some(what) = evicts
-            && !allow_eviction
-        {
-            return Err(StorageError::Backend(format!(
-                "the Redis server at {url} runs with maxmemory-policy {policy}, so it may evict \
-                 {what} on its own; set it to noeviction (CONFIG SET maxmemory-policy \
-                 noeviction) or pass --allow-redis-eviction to accept that"
-            )));
+        let evicts_counters = policy.starts_with("allkeys-");
+        if (evicts_counters || policy.starts_with("volatile-")) && !allow_eviction {
+            return Err(StorageError::Evicting {
+                server: url.to_string(),
+                policy,
+                evicts_counters,
+            });
         }
         Ok(Self {
             server: Arc::new(server),
@@ -276,7 +269,7 @@ impl Server {
             }
             _ => StorageError::Backend(format!(
                 "Redis cannot increment {key:?}: its stored digits are not an integer in Redis's \
-                 own form (leading zeros?); `tally set` rewrites it"
+                 own form (leading zeros?); setting the counter again rewrites it"
             )),
         }
     }

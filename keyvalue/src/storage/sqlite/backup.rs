@@ -11,7 +11,7 @@
 //! either the complete backup or untouched.
 
 use super::{SqliteStorage, retry_while_busy, schema};
-use crate::storage::StorageError;
+use crate::storage::{FileProblem, StorageError};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use std::path::Path;
@@ -27,7 +27,7 @@ pub struct BackupReport {
 
 impl SqliteStorage {
     /// Writes a consistent copy of this database to `destination`, a self-contained SQLite file
-    /// (rollback-journal mode, no `-wal` beside it) that `tally --db` opens like any other.
+    /// (rollback-journal mode, no `-wal` beside it) that opens like any other database of this store.
     ///
     /// An existing `destination` is replaced only with `overwrite`; the live database itself is
     /// never a valid destination.
@@ -36,19 +36,18 @@ impl SqliteStorage {
         destination: &Path,
         overwrite: bool,
     ) -> Result<BackupReport, StorageError> {
-        let refuse = |why: String| Err(StorageError::Backend(why));
+        let refuse = |problem| {
+            Err(StorageError::File {
+                path: destination.to_path_buf(),
+                problem,
+            })
+        };
         if destination.exists() {
             if same_file(destination, &self.path) {
-                return refuse(format!(
-                    "{} is the database being backed up; choose another file",
-                    destination.display()
-                ));
+                return refuse(FileProblem::IsSource);
             }
             if !overwrite {
-                return refuse(format!(
-                    "{} already exists; choose a new file or pass --force to replace it",
-                    destination.display()
-                ));
+                return refuse(FileProblem::Exists);
             }
         }
         let dir = destination

@@ -22,6 +22,7 @@ mod schema;
 mod writer;
 
 pub use backup::BackupReport;
+pub use schema::APPLICATION_ID;
 pub use writer::WriterSettings;
 
 use super::{
@@ -215,18 +216,9 @@ impl SqliteStorage {
 
     /// The writer, or why there is none.
     fn writer(&self) -> Result<&Writer, StorageError> {
-        self.writer.as_ref().ok_or_else(|| {
-            StorageError::ReadOnly(match self.readers.mode {
-                ReaderMode::ReadOnlyFile => format!(
-                    "the database {} is read-only for this user: reads work, writes are refused \
-                     (give it write permission, or use another --db)",
-                    self.path.display()
-                ),
-                ReaderMode::BesideWriter | ReaderMode::QueryOnly => format!(
-                    "the database {} was opened for reading only",
-                    self.path.display()
-                ),
-            })
+        self.writer.as_ref().ok_or_else(|| StorageError::ReadOnly {
+            path: self.path.clone(),
+            opened_for_reading: self.readers.mode != ReaderMode::ReadOnlyFile,
         })
     }
 
@@ -340,11 +332,10 @@ fn retry_while_busy<T>(
 fn use_wal(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), StorageError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StorageError::Backend(format!(
-            "{} cannot use write-ahead logging (journal mode stays {mode:?}); \
-             tally needs WAL for durable, concurrent writes",
-            path.display()
-        )));
+        return Err(StorageError::File {
+            path: path.to_path_buf(),
+            problem: super::FileProblem::NoWal { mode },
+        });
     }
     conn.pragma_update(None, "synchronous", options.durability.synchronous_pragma())?;
     Ok(())

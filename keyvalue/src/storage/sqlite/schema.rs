@@ -6,12 +6,12 @@
 //! changes: [`inspect`] only reads, and the writer connection switches a file to WAL only after
 //! [`prepare`] has accepted it.
 
-use crate::storage::StorageError;
+use crate::storage::{FileProblem, StorageError};
 use rusqlite::Connection;
 use std::path::Path;
 
-/// `PRAGMA application_id` of a tally database ("taly"): marks the file as ours.
-const APPLICATION_ID: i32 = 0x7461_6c79;
+/// `PRAGMA application_id` of this store's databases ("taly"): marks a file as its own.
+pub const APPLICATION_ID: i32 = 0x7461_6c79;
 
 /// `PRAGMA user_version` of the current schema; a newer file is refused, not guessed at, and an
 /// older one is upgraded when it is opened for writing ([`prepare`]).
@@ -88,36 +88,30 @@ pub(super) fn inspect(conn: &Connection) -> rusqlite::Result<FileKind> {
     })
 }
 
-/// The refusal for a file tally must not use, or `Ok` for one it may (`New` or `Tally`).
+/// The refusal for a file this store must not use, or `Ok` for one it may (`New` or ours).
 pub(super) fn refuse_unless_ours(kind: FileKind, path: &Path) -> Result<(), StorageError> {
-    match kind {
-        FileKind::New | FileKind::Tally | FileKind::OlderTally { .. } => Ok(()),
-        FileKind::NewerTally { version } => Err(StorageError::Backend(format!(
-            "{} has tally schema version {version}, newer than this tally understands \
-             ({SCHEMA_VERSION}); upgrade tally",
-            path.display()
-        ))),
-        FileKind::Foreign { application_id } => Err(StorageError::Backend(format!(
-            "{} belongs to another application (a SQLite database with {}), so tally leaves \
-             it untouched; choose a tally database or a new file",
-            path.display(),
-            if application_id == 0 {
-                "tables of its own and no application_id".to_string()
-            } else {
-                format!("application_id {application_id:#x}, not tally's {APPLICATION_ID:#x}")
-            }
-        ))),
-    }
+    let problem = match kind {
+        FileKind::New | FileKind::Tally | FileKind::OlderTally { .. } => return Ok(()),
+        FileKind::NewerTally { version } => FileProblem::NewerSchema {
+            version,
+            supported: SCHEMA_VERSION,
+        },
+        FileKind::Foreign { application_id } => FileProblem::Foreign { application_id },
+    };
+    Err(StorageError::File {
+        path: path.to_path_buf(),
+        problem,
+    })
 }
 
 /// Like [`refuse_unless_ours`], but a new file is refused too: where nothing may be created (a
-/// backup's copy, a file this process may only read), it must already be a tally database.
+/// backup's copy, a file this process may only read), it must already be one of ours.
 pub(super) fn require_tally(kind: FileKind, path: &Path) -> Result<(), StorageError> {
     match kind {
-        FileKind::New => Err(StorageError::Backend(format!(
-            "{} holds no tally database (it has no tables yet)",
-            path.display()
-        ))),
+        FileKind::New => Err(StorageError::File {
+            path: path.to_path_buf(),
+            problem: FileProblem::NoDatabase,
+        }),
         kind => refuse_unless_ours(kind, path),
     }
 }
