@@ -280,11 +280,23 @@ mod sqlite_file {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA application_id = 1234; CREATE TABLE mine (x);")
             .unwrap();
-        let error = SqliteStorage::open(&path)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("belongs to another application"), "{error}");
+        let error = SqliteStorage::open(&path).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                StorageError::File {
+                    path: refused,
+                    problem: FileProblem::Foreign { application_id: 1234 },
+                } if *refused == path
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().ends_with(
+                "another application's SQLite database (application_id 0x4d2), left untouched"
+            ),
+            "{error}"
+        );
         let tables: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
