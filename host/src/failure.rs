@@ -69,7 +69,7 @@ pub struct Done<T> {
     pub replayed: bool,
     /// The durability of the call's writes that were answered when applied (see
     /// [`crate::runtime::Counter::answer_when_applied`]); empty otherwise.
-    pub durable: Vec<tally_keyvalue::storage::DurableFuture>,
+    pub durable: Vec<tally_keyvalue::storage::StoreFuture<'static, ()>>,
 }
 
 /// The message of a listing whose cursor the runtime no longer knows.

@@ -7,10 +7,15 @@
 //! `with: { "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store, ... }`, so
 //! both name the same types.
 
-// The generated items carry the WIT doc comments where WIT has them; the rest is plumbing.
-#![allow(missing_docs)]
+pub use generated::wasi;
 
-wasmtime::component::bindgen!({
+/// Everything `bindgen!` makes; only the interfaces (`wasi`) are this crate's API, not the
+/// world's own `Imports` plumbing, which no host of a component that imports them needs.
+mod generated {
+    // The generated items carry the WIT doc comments where WIT has them; the rest is plumbing.
+    #![allow(missing_docs, dead_code)]
+
+    wasmtime::component::bindgen!({
     path: "../wit/deps/keyvalue",
     world: "wasi:keyvalue/imports",
     imports: { default: async | trappable },
@@ -20,4 +25,5 @@ wasmtime::component::bindgen!({
     trappable_error_type: {
         "wasi:keyvalue/store.error" => crate::wasi::KeyValueError,
     },
-});
+    });
+}

@@ -74,6 +74,5 @@ pub mod wasi;
 
 pub use observer::Observer;
 pub use wasi::{
-    Bucket, CallRecord, GuestError, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS,
-    add_to_linker,
+    Bucket, CallRecord, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS, add_to_linker,
 };

@@ -158,10 +158,10 @@ impl KeyValueCtx {
     /// Keeps a failure in the call's record and hands the guest its words.
     fn record<T>(&self, outcome: Result<T, StorageError>) -> Result<T, KeyValueError> {
         outcome.map_err(|failure| {
-            let reported = KeyValueError::Storage(match &failure {
-                StorageError::NoSuchBucket(_) => GuestError::NoSuchStore,
-                failure => GuestError::Other(failure.to_string()),
-            });
+            let reported = match &failure {
+                StorageError::NoSuchBucket(_) => KeyValueError::NoSuchStore,
+                failure => KeyValueError::Other(failure.to_string()),
+            };
             self.call_state().record.failures.push(failure);
             reported
         })
@@ -276,21 +276,14 @@ impl<'a> KeyValue<'a> {
 /// that traps the guest.
 #[derive(Debug)]
 pub enum KeyValueError {
-    /// Reported to the guest as this `store.error`.
-    Storage(GuestError),
+    /// Reported to the guest as `error::no-such-store`: the store does not serve the bucket.
+    NoSuchStore,
+    /// Reported to the guest as `error::other(message)`.
+    Other(String),
     /// The guest may not open this bucket: reported as `error::access-denied`.
     Denied(String),
     /// Aborts the guest's call.
     Trap(wasmtime::Error),
-}
-
-/// The `store.error` a guest sees for a storage failure.
-#[derive(Debug)]
-pub enum GuestError {
-    /// `no-such-store`: the store does not serve the bucket.
-    NoSuchStore,
-    /// `other(message)`: the failure in words.
-    Other(String),
 }
 
 impl From<ResourceTableError> for KeyValueError {
@@ -315,9 +308,9 @@ impl store::Host for KeyValue<'_> {
 
     fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
         match error {
-            KeyValueError::Storage(GuestError::NoSuchStore) => Ok(store::Error::NoSuchStore),
+            KeyValueError::NoSuchStore => Ok(store::Error::NoSuchStore),
             KeyValueError::Denied(_) => Ok(store::Error::AccessDenied),
-            KeyValueError::Storage(GuestError::Other(message)) => Ok(store::Error::Other(message)),
+            KeyValueError::Other(message) => Ok(store::Error::Other(message)),
             KeyValueError::Trap(error) => Err(error),
         }
     }
@@ -523,9 +516,7 @@ mod tests {
         for i in 0..MAX_CURSORS {
             first.remember("", Cursor::from_bytes(format!("c{i}")));
         }
-        let KeyValueError::Storage(GuestError::Other(error)) =
-            later.recall("", number).unwrap_err()
-        else {
+        let KeyValueError::Other(error) = later.recall("", number).unwrap_err() else {
             panic!("an expired cursor is a storage error, not a trap");
         };
         assert!(matches!(

@@ -6,7 +6,7 @@ use super::Shared;
 use super::cmd::{self, Context};
 use super::reply::{Protocol, Reply};
 use crate::counters::Pipeline;
-use tally_keyvalue::storage::DurableFuture;
+use tally_keyvalue::storage::StoreFuture;
 
 /// What one command came to: its answer, how it is counted in the metrics, whether the
 /// connection closes after it (`QUIT`), and the durability its answer must wait for.
@@ -21,7 +21,7 @@ pub struct Outcome {
     pub close: bool,
     /// The command's staged writes: the answer may be sent only once all have completed, and
     /// becomes an error if one fails.
-    pub durable: Vec<DurableFuture>,
+    pub durable: Vec<StoreFuture<'static, ()>>,
 }
 
 /// One client connection's state.

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// The longest key, in bytes (the IETF draft sets no limit; Stripe's is 255).
-pub const MAX_KEY_LENGTH: usize = 255;
+pub(crate) const MAX_KEY_LENGTH: usize = 255;
 
 /// What a write with an idempotency key came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Written {
     }
 }
 
-/// A client's idempotency key: 1 to [`MAX_KEY_LENGTH`] visible ASCII characters (`!` to `~`,
+/// A client's idempotency key: 1 to 255 visible ASCII characters (`!` to `~`,
 /// no spaces or control characters), so it fits any header, log line or Redis key unescaped.
 /// Checked when made, so a store never sees one that breaks the rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -157,7 +157,7 @@ pub fn expires_at(retention: Duration) -> i64 {
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock set before it).
-pub fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {

@@ -53,9 +53,7 @@ pub use memory::MemoryStorage;
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{
-    APPLICATION_ID, BackupReport, Durability, SqliteOptions, SqliteStorage, WriterSettings,
-};
+pub use sqlite::{APPLICATION_ID, BackupReport, Durability, SqliteOptions, SqliteStorage};
 
 pub use idempotency::{IdempotencyKey, Written};
 
@@ -74,10 +72,11 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
 /// Completes when an applied write is durable, or with the error that undid it.
-pub type DurableFuture = StoreFuture<'static, ()>;
+pub(crate) type DurableFuture = StoreFuture<'static, ()>;
 
 /// What [`Storage::scan`] calls with every key and value; [`ControlFlow::Break`] stops it.
-pub type Visitor<'a> = dyn FnMut(&str, &[u8]) -> ControlFlow<()> + Send + 'a;
+#[cfg(any(feature = "sqlite", test, feature = "testing"))]
+pub(crate) type Visitor<'a> = dyn FnMut(&str, &[u8]) -> ControlFlow<()> + Send + 'a;
 
 /// Byte values under string keys in named buckets, with an atomic counter increment. See the
 /// [module documentation](self) for the rules and how to prove a store with the suite.
@@ -170,7 +169,11 @@ pub trait Storage: Send + Sync + 'static {
     /// (following cursors, dropping repeats) and then reads each value; a store that can read
     /// everything in one consistent pass overrides it (SQLite: one read transaction, so the scan
     /// is one point in time).
-    fn scan<'a>(&'a self, bucket: &'a str, visit: &'a mut Visitor<'_>) -> StoreFuture<'a, ()> {
+    fn scan<'a>(
+        &'a self,
+        bucket: &'a str,
+        visit: &'a mut (dyn FnMut(&str, &[u8]) -> ControlFlow<()> + Send),
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut keys = BTreeSet::new();
             let mut cursor: Option<Cursor> = None;
@@ -372,7 +375,7 @@ pub enum Write {
 
 impl Write {
     /// The key this write changes.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             Self::Set { key, .. } | Self::Delete { key } | Self::Increment { key, .. } => key,
         }
@@ -449,24 +452,6 @@ impl WriteRequest {
         self
     }
 
-    /// The same request with `key` as its idempotency key.
-    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
-        self.idempotency_key = Some(key);
-        self
-    }
-
-    /// The same request with records of idempotency keys kept for `retention`.
-    pub fn with_idempotency_retention(mut self, retention: Duration) -> Self {
-        self.idempotency_retention = retention;
-        self
-    }
-
-    /// The same request with increments limited to `limit`.
-    pub fn with_increment_limit(mut self, limit: u64) -> Self {
-        self.increment_limit = Some(limit);
-        self
-    }
-
     /// The limit an increment of this request stops at on a store whose own is `store_limit`.
     pub fn limit_within(&self, store_limit: u64) -> u64 {
         self.increment_limit
@@ -524,8 +509,9 @@ impl WriteContext {
 pub struct Applied {
     /// What it came to.
     pub written: Written,
-    /// Completes when the write is durable; `None` when it already is.
-    pub durable: Option<DurableFuture>,
+    /// Completes when the write is durable (or with the error that undid it); `None` when it
+    /// already is.
+    pub durable: Option<StoreFuture<'static, ()>>,
 }
 
 impl std::fmt::Debug for Applied {

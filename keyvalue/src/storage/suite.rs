@@ -110,29 +110,29 @@ const CASES: &[Case] = &[
 /// A store driven from plain (test) threads: each method runs the store's future to its end
 /// on the suite's runtime. Clones share the store.
 #[derive(Clone)]
-pub struct Blocking {
+pub(crate) struct Blocking {
     store: Arc<dyn Storage>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Blocking {
     /// `store`, its futures run on `runtime`.
-    pub fn new(store: Arc<dyn Storage>, runtime: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(store: Arc<dyn Storage>, runtime: tokio::runtime::Handle) -> Self {
         Self { store, runtime }
     }
 
     /// The store.
-    pub fn store(&self) -> &dyn Storage {
+    pub(crate) fn store(&self) -> &dyn Storage {
         &*self.store
     }
 
     /// [`Storage::get`].
-    pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.runtime.block_on(self.store.get(bucket, key))
     }
 
     /// [`Storage::get_many`].
-    pub fn get_many(
+    pub(crate) fn get_many(
         &self,
         bucket: &str,
         keys: &[String],
@@ -141,12 +141,12 @@ impl Blocking {
     }
 
     /// [`Storage::exists`].
-    pub fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
+    pub(crate) fn exists(&self, bucket: &str, key: &str) -> Result<bool, StorageError> {
         self.runtime.block_on(self.store.exists(bucket, key))
     }
 
     /// [`Storage::list_keys`].
-    pub fn list_keys(
+    pub(crate) fn list_keys(
         &self,
         bucket: &str,
         cursor: Option<&Cursor>,
@@ -157,43 +157,43 @@ impl Blocking {
     }
 
     /// [`Storage::scan`].
-    pub fn scan(&self, bucket: &str, visit: &mut Visitor<'_>) -> Result<(), StorageError> {
+    pub(crate) fn scan(&self, bucket: &str, visit: &mut Visitor<'_>) -> Result<(), StorageError> {
         self.runtime.block_on(self.store.scan(bucket, visit))
     }
 
     /// [`Storage::check_bucket`].
-    pub fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+    pub(crate) fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         self.store.check_bucket(bucket)
     }
 
     /// [`Storage::check_ready`].
-    pub fn check_ready(&self) -> Result<(), StorageError> {
+    pub(crate) fn check_ready(&self) -> Result<(), StorageError> {
         self.runtime.block_on(self.store.check_ready())
     }
 
     /// [`Storage::counter_limit`].
-    pub fn counter_limit(&self) -> u64 {
+    pub(crate) fn counter_limit(&self) -> u64 {
         self.store.counter_limit()
     }
 
     /// [`Storage::purge_idempotency_records`].
-    pub fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
+    pub(crate) fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
         self.runtime
             .block_on(self.store.purge_idempotency_records())
     }
 
     /// `request` through [`dyn Storage::submit`], once durable.
-    pub fn write(&self, request: WriteRequest) -> Result<Written, StorageError> {
+    pub(crate) fn write(&self, request: WriteRequest) -> Result<Written, StorageError> {
         self.runtime.block_on(self.store.submit_durable(request))
     }
 
     /// `group` through [`dyn Storage::submit_group`].
-    pub fn group(&self, group: WriteGroup) -> Result<Vec<u64>, StorageError> {
+    pub(crate) fn group(&self, group: WriteGroup) -> Result<Vec<u64>, StorageError> {
         self.runtime.block_on(self.store.submit_group(group))
     }
 
     /// Stores `value` under `key`.
-    pub fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let write = Write::Set {
             key: key.into(),
             value: value.to_vec(),
@@ -202,19 +202,51 @@ impl Blocking {
     }
 
     /// Removes `key`.
-    pub fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+    pub(crate) fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         let write = Write::Delete { key: key.into() };
         self.write(WriteRequest::new(bucket, write)).map(|_| ())
     }
 
     /// Adds `delta` to the counter under `key`: its new value.
-    pub fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StorageError> {
+    pub(crate) fn increment(
+        &self,
+        bucket: &str,
+        key: &str,
+        delta: u64,
+    ) -> Result<u64, StorageError> {
         let write = Write::Increment {
             key: key.into(),
             delta,
         };
         self.write(WriteRequest::new(bucket, write))
             .map(|written| written.value)
+    }
+}
+
+/// The tests' shorthand for what a request carries besides its write.
+pub(crate) trait Carrying {
+    /// With `key` as its idempotency key.
+    fn with_idempotency_key(self, key: IdempotencyKey) -> Self;
+    /// With records kept for `retention`.
+    fn with_idempotency_retention(self, retention: Duration) -> Self;
+    /// With increments limited to `limit`.
+    fn with_increment_limit(self, limit: u64) -> Self;
+}
+
+impl Carrying for WriteRequest {
+    fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    fn with_idempotency_retention(mut self, retention: Duration) -> Self {
+        self.idempotency_retention = retention;
+        self
+    }
+
+    fn with_increment_limit(mut self, limit: u64) -> Self {
+        self.increment_limit = Some(limit);
+        self
     }
 }
 

@@ -3,7 +3,7 @@
 //! SQLite's files, pragmas and other processes' connections, Redis outages, and the exact
 //! counts a purge returns where the store purges itself.
 
-use super::suite::{self, Blocking};
+use super::suite::{self, Blocking, Carrying};
 use super::*;
 use std::sync::{Arc, LazyLock};
 

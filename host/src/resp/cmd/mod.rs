@@ -34,7 +34,7 @@ use crate::runtime::Counter;
 use crate::{CounterError, Refusal};
 use std::future::Future;
 use std::pin::Pin;
-use tally_keyvalue::storage::DurableFuture;
+use tally_keyvalue::storage::StoreFuture;
 
 /// A command tally knows: its name, Redis's arity (positive: exactly that many arguments with
 /// the name; negative: at least that many), what `COMMAND` says of it, and how it runs.
@@ -226,7 +226,7 @@ pub struct Context<'c, 'r> {
     /// More staged writes come right behind this command.
     pub more_follow: bool,
     /// The durability of the command's staged writes: its answer waits for all of them.
-    pub durable: Vec<DurableFuture>,
+    pub durable: Vec<StoreFuture<'static, ()>>,
 }
 
 impl Context<'_, '_> {

@@ -23,7 +23,8 @@ mod writer;
 
 pub use backup::BackupReport;
 pub use schema::APPLICATION_ID;
-pub use writer::WriterSettings;
+#[cfg(test)]
+use writer::WriterSettings;
 
 use super::{
     Answer, Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
@@ -223,13 +224,15 @@ impl SqliteStorage {
     }
 
     /// The database file this store writes.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The journal mode and `synchronous` level of the writer connection, as SQLite reports
     /// them; `None` for a store that only reads. What durability the store really runs with.
-    pub fn writer_settings(&self) -> Option<&WriterSettings> {
+    #[cfg(test)]
+    pub(crate) fn writer_settings(&self) -> Option<&WriterSettings> {
         self.writer.as_ref().map(Writer::settings)
     }
 

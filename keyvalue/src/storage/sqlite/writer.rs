@@ -142,11 +142,11 @@ pub(super) struct Writer {
 /// The writer connection's journal mode and `synchronous` level, as SQLite reports them
 /// ([`super::SqliteStorage::writer_settings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriterSettings {
+pub(crate) struct WriterSettings {
     /// `PRAGMA journal_mode` (`wal`).
-    pub journal_mode: String,
+    pub(crate) journal_mode: String,
     /// `PRAGMA synchronous`: 2 is `FULL`, 1 is `NORMAL`.
-    pub synchronous: i64,
+    pub(crate) synchronous: i64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -187,6 +187,7 @@ impl Writer {
     }
 
     /// The writer connection's settings.
+    #[cfg(test)]
     pub(super) fn settings(&self) -> &WriterSettings {
         &self.settings
     }
