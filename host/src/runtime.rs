@@ -9,6 +9,10 @@
 //! engine's epoch every [`EPOCH_TICK`]) after which a guest that is still running traps. A
 //! misbehaving guest therefore costs its own call an error, never the process. Servers also use
 //! the pooling allocator, which keeps instance memory ready for reuse.
+//!
+//! Each call of a [`Counter`] ends in one value: the component's answer, or the call's
+//! [`Failure`] made from that answer and the store's record of the call
+//! ([`crate::failure::classify`]).
 
 use crate::Refusal;
 use crate::bindings::{CounterComponent, CounterComponentPre, CounterError, Page};

@@ -8,6 +8,11 @@
 //! ([`WriteContext`]: its idempotency key, which comes from the host beside the guest's write
 //! since `wasi:keyvalue` has no place for it, and its increment limit).
 //!
+//! The guest sees a store failure only as `store.error` text; the context keeps the typed
+//! [`StorageError`] in the call's [`CallRecord`] (with the writes applied, a replay, and the
+//! durability of writes answered early), which the host takes when the call ends
+//! ([`KeyValueCtx::finish_call`]) and reads as one value instead of flags.
+//!
 //! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
 //! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
 //! table that every instance made from the same [`KeyValueCtx`] shares, so a listing can go on in
@@ -183,9 +188,9 @@ impl KeyValueCtx {
             .with_answer(answer)
     }
 
-    /// Applies one write: once for its idempotency key when the request carries one, staged
-    /// when the host asked for it (see [`KeyValueCtx::stage_writes`]), durable before it
-    /// returns otherwise.
+    /// Applies one write: once for its idempotency key when the request carries one, answered
+    /// when applied when the call asked for it (see [`KeyValueCtx::start_call`]), durable
+    /// before it returns otherwise. What it came to goes into the call's record.
     async fn write(&self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
         let outcome = self.storage.submit(self.request(bucket, write)).await;
