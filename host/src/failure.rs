@@ -114,11 +114,7 @@ pub fn classify<T>(
 ) -> Result<Done<T>, Failure> {
     let applied = record.writes_applied > 0;
     let refusal = match answer {
-        Err(trap) if applied => {
-            return Err(Failure::AppliedThenFailed(format!(
-                "{trap:#}; a write of this request was applied before that and stands"
-            )));
-        }
+        Err(trap) if applied => return Err(applied_then_failed(format!("{trap:#}"))),
         Err(trap) => return Err(Failure::Trap(trap)),
         Ok(Ok(value)) => {
             return Ok(Done {
@@ -153,21 +149,23 @@ pub fn classify<T>(
         Some(failure) if store_failed => {
             let worded = CounterError::StoreFailure(crate::refusal::store_error(&failure));
             if applied {
-                Failure::AppliedThenFailed(format!(
-                    "{}; a write of this request was applied before that and stands",
-                    Refusal::new(worded, counter_limit)
-                ))
+                applied_then_failed(Refusal::new(worded, counter_limit))
             } else {
                 Failure::Refused(Refusal::new(worded, counter_limit))
             }
         }
-        _ if store_failed && applied => Failure::AppliedThenFailed(format!(
-            "{}; a write of this request was applied before that and stands",
-            Refusal::new(refusal, counter_limit)
-        )),
+        _ if store_failed && applied => applied_then_failed(Refusal::new(refusal, counter_limit)),
         _ => Failure::Refused(Refusal::new(refusal, counter_limit)),
     };
     Err(failure)
+}
+
+/// A call that failed (`what`) after one of its writes was applied: the write stands, and the
+/// answer says so.
+fn applied_then_failed(what: impl std::fmt::Display) -> Failure {
+    Failure::AppliedThenFailed(format!(
+        "{what}; a write of this request was applied before that and stands"
+    ))
 }
 
 #[cfg(test)]
@@ -196,23 +194,9 @@ mod tests {
         }
     }
 
+    /// The failure's stable code: what every front end shows for it.
     fn kind(failure: &Failure) -> &'static str {
-        match failure {
-            Failure::Refused(refusal) => match refusal.error {
-                CounterError::InvalidName(_) => "invalid_name",
-                CounterError::Overflow(_) => "overflow",
-                CounterError::CorruptValue(_) => "corrupt_value",
-                CounterError::StoreFailure(_) => "store_failure",
-                CounterError::InvalidPage(_) => "invalid_page",
-            },
-            Failure::KeyInUse(_) => "key_in_use",
-            Failure::KeyReused(_) => "key_reused",
-            Failure::Busy(_) => "busy",
-            Failure::Unavailable(_) => "unavailable",
-            Failure::OutcomeUnknown(_) => "outcome_unknown",
-            Failure::AppliedThenFailed(_) => "applied_then_failed",
-            Failure::Trap(_) => "trap",
-        }
+        crate::error_code::ErrorCode::of(failure).as_str()
     }
 
     fn reused() -> StorageError {
@@ -244,13 +228,13 @@ mod tests {
             (vec![], 0, "store_failure"),
             (vec![other()], 0, "store_failure"),
             (vec![busy()], 0, "busy"),
-            (vec![down()], 0, "unavailable"),
-            (vec![busy(), down()], 0, "unavailable"),
-            (vec![down(), busy()], 0, "unavailable"),
-            (vec![reused(), down()], 0, "key_reused"),
-            (vec![down(), reused()], 0, "key_reused"),
-            (vec![unknown(), busy(), down()], 0, "outcome_unknown"),
-            (vec![cursor()], 0, "invalid_page"),
+            (vec![down()], 0, "store_unavailable"),
+            (vec![busy(), down()], 0, "store_unavailable"),
+            (vec![down(), busy()], 0, "store_unavailable"),
+            (vec![reused(), down()], 0, "idempotency_key_reused"),
+            (vec![down(), reused()], 0, "idempotency_key_reused"),
+            (vec![unknown(), busy(), down()], 0, "write_outcome_unknown"),
+            (vec![cursor()], 0, "invalid_query"),
             (vec![cursor(), busy()], 0, "busy"),
             (vec![overflow()], 0, "overflow"),
             (vec![other(), overflow()], 0, "overflow"),

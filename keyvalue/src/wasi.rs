@@ -23,8 +23,8 @@ use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::numbered::NumberedTable;
 use crate::observer::Observer;
 use crate::storage::{
-    Answer, Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, Write,
-    WriteContext, WriteRequest,
+    Answer, Applied, Cursor, DurableFuture, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture,
+    Write, WriteContext, WriteRequest,
 };
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -194,20 +194,7 @@ impl KeyValueCtx {
     async fn write(&self, bucket: String, write: Write) -> Result<u64, KeyValueError> {
         let started = std::time::Instant::now();
         let outcome = self.storage.submit(self.request(bucket, write)).await;
-        if let Ok(applied) = &outcome {
-            let mut call = self.call_state();
-            if applied.written.replayed {
-                call.record.replayed = true;
-            } else {
-                call.record.writes_applied += 1;
-            }
-        }
-        let outcome = outcome.map(|applied| {
-            if let Some(durable) = applied.durable {
-                self.call_state().record.durable.push(durable);
-            }
-            applied.written.value
-        });
+        let outcome = outcome.map(|applied| self.note(applied));
         self.finish(started, outcome)
     }
 
@@ -223,16 +210,23 @@ impl KeyValueCtx {
             .collect();
         for write in pending {
             let started = std::time::Instant::now();
-            let outcome = match write.await {
-                Ok(applied) => {
-                    self.call_state().record.writes_applied += 1;
-                    applied.durable().await.map(|_| ())
-                }
-                Err(failure) => Err(failure),
-            };
+            let outcome = write.await.map(|applied| self.note(applied));
             self.finish(started, outcome)?;
         }
         Ok(())
+    }
+
+    /// Notes in the call's record what one applied write came to (applied now, or a replay)
+    /// and keeps its durability there when it is still to come; the write's value.
+    fn note(&self, applied: Applied) -> u64 {
+        let mut call = self.call_state();
+        if applied.written.replayed {
+            call.record.replayed = true;
+        } else {
+            call.record.writes_applied += 1;
+        }
+        call.record.durable.extend(applied.durable);
+        applied.written.value
     }
 
     /// The guest's number for `cursor`, which pages `bucket`.

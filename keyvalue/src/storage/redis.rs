@@ -528,7 +528,10 @@ impl Storage for RedisStorage {
     /// The write script (`WRITE_SCRIPT`), with a record when the request has a key: lookup,
     /// write and record in one atomic step.
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
-        self.in_bucket(&request.bucket.clone(), move |server| {
+        if let Err(refused) = Self::only_default_bucket(&request.bucket) {
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        self.run(move |server| {
             let fingerprint;
             let record = match &request.idempotency_key {
                 Some(key) => {
@@ -549,7 +552,10 @@ impl Storage for RedisStorage {
 
     /// One `MULTI`/`EXEC` (see the module documentation).
     fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
-        self.in_bucket(&group.bucket.clone(), move |server| {
+        if let Err(refused) = Self::only_default_bucket(&group.bucket) {
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        self.run(move |server| {
             if group.writes.is_empty() {
                 return Ok(Vec::new());
             }
