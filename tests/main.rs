@@ -35,6 +35,7 @@ mod reference_host;
 mod resp;
 mod resp_clients;
 mod resp_crash;
+mod resp_transactions;
 mod sandbox;
 mod serve;
 mod transfer;

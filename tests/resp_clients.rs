@@ -136,6 +136,9 @@ fn python_redis_client_counts() {
          negative refused: tally counters only count up\n\
          non-number refused: tally counters hold whole numbers from 0 to 18446744073709551615\n\
          unchanged b'42'\n\
+         transaction [1, 2, 3]\n\
+         transaction refused: ResponseError Command # 2 (DECRBY tx 1) of pipeline caused error: tally counters only count up\n\
+         transaction unchanged b'3'\n\
          resp3 incr 43\n\
          resp3 missing None\n\
          resp3 info 7.0.0\n"

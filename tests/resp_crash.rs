@@ -117,3 +117,90 @@ fn sigkill_under_resp_load_loses_no_acknowledged_increment() {
         report.join("\n  ")
     );
 }
+
+/// Ten cycles of {start, 8 clients looping `MULTI; INCR a; INCR b; EXEC`, SIGKILL after a
+/// random 100-700 ms}. A transaction commits whole or not at all, so after every restart
+/// `a == b`, and both hold at least the acknowledged `EXEC`s and at most those plus the ones
+/// in flight.
+#[test]
+fn sigkill_during_exec_leaves_all_or_nothing() {
+    let (mut random, seed) = Random::for_crash_loop();
+    let db = TempDb::new();
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let unanswered = Arc::new(AtomicU64::new(0));
+    let transaction = [
+        RespClient::encode(&[b"MULTI"]),
+        RespClient::encode(&[b"INCR", b"a"]),
+        RespClient::encode(&[b"INCR", b"b"]),
+        RespClient::encode(&[b"EXEC"]),
+    ]
+    .concat();
+    let read_both = |server: &crate::common::server::Server| {
+        let mut client = server.resp_client();
+        ["a", "b"].map(|key| {
+            let answer = client.command(&["GET", key]).unwrap();
+            answer.lines().nth(1).unwrap_or("0").parse::<u64>().unwrap()
+        })
+    };
+    for cycle in 0..CYCLES {
+        let server = resp_server(&db, &[]);
+        let [a, b] = read_both(&server);
+        assert_eq!(
+            a, b,
+            "seed {seed}, cycle {cycle}: a transaction applied in part"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(Barrier::new(CLIENTS + 1));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (address, stop, started) =
+                    (server.resp.unwrap(), stop.clone(), started.clone());
+                let (acknowledged, unanswered) = (acknowledged.clone(), unanswered.clone());
+                let transaction = transaction.clone();
+                std::thread::spawn(move || {
+                    let mut connection =
+                        RespClient::connect(address, Duration::from_secs(30)).unwrap();
+                    started.wait();
+                    while !stop.load(Ordering::SeqCst) {
+                        let answered = connection.send_raw(&transaction).is_ok()
+                            && (0..4).all(|_| {
+                                connection.read_reply().is_ok_and(|answer| {
+                                    assert!(!answer.starts_with('-'), "{answer}");
+                                    true
+                                })
+                            });
+                        if answered {
+                            acknowledged.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            unanswered.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        std::thread::sleep(Duration::from_millis(100 + random.below(600)));
+        server.kill();
+        stop.store(true, Ordering::SeqCst);
+        for client in clients {
+            client.join().unwrap();
+        }
+    }
+    let server = resp_server(&db, &[]);
+    let [a, b] = read_both(&server);
+    let (acknowledged, unanswered) = (
+        acknowledged.load(Ordering::SeqCst),
+        unanswered.load(Ordering::SeqCst),
+    );
+    assert_eq!(a, b, "seed {seed}: a transaction applied in part");
+    assert!(
+        acknowledged <= a && a <= acknowledged + unanswered,
+        "seed {seed}: a = b = {a}, acknowledged {acknowledged}, unanswered {unanswered}"
+    );
+    assert!(acknowledged > 0, "no transaction was acknowledged");
+    println!(
+        "EXEC crash loop (seed {seed}, {CYCLES} kills): a = b = {a}, acknowledged \
+         {acknowledged}, unanswered {unanswered}"
+    );
+}

@@ -11,7 +11,8 @@ use crate::failure::Failure;
 use crate::idempotency::{IdempotencyKey, KeyClaim};
 use crate::runtime::{Counter, Runtime};
 use std::ops::{Deref, DerefMut};
-use tally_keyvalue::storage::WriteContext;
+use std::sync::Arc;
+use tally_keyvalue::storage::{Storage, WriteContext};
 
 /// One request's instance, with its idempotency key's claim held until it is dropped (after
 /// the answer is made).
@@ -63,6 +64,8 @@ impl DerefMut for Request {
 pub struct Pipeline<'a> {
     runtime: &'a Runtime,
     context: WriteContext,
+    /// The store its instance uses instead of the runtime's (a transaction).
+    store: Option<Arc<dyn Storage>>,
     counter: Option<Counter>,
 }
 
@@ -72,7 +75,17 @@ impl<'a> Pipeline<'a> {
         Self {
             runtime,
             context,
+            store: None,
             counter: None,
+        }
+    }
+
+    /// No instance yet; it will read and write through `store` (a transaction over the
+    /// runtime's store) instead of the runtime's store.
+    pub fn over(runtime: &'a Runtime, context: WriteContext, store: Arc<dyn Storage>) -> Self {
+        Self {
+            store: Some(store),
+            ..Self::new(runtime, context)
         }
     }
 
@@ -81,7 +94,7 @@ impl<'a> Pipeline<'a> {
         if self.counter.is_none() {
             let counter = self
                 .runtime
-                .instantiate_for(self.context.clone())
+                .instantiate_over(self.store.clone(), self.context.clone())
                 .await
                 .map_err(Failure::Trap)?;
             self.counter = Some(counter);

@@ -299,6 +299,25 @@ impl Runtime {
 
     /// A fresh instance whose writes carry `context` (the request it serves) to the store.
     pub async fn instantiate_for(&self, context: WriteContext) -> Result<Counter> {
+        self.instantiate_over(None, context).await
+    }
+
+    /// The store a [`tally_keyvalue::storage::Transaction`] can run over: this runtime's,
+    /// when it applies write groups; `None` when it cannot.
+    pub fn transaction_store(&self) -> Option<Arc<dyn Storage>> {
+        self.storage
+            .capabilities()
+            .write_groups
+            .then(|| self.storage.clone())
+    }
+
+    /// A fresh instance whose writes carry `context`, over `store` (a transaction) instead of
+    /// this runtime's store when one is given.
+    pub async fn instantiate_over(
+        &self,
+        store: Option<Arc<dyn Storage>>,
+        context: WriteContext,
+    ) -> Result<Counter> {
         let slot = match &self.instance_slots {
             Some(slots) => Some(
                 slots
@@ -312,7 +331,10 @@ impl Runtime {
         let state = HostState {
             wasi: sandbox(),
             table: ResourceTable::new(),
-            keyvalue: self.keyvalue.for_new_instance(context),
+            keyvalue: match store {
+                Some(store) => self.keyvalue.for_new_instance(context).over(store),
+                None => self.keyvalue.for_new_instance(context),
+            },
             limiter: Limiter {
                 limits: StoreLimitsBuilder::new()
                     .memory_size(self.limits.memory)

@@ -122,6 +122,13 @@ impl KeyValueCtx {
         }
     }
 
+    /// The same context over `storage` instead (a [`crate::storage::Transaction`] over this
+    /// context's store, say), with the same buckets, observer and list cursors.
+    pub fn over(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
     /// Starts a guest call: an empty record, and its writes answered as `answer` says
     /// ([`Answer::WhenApplied`]: each returns to the guest as soon as the store applied it,
     /// and its durability waits in the record for the host to complete before it answers

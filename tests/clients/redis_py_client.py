@@ -50,6 +50,21 @@ except redis.ResponseError as error:
     print("non-number refused:", str(error).split(";")[0])
 print("unchanged", r.get("counter"))
 
+# A transaction: redis-py's default pipeline sends MULTI, the commands and EXEC in one write.
+tx = r.pipeline()
+tx.incr("tx")
+tx.incr("tx")
+tx.incr("tx")
+print("transaction", tx.execute())
+tx = r.pipeline()
+tx.incr("tx")
+tx.decr("tx")
+try:
+    tx.execute()
+except redis.ResponseError as error:
+    print("transaction refused:", type(error).__name__, str(error).split(",")[0])
+print("transaction unchanged", r.get("tx"))
+
 # RESP3 (HELLO 3) with the same commands.
 r3 = redis.Redis(host="127.0.0.1", port=port, protocol=3)
 print("resp3 incr", r3.incr("counter"))

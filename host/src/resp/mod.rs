@@ -82,6 +82,8 @@ pub struct Shared {
     cursors: NumberedTable<String>,
     port: u16,
     started: Instant,
+    /// Turns for `EXEC`s over the same counters.
+    key_locks: cmd::transaction::KeyLocks,
 }
 
 impl Shared {
@@ -136,6 +138,7 @@ pub async fn serve(
         ),
         port,
         started: Instant::now(),
+        key_locks: cmd::transaction::KeyLocks::default(),
     });
     let next_id = AtomicU64::new(1);
     let mut connections = JoinSet::new();

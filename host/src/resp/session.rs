@@ -3,7 +3,8 @@
 //! authentication as Redis does, and run by its own file with the connection's context.
 
 use super::Shared;
-use super::cmd::{self, Context};
+use super::cmd::transaction::Queue;
+use super::cmd::{self, Context, InTransaction};
 use super::reply::{Protocol, Reply};
 use crate::counters::Pipeline;
 use tally_keyvalue::storage::StoreFuture;
@@ -30,6 +31,8 @@ pub struct Session {
     pub(super) authenticated: bool,
     pub(super) protocol: Protocol,
     pub(super) name: Option<String>,
+    /// The transaction being queued, between `MULTI` and `EXEC`.
+    pub(super) transaction: Option<Queue>,
 }
 
 impl Session {
@@ -40,6 +43,7 @@ impl Session {
             authenticated: shared.options.auth_token.is_none(),
             protocol: Protocol::Resp2,
             name: None,
+            transaction: None,
         }
     }
 
@@ -60,13 +64,32 @@ impl Session {
     ) -> Outcome {
         let spec = match cmd::lookup(args) {
             Ok(spec) => spec,
-            Err(reply) => return Outcome::new(reply, "refused", "unknown"),
+            Err(reply) => {
+                if let Some(queue) = &mut self.transaction {
+                    queue.abort();
+                }
+                return Outcome::new(reply, "refused", "unknown");
+            }
         };
         // As in Redis: an unknown command or a wrong arity is answered before authentication,
         // anything else only after it.
         if !self.authenticated && !spec.without_auth() {
             let reply = Reply::Error("NOAUTH Authentication required.".into());
             return Outcome::new(reply, "refused", spec.name);
+        }
+        if let Some(queue) = &mut self.transaction
+            && !matches!(spec.in_transaction, InTransaction::RunNow)
+        {
+            return match cmd::check_queued(spec, args) {
+                Ok(()) => {
+                    queue.push(args);
+                    Outcome::new(Reply::Simple("QUEUED"), "ok", spec.name)
+                }
+                Err(reply) => {
+                    queue.abort();
+                    Outcome::new(reply, "refused", spec.name)
+                }
+            };
         }
         let mut context = Context {
             session: self,

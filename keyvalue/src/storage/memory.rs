@@ -72,6 +72,9 @@ impl MemoryStorage {
         let mut state = self.lock()?;
         let entries = state.buckets.entry(group.bucket).or_default();
         let limit = group.increment_limit.unwrap_or(u64::MAX);
+        for expected in &group.expected {
+            expected.check(entries.get(&expected.key).map(Vec::as_slice))?;
+        }
         // The first value each key had, to put back should a later write be refused.
         let mut before: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut outcomes = Vec::with_capacity(group.writes.len());

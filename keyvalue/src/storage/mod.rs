@@ -47,6 +47,7 @@ mod redis;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod suite;
+mod transaction;
 pub mod value;
 
 pub use memory::MemoryStorage;
@@ -56,6 +57,7 @@ pub use redis::RedisStorage;
 pub use sqlite::{APPLICATION_ID, BackupReport, Durability, SqliteOptions, SqliteStorage};
 
 pub use idempotency::{IdempotencyKey, Written};
+pub use transaction::Transaction;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -205,9 +207,11 @@ pub trait Storage: Send + Sync + 'static {
     }
 
     /// Applies every write of `group` in order as one atomic step: afterwards all of them are
-    /// applied or (when one is refused or the store fails) none is, nobody sees a part, and each
-    /// write sees the group's earlier ones (an increment after a set adds to the set value).
-    /// The outcome of each write, in order, once durable.
+    /// applied or (when one is refused, an expectation fails or the store fails) none is,
+    /// nobody sees a part, and each write sees the group's earlier ones (an increment after a
+    /// set adds to the set value). Every [`WriteGroup::expected`] value is checked in that
+    /// same step, before the writes ([`Expectation::check`]). The outcome of each write, in
+    /// order, once durable.
     ///
     /// Called only for a store that declares [`Capabilities::write_groups`] (through
     /// [`dyn Storage::submit_group`]); the default refuses.
@@ -551,16 +555,53 @@ pub struct WriteGroup {
     pub writes: Vec<Write>,
     /// [`WriteRequest::increment_limit`], for every increment of the group.
     pub increment_limit: Option<u64>,
+    /// What keys must hold when the group is applied, checked in the same atomic step: if one
+    /// holds anything else, nothing is applied and the group fails with
+    /// [`StorageError::Conflict`]. What a [`Transaction`] read is checked this way, so its
+    /// writes commit only on what it saw.
+    pub expected: Vec<Expectation>,
+}
+
+/// A key's value a [`WriteGroup`] depends on: `None` for absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The key.
+    pub key: String,
+    /// What it must hold.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Expectation {
+    /// Whether `current` (the key's value now) is what was expected; if not, the conflict.
+    pub fn check(&self, current: Option<&[u8]>) -> Result<(), StorageError> {
+        if current == self.value.as_deref() {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict {
+                key: self.key.clone(),
+            })
+        }
+    }
 }
 
 impl WriteGroup {
-    /// `writes` in `bucket`, without a limit.
+    /// `writes` in `bucket`, without a limit or expectations.
     pub fn new(bucket: impl Into<String>, writes: Vec<Write>) -> Self {
         Self {
             bucket: bucket.into(),
             writes,
             increment_limit: None,
+            expected: Vec::new(),
         }
+    }
+
+    /// The same group, applied only while `key` holds `value` (`None`: is absent).
+    pub fn expecting(mut self, key: impl Into<String>, value: Option<Vec<u8>>) -> Self {
+        self.expected.push(Expectation {
+            key: key.into(),
+            value,
+        });
+        self
     }
 
     /// The same group with increments limited to `limit`.
@@ -720,6 +761,14 @@ pub enum StorageError {
         recorded: String,
         /// The write it came with now.
         requested: String,
+    },
+    /// A key a write group expected ([`WriteGroup::expected`]) held something else: another
+    /// write came between what the group was built on and its commit. Nothing was applied;
+    /// building the group again on fresh reads may succeed.
+    #[error("{key:?} changed while the write group was being built; nothing was applied")]
+    Conflict {
+        /// The key that changed.
+        key: String,
     },
     /// The SQLite backend failed (I/O, a corrupt file, a read-only database...).
     #[cfg(feature = "sqlite")]

@@ -37,8 +37,9 @@
 //! refuses every evicting policy unless the caller explicitly accepts it.
 
 use super::{
-    Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture,
-    Write, WriteGroup, WriteRequest, Written, blocking, idempotency, incremented, value,
+    Applied, Capabilities, Cursor, Expectation, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
+    StoreFuture, Write, WriteGroup, WriteRequest, Written, blocking, idempotency, incremented,
+    value,
 };
 use redis::{Client, Connection, RedisError, Value};
 use std::sync::{Arc, Mutex};
@@ -332,12 +333,21 @@ impl Server {
     /// `writes` in one `MULTI`/`EXEC`. Increments are computed here from the values read
     /// under `WATCH`, so the group is refused whole (nothing sent) when one would not apply,
     /// and tried again when another client changed a watched counter before `EXEC`.
-    fn run_group(&self, writes: &[Write]) -> Result<Vec<u64>, StorageError> {
-        let watched: Vec<&str> = writes
+    /// Every expectation is checked against the values read under `WATCH` before anything is
+    /// queued.
+    fn run_group(
+        &self,
+        writes: &[Write],
+        expected: &[Expectation],
+    ) -> Result<Vec<u64>, StorageError> {
+        let mut watched: Vec<&str> = writes
             .iter()
             .filter(|write| matches!(write, Write::Increment { .. }))
             .map(Write::key)
+            .chain(expected.iter().map(|expected| expected.key.as_str()))
             .collect();
+        watched.sort_unstable();
+        watched.dedup();
         for _ in 0..GROUP_ATTEMPTS {
             let committed = self
                 .with(
@@ -353,6 +363,18 @@ impl Server {
                         // The group's own values so far: each write sees the ones before it.
                         let mut values: std::collections::HashMap<&str, Option<Vec<u8>>> =
                             watched.iter().copied().zip(current).collect();
+                        for expected in expected {
+                            let current = values.get(expected.key.as_str()).cloned().flatten();
+                            if let Err(conflict) = expected.check(current.as_deref()) {
+                                redis::cmd("UNWATCH").query::<()>(conn)?;
+                                return Ok(Err(conflict));
+                            }
+                        }
+                        if writes.is_empty() {
+                            // Only expectations: one MGET read them all at one instant.
+                            redis::cmd("UNWATCH").query::<()>(conn)?;
+                            return Ok(Ok(Some(Vec::new())));
+                        }
                         let mut transaction = redis::pipe();
                         transaction.atomic();
                         let mut outcomes = Vec::with_capacity(writes.len());
@@ -556,10 +578,10 @@ impl Storage for RedisStorage {
             return Box::pin(std::future::ready(Err(refused)));
         }
         self.run(move |server| {
-            if group.writes.is_empty() {
+            if group.writes.is_empty() && group.expected.is_empty() {
                 return Ok(Vec::new());
             }
-            server.run_group(&group.writes)
+            server.run_group(&group.writes, &group.expected)
         })
     }
 }

@@ -19,7 +19,7 @@
 
 use super::{
     Answer, Capabilities, Capability, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Storage,
-    StorageError, Visitor, Write, WriteGroup, WriteRequest, Written,
+    StorageError, Transaction, Visitor, Write, WriteGroup, WriteRequest, Written,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -105,6 +105,8 @@ const CASES: &[Case] = &[
     case!(concurrent_retries_apply_once, records),
     case!(write_groups_are_all_or_nothing, groups),
     case!(write_groups_are_never_seen_in_part, groups),
+    case!(write_groups_check_what_they_expect, groups),
+    case!(transactions_commit_what_they_saw, groups),
 ];
 
 /// A store driven from plain (test) threads: each method runs the store's future to its end
@@ -185,6 +187,16 @@ impl Blocking {
     /// `request` through [`dyn Storage::submit`], once durable.
     pub(crate) fn write(&self, request: WriteRequest) -> Result<Written, StorageError> {
         self.runtime.block_on(self.store.submit_durable(request))
+    }
+
+    /// A [`Transaction`] over the store.
+    pub(crate) fn transaction(&self) -> Transaction {
+        Transaction::new(self.store.clone())
+    }
+
+    /// Runs `future` (a transaction's step) to its end.
+    pub(crate) fn wait<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(future)
     }
 
     /// `group` through [`dyn Storage::submit_group`].
@@ -904,4 +916,83 @@ fn write_groups_are_never_seen_in_part(store: &Blocking) {
     assert_eq!(store.get("", "k00000").unwrap(), Some(b"0".to_vec()));
     assert_eq!(store.get("", "k09999").unwrap(), Some(b"29997".to_vec()));
     assert_eq!(list_all(store).0.len(), 10_000);
+}
+
+/// A group applies only while the keys it expects hold what it expects (absent included);
+/// otherwise it fails with a conflict naming the key and applies nothing.
+fn write_groups_check_what_they_expect(store: &Blocking) {
+    store.set("", "a", b"5").unwrap();
+    let expecting = |a: &[u8]| {
+        WriteGroup::new("", vec![increment("a", 1), set("x", "1")])
+            .expecting("a", Some(a.to_vec()))
+            .expecting("never", None)
+    };
+    assert_eq!(store.group(expecting(b"5")).unwrap(), vec![6, 0]);
+    assert!(matches!(
+        store.group(expecting(b"5")),
+        Err(StorageError::Conflict { ref key }) if key == "a"
+    ));
+    assert_eq!(store.get("", "a").unwrap(), Some(b"6".to_vec()));
+    store.delete("", "x").unwrap();
+    let present = WriteGroup::new("", vec![set("x", "2")]).expecting("a", None);
+    assert!(matches!(
+        store.group(present),
+        Err(StorageError::Conflict { ref key }) if key == "a"
+    ));
+    assert_eq!(store.get("", "x").unwrap(), None);
+    // Expectations alone: a check of one consistent view.
+    let only = |a: &[u8]| WriteGroup::new("", Vec::new()).expecting("a", Some(a.to_vec()));
+    assert_eq!(store.group(only(b"6")).unwrap(), Vec::<u64>::new());
+    assert!(matches!(
+        store.group(only(b"7")),
+        Err(StorageError::Conflict { .. })
+    ));
+}
+
+/// A transaction's writes are its own until it commits (its reads see them, the store does
+/// not), commit applies exactly what it answered, and a write by someone else to a key it read
+/// makes the commit a conflict that applies nothing.
+fn transactions_commit_what_they_saw(store: &Blocking) {
+    store.set("", "t", b"10").unwrap();
+    let transaction = store.transaction();
+    let write = |write: Write| {
+        let request = WriteRequest::new("", write).with_increment_limit(12);
+        store
+            .wait(transaction.write(request))
+            .map(|applied| applied.written.value)
+    };
+    assert_eq!(write(increment("t", 1)).unwrap(), 11);
+    assert_eq!(write(increment("u", 4)).unwrap(), 4);
+    assert!(matches!(
+        write(increment("t", 5)),
+        Err(StorageError::Overflow { current: 11, .. })
+    ));
+    assert_eq!(write(set("s", "7")).unwrap(), 0);
+    assert_eq!(
+        store.wait(transaction.get("", "t")).unwrap(),
+        Some(b"11".to_vec())
+    );
+    assert_eq!(store.get("", "t").unwrap(), Some(b"10".to_vec()));
+    assert_eq!(store.get("", "u").unwrap(), None);
+    assert_eq!(store.wait(transaction.commit()).unwrap(), vec![11, 4, 0]);
+    assert_eq!(store.get("", "t").unwrap(), Some(b"11".to_vec()));
+    assert_eq!(store.get("", "u").unwrap(), Some(b"4".to_vec()));
+    assert_eq!(store.get("", "s").unwrap(), Some(b"7".to_vec()));
+
+    let transaction = store.transaction();
+    let request = WriteRequest::new("", increment("t", 1));
+    assert_eq!(
+        store
+            .wait(transaction.write(request))
+            .unwrap()
+            .written
+            .value,
+        12
+    );
+    store.increment("", "t", 100).unwrap();
+    assert!(matches!(
+        store.wait(transaction.commit()),
+        Err(StorageError::Conflict { ref key }) if key == "t"
+    ));
+    assert_eq!(store.get("", "t").unwrap(), Some(b"111".to_vec()));
 }

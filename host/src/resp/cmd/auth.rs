@@ -1,7 +1,9 @@
 //! `AUTH [username] password` and `HELLO [protover [AUTH username password] [SETNAME name]]`,
 //! with Redis's `requirepass` rules: the user is `default`, the password the server's token.
 
-use super::{CONNECTION, CommandError, Context, Reply, Running, Spec, connection_name, text};
+use super::{
+    CONNECTION, CommandError, Context, InTransaction, Reply, Running, Spec, connection_name, text,
+};
 use crate::resp::REDIS_VERSION;
 use crate::resp::number::strict_i64;
 use crate::resp::reply::Protocol;
@@ -16,6 +18,7 @@ pub(super) const AUTH: Spec = Spec {
     keys: (0, 0, 0),
     categories: CATEGORIES,
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run: auth,
 };
 
@@ -27,6 +30,7 @@ pub(super) const HELLO: Spec = Spec {
     keys: (0, 0, 0),
     categories: CATEGORIES,
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run: hello,
 };
 

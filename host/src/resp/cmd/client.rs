@@ -1,7 +1,9 @@
 //! `CLIENT SETNAME name`, `CLIENT GETNAME`, `CLIENT ID` and `CLIENT SETINFO LIB-NAME|LIB-VER
 //! value` (accepted and kept with the connection).
 
-use super::{CommandError, Context, Reply, Running, Spec, connection_name, wrong_arity};
+use super::{
+    CommandError, Context, InTransaction, Reply, Running, Spec, connection_name, wrong_arity,
+};
 
 /// `CLIENT`
 pub(super) const SPEC: Spec = Spec {
@@ -11,6 +13,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@slow", "@connection"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

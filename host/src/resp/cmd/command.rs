@@ -2,7 +2,7 @@
 //! `COMMAND DOCS [name...]` (tally keeps no documentation there: an empty answer, which
 //! `redis-cli` takes as "no hints").
 
-use super::{COMMANDS, Context, Reply, Running, Spec, find, wrong_arity};
+use super::{COMMANDS, Context, InTransaction, Reply, Running, Spec, find, wrong_arity};
 
 /// `COMMAND`
 pub(super) const SPEC: Spec = Spec {
@@ -12,6 +12,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@slow", "@connection"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

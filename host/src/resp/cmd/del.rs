@@ -1,7 +1,7 @@
 //! `DEL name...`: reads which of the names exist, then resets those (each name once), and
 //! answers how many were removed.
 
-use super::{Context, Reading, Reply, Running, Spec, names};
+use super::{Context, InTransaction, Reading, Reply, Running, Spec, names};
 use std::collections::BTreeSet;
 
 /// `DEL`
@@ -12,6 +12,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (1, -1, 1),
     categories: &["@keyspace", "@write", "@slow"],
     stages_writes: false,
+    in_transaction: InTransaction::Queue(super::accept),
     run,
 };
 

@@ -1,6 +1,6 @@
 //! `EXISTS name...`: how many of the names were written (a name given twice counts twice).
 
-use super::{Context, READ, Reading, Reply, Running, Spec, names};
+use super::{Context, InTransaction, READ, Reading, Reply, Running, Spec, names};
 
 /// `EXISTS`
 pub(super) const SPEC: Spec = Spec {
@@ -10,6 +10,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (1, -1, 1),
     categories: &["@keyspace", "@read", "@fast"],
     stages_writes: false,
+    in_transaction: InTransaction::Queue(super::accept),
     run,
 };
 

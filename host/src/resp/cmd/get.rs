@@ -1,6 +1,6 @@
 //! `GET name`: the counter's value, nil when it was never written.
 
-use super::{Context, READ, Reading, Reply, Running, Spec, name};
+use super::{Context, InTransaction, READ, Reading, Reply, Running, Spec, name};
 
 /// `GET`
 pub(super) const SPEC: Spec = Spec {
@@ -10,6 +10,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (1, 1, 1),
     categories: &["@read", "@string", "@fast"],
     stages_writes: false,
+    in_transaction: InTransaction::Queue(super::accept),
     run,
 };
 

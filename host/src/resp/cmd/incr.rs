@@ -3,22 +3,25 @@
 //! signed 64-bit: the store refuses an increment past [`RESP_INCREMENT_LIMIT`] atomically, and
 //! a refused increment answers in Redis's words.
 
-use super::{CommandError, Context, Reading, Reply, Running, Spec, WRITE, name, not_an_integer};
+use super::{
+    CommandError, Context, InTransaction, Reading, Reply, Running, Spec, WRITE, name,
+    not_an_integer,
+};
 use crate::resp::RESP_INCREMENT_LIMIT;
 use crate::resp::number::strict_i64;
 
 const CATEGORIES: &[&str] = &["@write", "@string", "@fast"];
 
 /// `INCR`
-pub(super) const INCR: Spec = spec("incr", 2, run);
+pub(super) const INCR: Spec = spec("incr", 2, run, check);
 /// `INCRBY`
-pub(super) const INCRBY: Spec = spec("incrby", 3, run);
+pub(super) const INCRBY: Spec = spec("incrby", 3, run, check);
 /// `DECR`: refused.
-pub(super) const DECR: Spec = spec("decr", 2, refuse_down);
+pub(super) const DECR: Spec = spec("decr", 2, refuse_down, refuse_down_queued);
 /// `DECRBY`: refused.
-pub(super) const DECRBY: Spec = spec("decrby", 3, refuse_down);
+pub(super) const DECRBY: Spec = spec("decrby", 3, refuse_down, refuse_down_queued);
 
-const fn spec(name: &'static str, arity: i64, run: super::Run) -> Spec {
+const fn spec(name: &'static str, arity: i64, run: super::Run, check: super::Check) -> Spec {
     Spec {
         name,
         arity,
@@ -26,6 +29,7 @@ const fn spec(name: &'static str, arity: i64, run: super::Run) -> Spec {
         keys: (1, 1, 1),
         categories: CATEGORIES,
         stages_writes: true,
+        in_transaction: InTransaction::Queue(check),
         run,
     }
 }
@@ -43,6 +47,15 @@ pub(super) fn parse(args: &[Vec<u8>]) -> Result<(String, u64), Reply> {
         }
     };
     Ok((name(&args[1])?, by))
+}
+
+/// Queued unless tally refuses it (counting down); a number Redis cannot read is queued, and
+/// refused inside `EXEC`'s answer, as Redis does.
+fn check(args: &[Vec<u8>]) -> Result<(), Reply> {
+    match parse(args) {
+        Err(refused) if refused == not_an_integer() => Ok(()),
+        parsed => parsed.map(drop),
+    }
 }
 
 fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
@@ -64,6 +77,11 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
 fn refuse_down<'a>(args: &'a [Vec<u8>], _: &'a mut Context<'_, '_>) -> Running<'a> {
     let what = String::from_utf8_lossy(&args[0]).to_uppercase();
     Box::pin(async move { Err(only_up(&what).into()) })
+}
+
+/// `DECR` and `DECRBY` are refused whatever their arguments, queued or not.
+fn refuse_down_queued(args: &[Vec<u8>]) -> Result<(), Reply> {
+    Err(only_up(&String::from_utf8_lossy(&args[0]).to_uppercase()))
 }
 
 /// Why tally refuses to count down.

@@ -1,6 +1,6 @@
 //! `INFO [section...]`: the `server` and `clients` sections, as `name:value` lines.
 
-use super::{Context, Reply, Running, Spec};
+use super::{Context, InTransaction, Reply, Running, Spec};
 use crate::resp::{REDIS_VERSION, Shared};
 use std::fmt::Write;
 
@@ -12,6 +12,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@slow", "@dangerous"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

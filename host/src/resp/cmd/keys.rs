@@ -1,6 +1,6 @@
 //! `KEYS pattern`: every page of the component's listing, filtered by the pattern.
 
-use super::{Context, Reading, Reply, Running, Spec};
+use super::{Context, InTransaction, Reading, Reply, Running, Spec};
 use crate::resp::glob;
 
 /// `KEYS`
@@ -11,6 +11,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@keyspace", "@read", "@slow", "@dangerous"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

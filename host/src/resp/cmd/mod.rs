@@ -24,6 +24,7 @@ mod quit;
 mod scan;
 mod select;
 mod set;
+pub mod transaction;
 
 use super::Shared;
 use super::reply::Reply;
@@ -53,8 +54,32 @@ pub struct Spec {
     /// pipeline's writes share a group commit. Anything else runs only after the writes before
     /// it are durable, so a read in a pipeline sees the pipeline's writes.
     pub stages_writes: bool,
+    /// What it does between `MULTI` and `EXEC`.
+    pub in_transaction: InTransaction,
     /// Parses the arguments (the name first, the arity checked) and runs the command.
     pub run: Run,
+}
+
+/// What a command does inside a transaction (between `MULTI` and `EXEC`).
+#[derive(Clone, Copy)]
+pub enum InTransaction {
+    /// It is queued (`+QUEUED`) once its key arguments pass the naming rule and the check
+    /// accepts its other arguments; a refusal here makes `EXEC` run nothing
+    /// (`EXECABORT`).
+    Queue(Check),
+    /// It runs at once, in a transaction or not (`MULTI`, `EXEC`, `DISCARD`, `QUIT`...).
+    RunNow,
+    /// It cannot be part of a transaction: refused, and `EXEC` then runs nothing.
+    Refuse,
+}
+
+/// A queue-time check of a command's arguments (the name first): the refusal the command
+/// would give whatever the store holds.
+pub type Check = fn(&[Vec<u8>]) -> Result<(), Reply>;
+
+/// The check of a command whose arguments are all names (or nothing to check).
+fn accept(_: &[Vec<u8>]) -> Result<(), Reply> {
+    Ok(())
 }
 
 /// How a command runs: its arguments and the connection's context, to its reply.
@@ -85,6 +110,11 @@ pub const COMMANDS: &[Spec] = &[
     info::SPEC,
     incr::DECR,
     incr::DECRBY,
+    transaction::MULTI,
+    transaction::EXEC,
+    transaction::DISCARD,
+    transaction::WATCH,
+    transaction::UNWATCH,
 ];
 
 const READ: &[&str] = &["readonly", "fast"];
@@ -299,6 +329,50 @@ fn syntax_error() -> Reply {
 
 fn text(arg: &[u8]) -> Option<&str> {
     std::str::from_utf8(arg).ok()
+}
+
+/// The key arguments of `args` for `spec` (Redis's first, last, step; a negative last counts
+/// from the end).
+fn key_arguments<'a>(spec: &Spec, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+    let (first, last, step) = spec.keys;
+    let count = i64::try_from(args.len()).unwrap_or(i64::MAX);
+    let last = if last < 0 { count + last } else { last };
+    if first <= 0 || step <= 0 {
+        return Vec::new();
+    }
+    let mut keys = Vec::new();
+    let mut index = first;
+    while index <= last {
+        if let Some(arg) = usize::try_from(index)
+            .ok()
+            .and_then(|index| args.get(index))
+        {
+            keys.push(arg.as_slice());
+        }
+        index += step;
+    }
+    keys
+}
+
+/// Whether `args` may be queued in a transaction: the refusal if not.
+pub fn check_queued(spec: &Spec, args: &[Vec<u8>]) -> Result<(), Reply> {
+    let InTransaction::Queue(check) = spec.in_transaction else {
+        return Err(Reply::err(format!(
+            "{} cannot run inside a tally transaction (MULTI): only INCR, INCRBY, GET, SET, \
+             DEL, EXISTS, MGET, PING and ECHO can; the transaction is discarded",
+            spec.name.to_uppercase()
+        )));
+    };
+    for key in key_arguments(spec, args) {
+        let name = name(key)?;
+        tally_guest::name::validate(&name).map_err(|why| {
+            Reply::err(crate::Refusal::new(
+                CounterError::InvalidName(why),
+                super::RESP_INCREMENT_LIMIT,
+            ))
+        })?;
+    }
+    check(args)
 }
 
 /// A counter name: any UTF-8 text here (the component checks the naming rule).

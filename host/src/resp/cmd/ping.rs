@@ -1,6 +1,6 @@
 //! `PING [message]` and `ECHO message`.
 
-use super::{Context, Reply, Running, Spec, wrong_arity};
+use super::{Context, InTransaction, Reply, Running, Spec, wrong_arity};
 
 const FLAGS: &[&str] = &["fast"];
 const CATEGORIES: &[&str] = &["@fast", "@connection"];
@@ -13,6 +13,7 @@ pub(super) const PING: Spec = Spec {
     keys: (0, 0, 0),
     categories: CATEGORIES,
     stages_writes: false,
+    in_transaction: InTransaction::Queue(super::accept),
     run: ping,
 };
 
@@ -24,6 +25,7 @@ pub(super) const ECHO: Spec = Spec {
     keys: (0, 0, 0),
     categories: CATEGORIES,
     stages_writes: false,
+    in_transaction: InTransaction::Queue(super::accept),
     run: echo,
 };
 

@@ -1,6 +1,6 @@
 //! `QUIT`: `OK`, then the connection closes (the session sees the name).
 
-use super::{Context, Reply, Running, Spec};
+use super::{Context, InTransaction, Reply, Running, Spec};
 
 /// `QUIT`
 pub(super) const SPEC: Spec = Spec {
@@ -10,6 +10,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@fast", "@connection"],
     stages_writes: false,
+    in_transaction: InTransaction::RunNow,
     run,
 };
 

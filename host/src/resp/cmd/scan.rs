@@ -4,7 +4,9 @@
 //! ([`crate::resp::Shared`]'s table), so a scan may go on over another connection, and after a
 //! restart an old number is unknown and the client is told to scan again from 0.
 
-use super::{Context, Reading, Reply, Running, Spec, not_an_integer, syntax_error, text};
+use super::{
+    Context, InTransaction, Reading, Reply, Running, Spec, not_an_integer, syntax_error, text,
+};
 use crate::resp::glob;
 use crate::resp::number::{strict_i64, strict_u64};
 
@@ -16,6 +18,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@keyspace", "@read", "@slow"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

@@ -1,6 +1,6 @@
 //! `SELECT 0`: tally serves one database.
 
-use super::{Context, Reply, Running, Spec, not_an_integer, text};
+use super::{Context, InTransaction, Reply, Running, Spec, not_an_integer, text};
 use crate::resp::number::strict_i64;
 
 /// `SELECT`
@@ -11,6 +11,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (0, 0, 0),
     categories: &["@fast", "@connection"],
     stages_writes: false,
+    in_transaction: InTransaction::Refuse,
     run,
 };
 

@@ -1,7 +1,7 @@
 //! `SET name value`: the counter set to a whole number. tally's counters never expire and `SET`
 //! always replaces, so its options are refused with a reason.
 
-use super::{Context, Reading, Reply, Running, Spec, name, syntax_error, text};
+use super::{Context, InTransaction, Reading, Reply, Running, Spec, name, syntax_error, text};
 use crate::resp::number::strict_u64;
 
 /// `SET`
@@ -12,6 +12,7 @@ pub(super) const SPEC: Spec = Spec {
     keys: (1, 1, 1),
     categories: &["@write", "@string", "@slow"],
     stages_writes: true,
+    in_transaction: InTransaction::Queue(check),
     run,
 };
 
@@ -40,6 +41,15 @@ pub(super) fn parse(args: &[Vec<u8>]) -> Result<(String, u64), Reply> {
         )
     })?;
     Ok((name(&args[1])?, value))
+}
+
+/// Queued unless tally refuses it (options, a value that is not a counter's); Redis's own
+/// syntax error is queued, and answered inside `EXEC`'s answer, as Redis does.
+fn check(args: &[Vec<u8>]) -> Result<(), Reply> {
+    match parse(args) {
+        Err(refused) if refused == syntax_error() => Ok(()),
+        parsed => parsed.map(drop),
+    }
 }
 
 fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {

@@ -587,7 +587,10 @@ impl Storage for SqliteStorage {
         let limit = group.increment_limit.unwrap_or(u64::MAX);
         let queued = self.queue(
             group.bucket,
-            Work::Group(group.writes),
+            Work::Group {
+                writes: group.writes,
+                expected: group.expected,
+            },
             limit,
             Answer::WhenDurable,
         );

@@ -24,7 +24,9 @@
 use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
 use crate::storage::idempotency::{self, IdempotencyKey, Written};
-use crate::storage::{Answer, DurableFuture, StorageError, StoreFuture, Write, incremented};
+use crate::storage::{
+    Answer, DurableFuture, Expectation, StorageError, StoreFuture, Write, incremented,
+};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -62,8 +64,14 @@ pub(super) enum Work {
         /// Its idempotency key and record, if it has one.
         once: Option<Once>,
     },
-    /// Writes applied together or not at all, inside a savepoint.
-    Group(Vec<Write>),
+    /// Writes applied together or not at all, inside a savepoint, after checking what the
+    /// keys they depend on hold.
+    Group {
+        /// The writes.
+        writes: Vec<Write>,
+        /// What keys must hold first.
+        expected: Vec<Expectation>,
+    },
     /// Deletes up to [`PURGE_STEP`] expired idempotency records.
     PurgeExpired,
 }
@@ -393,7 +401,13 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
                 ])?;
             Ok(Ok(Done::Purged(deleted)))
         }
-        Work::Group(writes) => {
+        Work::Group { writes, expected } => {
+            for expected in expected {
+                let current = select_value(transaction, bucket, &expected.key)?;
+                if let Err(conflict) = expected.check(current.as_deref()) {
+                    return Ok(Err(conflict));
+                }
+            }
             transaction.execute_batch(&format!("SAVEPOINT {GROUP_SAVEPOINT}"))?;
             let mut outcomes = Vec::with_capacity(writes.len());
             for write in writes {
