@@ -62,6 +62,97 @@ fn writes_need_the_bearer_token() {
     assert_eq!(server.value("visits"), 5);
 }
 
+/// `Authorization: <scheme> TOKEN` as a client sends it, with the full response.
+fn send_authorization(
+    server: &Server,
+    authorization: &str,
+) -> tally_test_support::http_client::Response {
+    let mut client = Client::connect(server.address, std::time::Duration::from_secs(10)).unwrap();
+    client
+        .request_with_headers(
+            "POST",
+            "/counters/visits/increment",
+            Some(&format!("Authorization: {authorization}")),
+            None,
+        )
+        .unwrap()
+}
+
+/// RFC 9110 makes the scheme case-insensitive: `bearer`, `BEARER` and extra spaces work. A
+/// missing token and a wrong one are both 401, with messages (and RFC 6750 challenges) that
+/// tell them apart and never hint at the token.
+#[test]
+fn bearer_scheme_in_any_case_and_wrong_differs_from_missing() {
+    let db = TempDb::new();
+    let server = Server::start(&db.path, &["--auth-token", "s3cret"]);
+    for (n, authorization) in ["bearer s3cret", "BEARER s3cret", "Bearer   s3cret"]
+        .into_iter()
+        .enumerate()
+    {
+        let response = send_authorization(&server, authorization);
+        assert_eq!(response.status, 200, "{authorization}: {}", response.body);
+        assert_eq!(
+            response.body,
+            format!(r#"{{"name":"visits","value":{}}}"#, n + 1)
+        );
+    }
+    let missing = send(&server, "POST", "/counters/visits/increment", None);
+    assert_eq!(
+        missing,
+        (
+            401,
+            r#"{"code":"unauthorized","error":"changing counters needs the header `Authorization: Bearer TOKEN` with the server's --auth-token"}"#
+                .to_string()
+        )
+    );
+    let wrong = send_authorization(&server, "Bearer s3cre");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        wrong.body,
+        r#"{"code":"unauthorized","error":"the bearer token in the Authorization header is not the server's --auth-token; nothing was changed"}"#
+    );
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+    let basic = send_authorization(&server, "Basic czNjcmV0");
+    assert_eq!(basic.status, 401);
+    assert_eq!(basic.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(server.value("visits"), 3);
+}
+
+/// An empty token (flag or variable) is refused at start, naming where it came from, so a
+/// server has a real token on HTTP and RESP alike, or none.
+#[test]
+fn an_empty_token_is_refused_at_start() {
+    let db = TempDb::new();
+    let stderr = crate::common::tally_fails(&db.path, &["serve", "--auth-token", ""], 2);
+    assert!(
+        stderr.contains("invalid value '' for '--auth-token <TOKEN>': the token is empty"),
+        "{stderr}"
+    );
+    let output = crate::common::tally_command()
+        .args([
+            "--db",
+            db.path.to_str().unwrap(),
+            "serve",
+            "--resp",
+            "127.0.0.1:0",
+        ])
+        .env("TALLY_AUTH_TOKEN", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("for TALLY_AUTH_TOKEN (the variable of --auth-token): the token is empty"),
+        "{stderr}"
+    );
+    let stderr = crate::common::tally_fails(&db.path, &["serve", "--auth-token", "two words"], 2);
+    assert!(stderr.contains("without spaces"), "{stderr}");
+    assert!(!db.path.exists(), "a refused start created the database");
+}
+
 /// A non-loopback listen address without a token is allowed, with a warning in the log.
 #[test]
 fn open_address_without_token_warns() {

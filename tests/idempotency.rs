@@ -260,6 +260,7 @@ fn a_key_in_flight_is_409() {
     );
     assert_eq!(duplicate.status, 409, "{duplicate:?}");
     assert_eq!(code(&duplicate), "idempotency_key_in_use");
+    assert_eq!(duplicate.header("retry-after"), Some("1"));
     lock.execute_batch("COMMIT").unwrap();
     let first = first.join().unwrap();
     assert_eq!(

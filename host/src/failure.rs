@@ -55,9 +55,13 @@ impl Failure {
     }
 
     /// Whether the same request may well succeed in a moment, unchanged (the store busy or
-    /// unreachable): HTTP says so with `Retry-After`.
+    /// unreachable, or its idempotency key held by a request still running): HTTP says so with
+    /// `Retry-After`.
     pub fn retry_soon(&self) -> bool {
-        matches!(self, Self::Busy(_) | Self::Unavailable(_))
+        matches!(
+            self,
+            Self::Busy(_) | Self::Unavailable(_) | Self::KeyInUse(_)
+        )
     }
 }
 

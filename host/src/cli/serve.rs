@@ -92,7 +92,8 @@ pub struct ServeArgs {
         long,
         env = "TALLY_AUTH_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::token::parse_token
     )]
     auth_token: Option<String>,
 }

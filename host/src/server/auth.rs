@@ -1,11 +1,11 @@
 //! Access control: with `--auth-token`, every route that changes counters (POST, PUT, DELETE)
-//! needs `Authorization: Bearer TOKEN`; reads stay open (put a proxy in front to restrict them).
+//! needs `Authorization: Bearer TOKEN` (the scheme in any case); reads stay open (put a proxy in front to restrict them).
 //!
 //! Tokens are compared by [`crate::token::tokens_match`], as RESP's `AUTH` compares them.
 
 use super::error::ApiError;
 use super::routes::AppState;
-use crate::token::tokens_match;
+use crate::token::{bearer_token, tokens_match};
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -27,11 +27,10 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if tokens_match(presented, expected) {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
+        .and_then(bearer_token);
+    match presented {
+        Some(token) if tokens_match(token, expected) => next.run(request).await,
+        Some(_) => ApiError::Unauthorized { presented: true }.into_response(),
+        None => ApiError::Unauthorized { presented: false }.into_response(),
     }
 }

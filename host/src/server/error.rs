@@ -24,7 +24,10 @@ pub enum ApiError {
     /// The route exists but not for this method.
     MethodNotAllowed,
     /// A write without the right bearer token (`--auth-token`).
-    Unauthorized,
+    Unauthorized {
+        /// A bearer token came, and it was not the server's (`false`: none came).
+        presented: bool,
+    },
     /// The `Idempotency-Key` header is not 1-255 visible ASCII characters: why.
     InvalidIdempotencyKey(String),
 }
@@ -64,7 +67,7 @@ impl ApiError {
             Self::BodyTooLarge(_) => ErrorCode::BodyTooLarge,
             Self::NotFound => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Unauthorized { .. } => ErrorCode::Unauthorized,
             Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
         }
     }
@@ -83,9 +86,14 @@ impl ApiError {
             Self::BodyTooLarge(limit) => format!("request body larger than {limit} bytes"),
             Self::NotFound => "no such route; GET /openapi.json lists them all".to_string(),
             Self::MethodNotAllowed => "this route does not take that method".to_string(),
-            Self::Unauthorized => {
+            Self::Unauthorized { presented: false } => {
                 "changing counters needs the header `Authorization: Bearer TOKEN` with the \
                  server's --auth-token"
+                    .to_string()
+            }
+            Self::Unauthorized { presented: true } => {
+                "the bearer token in the Authorization header is not the server's \
+                 --auth-token; nothing was changed"
                     .to_string()
             }
             Self::InvalidIdempotencyKey(reason) => {
@@ -111,8 +119,17 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Self::Unauthorized { presented } => {
+                // RFC 6750: a token that came and is wrong is an invalid_token.
+                let challenge = if *presented {
+                    "Bearer error=\"invalid_token\""
+                } else {
+                    "Bearer"
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             Self::Failed(failure) if failure.retry_soon() => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -187,7 +204,10 @@ mod tests {
             (Failure::Trap(anyhow::anyhow!("trap")), 500, "guest_failure"),
         ];
         for (failure, status, code) in table {
-            let retry = failure.retry_soon();
+            let retry = matches!(
+                code,
+                "busy" | "store_unavailable" | "idempotency_key_in_use"
+            );
             let error = ApiError::Failed(failure);
             assert_eq!(error.code().as_str(), code);
             let response = error.into_response();
