@@ -17,6 +17,7 @@
 //! - [`idempotency`]: a client's idempotency key, checked and claimed while its request runs.
 //! - [`metrics`]: the service's Prometheus metrics, one value handed to whoever records.
 //! - [`token`]: the server's token, checked alike by HTTP and RESP.
+//! - [`signed_cursor`]: list cursors signed by the process that hands them out.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
@@ -35,6 +36,7 @@ pub mod refusal;
 pub mod resp;
 pub mod runtime;
 pub mod server;
+pub mod signed_cursor;
 pub mod token;
 pub mod transfer;
 pub mod whole_number;

@@ -27,11 +27,12 @@ pub mod session;
 
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::signed_cursor::CursorSigner;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tally_keyvalue::numbered::NumberedTable;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -78,8 +79,11 @@ pub struct Shared {
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     options: RespOptions,
-    /// Numbers for the component's page cursors, which Redis clients take as `SCAN` cursors.
+    /// Numbers for the component's page cursors; signed ([`Shared::cursor_signer`]), they
+    /// are the `SCAN` cursors Redis clients get.
     cursors: NumberedTable<String>,
+    /// Signs `SCAN` cursors, so only those this listener handed out are taken back.
+    cursor_signer: CursorSigner,
     port: u16,
     started: Instant,
     /// Turns for `EXEC`s over the same counters.
@@ -128,14 +132,9 @@ pub async fn serve(
         runtime,
         metrics,
         options,
-        // Numbers start at the microseconds since the Unix epoch when the server started and
-        // count up, so after a restart no old number means a new listing's cursor.
-        cursors: NumberedTable::new(
-            MAX_SCAN_CURSORS,
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |since| since.as_micros() as u64),
-        ),
+        // Another process's cursors carry another key's tag: refused, whatever their number.
+        cursors: NumberedTable::new(MAX_SCAN_CURSORS, 1),
+        cursor_signer: CursorSigner::random()?,
         port,
         started: Instant::now(),
         key_locks: cmd::transaction::KeyLocks::default(),

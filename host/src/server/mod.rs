@@ -81,6 +81,7 @@ pub async fn serve(
         runtime,
         auth_token: auth_token.map(Arc::from),
         metrics,
+        cursors: Arc::new(crate::signed_cursor::CursorSigner::random()?),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

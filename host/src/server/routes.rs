@@ -26,6 +26,7 @@ use crate::counters;
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::signed_cursor::CursorSigner;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::http::{HeaderName, HeaderValue};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub auth_token: Option<Arc<str>>,
     /// Where requests are counted; what `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Signs the list cursors this server hands out, and checks the ones it gets back.
+    pub cursors: Arc<CursorSigner>,
 }
 
 /// The answer to a write: its counter and value, marked `Idempotent-Replayed: true` (and
@@ -181,9 +184,19 @@ async fn list_counters(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = PageQuery::parse(query.as_deref())?;
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(signed) => Some(state.cursors.open_text(signed).ok_or_else(|| {
+            ApiError::InvalidQuery(
+                "cursor is not one this server handed out (cursors end when the server \
+                 restarts, and only a page's Link carries one); list again from the first page"
+                    .into(),
+            )
+        })?),
+    };
     let page = counters::Request::unkeyed(&state.runtime)
         .await?
-        .list_page(query.cursor.as_deref(), query.limit)
+        .list_page(cursor, query.limit)
         .await?
         .value;
     let counters: Vec<_> = page
@@ -194,9 +207,10 @@ async fn list_counters(
     let mut response = Json(counters).into_response();
     if let Some(next) = page.next {
         // Form encoding leaves only visible ASCII, which a header value always accepts.
-        let link = HeaderValue::from_str(&query.next_link(&next)).map_err(|error| {
-            ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
-        })?;
+        let link = HeaderValue::from_str(&query.next_link(&state.cursors.sign_text(&next)))
+            .map_err(|error| {
+                ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
+            })?;
         response.headers_mut().insert(LINK, link);
     }
     Ok(response)

@@ -75,13 +75,20 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
         let cursors = &ctx.shared.cursors;
         let page_cursor = match scan.cursor {
             0 => None,
-            number => Some(cursors.recall(number).ok_or_else(|| {
-                Reply::err(format!(
-                    "SCAN cursor {number} is unknown or expired (tally keeps the newest {} and \
-                     forgets them on restart); SCAN again from 0",
-                    crate::resp::MAX_SCAN_CURSORS
-                ))
-            })?),
+            signed => Some(
+                ctx.shared
+                    .cursor_signer
+                    .open_number(signed)
+                    .and_then(|number| cursors.recall(number))
+                    .ok_or_else(|| {
+                        Reply::err(format!(
+                            "SCAN cursor {signed} is not one this server handed out, or has \
+                             expired (tally keeps the newest {} and forgets them on restart); \
+                             SCAN again from 0",
+                            crate::resp::MAX_SCAN_CURSORS
+                        ))
+                    })?,
+            ),
         };
         let limit = scan.count.clamp(1, tally_guest::page::MAX_LIMIT);
         let page = ctx
@@ -89,9 +96,10 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
                 counter.list_page(page_cursor.as_deref(), limit).await
             })
             .await?;
-        let next = page
-            .next
-            .map_or(0, |next| ctx.shared.cursors.remember(next));
+        let next = page.next.map_or(0, |next| {
+            let number = ctx.shared.cursors.remember(next);
+            ctx.shared.cursor_signer.sign_number(number)
+        });
         let names = page
             .counters
             .into_iter()
