@@ -102,6 +102,15 @@ pub(crate) fn increment_until_answered(
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            // The store lost its answer to the write: it may have been applied, and a retry
+            // with the same key is safe (and answered from its record if it was).
+            Some(Ok(response))
+                if key.is_some()
+                    && response.status == 500
+                    && response.body.contains("\"write_outcome_unknown\"") =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             Some(Ok(response)) => panic!("unexpected answer {response:?}"),
             // Refused, reset, or timed out: the answer may be lost; try the next replica.
             Some(Err(_)) | None => {

@@ -29,6 +29,26 @@ fn redis_outage_is_503_and_the_server_recovers_by_itself() {
     );
 
     redis.kill();
+    // The first write goes out on the connection the last requests used, and its answer never
+    // comes: tally cannot know whether Redis applied it before it died, and says so (no
+    // Retry-After: only a retry with the same Idempotency-Key is safe).
+    let lost = server.request("POST", "/counters/visits/increment", None);
+    let body: serde_json::Value = serde_json::from_str(&lost.body).unwrap();
+    assert_eq!(
+        (lost.status, body["code"].as_str()),
+        (500, Some("write_outcome_unknown")),
+        "{lost:?}"
+    );
+    assert_eq!(lost.header("retry-after"), None);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "the counter store lost its answer to a write, which may or may not \
+                           have been applied (Redis: the connection broke after the write was \
+                           sent"
+        ),
+        "{error}"
+    );
     let unreachable = format!("the counter store {store} cannot be reached (");
     for (method, path) in [
         ("POST", "/counters/visits/increment"),

@@ -168,7 +168,8 @@ pub fn classify<T>(
 /// answer says so.
 fn applied_then_failed(what: impl std::fmt::Display) -> Failure {
     Failure::AppliedThenFailed(format!(
-        "{what}; a write of this request was applied before that and stands"
+        "{what}; a write of this request was applied before that and stands: only a retry with \
+         the same idempotency key is safe, one without it counts again"
     ))
 }
 
@@ -266,7 +267,8 @@ mod tests {
         assert!(
             matches!(&after_write, Failure::AppliedThenFailed(message)
                 if message == "the counter component ran past its time limit; a write of this \
-                               request was applied before that and stands"),
+                               request was applied before that and stands: only a retry with \
+                               the same idempotency key is safe, one without it counts again"),
             "{after_write:?}"
         );
         assert!(matches!(
@@ -302,7 +304,16 @@ mod tests {
         use crate::resp::cmd::{Reading, failed as resp_line};
         use crate::server::error::ApiError;
         type Failures = fn() -> Vec<StorageError>;
-        let cases: [(Failures, ErrorCode, u16, u8, &str); 3] = [
+        let cases: [(Failures, ErrorCode, u16, u8, &str); 4] = [
+            (
+                || vec![StorageError::OutcomeUnknown("Redis: reset".into())],
+                ErrorCode::WriteOutcomeUnknown,
+                500,
+                4,
+                "ERR the counter store lost its answer to a write, which may or may not have \
+                 been applied (Redis: reset); a retry with the same idempotency key is safe, one \
+                 without may count twice",
+            ),
             (
                 || {
                     vec![

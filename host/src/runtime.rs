@@ -31,12 +31,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How often the engine's epoch advances; the granularity of the guest deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How long a call that passes its deadline after one of its writes was applied may still run
+/// to return: the deadline stops hung guests, not the last microseconds of one that has done
+/// its work, whose failure would leave an applied write behind an error. A guest still running
+/// after the grace is stopped (`applied_then_failed`).
+pub const APPLIED_WRITE_GRACE: Duration = Duration::from_secs(1);
 
 /// Bytes of each pooled memory and table kept resident between instances.
 const KEEP_RESIDENT: usize = 256 << 10;
@@ -109,6 +115,9 @@ pub struct HostState {
     table: ResourceTable,
     keyvalue: KeyValueCtx,
     limiter: Limiter,
+    /// The current call passed its deadline after a write was applied and was given
+    /// [`APPLIED_WRITE_GRACE`] to return.
+    in_grace: bool,
 }
 
 /// The store's limits, remembering whether it refused the guest memory: how a trap is told to
@@ -200,7 +209,18 @@ impl Runtime {
     ) -> Result<Self> {
         let engine = Engine::new(&engine_config(options))?;
         let (wasm, origin) = source.load()?;
-        let component = load_component(&engine, &wasm, &origin, options.cache_dir.as_deref())?;
+        let component = load_component(&engine, &wasm, &origin, options.cache_dir.as_deref())
+            .map_err(
+                |error| match memory_needed_at_start(options, &wasm, &origin) {
+                    Some(needed) if needed > options.memory_limit as u64 => {
+                        anyhow::Error::new(MemoryBelowStart {
+                            needed,
+                            limit: options.memory_limit,
+                        })
+                    }
+                    _ => error,
+                },
+            )?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -217,7 +237,13 @@ impl Runtime {
             format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.2.0)")
         })?;
         start_epoch_ticker(&engine)?;
-        let deadline_ticks = (options.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        // The first tick comes anywhere within EPOCH_TICK of the call's start, so one more than
+        // the deadline's ticks stops a guest between the deadline and one tick after it.
+        let deadline_ticks = options
+            .deadline
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            + 1;
         let counter_limit = storage.counter_limit();
         // The counter component needs the default bucket only; nothing else is reachable.
         let mut keyvalue = KeyValueCtx::new(storage.clone()).allow_only([""]);
@@ -342,11 +368,21 @@ impl Runtime {
                     .build(),
                 refused_memory: false,
             },
+            in_grace: false,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.limits.deadline_ticks);
-        store.epoch_deadline_trap();
+        let grace_ticks = grace_ticks();
+        store.epoch_deadline_callback(move |mut store| {
+            let state = store.data_mut();
+            if !state.in_grace && state.keyvalue.writes_applied() > 0 {
+                state.in_grace = true;
+                Ok(UpdateDeadline::Continue(grace_ticks))
+            } else {
+                Ok(UpdateDeadline::Interrupt)
+            }
+        });
         if let Some(metrics) = &self.limits.metrics {
             metrics.instances_created.fetch_add(1, Ordering::Relaxed);
         }
@@ -367,6 +403,43 @@ impl Runtime {
     }
 }
 
+/// A memory limit below what the component needs to start: the pooling allocator refuses the
+/// component, whatever the request.
+#[derive(Debug)]
+pub struct MemoryBelowStart {
+    /// Bytes of linear memory the component starts with.
+    pub needed: u64,
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
+impl std::fmt::Display for MemoryBelowStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the component needs {} MiB of memory to start, more than the memory limit of {} MiB",
+            self.needed.div_ceil(1 << 20),
+            self.limit >> 20
+        )
+    }
+}
+
+impl std::error::Error for MemoryBelowStart {}
+
+/// The linear memory the component starts with, in bytes, when a pooled engine refused it
+/// (read with an engine without a pool, so only on that error path).
+fn memory_needed_at_start(options: &RuntimeOptions, wasm: &[u8], origin: &str) -> Option<u64> {
+    options.pooled_instances?;
+    let plain = RuntimeOptions {
+        pooled_instances: None,
+        ..options.clone()
+    };
+    let engine = Engine::new(&engine_config(&plain)).ok()?;
+    let component = load_component(&engine, wasm, origin, None).ok()?;
+    let pages = component.resources_required()?.max_initial_memory_size?;
+    Some(pages.saturating_mul(64 << 10))
+}
+
 fn engine_config(options: &RuntimeOptions) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -383,6 +456,16 @@ fn engine_config(options: &RuntimeOptions) -> Config {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
+}
+
+/// [`APPLIED_WRITE_GRACE`] in epoch ticks.
+fn grace_ticks() -> u64 {
+    u64::try_from(
+        APPLIED_WRITE_GRACE
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis()),
+    )
+    .unwrap_or(1)
 }
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is dropped.
@@ -406,12 +489,23 @@ impl Limits {
     /// log): the deadline, the memory limit (`out_of_memory`: the limiter refused a
     /// `memory.grow`, which wasmtime reports as an error that is not a `Trap`), or the trap
     /// itself. Counted as a guest trap.
-    fn explain(&self, error: wasmtime::Error, out_of_memory: bool) -> anyhow::Error {
+    fn explain(
+        &self,
+        error: wasmtime::Error,
+        out_of_memory: bool,
+        in_grace: bool,
+    ) -> anyhow::Error {
         if let Some(metrics) = &self.metrics {
             metrics.guest_traps.fetch_add(1, Ordering::Relaxed);
         }
         let error = anyhow::Error::from(error);
         let why = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) if in_grace => format!(
+                "ran past its time limit of {} ms and the {} ms grace after its write, and was \
+                 stopped",
+                self.deadline.as_millis(),
+                APPLIED_WRITE_GRACE.as_millis()
+            ),
             Some(Trap::Interrupt) => format!(
                 "ran past its time limit of {} ms and was stopped",
                 self.deadline.as_millis()
@@ -451,6 +545,7 @@ pub struct Counter {
 macro_rules! call {
     ($counter:ident, $call:ident($($arg:expr),*)) => {{
         $counter.store.set_epoch_deadline($counter.limits.deadline_ticks);
+        $counter.store.data_mut().in_grace = false;
         $counter.store.data().keyvalue.start_call($counter.answer);
         let interface = $counter.bindings.tally_counter_counter();
         let answer = interface.$call(&mut $counter.store, $($arg),*).await;
@@ -539,8 +634,9 @@ impl Counter {
     ) -> Result<Done<T>, Failure> {
         let record = self.store.data().keyvalue.finish_call();
         let answer = answer.map_err(|error| {
+            let state = self.store.data();
             self.limits
-                .explain(error, self.store.data().limiter.refused_memory)
+                .explain(error, state.limiter.refused_memory, state.in_grace)
         });
         crate::failure::classify(answer, record, self.counter_limit, &self.limits.store_name)
     }

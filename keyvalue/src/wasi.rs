@@ -139,6 +139,11 @@ impl KeyValueCtx {
         call.record = CallRecord::default();
     }
 
+    /// How many writes the current call has had applied so far.
+    pub fn writes_applied(&self) -> usize {
+        self.call_state().record.writes_applied
+    }
+
     /// Ends a guest call: what its operations came to. Writes answered when durable again.
     pub fn finish_call(&self) -> CallRecord {
         let mut call = self.call_state();

@@ -191,9 +191,9 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::GuestFailure
         | ErrorCode::StoreUnavailable
         | ErrorCode::IdempotencyKeyInUse
-        | ErrorCode::WriteOutcomeUnknown
-        | ErrorCode::AppliedThenFailed
         | ErrorCode::Failure => 3,
+        // Not "nothing changed": the write was, or may have been, applied.
+        ErrorCode::WriteOutcomeUnknown | ErrorCode::AppliedThenFailed => 4,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::GlobalArgs;
 use crate::metrics::Metrics;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{MemoryBelowStart, Runtime, RuntimeOptions};
 use crate::{resp, server};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -34,30 +34,36 @@ pub struct ServeArgs {
     listen: String,
 
     /// How long one request may run the component before it is stopped (a 500), in
-    /// milliseconds.
+    /// milliseconds, 1 to 3600000. Checked every 10 ms: a guest is stopped between the deadline
+    /// and 10 ms after it (and gets 1 s more if it has already applied a write).
     #[arg(
         long,
         env = "TALLY_GUEST_TIMEOUT_MS",
         default_value_t = 10_000,
-        value_name = "MS"
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
     )]
     guest_timeout_ms: u64,
 
-    /// The most memory one component instance may use, in MiB.
+    /// The most memory one component instance may use, in MiB, 1 to 4096 (and at least what
+    /// the component needs to start, checked at start).
     #[arg(
         long,
         env = "TALLY_GUEST_MEMORY_MIB",
         default_value_t = 64,
-        value_name = "MIB"
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(1..=4096)
     )]
-    guest_memory_mib: usize,
+    guest_memory_mib: u64,
 
-    /// How many component instances may run at once (the pooling allocator's size).
+    /// How many component instances may run at once (the pooling allocator's size), at
+    /// least 1; more requests wait for one to finish.
     #[arg(
         long,
         env = "TALLY_MAX_INSTANCES",
         default_value_t = 1000,
-        value_name = "N"
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_instances: u32,
 
@@ -133,17 +139,25 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let (storage, store) = global.open_storage(Some(metrics.clone()))?;
     let options = RuntimeOptions {
-        memory_limit: args.guest_memory_mib << 20,
+        memory_limit: usize::try_from(args.guest_memory_mib << 20)
+            .context("--guest-memory-mib does not fit this machine's address space")?,
         deadline: Duration::from_millis(args.guest_timeout_ms),
         pooled_instances: Some(args.max_instances),
         metrics: Some(metrics.clone()),
         ..global.runtime_options()
     };
-    let runtime = Arc::new(Runtime::new(
-        &global.component_source(),
-        &options,
-        storage.clone(),
-    )?);
+    let runtime =
+        Runtime::new(&global.component_source(), &options, storage.clone()).map_err(|error| {
+            match error.downcast_ref::<MemoryBelowStart>() {
+                Some(below) => anyhow::anyhow!(
+                    "--guest-memory-mib {} is too small: {below}; give it at least {}",
+                    args.guest_memory_mib,
+                    below.needed.div_ceil(1 << 20)
+                ),
+                None => error,
+            }
+        })?;
+    let runtime = Arc::new(runtime);
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -295,7 +295,13 @@ impl Server {
                 .arg(record.fingerprint)
                 .arg(record.retention_ms.to_string());
         }
-        let reply: Vec<Value> = self.with(|conn| invocation.invoke(conn)).map_err(backend)?;
+        let mut sent = false;
+        let reply: Vec<Value> = self
+            .with(|conn| {
+                sent = true;
+                invocation.invoke(conn)
+            })
+            .map_err(|error| after_sending(error, sent))?;
         let number = |bytes: &[u8]| {
             value::decode(bytes).ok_or_else(|| {
                 StorageError::Backend(format!(
@@ -349,6 +355,7 @@ impl Server {
         watched.sort_unstable();
         watched.dedup();
         for _ in 0..GROUP_ATTEMPTS {
+            let mut sent = false;
             let committed = self
                 .with(
                     |conn| -> redis::RedisResult<Result<Option<Vec<u64>>, StorageError>> {
@@ -415,11 +422,12 @@ impl Server {
                             outcomes.push(outcome);
                         }
                         // EXEC answers nil when a watched key changed: nothing was applied.
+                        sent = true;
                         let applied: Option<()> = transaction.query(conn)?;
                         Ok(Ok(applied.map(|()| outcomes)))
                     },
                 )
-                .map_err(backend)??;
+                .map_err(|error| after_sending(error, sent))??;
             if let Some(outcomes) = committed {
                 return Ok(outcomes);
             }
@@ -433,6 +441,19 @@ impl Server {
 
 /// A Redis error as a storage error: an outage when the server could not be reached or is not
 /// serving yet, a failure otherwise.
+/// A write's Redis error: once the write was handed to a connection, a connection that broke
+/// or went silent before answering may have applied it ([`StorageError::OutcomeUnknown`]);
+/// before that, [`backend`]'s reading.
+fn after_sending(error: RedisError, sent: bool) -> StorageError {
+    if sent && (error.is_io_error() || error.is_connection_dropped() || error.is_timeout()) {
+        StorageError::OutcomeUnknown(format!(
+            "Redis: the connection broke after the write was sent ({error})"
+        ))
+    } else {
+        backend(error)
+    }
+}
+
 fn backend(error: RedisError) -> StorageError {
     use redis::{ErrorKind, ServerErrorKind};
     // Up but not serving yet (LOADING its data after a restart, a replica without its master)

@@ -11,6 +11,12 @@
 //!   `store-failure` saying "sandbox refused".
 //! - `other-bucket`: opens the bucket `other`; answers 0 if the host allowed it, else a
 //!   `store-failure` naming the store's error.
+//!
+//! Its initial memory holds 2 MiB of zeros: it cannot start within a 1 MiB memory limit.
+//!
+//! `increment` of these names counts first, then misbehaves:
+//! - `applied-then-loop`: spins forever.
+//! - `applied-then-300ms`: spins for 300 ms, then answers the new value.
 #![cfg(target_family = "wasm")]
 
 // Private, so the generated bindings need no docs.
@@ -26,6 +32,10 @@ mod component {
 
     struct Misbehaving;
 
+    /// Two MiB of zeros in the component's initial memory, so it cannot start within a 1 MiB
+    /// limit (the host refuses such a limit at start).
+    static BALLAST: [u8; 2 << 20] = [0; 2 << 20];
+
     /// Misbehaves if `name` asks for it: traps, never returns, or answers in its place.
     fn misbehave(name: &str) -> Option<Result<u64, Error>> {
         let refused = |what: &str| Err(Error::StoreFailure(format!("sandbox refused {what}")));
@@ -38,6 +48,7 @@ mod component {
                 }
             }
             "oom" => {
+                std::hint::black_box(&BALLAST);
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
                     hoard.push(std::hint::black_box(vec![1; 1 << 20]));
@@ -53,6 +64,15 @@ mod component {
                 n => Ok(n as u64),
             }),
             _ => None,
+        }
+    }
+
+    /// Spins for `time`, or forever.
+    fn spin(time: Option<std::time::Duration>) {
+        let started = std::time::Instant::now();
+        let mut spins = 0_u64;
+        while time.is_none_or(|time| started.elapsed() < time) {
+            spins = std::hint::black_box(spins.wrapping_add(1));
         }
     }
 
@@ -80,7 +100,13 @@ mod component {
                 return answer;
             }
             let bucket = store::open("").map_err(failure)?;
-            atomics::increment(&bucket, &name, by).map_err(failure)
+            let value = atomics::increment(&bucket, &name, by).map_err(failure)?;
+            match name.as_str() {
+                "applied-then-loop" => spin(None),
+                "applied-then-300ms" => spin(Some(std::time::Duration::from_millis(300))),
+                _ => {}
+            }
+            Ok(value)
         }
 
         fn set(name: String, value: u64) -> Result<(), Error> {
