@@ -92,6 +92,45 @@ fn answers_match_redis_byte_for_byte() {
     assert!(from_tally.is_closed(), "QUIT closes the connection");
 }
 
+/// Inline commands (what a person types into `nc`) split as Redis splits them: quotes,
+/// escapes, and an unbalanced quote refused with Redis's protocol error (which closes the
+/// connection, on both). No counter is created from a broken quote.
+#[test]
+fn inline_commands_parse_as_redis_does() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let db = TempDb::new();
+    let tally = resp_server(&db, &[]);
+    let timeout = Duration::from_secs(10);
+    let mut from_redis =
+        RespClient::connect(([127, 0, 0, 1], redis.port()).into(), timeout).unwrap();
+    let mut from_tally = tally.resp_client();
+    for line in [
+        "ECHO \"a b\"\r\n",
+        "ECHO 'it\\'s'\r\n",
+        "ECHO \"\\x41\\n\\\"q\\\"\"\r\n",
+        "ECHO a\"b c\"\r\n",
+        "INCRBY \"page views\" 2\r\n",
+        "GET 'page views'\r\n",
+        "INCR \"a\r\n",
+    ] {
+        from_redis.send_raw(line.as_bytes()).unwrap();
+        from_tally.send_raw(line.as_bytes()).unwrap();
+        let expected = from_redis.read_reply().unwrap();
+        assert_eq!(from_tally.read_reply().unwrap(), expected, "{line:?}");
+    }
+    assert_eq!(
+        from_redis.read_reply().ok(),
+        None,
+        "Redis closes after a protocol error"
+    );
+    assert!(
+        from_tally.is_closed(),
+        "tally closes after a protocol error"
+    );
+    let mut client = tally.resp_client();
+    assert_eq!(client.command(&["EXISTS", "\"a"]).unwrap(), ":0\r\n");
+}
+
 /// What tally answers where Redis has no error of its own: counting down, values that are not
 /// counters, expiry options, invalid names, a database other than 0, an unknown SCAN cursor. Each
 /// refusal changes nothing.

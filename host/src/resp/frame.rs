@@ -165,7 +165,8 @@ fn parse_multibulk(input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
     Ok(Some(Frame { args, used: at }))
 }
 
-/// An inline command: words separated by spaces, ended by `\n` (with or without `\r`).
+/// An inline command, split as Redis splits it ([`super::inline`]), ended by `\n` (with or
+/// without `\r`).
 fn parse_inline(input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
     let Some(end) = input.iter().position(|&byte| byte == b'\n') else {
         return if input.len() > MAX_LINE_BYTES {
@@ -175,11 +176,7 @@ fn parse_inline(input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         };
     };
     let text = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
-    let args: Vec<Vec<u8>> = text
-        .split(|byte| byte.is_ascii_whitespace())
-        .filter(|word| !word.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
+    let args = super::inline::split(text).map_err(ProtocolError::new)?;
     if args.len() > MAX_ARGUMENTS {
         return Err(ProtocolError::new(format!(
             "a command has at most {MAX_ARGUMENTS} arguments"

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`frame`]: requests off the wire (multi-bulk and inline), with the size limits.
+//! - [`inline`]: inline commands split into arguments as Redis splits them.
 //! - [`number`]: integers as strictly as Redis reads them.
 //! - [`cmd`]: the commands, one file each, and their table.
 //! - [`session`]: a connection's state and the running of its commands.
@@ -21,6 +22,7 @@ pub mod cmd;
 pub mod connection;
 pub mod frame;
 pub mod glob;
+pub mod inline;
 pub mod number;
 pub mod reply;
 pub mod session;
