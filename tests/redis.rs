@@ -51,6 +51,60 @@ fn redis_cli_and_tally_share_counters() {
     assert_eq!(tally_ok(&redis.url(1), &["get", "visits"]), "0\n");
 }
 
+/// Keys of other types (a list, a hash) in tally's database are not counters: `list`,
+/// `export`, `get` and `GET /counters` fail naming the key, and no write (`incr`, `set`,
+/// `reset`, `import`) replaces it; the key is left as it was.
+#[test]
+fn keys_of_other_types_are_named_and_never_replaced() {
+    let redis = RedisServer::start(&[]).unwrap();
+    let store = redis.url(0);
+    assert_eq!(redis_cli(&redis, &["SET", "a", "5"]), "OK");
+    assert_eq!(redis_cli(&redis, &["HSET", "b-hash", "f", "1"]), "1");
+    assert_eq!(redis_cli(&redis, &["RPUSH", "z-list", "x"]), "1");
+    let named = |key: &str, kind: &str| {
+        format!(
+            "the Redis key {key:?} holds a {kind}, not a counter: give tally a database of its \
+             own (another number in the URL), or remove the key"
+        )
+    };
+    for (args, key, kind) in [
+        (&["list"][..], "b-hash", "hash"),
+        (&["get", "z-list"], "z-list", "list"),
+        (&["incr", "z-list"], "z-list", "list"),
+        (&["set", "b-hash", "3"], "b-hash", "hash"),
+        (&["reset", "b-hash"], "b-hash", "hash"),
+        (&["export"], "b-hash", "hash"),
+    ] {
+        let output = tally(&store, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(&named(key, kind)), "{args:?}: {stderr}");
+    }
+    let db = TempDb::new();
+    let file = db.dir.path().join("import.jsonl");
+    std::fs::write(
+        &file,
+        "{\"name\":\"new\",\"value\":2}\n{\"name\":\"b-hash\",\"value\":1}\n",
+    )
+    .unwrap();
+    let output = tally(&store, &["import", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&named("b-hash", "hash")));
+    let server = Server::start_with(&db.path, &["--store", &store], &[]);
+    let page = server.request("GET", "/counters", None);
+    assert_eq!(page.status, 500, "{page:?}");
+    let body: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(
+        body["error"].as_str(),
+        Some(format!("the counter store failed: {}", named("b-hash", "hash")).as_str())
+    );
+    assert_eq!(redis_cli(&redis, &["TYPE", "b-hash"]), "hash");
+    assert_eq!(redis_cli(&redis, &["HGET", "b-hash", "f"]), "1");
+    assert_eq!(redis_cli(&redis, &["LRANGE", "z-list", "0", "-1"]), "x");
+    assert_eq!(redis_cli(&redis, &["EXISTS", "new"]), "0");
+    assert_eq!(redis_cli(&redis, &["GET", "a"]), "5");
+}
+
 /// The Redis range is i64: the increment past it is the overflow error, the value unchanged.
 #[test]
 fn redis_range_is_reported_as_overflow() {

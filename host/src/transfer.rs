@@ -51,10 +51,16 @@ pub enum ExportError {
     CorruptValue(String),
     /// The store failed.
     #[error("reading the counters: {0}")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// The output could not be written.
     #[error("writing the export: {0}")]
     Write(#[from] std::io::Error),
+}
+
+impl From<StorageError> for ExportError {
+    fn from(failure: StorageError) -> Self {
+        Self::Storage(failure)
+    }
 }
 
 /// Writes every counter of the default bucket to `out` as JSON lines, sorted by name, and

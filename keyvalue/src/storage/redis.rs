@@ -72,7 +72,9 @@ const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
 /// not ASCII digits; `{2}` when `INCRBY` refused the increment (past the i64 range, a delta
 /// past it included, or digits Redis does not read as an integer, such as leading zeros);
 /// `{3, outcome}` for a replay of the recorded write; `{4, recorded fingerprint}` for a key
-/// first used by another write. Nothing is written or recorded unless it answers 0.
+/// first used by another write; `{5, type}` when the key holds another type than a string (a
+/// list, a hash...), which no write of tally replaces. Nothing is written or recorded unless it
+/// answers 0.
 ///
 /// The outcome is the stored string, not INCRBY's reply: Lua numbers in Redis are doubles, so
 /// an integer reply above 2^53 would come back rounded.
@@ -85,6 +87,10 @@ if KEYS[2] then
     end
     return {4, recorded[1]}
   end
+end
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'none' and kind ~= 'string' then
+  return {5, kind}
 end
 local outcome = '0'
 if ARGV[1] == 'increment' then
@@ -115,6 +121,36 @@ const NOT_A_NUMBER: i64 = 1;
 const OUT_OF_RANGE: i64 = 2;
 const REPLAYED: i64 = 3;
 const KEY_REUSED: i64 = 4;
+const FOREIGN: i64 = 5;
+
+/// The first of `keys` that holds another type than a string, with its type (one pipelined
+/// `TYPE` per key; nothing for no keys).
+fn first_foreign<'k>(
+    conn: &mut Connection,
+    keys: &[&'k str],
+) -> redis::RedisResult<Option<(&'k str, String)>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut types = redis::pipe();
+    for key in keys {
+        types.cmd("TYPE").arg(*key);
+    }
+    let types: Vec<String> = types.query(conn)?;
+    Ok(keys
+        .iter()
+        .zip(types)
+        .find(|(_, kind)| !matches!(kind.as_str(), "none" | "string"))
+        .map(|(key, kind)| (*key, kind)))
+}
+
+/// A key that holds another Redis type than a string: not a counter, and never overwritten.
+fn foreign_key(key: &str, kind: &str) -> StorageError {
+    StorageError::Backend(format!(
+        "the Redis key {key:?} holds a {kind}, not a counter: give tally a database of its own \
+         (another number in the URL), or remove the key"
+    ))
+}
 
 /// The idempotency record a write of [`WRITE_SCRIPT`] makes: the client's key, the write's
 /// fingerprint, how long Redis keeps it.
@@ -247,6 +283,18 @@ impl Server {
         self.with(|conn| command.query(conn)).map_err(backend)
     }
 
+    /// Fails naming the first of `keys` that holds another type than a string (a list, a
+    /// hash...): tally's database holds counters only.
+    fn foreign_keys(&self, keys: &[&str]) -> Result<(), StorageError> {
+        match self
+            .with(|conn| first_foreign(conn, keys))
+            .map_err(backend)?
+        {
+            Some((key, kind)) => Err(foreign_key(key, &kind)),
+            None => Ok(()),
+        }
+    }
+
     /// Why `INCRBY` refused an increment of `key`: past the Redis range (the overflow error),
     /// or digits Redis does not take as an integer (leading zeros, which the other backends
     /// accept). Nothing was written.
@@ -324,6 +372,9 @@ impl Server {
                     requested: record.fingerprint.to_string(),
                 })
             }
+            ([Value::Int(FOREIGN), Value::BulkString(kind)], _, _) => {
+                Err(foreign_key(counter, &String::from_utf8_lossy(kind)))
+            }
             ([Value::Int(NOT_A_NUMBER)], _, _) => Err(StorageError::NotANumber {
                 key: counter.clone(),
             }),
@@ -346,9 +397,10 @@ impl Server {
         writes: &[Write],
         expected: &[Expectation],
     ) -> Result<Vec<u64>, StorageError> {
+        // Every key written is watched: its type is checked too (a write never replaces a
+        // list or a hash), and that check must still hold at EXEC.
         let mut watched: Vec<&str> = writes
             .iter()
-            .filter(|write| matches!(write, Write::Increment { .. }))
             .map(Write::key)
             .chain(expected.iter().map(|expected| expected.key.as_str()))
             .collect();
@@ -376,6 +428,16 @@ impl Server {
                                 redis::cmd("UNWATCH").query::<()>(conn)?;
                                 return Ok(Err(conflict));
                             }
+                        }
+                        // MGET answers nil for another type as for an absent key.
+                        let missing: Vec<&str> = watched
+                            .iter()
+                            .copied()
+                            .filter(|key| values.get(key).is_some_and(Option::is_none))
+                            .collect();
+                        if let Some((key, kind)) = first_foreign(conn, &missing)? {
+                            redis::cmd("UNWATCH").query::<()>(conn)?;
+                            return Ok(Err(foreign_key(key, &kind)));
                         }
                         if writes.is_empty() {
                             // Only expectations: one MGET read them all at one instant.
@@ -501,14 +563,19 @@ impl Storage for RedisStorage {
         COUNTER_LIMIT
     }
 
+    /// A key of another type (a list, a hash...) is an error that names it.
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         let key = key.to_string();
         self.in_bucket(bucket, move |server| {
-            server.query(redis::cmd("GET").arg(key))
+            server
+                .query(redis::cmd("GET").arg(&key))
+                .map_err(|failure| server.foreign_keys(&[&key]).err().unwrap_or(failure))
         })
     }
 
-    /// One `MGET`: one round trip, and Redis answers it at one point in time.
+    /// One `MGET`: one round trip, and Redis answers it at one point in time. `MGET` answers
+    /// nil for a key of another type too, so the missing keys' types are read (one more round
+    /// trip, only when some are missing) and a foreign key is an error that names it.
     fn get_many<'a>(
         &'a self,
         bucket: &'a str,
@@ -519,7 +586,15 @@ impl Storage for RedisStorage {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            server.query(redis::cmd("MGET").arg(keys))
+            let values: Vec<Option<Vec<u8>>> = server.query(redis::cmd("MGET").arg(&keys))?;
+            let missing: Vec<&str> = keys
+                .iter()
+                .zip(&values)
+                .filter(|(_, value)| value.is_none())
+                .map(|(key, _)| key.as_str())
+                .collect();
+            server.foreign_keys(&missing)?;
+            Ok(values)
         })
     }
 
