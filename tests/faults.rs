@@ -97,6 +97,67 @@ fn corrupted_database_is_refused_untouched() {
     assert_eq!(std::fs::read(&db.path).unwrap(), bytes);
 }
 
+/// `tally serve` as `nobody` on root's database: reads answer, writes are 500 naming the
+/// read-only file, and `/readyz` is 503 `store_read_only` (not `store_unavailable`, which says
+/// to retry; no `Retry-After`), so a load balancer keeps writes away. The file is unchanged.
+#[test]
+fn a_read_only_database_is_not_ready() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "10"]);
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&db.path).unwrap();
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_tally"))
+        .arg("--db")
+        .arg(&db.path)
+        .args(["--no-cache", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let address = tally::server::read_listening_address(&mut stdout).unwrap();
+    let mut client = tally_test_support::http_client::Client::connect(
+        address,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let read = client.request("GET", "/counters/visits", None).unwrap();
+    assert_eq!(
+        (read.status, read.body.as_str()),
+        (200, r#"{"name":"visits","value":10}"#)
+    );
+    let write = client
+        .request("POST", "/counters/visits/increment", None)
+        .unwrap();
+    assert_eq!(write.status, 500, "{write:?}");
+    assert!(
+        write.body.contains("is read-only for this user"),
+        "{}",
+        write.body
+    );
+    let ready = client.request("GET", "/readyz", None).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&ready.body).unwrap();
+    assert_eq!(
+        (ready.status, body["code"].as_str()),
+        (503, Some("store_read_only"))
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is read-only for this user: reads work, writes are refused"),
+        "{body}"
+    );
+    assert_eq!(ready.header("retry-after"), None);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(std::fs::read(&db.path).unwrap(), before);
+}
+
 /// A database this user may not write (run as `nobody` on root's file; CI runs as root): reads
 /// work, writes fail with a clear error and exit 3, and the file stays byte for byte the same.
 #[test]

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     GuestFailure,
     /// `store_unavailable`
     StoreUnavailable,
+    /// `store_read_only`: the store can be read but not written.
+    StoreReadOnly,
     /// `invalid_idempotency_key`
     InvalidIdempotencyKey,
     /// `idempotency_key_reused`
@@ -53,7 +55,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, each once.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -74,6 +76,7 @@ impl ErrorCode {
         Self::AppliedThenFailed,
         Self::InvalidInput,
         Self::Failure,
+        Self::StoreReadOnly,
     ];
 
     /// The code as it appears in error bodies.
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::AppliedThenFailed => "applied_then_failed",
             Self::InvalidInput => "invalid_input",
             Self::Failure => "failure",
+            Self::StoreReadOnly => "store_read_only",
         }
     }
 
@@ -121,6 +125,7 @@ impl ErrorCode {
             Failure::KeyReused(_) => Self::IdempotencyKeyReused,
             Failure::Busy(_) => Self::Busy,
             Failure::Unavailable(_) => Self::StoreUnavailable,
+            Failure::ReadOnly(_) => Self::StoreReadOnly,
             Failure::OutcomeUnknown(_) => Self::WriteOutcomeUnknown,
             Failure::AppliedThenFailed(_) => Self::AppliedThenFailed,
             Failure::Trap(_) => Self::GuestFailure,
@@ -151,6 +156,7 @@ impl ErrorCode {
             Self::AppliedThenFailed => 17,
             Self::InvalidInput => 18,
             Self::Failure => 19,
+            Self::StoreReadOnly => 20,
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum Failure {
     /// The store cannot be reached: the store named, why, and to retry
     /// ([`crate::refusal::store_unreachable`]). Nothing changed.
     Unavailable(String),
+    /// The store can be read but not written (a database read-only for this user): what
+    /// `/readyz` says. Nothing changed.
+    ReadOnly(String),
     /// A write was sent and its answer lost: it may or may not have been applied.
     OutcomeUnknown(String),
     /// A write of the call was applied, then the call failed: the write stands.
@@ -43,6 +46,7 @@ impl Failure {
             Self::KeyInUse(message)
             | Self::KeyReused(message)
             | Self::Unavailable(message)
+            | Self::ReadOnly(message)
             | Self::AppliedThenFailed(message) => message.clone(),
             Self::OutcomeUnknown(detail) => format!(
                 "the counter store lost its answer to a write, which may or may not have been \

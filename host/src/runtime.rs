@@ -302,6 +302,9 @@ impl Runtime {
     /// every front end uses.
     pub async fn check_store_ready(&self) -> Result<(), Failure> {
         self.storage.check_ready().await.map_err(|failure| {
+            if let StorageError::ReadOnly { .. } = failure {
+                return Failure::ReadOnly(crate::refusal::store_error(&failure));
+            }
             let detail = match failure {
                 StorageError::Unavailable(detail) => detail,
                 failure => failure.to_string(),

@@ -191,6 +191,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::GuestFailure
         | ErrorCode::StoreUnavailable
         | ErrorCode::IdempotencyKeyInUse
+        | ErrorCode::StoreReadOnly
         | ErrorCode::Failure => 3,
         // Not "nothing changed": the write was, or may have been, applied.
         ErrorCode::WriteOutcomeUnknown | ErrorCode::AppliedThenFailed => 4,

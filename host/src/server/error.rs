@@ -46,7 +46,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Busy | ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Busy | ErrorCode::StoreUnavailable | ErrorCode::StoreReadOnly => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::CorruptValue
         | ErrorCode::StoreFailure
         | ErrorCode::GuestFailure

@@ -128,9 +128,11 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Whether the store can be reached now: `Ok` when it answers, [`StorageError::Unavailable`]
-    /// when it does not (a host's readiness check). The default is `Ok`: an embedded store
-    /// (SQLite, memory) is there whenever the process is; Redis sends a `PING`.
+    /// Whether the store can take requests now: `Ok` when it answers and can be written,
+    /// [`StorageError::Unavailable`] when it cannot be reached, [`StorageError::ReadOnly`] when
+    /// it can only be read (a host's readiness check). The default is `Ok`: an embedded store
+    /// (memory) is there whenever the process is; Redis sends a `PING`; SQLite checks that it
+    /// may write its file.
     fn check_ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }

@@ -238,6 +238,7 @@ pub fn failed(failure: Failure, reading: Reading) -> CommandError {
         ))),
         Failure::KeyInUse(message) | Failure::KeyReused(message) => Reply::err(message).into(),
         failure @ (Failure::Unavailable(_)
+        | Failure::ReadOnly(_)
         | Failure::OutcomeUnknown(_)
         | Failure::AppliedThenFailed(_)
         | Failure::Trap(_)) => CommandError::failed(Reply::err(failure.message())),

@@ -476,6 +476,19 @@ impl Storage for SqliteStorage {
             .with_increment_limits()
     }
 
+    /// Ready when this store writes its file and may still write it (its permissions can change
+    /// under a running server); [`StorageError::ReadOnly`] otherwise.
+    fn check_ready(&self) -> StoreFuture<'_, ()> {
+        let ready = match self.writer() {
+            Ok(_) if !writable(&self.path) => Err(StorageError::ReadOnly {
+                path: self.path.clone(),
+                opened_for_reading: false,
+            }),
+            other => other.map(drop),
+        };
+        Box::pin(std::future::ready(ready))
+    }
+
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         Box::pin(self.read_off_executor(move |conn| select_value(conn, &bucket, &key)))
