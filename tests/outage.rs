@@ -101,6 +101,22 @@ fn redis_outage_is_503_and_the_server_recovers_by_itself() {
         server.resp_client().command(&["INCR", "visits"]).unwrap(),
         ":22\r\n"
     );
+    // The log tells the outage once when it starts and once when it ends, however many
+    // requests met it.
+    let log = std::fs::read_to_string(db.path.with_extension("server.log")).unwrap();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("store outage:"))
+        .collect();
+    assert_eq!(started.len(), 1, "{log}");
+    assert!(started[0].contains(" WARN "), "{log}");
+    assert!(started[0].contains(&unreachable), "{log}");
+    assert_eq!(
+        log.matches("store outage over: the store answers again")
+            .count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Under load: clients send keyed increments and retry each until it is answered (on 503, on a

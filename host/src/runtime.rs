@@ -197,6 +197,8 @@ struct Limits {
     deadline_ticks: u64,
     metrics: Option<Arc<Metrics>>,
     store_name: Arc<str>,
+    /// Shared by every instance of the runtime.
+    outage: Arc<Outage>,
 }
 
 impl Runtime {
@@ -260,6 +262,7 @@ impl Runtime {
                 deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
                 metrics: options.metrics.clone(),
                 store_name: options.store_name.clone(),
+                outage: Arc::default(),
             },
             counter_limit,
             storage,
@@ -298,10 +301,10 @@ impl Runtime {
         self.storage.purge_idempotency_records().await
     }
 
-    /// Whether the store can be reached now (`Storage::check_ready`): an outage in the words
-    /// every front end uses.
+    /// Whether the store can be reached and written now (`Storage::check_ready`): an outage in
+    /// the words every front end uses, or a store that can only be read.
     pub async fn check_store_ready(&self) -> Result<(), Failure> {
-        self.storage.check_ready().await.map_err(|failure| {
+        let ready = self.storage.check_ready().await.map_err(|failure| {
             if let StorageError::ReadOnly { .. } = failure {
                 return Failure::ReadOnly(crate::refusal::store_error(&failure));
             }
@@ -313,7 +316,9 @@ impl Runtime {
                 &self.limits.store_name,
                 &detail,
             ))
-        })
+        });
+        self.limits.outage.note(&ready);
+        ready
     }
 
     /// How failures name the store.
@@ -641,6 +646,36 @@ impl Counter {
             self.limits
                 .explain(error, state.limiter.refused_memory, state.in_grace)
         });
-        crate::failure::classify(answer, record, self.counter_limit, &self.limits.store_name)
+        let outcome =
+            crate::failure::classify(answer, record, self.counter_limit, &self.limits.store_name);
+        self.limits.outage.note(&outcome);
+        outcome
+    }
+}
+
+/// Whether the store is out of reach, as the calls and readiness checks of one runtime find
+/// it: the log says so once when an outage starts and once when it ends, not once per request
+/// (the metrics count those).
+#[derive(Debug, Default)]
+struct Outage {
+    ongoing: std::sync::atomic::AtomicBool,
+}
+
+impl Outage {
+    /// Notes what a call or check came to: unreachable starts an outage, an answer ends one.
+    fn note<T>(&self, outcome: &Result<T, Failure>) {
+        match outcome {
+            Err(Failure::Unavailable(message)) => {
+                if !self.ongoing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("store outage: {message}; requests fail until it is back");
+                }
+            }
+            Ok(_) => {
+                if self.ongoing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("store outage over: the store answers again");
+                }
+            }
+            Err(_) => {}
+        }
     }
 }
