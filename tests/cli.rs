@@ -1,6 +1,6 @@
 //! The real `tally` binary, one process per command: every command is a restart.
 
-use crate::common::{TempDb, tally, tally_fails, tally_ok};
+use crate::common::{self, TempDb, tally, tally_fails, tally_ok};
 
 /// Set to 10 in one process; another process reads 10.
 #[test]
@@ -209,7 +209,13 @@ fn bad_input_matrix() {
         (
             vec!["incr", "visits", "--by", "-1"],
             2,
-            "unexpected argument '-1'",
+            "invalid value '-1' for '--by <N>': tally counters only count up: give a whole \
+             number from 0 to 18446744073709551615",
+        ),
+        (
+            vec!["set", "visits", "-5"],
+            2,
+            "invalid value '-5' for '<VALUE>': tally counters only count up",
         ),
         (vec!["incr", "visits", "--by", "1.5"], 2, "invalid value"),
         (vec!["incr", "visits", "--by", "one"], 2, "invalid value"),
@@ -261,4 +267,48 @@ fn bad_input_matrix() {
         tally_ok(&db.path, &["list"]),
         "a/b\t1\nbig\t18446744073709551615\nvisits\t10\n"
     );
+}
+
+/// A reader that stops early (`tally component --out - | head -c4`, `tally export | head`):
+/// what it read is right, and tally exits 0 without an error line.
+#[test]
+fn a_closed_pipe_is_no_error() {
+    use std::io::Read;
+    let db = TempDb::new();
+    let lines: String = (0..20_000)
+        .map(|n| format!("{{\"name\":\"k{n:05}\",\"value\":{n}}}\n"))
+        .collect();
+    let file = db.dir.path().join("many.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    tally_ok(&db.path, &["import", file.to_str().unwrap()]);
+    for (args, start) in [
+        (vec!["component", "--out", "-"], &b"\0asm"[..]),
+        (
+            vec!["--db", db.path.to_str().unwrap(), "export"],
+            b"{\"name\":\"k00000\"",
+        ),
+        (
+            vec!["--db", db.path.to_str().unwrap(), "list"],
+            b"k00000\t0\n",
+        ),
+    ] {
+        let mut child = common::tally_command()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = vec![0; start.len()];
+        child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(head, start, "{args:?}");
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
 }

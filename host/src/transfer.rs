@@ -127,9 +127,16 @@ pub fn read_lines(
             continue;
         }
         let line: Line = serde_json::from_slice(&text).map_err(|error| {
+            // serde_json's own position counts lines of the one line it read: only the
+            // column means something here.
+            let reason = error.to_string();
+            let reason = reason
+                .rsplit_once(" at line ")
+                .map_or(reason.as_str(), |(reason, _)| reason);
             invalid(format!(
                 "expected {{\"name\": \"...\", \"value\": N}} with N from 0 to {counter_limit}: \
-                 {error}"
+                 {reason} (column {})",
+                error.column()
             ))
         })?;
         tally_guest::name::validate(&line.name)
@@ -277,6 +284,12 @@ mod tests {
             "line 4: counter \"a\" already appeared on line 1; a file names each counter once"
         });
         assert!(refusal(&format!("{ok}not json")).starts_with("line 2: expected {\"name\""));
+        // One line number: the file's; serde_json's own position gives only the column.
+        assert_eq!(
+            refusal(&format!("{ok}{{\"name\":\"b\",\"value\":1,}}")),
+            "line 2: expected {\"name\": \"...\", \"value\": N} with N from 0 to \
+             18446744073709551615: trailing comma (column 23)"
+        );
         assert!(refusal("{\"name\":\"a\",\"value\":-1}").starts_with("line 1: expected"));
         assert!(refusal("{\"name\":\"a\",\"value\":1.5}").starts_with("line 1: expected"));
         assert!(refusal("{\"name\":\"a\",\"value\":\"5\"}").starts_with("line 1: expected"));

@@ -99,8 +99,15 @@ enum CounterCommand {
     Incr {
         /// The counter's name: 1-256 bytes, no control characters.
         name: String,
-        /// How much to add.
-        #[arg(long, env = "TALLY_INCR_BY", default_value_t = 1, value_name = "N")]
+        /// How much to add, 0 to 18446744073709551615.
+        #[arg(
+            long,
+            env = "TALLY_INCR_BY",
+            default_value_t = 1,
+            value_name = "N",
+            allow_negative_numbers = true,
+            value_parser = whole_number
+        )]
         by: u64,
         #[command(flatten)]
         once: OnceArg,
@@ -110,6 +117,7 @@ enum CounterCommand {
         /// The counter's name: 1-256 bytes, no control characters.
         name: String,
         /// The new value, 0 to 18446744073709551615.
+        #[arg(allow_negative_numbers = true, value_parser = whole_number)]
         value: u64,
         #[command(flatten)]
         once: OnceArg,
@@ -198,6 +206,21 @@ pub fn exit_code(code: ErrorCode) -> u8 {
     }
 }
 
+/// A count or value on the command line: a whole number from 0 to the u64 maximum. A negative
+/// one is read (not taken for an option) so the refusal can say why.
+fn whole_number(text: &str) -> Result<u64, String> {
+    if text.starts_with('-') {
+        return Err(
+            "tally counters only count up: give a whole number from 0 to \
+                    18446744073709551615"
+                .into(),
+        );
+    }
+    text.parse().map_err(|_| {
+        "not a whole number from 0 to 18446744073709551615 (decimal digits only)".to_string()
+    })
+}
+
 /// How every error line starts, whoever found the error (the argument parser, the component,
 /// the store): one prefix to search logs for.
 const ERROR_PREFIX: &str = "tally: error: ";
@@ -225,8 +248,20 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output stopped reading (`tally export | head`): what it took
+        // was written; as with any Unix filter, that is no error worth a line.
+        Err(Failure::Broken(error)) if closed_output(&error) => ExitCode::SUCCESS,
         Err(failure) => report(failure, json),
     }
+}
+
+/// Whether `error` is a write to a pipe whose reader has gone.
+fn closed_output(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints why a command failed, on one line (`{"error", "code"}` with `--json`), and returns its
