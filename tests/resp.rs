@@ -192,8 +192,23 @@ fn tally_refusals_say_why_and_change_nothing() {
              keeps the newest 4096 and forgets them on restart); SCAN again from 0\r\n"
                 .into(),
         ),
+        (
+            &["INFO", "keyspace"],
+            "-ERR tally does not count its counters in INFO keyspace; SCAN or KEYS list them\r\n"
+                .into(),
+        ),
     ] {
         assert_eq!(client.command(command).unwrap(), answer, "{command:?}");
+    }
+    let help = client.command(&["CLIENT", "HELP"]).unwrap();
+    assert!(
+        help.starts_with(
+            "*11\r\n+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"
+        ),
+        "{help}"
+    );
+    for subcommand in ["GETNAME", "ID", "SETINFO", "SETNAME", "HELP"] {
+        assert!(help.contains(&format!("\r\n+{subcommand}")), "{help}");
     }
     let long = "x".repeat(257);
     assert_eq!(

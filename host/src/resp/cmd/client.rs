@@ -17,6 +17,21 @@ pub(super) const SPEC: Spec = Spec {
     run,
 };
 
+/// `CLIENT HELP`: the subcommands tally answers, in Redis's form.
+const HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Print this help.",
+];
+
 fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
     Box::pin(std::future::ready(client(&args[1..], ctx)))
 }
@@ -57,6 +72,12 @@ fn client(rest: &[Vec<u8>], ctx: &mut Context<'_, '_>) -> Result<Reply, CommandE
                 .into());
             }
             Ok(Reply::OK)
+        }
+        "help" => {
+            arity(1)?;
+            Ok(Reply::Array(
+                HELP.iter().map(|line| Reply::Simple(line)).collect(),
+            ))
         }
         _ => Err(Reply::err(format!(
             "unknown subcommand '{}'. Try CLIENT HELP.",

@@ -1,4 +1,6 @@
-//! `INFO [section...]`: the `server` and `clients` sections, as `name:value` lines.
+//! `INFO [section...]`: the `server` and `clients` sections, as `name:value` lines. `keyspace`
+//! is refused rather than answered empty, which a client would read as "no keys": tally does
+//! not count its counters there.
 
 use super::{Context, InTransaction, Reply, Running, Spec};
 use crate::resp::{REDIS_VERSION, Shared};
@@ -21,6 +23,12 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
         .iter()
         .map(|section| String::from_utf8_lossy(section).to_ascii_lowercase())
         .collect();
+    if sections.iter().any(|section| section == "keyspace") {
+        return Box::pin(std::future::ready(Err(Reply::err(
+            "tally does not count its counters in INFO keyspace; SCAN or KEYS list them",
+        )
+        .into())));
+    }
     Box::pin(std::future::ready(Ok(Reply::text(info(
         ctx.shared, &sections,
     )))))
