@@ -206,3 +206,47 @@ fn read_only_database_reads_and_refuses_writes() {
     assert_eq!(std::fs::read(&db.path).unwrap(), before);
     assert_eq!(tally_ok(&db.path, &["get", "visits"]), "10\n");
 }
+
+/// As `nobody`, a database that does not exist in a directory it may not write: a write says it
+/// cannot create it and why (exit 3), a read says the store is empty and that it cannot be
+/// created there, not that the first write will create it. Nothing is created.
+#[test]
+fn a_database_that_cannot_be_created_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TempDb::new();
+    std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_tally"))
+            .arg("--db")
+            .arg(&db.path)
+            .arg("--no-cache")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dir = db.dir.path().display().to_string();
+    let write = as_nobody(&["incr", "visits"]);
+    assert_eq!(write.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&write.stderr),
+        format!(
+            "tally: error: cannot create the counter database {}: this user may not write in \
+             its directory {dir}; give it write permission, or choose another --db\n",
+            db.path.display()
+        )
+    );
+    let read = as_nobody(&["get", "visits"]);
+    assert!(read.status.success());
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "0\n");
+    assert_eq!(
+        String::from_utf8_lossy(&read.stderr),
+        format!(
+            "tally: no counter database exists at {} yet, so it holds no counters (and this \
+             user may not create it: its directory {dir} is not writable for it)\n",
+            db.path.display()
+        )
+    );
+    assert!(!db.path.exists());
+}
