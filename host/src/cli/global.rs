@@ -410,6 +410,24 @@ fn redact_password(text: &str) -> String {
     }
 }
 
+/// Whether this user may create files in `dir` (access(2) with `W_OK`, which knows the user,
+/// its groups and read-only mounts).
+fn may_write_in(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(shown_dir(dir).as_os_str().as_bytes())
+        // SAFETY: access(2) only reads the NUL-terminated path it is given.
+        .is_ok_and(|dir| unsafe { libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) } == 0)
+}
+
+/// `dir`, or `.` for the empty parent of a bare file name.
+fn shown_dir(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_password;
@@ -433,23 +451,5 @@ mod tests {
             redact_password("at redis://u:p@h/0: refused"),
             "at redis://u:***@h/0: refused"
         );
-    }
-}
-
-/// Whether this user may create files in `dir` (access(2) with `W_OK`, which knows the user,
-/// its groups and read-only mounts).
-fn may_write_in(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(shown_dir(dir).as_os_str().as_bytes())
-        // SAFETY: access(2) only reads the NUL-terminated path it is given.
-        .is_ok_and(|dir| unsafe { libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) } == 0)
-}
-
-/// `dir`, or `.` for the empty parent of a bare file name.
-fn shown_dir(dir: &Path) -> &Path {
-    if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
     }
 }
