@@ -312,3 +312,22 @@ fn a_closed_pipe_is_no_error() {
         );
     }
 }
+
+/// An option given through its variable (`TALLY_DB`) is not shown as if it were required in
+/// the usage line of an error: the usage is the command's own.
+#[test]
+fn usage_lines_do_not_list_options_from_variables() {
+    let db = TempDb::new();
+    let output = common::tally_command()
+        .arg("incr")
+        .env("TALLY_DB", &db.path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\nUsage: tally incr [OPTIONS] <NAME>\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--db <PATH>"), "{stderr}");
+}

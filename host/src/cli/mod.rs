@@ -304,8 +304,33 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     // Rendered without styles: the prefix is tally's, and clap's own `error: ` is dropped.
     let text = error.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("{ERROR_PREFIX}{}", blame_variable(error, text));
+    eprint!(
+        "{ERROR_PREFIX}{}",
+        plain_usage(&blame_variable(error, text))
+    );
     ExitCode::from(2)
+}
+
+/// clap's usage line in an error lists the options that were given, those set through their
+/// environment variables too (`TALLY_DB` shows as `--db <PATH>`), which reads as if they were
+/// required: this puts the subcommand's own usage in its place.
+fn plain_usage(text: &str) -> String {
+    let Some(line) = text.lines().find(|line| line.starts_with("Usage: tally ")) else {
+        return text.to_string();
+    };
+    let mut command = Cli::command();
+    command.build();
+    let name = line["Usage: tally ".len()..]
+        .split(' ')
+        .next()
+        .unwrap_or("");
+    match command.find_subcommand_mut(name) {
+        Some(subcommand) => {
+            let usage = subcommand.render_usage().to_string();
+            text.replacen(line, usage.trim_end(), 1)
+        }
+        None => text.to_string(),
+    }
 }
 
 /// clap names the option (`'--json'`) even when the value it refuses came from the option's
