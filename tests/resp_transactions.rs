@@ -249,3 +249,90 @@ fn plain_writes_between_make_transactions_run_again() {
     }
     assert_eq!(all, (1..=4 * EACH as u64).collect::<BTreeSet<u64>>());
 }
+
+/// A store that cannot commit writes together: a memory store that declares only increment
+/// limits (which RESP's signed range needs). No such store can be given to the `tally` binary,
+/// so this test runs the RESP listener in the test's process, with the real component.
+struct WithoutGroups(tally_keyvalue::storage::MemoryStorage);
+
+impl tally_keyvalue::storage::Storage for WithoutGroups {
+    fn capabilities(&self) -> tally_keyvalue::storage::Capabilities {
+        tally_keyvalue::storage::Capabilities::NONE.with_increment_limits()
+    }
+
+    fn get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> tally_keyvalue::storage::StoreFuture<'a, Option<Vec<u8>>> {
+        self.0.get(bucket, key)
+    }
+
+    fn list_keys<'a>(
+        &'a self,
+        bucket: &'a str,
+        cursor: Option<&'a tally_keyvalue::storage::Cursor>,
+        limit: usize,
+    ) -> tally_keyvalue::storage::StoreFuture<'a, tally_keyvalue::storage::KeyPage> {
+        self.0.list_keys(bucket, cursor, limit)
+    }
+
+    fn write(
+        &self,
+        request: tally_keyvalue::storage::WriteRequest,
+    ) -> tally_keyvalue::storage::StoreFuture<'_, tally_keyvalue::storage::Applied> {
+        self.0.write(request)
+    }
+}
+
+/// On a store that cannot commit writes together, `EXEC` answers an error that says so and
+/// applies nothing; outside a transaction the same commands work.
+#[test]
+fn exec_on_a_store_without_write_groups_applies_nothing() {
+    use std::sync::Arc;
+    let options = tally::RuntimeOptions {
+        cache_dir: Some(crate::common::cache_dir()),
+        store_name: Arc::from("memory-without-groups"),
+        ..tally::RuntimeOptions::default()
+    };
+    let storage = Arc::new(WithoutGroups(tally_keyvalue::storage::MemoryStorage::new()));
+    let counters = Arc::new(
+        tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (bound, address) = std::sync::mpsc::channel();
+    let served = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            bound.send(listener.local_addr().unwrap()).unwrap();
+            let options = tally::resp::RespOptions {
+                max_clients: 10,
+                idle_timeout: Duration::from_secs(60),
+                auth_token: None,
+            };
+            let metrics = Arc::new(tally::metrics::Metrics::default());
+            tally::resp::serve(listener, counters, metrics, options, stopped).await
+        })
+    });
+    let address = address.recv().unwrap();
+    let mut client = RespClient::connect(address, Duration::from_secs(10)).unwrap();
+    assert_eq!(client.command(&["INCR", "a"]).unwrap(), ":1\r\n");
+    assert_eq!(client.command(&["MULTI"]).unwrap(), "+OK\r\n");
+    assert_eq!(client.command(&["INCR", "a"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(client.command(&["INCR", "b"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(
+        client.command(&["EXEC"]).unwrap(),
+        "-ERR the counter store memory-without-groups cannot apply writes together, so tally \
+         runs no transactions on it; nothing was applied\r\n"
+    );
+    assert_eq!(client.command(&["GET", "a"]).unwrap(), "$1\r\n1\r\n");
+    assert_eq!(client.command(&["GET", "b"]).unwrap(), "$-1\r\n");
+    stop.send(true).unwrap();
+    drop(client);
+    served.join().unwrap().unwrap();
+}

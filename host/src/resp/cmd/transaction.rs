@@ -124,8 +124,8 @@ fn exec<'a>(_: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
         let runtime = ctx.shared.runtime.clone();
         let Some(store) = runtime.transaction_store() else {
             return Err(CommandError::failed(Reply::err(format!(
-                "the {} cannot apply writes together, so tally runs no transactions on it; \
-                 nothing was applied",
+                "the counter store {} cannot apply writes together, so tally runs no \
+                 transactions on it; nothing was applied",
                 runtime.store_name()
             ))));
         };
