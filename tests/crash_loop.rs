@@ -57,13 +57,7 @@ fn sigkill_under_load_loses_no_acknowledged_increment() {
                 })
             })
             .collect();
-        started.wait();
-        std::thread::sleep(Duration::from_millis(100 + random.below(600)));
-        server.kill();
-        stop.store(true, Ordering::SeqCst);
-        for client in clients {
-            client.join().unwrap();
-        }
+        crate::common::server::kill_under_load(server, &mut random, &started, &stop, clients);
     }
 
     let server = Server::start(&db.path, &[]);

@@ -108,12 +108,8 @@ fn a_read_only_database_is_not_ready() {
     std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&db.path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = std::fs::read(&db.path).unwrap();
-    let mut child = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_tally"))
-        .arg("--db")
-        .arg(&db.path)
-        .args(["--no-cache", "serve", "--listen", "127.0.0.1:0"])
+    let mut child = crate::common::as_nobody(&db.path)
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -169,12 +165,7 @@ fn read_only_database_reads_and_refuses_writes() {
     std::fs::set_permissions(&db.path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = std::fs::read(&db.path).unwrap();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_tally"))
-            .arg("--db")
-            .arg(&db.path)
-            .arg("--no-cache")
+        crate::common::as_nobody(&db.path)
             .args(args)
             .output()
             .unwrap()
@@ -216,12 +207,7 @@ fn a_database_that_cannot_be_created_says_why() {
     let db = TempDb::new();
     std::fs::set_permissions(db.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_tally"))
-            .arg("--db")
-            .arg(&db.path)
-            .arg("--no-cache")
+        crate::common::as_nobody(&db.path)
             .args(args)
             .output()
             .unwrap()

@@ -401,12 +401,7 @@ fn a_version_1_database_is_upgraded_or_served_as_it_is() {
     std::fs::set_permissions(&old.path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = std::fs::read(&old.path).unwrap();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_tally"))
-            .arg("--db")
-            .arg(&old.path)
-            .arg("--no-cache")
+        crate::common::as_nobody(&old.path)
             .args(args)
             .output()
             .unwrap()

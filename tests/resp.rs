@@ -73,23 +73,47 @@ const SHARED_SCRIPT: &[&[&str]] = &[
     &["QUIT"],
 ];
 
+/// A real `redis-server` and tally on a database of its own, both empty, to compare answers.
+pub struct SideBySide {
+    pub redis: RespClient,
+    pub tally: RespClient,
+    pub server: Server,
+    pub db: TempDb,
+    _redis_server: RedisServer,
+}
+
+impl SideBySide {
+    pub fn start() -> Self {
+        let redis_server = RedisServer::start(&[]).unwrap();
+        let db = TempDb::new();
+        let server = resp_server(&db, &[]);
+        let address = ([127, 0, 0, 1], redis_server.port()).into();
+        Self {
+            redis: RespClient::connect(address, Duration::from_secs(10)).unwrap(),
+            tally: server.resp_client(),
+            server,
+            db,
+            _redis_server: redis_server,
+        }
+    }
+
+    /// Sends each command to both, asserting the same answer byte for byte.
+    pub fn answer_alike(&mut self, script: &[&[&str]]) {
+        for command in script {
+            let expected = self.redis.command(command).unwrap();
+            let answered = self.tally.command(command).unwrap();
+            assert_eq!(answered, expected, "{command:?}");
+        }
+    }
+}
+
 /// Every shared command answers exactly as Redis 7 answers it: the same values, the same nil,
 /// the same error texts.
 #[test]
 fn answers_match_redis_byte_for_byte() {
-    let redis = RedisServer::start(&[]).unwrap();
-    let db = TempDb::new();
-    let tally = resp_server(&db, &[]);
-    let timeout = Duration::from_secs(10);
-    let mut from_redis =
-        RespClient::connect(([127, 0, 0, 1], redis.port()).into(), timeout).unwrap();
-    let mut from_tally = tally.resp_client();
-    for command in SHARED_SCRIPT {
-        let expected = from_redis.command(command).unwrap();
-        let answered = from_tally.command(command).unwrap();
-        assert_eq!(answered, expected, "{command:?}");
-    }
-    assert!(from_tally.is_closed(), "QUIT closes the connection");
+    let mut both = SideBySide::start();
+    both.answer_alike(SHARED_SCRIPT);
+    assert!(both.tally.is_closed(), "QUIT closes the connection");
 }
 
 /// Inline commands (what a person types into `nc`) split as Redis splits them: quotes,
@@ -97,13 +121,7 @@ fn answers_match_redis_byte_for_byte() {
 /// connection, on both). No counter is created from a broken quote.
 #[test]
 fn inline_commands_parse_as_redis_does() {
-    let redis = RedisServer::start(&[]).unwrap();
-    let db = TempDb::new();
-    let tally = resp_server(&db, &[]);
-    let timeout = Duration::from_secs(10);
-    let mut from_redis =
-        RespClient::connect(([127, 0, 0, 1], redis.port()).into(), timeout).unwrap();
-    let mut from_tally = tally.resp_client();
+    let mut both = SideBySide::start();
     for line in [
         "ECHO \"a b\"\r\n",
         "ECHO 'it\\'s'\r\n",
@@ -113,21 +131,21 @@ fn inline_commands_parse_as_redis_does() {
         "GET 'page views'\r\n",
         "INCR \"a\r\n",
     ] {
-        from_redis.send_raw(line.as_bytes()).unwrap();
-        from_tally.send_raw(line.as_bytes()).unwrap();
-        let expected = from_redis.read_reply().unwrap();
-        assert_eq!(from_tally.read_reply().unwrap(), expected, "{line:?}");
+        both.redis.send_raw(line.as_bytes()).unwrap();
+        both.tally.send_raw(line.as_bytes()).unwrap();
+        let expected = both.redis.read_reply().unwrap();
+        assert_eq!(both.tally.read_reply().unwrap(), expected, "{line:?}");
     }
     assert_eq!(
-        from_redis.read_reply().ok(),
+        both.redis.read_reply().ok(),
         None,
         "Redis closes after a protocol error"
     );
     assert!(
-        from_tally.is_closed(),
+        both.tally.is_closed(),
         "tally closes after a protocol error"
     );
-    let mut client = tally.resp_client();
+    let mut client = both.server.resp_client();
     assert_eq!(client.command(&["EXISTS", "\"a"]).unwrap(), ":0\r\n");
 }
 

@@ -78,13 +78,7 @@ fn sigkill_under_resp_load_loses_no_acknowledged_increment() {
                 })
             })
             .collect();
-        started.wait();
-        std::thread::sleep(Duration::from_millis(100 + random.below(600)));
-        server.kill();
-        stop.store(true, Ordering::SeqCst);
-        for client in clients {
-            client.join().unwrap();
-        }
+        crate::common::server::kill_under_load(server, &mut random, &started, &stop, clients);
     }
 
     let server = resp_server(&db, &[]);
@@ -179,13 +173,7 @@ fn sigkill_during_exec_leaves_all_or_nothing() {
                 })
             })
             .collect();
-        started.wait();
-        std::thread::sleep(Duration::from_millis(100 + random.below(600)));
-        server.kill();
-        stop.store(true, Ordering::SeqCst);
-        for client in clients {
-            client.join().unwrap();
-        }
+        crate::common::server::kill_under_load(server, &mut random, &started, &stop, clients);
     }
     let server = resp_server(&db, &[]);
     let [a, b] = read_both(&server);

@@ -5,10 +5,9 @@
 //! redis-py's `pipeline()` in `resp_clients.rs`.
 
 use crate::common::TempDb;
-use crate::resp::resp_server;
+use crate::resp::{SideBySide, resp_server};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use tally_test_support::redis_server::RedisServer;
 use tally_test_support::resp_client::RespClient;
 
 /// Transactions Redis 7 and tally answer alike: queued commands, reads of the transaction's own
@@ -59,20 +58,11 @@ const SHARED_SCRIPT: &[&[&str]] = &[
 
 #[test]
 fn transactions_answer_as_redis_does() {
-    let redis = RedisServer::start(&[]).unwrap();
-    let db = TempDb::new();
-    let tally = resp_server(&db, &[]);
-    let timeout = Duration::from_secs(10);
-    let mut from_redis =
-        RespClient::connect(([127, 0, 0, 1], redis.port()).into(), timeout).unwrap();
-    let mut from_tally = tally.resp_client();
-    for command in SHARED_SCRIPT {
-        let expected = from_redis.command(command).unwrap();
-        let answered = from_tally.command(command).unwrap();
-        assert_eq!(answered, expected, "{command:?}");
-    }
+    let mut both = SideBySide::start();
+    both.answer_alike(SHARED_SCRIPT);
     // The values the script leaves, read back after a restart: the EXEC that applied is on disk.
-    drop(tally);
+    let SideBySide { server, db, .. } = both;
+    drop(server);
     let tally = resp_server(&db, &[]);
     let mut client = tally.resp_client();
     assert_eq!(client.command(&["GET", "a"]).unwrap(), "$1\r\n4\r\n");
@@ -191,18 +181,24 @@ fn concurrent_transactions_answer_exactly_what_was_committed() {
             })
         })
         .collect();
-    let mut all = BTreeSet::new();
-    for client in clients {
-        for n in client.join().unwrap() {
-            assert!(all.insert(n), "{n} was answered twice");
-        }
-    }
+    let all = answered_once(clients);
     let total = (CLIENTS * EACH) as u64;
     assert_eq!(all, (1..=total).collect::<BTreeSet<u64>>());
     let mut client = tally.resp_client();
     let expected = format!("${}\r\n{total}\r\n", total.to_string().len());
     assert_eq!(client.command(&["GET", "a"]).unwrap(), expected);
     assert_eq!(client.command(&["GET", "b"]).unwrap(), expected);
+}
+
+/// Every value the clients were answered, asserting none was answered twice.
+fn answered_once(clients: Vec<std::thread::JoinHandle<Vec<u64>>>) -> BTreeSet<u64> {
+    let mut all = BTreeSet::new();
+    for client in clients {
+        for n in client.join().unwrap() {
+            assert!(all.insert(n), "{n} was answered twice");
+        }
+    }
+    all
 }
 
 /// Plain writes to a transaction's counter from outside it make the transaction run again on
@@ -241,12 +237,7 @@ fn plain_writes_between_make_transactions_run_again() {
             })
         })
         .collect();
-    let mut all = BTreeSet::new();
-    for client in clients {
-        for n in client.join().unwrap() {
-            assert!(all.insert(n), "{n} was answered twice");
-        }
-    }
+    let all = answered_once(clients);
     assert_eq!(all, (1..=4 * EACH as u64).collect::<BTreeSet<u64>>());
 }
 

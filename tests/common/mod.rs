@@ -116,6 +116,20 @@ pub fn without_tally_variables(command: &mut Command) -> &mut Command {
     command
 }
 
+/// The real `tally` binary as `nobody` (the tests run as root), on `db`, without the compiled
+/// component cache (root's): `args` follow `--db DB --no-cache`.
+pub fn as_nobody(db: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_tally"))
+        .arg("--db")
+        .arg(db)
+        .arg("--no-cache");
+    without_tally_variables(&mut command);
+    command
+}
+
 /// Runs the real `tally` binary as a separate process with exactly these arguments.
 pub fn run(args: &[&str]) -> Output {
     tally_command().args(args).output().unwrap()

@@ -146,3 +146,21 @@ pub fn hammer(servers: &[&Server], clients: usize, per_client: usize, counters: 
         thread.join().unwrap();
     }
 }
+
+/// Lets the clients start together, SIGKILLs `server` after a random 100-700 ms, then stops
+/// the clients and waits for them.
+pub fn kill_under_load(
+    server: Server,
+    random: &mut super::Random,
+    started: &std::sync::Barrier,
+    stop: &std::sync::atomic::AtomicBool,
+    clients: Vec<std::thread::JoinHandle<()>>,
+) {
+    started.wait();
+    std::thread::sleep(std::time::Duration::from_millis(100 + random.below(600)));
+    server.kill();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+}
