@@ -141,7 +141,8 @@ fn tally_refusals_discard_the_transaction() {
 /// Eight clients each run 150 transactions `MULTI; INCR a; INCR b; GET a; EXEC`. `a` and `b`
 /// are only ever changed together, so every `EXEC` answers `[n, n, n]`, and the `n`s of all
 /// clients are exactly 1..=1200, each once: no transaction saw another's half, and none
-/// answered a value that was not committed.
+/// answered a value that was not committed. Transactions of one server take turns on their
+/// counters, so none runs again.
 #[test]
 fn concurrent_transactions_answer_exactly_what_was_committed() {
     const CLIENTS: usize = 8;
@@ -188,6 +189,12 @@ fn concurrent_transactions_answer_exactly_what_was_committed() {
     let expected = format!("${}\r\n{total}\r\n", total.to_string().len());
     assert_eq!(client.command(&["GET", "a"]).unwrap(), expected);
     assert_eq!(client.command(&["GET", "b"]).unwrap(), expected);
+    // They took turns on their counters: none had to run again.
+    let metrics = tally.request("GET", "/metrics", None).body;
+    assert_eq!(
+        crate::resp::metric(&metrics, "tally_resp_transaction_reruns_total"),
+        0
+    );
 }
 
 /// Every value the clients were answered, asserting none was answered twice.
@@ -239,6 +246,12 @@ fn plain_writes_between_make_transactions_run_again() {
         .collect();
     let all = answered_once(clients);
     assert_eq!(all, (1..=4 * EACH as u64).collect::<BTreeSet<u64>>());
+    let metrics = tally.request("GET", "/metrics", None).body;
+    println!(
+        "{} transactions beside {EACH} plain INCRs of their counter ran again {} times",
+        3 * EACH,
+        crate::resp::metric(&metrics, "tally_resp_transaction_reruns_total")
+    );
 }
 
 /// A store that cannot commit writes together: a memory store that declares only increment

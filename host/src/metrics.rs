@@ -32,6 +32,8 @@ pub struct Metrics {
     pub resp_clients_rejected: AtomicU64,
     /// Writes answered from their idempotency key's record (retries), nothing applied.
     pub idempotent_replays: AtomicU64,
+    /// RESP transactions run again because another write changed a counter they read.
+    pub transaction_reruns: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             resp_clients: AtomicU64::new(0),
             resp_clients_rejected: AtomicU64::new(0),
             idempotent_replays: AtomicU64::new(0),
+            transaction_reruns: AtomicU64::new(0),
         }
     }
 
@@ -146,6 +149,11 @@ impl Metrics {
                 "tally_idempotent_replays_total",
                 "Writes answered from their Idempotency-Key's record (retries; nothing applied).",
                 &self.idempotent_replays,
+            ),
+            (
+                "tally_resp_transaction_reruns_total",
+                "RESP EXECs run again because another write changed a counter they read.",
+                &self.transaction_reruns,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

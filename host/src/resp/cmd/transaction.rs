@@ -135,7 +135,12 @@ fn exec<'a>(_: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
             let replies = run_queued(&queue.commands, ctx, transaction.clone()).await?;
             match transaction.commit().await {
                 Ok(_) => return Ok(Reply::Array(replies)),
-                Err(StorageError::Conflict { .. }) => continue,
+                Err(StorageError::Conflict { .. }) => {
+                    ctx.shared
+                        .metrics
+                        .transaction_reruns
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(failure) => return Err(not_committed(&failure)),
             }
         }
