@@ -173,6 +173,32 @@ fn the_exactly_once_block_runs_as_written() {
     );
 }
 
+/// The Python section runs as written: with the virtualenv `./setup --test` made instead of a
+/// new one, the example from the repository, and a free port for Redis's 6379.
+#[test]
+fn the_python_block_runs_as_written() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let python = root().join(".tools/wasmtime-py/bin/python");
+    assert!(python.exists(), "run ./setup --test");
+    let example = root().join("examples/python/");
+    run_promises(
+        &sh_block("**In Python, through wasmtime from PyPI**"),
+        |text| {
+            if text.starts_with("python3 -m venv") {
+                return String::new();
+            }
+            text.replace(".venv/bin/python", python.to_str().unwrap())
+                .replace("examples/python/", example.to_str().unwrap())
+                .replace("6379", &port.to_string())
+        },
+        |_| {},
+    );
+}
+
 /// "Using the CLI" runs as written, every promised line checked; the completion script lands
 /// where it says, in a home that did not have the directory.
 #[test]
