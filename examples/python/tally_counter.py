@@ -65,6 +65,9 @@ def incremented(key: str, current: Optional[bytes], delta: int, limit: int) -> i
     return value + delta
 
 
+UPSERT = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+
 class SqliteStore:
     """Counters in a SQLite file of this host's own (one table `kv`)."""
 
@@ -80,7 +83,8 @@ class SqliteStore:
         return None if row is None else bytes(row[0])
 
     def set(self, key: str, value: bytes) -> None:
-        self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+        # An upsert keeps the row (and its rowid, the listing order); REPLACE would move it.
+        self.db.execute(UPSERT, (key, value))
 
     def delete(self, key: str) -> None:
         self.db.execute("DELETE FROM kv WHERE key = ?", (key,))
@@ -109,7 +113,7 @@ class SqliteStore:
     def set_many(self, pairs: Sequence[Tuple[str, bytes]]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", pairs)
+            self.db.executemany(UPSERT, pairs)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
