@@ -254,14 +254,17 @@ fn plain_writes_between_make_transactions_run_again() {
     );
 }
 
-/// A store that cannot commit writes together: a memory store that declares only increment
-/// limits (which RESP's signed range needs). No such store can be given to the `tally` binary,
-/// so this test runs the RESP listener in the test's process, with the real component.
-struct WithoutGroups(tally_keyvalue::storage::MemoryStorage);
+/// A memory store that declares only the given capabilities. No such store can be given to
+/// the `tally` binary, so these tests run the RESP listener in the test's process, with the
+/// real component.
+struct Declaring(
+    tally_keyvalue::storage::MemoryStorage,
+    tally_keyvalue::storage::Capabilities,
+);
 
-impl tally_keyvalue::storage::Storage for WithoutGroups {
+impl tally_keyvalue::storage::Storage for Declaring {
     fn capabilities(&self) -> tally_keyvalue::storage::Capabilities {
-        tally_keyvalue::storage::Capabilities::NONE.with_increment_limits()
+        self.1
     }
 
     fn get<'a>(
@@ -299,7 +302,11 @@ fn exec_on_a_store_without_write_groups_applies_nothing() {
         store_name: Arc::from("memory-without-groups"),
         ..tally::RuntimeOptions::default()
     };
-    let storage = Arc::new(WithoutGroups(tally_keyvalue::storage::MemoryStorage::new()));
+    // Increment limits only: RESP's signed range needs them.
+    let storage = Arc::new(Declaring(
+        tally_keyvalue::storage::MemoryStorage::new(),
+        tally_keyvalue::storage::Capabilities::NONE.with_increment_limits(),
+    ));
     let counters = Arc::new(
         tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
     );
@@ -339,4 +346,47 @@ fn exec_on_a_store_without_write_groups_applies_nothing() {
     stop.send(true).unwrap();
     drop(client);
     served.join().unwrap().unwrap();
+}
+
+/// A store of u64 counters that cannot stop an increment at RESP's signed 64-bit limit is
+/// refused when the RESP listener starts, naming the store and the way out, instead of failing
+/// every `INCR`.
+#[test]
+fn resp_refuses_a_store_that_cannot_limit_increments() {
+    use std::sync::Arc;
+    let options = tally::RuntimeOptions {
+        cache_dir: Some(crate::common::cache_dir()),
+        store_name: Arc::from("memory-without-limits"),
+        ..tally::RuntimeOptions::default()
+    };
+    let storage = Arc::new(Declaring(
+        tally_keyvalue::storage::MemoryStorage::new(),
+        tally_keyvalue::storage::Capabilities::NONE,
+    ));
+    let counters = Arc::new(
+        tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
+    );
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = io
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let options = tally::resp::RespOptions {
+                max_clients: 10,
+                idle_timeout: Duration::from_secs(60),
+                auth_token: None,
+            };
+            let metrics = Arc::new(tally::metrics::Metrics::default());
+            tally::resp::serve(listener, counters, metrics, options, stopped).await
+        })
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "the counter store memory-without-limits holds counters past 9223372036854775807 and \
+         cannot stop an increment there, which every RESP increment needs (Redis integers are \
+         signed 64-bit); serve it over HTTP only, or give it the increment_limits capability"
+    );
 }

@@ -345,6 +345,12 @@ impl Runtime {
             .then(|| self.storage.clone())
     }
 
+    /// Whether the store can stop an increment at `limit` atomically: its own counters are no
+    /// wider, or it declares increment limits.
+    pub fn can_limit_increments_to(&self, limit: u64) -> bool {
+        self.counter_limit <= limit || self.storage.capabilities().increment_limits
+    }
+
     /// A fresh instance whose writes carry `context`, over `store` (a transaction) instead of
     /// this runtime's store when one is given.
     pub async fn instantiate_over(

@@ -125,6 +125,15 @@ pub async fn serve(
     options: RespOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    // Every RESP increment stops at the signed 64-bit limit, atomically in the store: a store
+    // that cannot do that would fail every INCR, so it is refused before anyone connects.
+    anyhow::ensure!(
+        runtime.can_limit_increments_to(RESP_INCREMENT_LIMIT),
+        "the counter store {} holds counters past {RESP_INCREMENT_LIMIT} and cannot stop an \
+         increment there, which every RESP increment needs (Redis integers are signed 64-bit); \
+         serve it over HTTP only, or give it the increment_limits capability",
+        runtime.store_name()
+    );
     let mut stopping = shutdown.clone();
     let port = listener
         .local_addr()
