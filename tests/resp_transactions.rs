@@ -292,46 +292,71 @@ impl tally_keyvalue::storage::Storage for Declaring {
     }
 }
 
-/// On a store that cannot commit writes together, `EXEC` answers an error that says so and
-/// applies nothing; outside a transaction the same commands work.
+/// The RESP listener in this process, over a memory store named `name` that declares only
+/// `capabilities`: its address once bound, the switch that stops it, and its outcome.
+struct InProcess {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    served: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    fn start(name: &str, capabilities: tally_keyvalue::storage::Capabilities) -> Self {
+        use std::sync::Arc;
+        let options = tally::RuntimeOptions {
+            cache_dir: Some(crate::common::cache_dir()),
+            store_name: Arc::from(name),
+            ..tally::RuntimeOptions::default()
+        };
+        let storage = Arc::new(Declaring(
+            tally_keyvalue::storage::MemoryStorage::new(),
+            capabilities,
+        ));
+        let counters = Arc::new(
+            tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (bound, address) = std::sync::mpsc::channel();
+        let served = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                bound.send(listener.local_addr().unwrap()).unwrap();
+                let options = tally::resp::RespOptions {
+                    max_clients: 10,
+                    idle_timeout: Duration::from_secs(60),
+                    auth_token: None,
+                };
+                let metrics = Arc::new(tally::metrics::Metrics::default());
+                tally::resp::serve(listener, counters, metrics, options, stopped).await
+            })
+        });
+        Self {
+            address: address.recv().unwrap(),
+            stop,
+            served,
+        }
+    }
+
+    /// Stops the listener: how serving ended.
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.served.join().unwrap()
+    }
+}
+
+/// On a store that cannot commit writes together (it declares increment limits only, which
+/// RESP's signed range needs), `EXEC` answers an error that says so and applies nothing;
+/// outside a transaction the same commands work.
 #[test]
 fn exec_on_a_store_without_write_groups_applies_nothing() {
-    use std::sync::Arc;
-    let options = tally::RuntimeOptions {
-        cache_dir: Some(crate::common::cache_dir()),
-        store_name: Arc::from("memory-without-groups"),
-        ..tally::RuntimeOptions::default()
-    };
-    // Increment limits only: RESP's signed range needs them.
-    let storage = Arc::new(Declaring(
-        tally_keyvalue::storage::MemoryStorage::new(),
-        tally_keyvalue::storage::Capabilities::NONE.with_increment_limits(),
-    ));
-    let counters = Arc::new(
-        tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
-    );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (bound, address) = std::sync::mpsc::channel();
-    let served = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            bound.send(listener.local_addr().unwrap()).unwrap();
-            let options = tally::resp::RespOptions {
-                max_clients: 10,
-                idle_timeout: Duration::from_secs(60),
-                auth_token: None,
-            };
-            let metrics = Arc::new(tally::metrics::Metrics::default());
-            tally::resp::serve(listener, counters, metrics, options, stopped).await
-        })
-    });
-    let address = address.recv().unwrap();
-    let mut client = RespClient::connect(address, Duration::from_secs(10)).unwrap();
+    let capabilities = tally_keyvalue::storage::Capabilities::NONE.with_increment_limits();
+    let server = InProcess::start("memory-without-groups", capabilities);
+    let mut client = RespClient::connect(server.address, Duration::from_secs(10)).unwrap();
     assert_eq!(client.command(&["INCR", "a"]).unwrap(), ":1\r\n");
     assert_eq!(client.command(&["MULTI"]).unwrap(), "+OK\r\n");
     assert_eq!(client.command(&["INCR", "a"]).unwrap(), "+QUEUED\r\n");
@@ -343,9 +368,8 @@ fn exec_on_a_store_without_write_groups_applies_nothing() {
     );
     assert_eq!(client.command(&["GET", "a"]).unwrap(), "$1\r\n1\r\n");
     assert_eq!(client.command(&["GET", "b"]).unwrap(), "$-1\r\n");
-    stop.send(true).unwrap();
     drop(client);
-    served.join().unwrap().unwrap();
+    server.stop().unwrap();
 }
 
 /// A store of u64 counters that cannot stop an increment at RESP's signed 64-bit limit is
@@ -353,38 +377,12 @@ fn exec_on_a_store_without_write_groups_applies_nothing() {
 /// every `INCR`.
 #[test]
 fn resp_refuses_a_store_that_cannot_limit_increments() {
-    use std::sync::Arc;
-    let options = tally::RuntimeOptions {
-        cache_dir: Some(crate::common::cache_dir()),
-        store_name: Arc::from("memory-without-limits"),
-        ..tally::RuntimeOptions::default()
-    };
-    let storage = Arc::new(Declaring(
-        tally_keyvalue::storage::MemoryStorage::new(),
+    let server = InProcess::start(
+        "memory-without-limits",
         tally_keyvalue::storage::Capabilities::NONE,
-    ));
-    let counters = Arc::new(
-        tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
     );
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let io = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let refused = io
-        .block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let options = tally::resp::RespOptions {
-                max_clients: 10,
-                idle_timeout: Duration::from_secs(60),
-                auth_token: None,
-            };
-            let metrics = Arc::new(tally::metrics::Metrics::default());
-            tally::resp::serve(listener, counters, metrics, options, stopped).await
-        })
-        .unwrap_err();
     assert_eq!(
-        refused.to_string(),
+        server.stop().unwrap_err().to_string(),
         "the counter store memory-without-limits holds counters past 9223372036854775807 and \
          cannot stop an increment there, which every RESP increment needs (Redis integers are \
          signed 64-bit); serve it over HTTP only, or give it the increment_limits capability"
