@@ -189,12 +189,12 @@ impl GlobalArgs {
         let storage: Arc<dyn Storage> = match self.read_sqlite(&path)? {
             Some(storage) => Arc::new(storage),
             None => {
-                let creates = match path.parent().filter(|dir| !may_write_in(dir)) {
+                let creates = match SqliteStorage::uncreatable_in(&path) {
                     None => "the first write creates it".to_string(),
                     Some(dir) => format!(
                         "and this user may not create it: its directory {} is not writable for \
                          it",
-                        shown_dir(dir).display()
+                        dir.display()
                     ),
                 };
                 eprintln!(
@@ -299,13 +299,13 @@ impl GlobalArgs {
     ) -> Result<SqliteStorage> {
         self.check_directory(path, true)?;
         if !path.exists()
-            && let Some(dir) = path.parent().filter(|dir| !may_write_in(dir))
+            && let Some(dir) = SqliteStorage::uncreatable_in(path)
         {
             anyhow::bail!(
                 "cannot create the counter database {}: this user may not write in its \
                  directory {}; give it write permission, or choose another --db",
                 path.display(),
-                shown_dir(dir).display()
+                dir.display()
             );
         }
         let options = SqliteOptions {
@@ -407,24 +407,6 @@ fn redact_password(text: &str) -> String {
             )
         }
         _ => text.to_string(),
-    }
-}
-
-/// Whether this user may create files in `dir` (access(2) with `W_OK`, which knows the user,
-/// its groups and read-only mounts).
-fn may_write_in(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(shown_dir(dir).as_os_str().as_bytes())
-        // SAFETY: access(2) only reads the NUL-terminated path it is given.
-        .is_ok_and(|dir| unsafe { libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) } == 0)
-}
-
-/// `dir`, or `.` for the empty parent of a bare file name.
-fn shown_dir(dir: &Path) -> &Path {
-    if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
     }
 }
 

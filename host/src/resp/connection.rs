@@ -18,7 +18,6 @@ use super::session::{Outcome, Session};
 use crate::counters::Pipeline;
 use std::sync::Arc;
 use std::time::Duration;
-use tally_keyvalue::storage::WriteContext;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -49,10 +48,7 @@ pub async fn serve(
         } = frame::parse_batch(&input, MAX_BATCH);
         let ran = commands.len();
         let mut close = false;
-        let mut pipeline = Pipeline::new(
-            &shared.runtime,
-            WriteContext::default().with_increment_limit(super::RESP_INCREMENT_LIMIT),
-        );
+        let mut pipeline = Pipeline::new(&shared.runtime, super::write_context());
         let mut unsettled = Vec::new();
         for (index, args) in commands.iter().enumerate() {
             if !cmd::stages_writes(args) {

@@ -49,6 +49,11 @@ pub const REDIS_VERSION: &str = "7.0.0";
 /// 64-bit, so the store refuses an increment past it atomically, whatever its own limit.
 pub const RESP_INCREMENT_LIMIT: u64 = i64::MAX as u64;
 
+/// What every RESP write carries to the store: the increment limit of signed 64-bit integers.
+pub fn write_context() -> tally_keyvalue::storage::WriteContext {
+    tally_keyvalue::storage::WriteContext::default().with_increment_limit(RESP_INCREMENT_LIMIT)
+}
+
 /// How many `SCAN` cursors are remembered (shared by every connection).
 pub const MAX_SCAN_CURSORS: usize = 4096;
 

@@ -568,8 +568,14 @@ impl Storage for RedisStorage {
         let key = key.to_string();
         self.in_bucket(bucket, move |server| {
             server
-                .query(redis::cmd("GET").arg(&key))
-                .map_err(|failure| server.foreign_keys(&[&key]).err().unwrap_or(failure))
+                .with(|conn| redis::cmd("GET").arg(&key).query(conn))
+                .map_err(|failure| {
+                    match failure.code() {
+                        Some("WRONGTYPE") => server.foreign_keys(&[&key]).err(),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| backend(failure))
+                })
         })
     }
 

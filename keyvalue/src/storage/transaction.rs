@@ -80,9 +80,12 @@ impl Transaction {
     /// The key's value in the transaction's view: its own write, or what the store held when
     /// the transaction first read it (read now, and remembered).
     async fn current(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.state().enter(bucket)?;
-        if let Some(known) = self.state().known(key) {
-            return Ok(known);
+        {
+            let mut state = self.state();
+            state.enter(bucket)?;
+            if let Some(known) = state.known(key) {
+                return Ok(known);
+            }
         }
         let stored = self.store.get(bucket, key).await?;
         // Another call of the same guest cannot run meanwhile; keep the first read regardless.

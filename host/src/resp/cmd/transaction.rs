@@ -21,7 +21,7 @@ use crate::counters::Pipeline;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use tally_keyvalue::storage::{StorageError, Transaction, WriteContext};
+use tally_keyvalue::storage::{StorageError, Transaction};
 
 /// A transaction being queued on a connection (between `MULTI` and `EXEC`).
 #[derive(Debug, Default)]
@@ -159,11 +159,7 @@ async fn run_queued(
     transaction: Arc<Transaction>,
 ) -> Result<Vec<Reply>, CommandError> {
     let runtime = ctx.shared.runtime.clone();
-    let mut pipeline = Pipeline::over(
-        &runtime,
-        WriteContext::default().with_increment_limit(crate::resp::RESP_INCREMENT_LIMIT),
-        transaction,
-    );
+    let mut pipeline = Pipeline::over(&runtime, crate::resp::write_context(), transaction);
     let mut replies = Vec::with_capacity(commands.len());
     for args in commands {
         let spec = lookup(args).map_err(CommandError::failed)?;

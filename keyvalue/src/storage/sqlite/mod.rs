@@ -175,6 +175,13 @@ impl SqliteStorage {
         })
     }
 
+    /// The directory of a database at `path` that does not exist yet, when this process may
+    /// not create it there (it may not write that directory); `None` when it may.
+    pub fn uncreatable_in(path: &Path) -> Option<&Path> {
+        let dir = directory_of(path);
+        (!may_write(dir)).then_some(dir)
+    }
+
     /// Opens the database at `path` for reading only: nothing is created, converted (a backup
     /// keeps its rollback journal) or upgraded, and every write fails with
     /// [`StorageError::ReadOnly`]. `Ok(None)` when there is no tally database at `path` yet
@@ -281,17 +288,22 @@ impl Readers {
 
 /// Whether this process may write `path` and create files beside it (the WAL and its index).
 fn writable(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let may_write = |path: &Path| {
-        std::ffi::CString::new(path.as_os_str().as_bytes())
-            // SAFETY: access(2) only reads the NUL-terminated path it is given.
-            .is_ok_and(|path| unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0)
-    };
-    let dir = path
-        .parent()
+    may_write(path) && may_write(directory_of(path))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    may_write(path) && may_write(dir)
+        .unwrap_or(Path::new("."))
+}
+
+/// access(2) with `W_OK`, which knows this process's user, its groups and read-only mounts.
+fn may_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        // SAFETY: access(2) only reads the NUL-terminated path it is given.
+        .is_ok_and(|path| unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0)
 }
 
 /// `path` percent-encoded for a `file:` URI (everything but unreserved characters and `/`).
