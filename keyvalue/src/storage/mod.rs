@@ -36,11 +36,16 @@
 //! - [`MemoryStorage`] (always): a process-local map.
 //! - [`RedisStorage`] (feature `redis`): a Redis database shared by many hosts and plain Redis
 //!   clients.
+//! - [`PostgresStorage`] (feature `postgres`): tables in a PostgreSQL schema, shared by many
+//!   hosts, group-committed; with a synchronous standby, nothing acknowledged is lost through a
+//!   failover.
 
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 mod blocking;
 pub mod idempotency;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -51,6 +56,8 @@ mod transaction;
 pub mod value;
 
 pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStorage};
 #[cfg(feature = "redis")]
 pub use redis::RedisStorage;
 #[cfg(feature = "sqlite")]
@@ -738,6 +745,14 @@ pub enum StorageError {
     /// answering in time). Nothing was written; trying again later may succeed.
     #[error("the store cannot be reached: {0}")]
     Unavailable(String),
+    /// A PostgreSQL schema the store will not use, left as it was: what it is.
+    #[error("the PostgreSQL schema {schema:?}: {problem}")]
+    Schema {
+        /// The schema's name.
+        schema: String,
+        /// What is wrong with it.
+        problem: SchemaProblem,
+    },
     /// A list cursor the store did not make, or no longer knows: the listing must start again.
     #[error("{0}")]
     InvalidCursor(String),
@@ -809,6 +824,36 @@ pub enum FileProblem {
         /// The journal mode it stays in.
         mode: String,
     },
+}
+
+/// What is wrong with a schema ([`StorageError::Schema`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaProblem {
+    /// Another application's: tables of its own and no tally version row.
+    Foreign,
+    /// tally's, of a newer version than this build understands.
+    NewerVersion {
+        /// Its version.
+        version: i32,
+        /// The newest this build understands.
+        supported: i32,
+    },
+}
+
+impl std::fmt::Display for SchemaProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Foreign => f.write_str(
+                "another application's schema (tables of its own, no tally version row), left \
+                 untouched",
+            ),
+            Self::NewerVersion { version, supported } => write!(
+                f,
+                "tally schema version {version}, newer than this build understands ({supported})"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for FileProblem {

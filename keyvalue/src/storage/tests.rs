@@ -395,3 +395,184 @@ mod sqlite_file {
         assert_eq!(std::fs::read(&path).unwrap(), junk);
     }
 }
+
+/// What the PostgreSQL store is tested on: a throwaway server from Debian's binaries.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use tally_test_support::postgres_server::PostgresServer;
+
+    fn open(server: &PostgresServer, schema: &str) -> Result<PostgresStorage, StorageError> {
+        PostgresStorage::open(
+            &server.url(),
+            PostgresOptions {
+                schema: schema.into(),
+                ..PostgresOptions::default()
+            },
+        )
+    }
+
+    /// Every case of the suite on PostgreSQL, each in a schema of its own on one server.
+    #[test]
+    fn postgres_passes_the_suite() {
+        let server = PostgresServer::start(&[]).unwrap();
+        let mut schemas = 0;
+        suite::run(|| {
+            schemas += 1;
+            open(&server, &format!("suite_{schemas}")).unwrap()
+        });
+    }
+
+    #[test]
+    fn postgres_purges_count_exactly() {
+        let server = PostgresServer::start(&[]).unwrap();
+        purges_count_exactly(&drive(open(&server, "tally").unwrap()));
+    }
+
+    /// Reads of a store whose tables do not exist yet answer "empty" and create nothing; the
+    /// first write creates the schema with its version row.
+    #[test]
+    fn reads_create_nothing() {
+        let server = PostgresServer::start(&[]).unwrap();
+        let store = drive(open(&server, "tally").unwrap());
+        assert_eq!(store.get("", "k").unwrap(), None);
+        assert_eq!(store.get_many("", &["k".into()]).unwrap(), vec![None]);
+        assert_eq!(
+            store.list_keys("", None, 10).unwrap(),
+            KeyPage::by_key(Vec::new(), false)
+        );
+        let mut seen = 0;
+        store
+            .scan("", &mut |_, _| {
+                seen += 1;
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(seen, 0);
+        assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+        store.check_ready().unwrap();
+        let schemas = "SELECT count(*) FROM pg_namespace WHERE nspname = 'tally'";
+        assert_eq!(server.psql(schemas).unwrap(), "0");
+        assert_eq!(store.increment("", "k", 7).unwrap(), 7);
+        assert_eq!(server.psql(schemas).unwrap(), "1");
+        assert_eq!(
+            server
+                .psql("SELECT application, version FROM tally.tally_schema")
+                .unwrap(),
+            "tally|1"
+        );
+        assert_eq!(
+            server
+                .psql("SELECT bucket, key, encode(value, 'escape') FROM tally.counters")
+                .unwrap(),
+            "|k|7"
+        );
+    }
+
+    /// A schema of that name with another application's tables is refused, and left exactly
+    /// as it was; a newer tally's is refused with its version.
+    #[test]
+    fn foreign_and_newer_schemas_are_refused_untouched() {
+        let server = PostgresServer::start(&[]).unwrap();
+        server
+            .psql("CREATE SCHEMA tally; CREATE TABLE tally.orders (id int); INSERT INTO tally.orders VALUES (42)")
+            .unwrap();
+        let refused = open(&server, "tally").unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                StorageError::Schema { schema, problem: SchemaProblem::Foreign } if schema == "tally"
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            server
+                .psql("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'tally'")
+                .unwrap(),
+            "orders"
+        );
+        assert_eq!(server.psql("SELECT id FROM tally.orders").unwrap(), "42");
+
+        let store = drive(open(&server, "mine").unwrap());
+        store.set("", "k", b"1").unwrap();
+        server
+            .psql("UPDATE mine.tally_schema SET version = 9")
+            .unwrap();
+        let refused = open(&server, "mine").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the PostgreSQL schema \"mine\": tally schema version 9, newer than this build \
+             understands (1)"
+        );
+    }
+
+    /// Two stores (two processes' worth) whose first writes race create the tables once, and
+    /// count every increment.
+    #[test]
+    fn stores_starting_together_create_the_schema_once() {
+        let server = PostgresServer::start(&[]).unwrap();
+        let stores: Vec<Blocking> = (0..4)
+            .map(|_| drive(open(&server, "tally").unwrap()))
+            .collect();
+        std::thread::scope(|scope| {
+            for store in &stores {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        store.increment("", "shared", 1).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(stores[0].get("", "shared").unwrap(), Some(b"200".to_vec()));
+    }
+
+    /// A server that is down is an outage (nothing written), and the same store serves again
+    /// once it is back, without being reopened.
+    #[test]
+    fn a_stopped_server_is_unavailable_then_serves_again() {
+        let server = PostgresServer::start(&[]).unwrap();
+        let store = drive(open(&server, "tally").unwrap());
+        assert_eq!(store.increment("", "k", 1).unwrap(), 1);
+        server.stop().unwrap();
+        for outcome in [
+            store.get("", "k").map(|_| ()),
+            store.increment("", "k", 1).map(|_| ()),
+            store.list_keys("", None, 10).map(|_| ()),
+            store.check_ready(),
+        ] {
+            assert!(
+                matches!(outcome, Err(StorageError::Unavailable(ref why)) if why.starts_with("PostgreSQL")),
+                "{outcome:?}"
+            );
+        }
+        server.start_again().unwrap();
+        assert_eq!(store.increment("", "k", 1).unwrap(), 2);
+        store.check_ready().unwrap();
+    }
+
+    /// A commit that waits for a synchronous standby that is not there answers "outcome
+    /// unknown" at the commit timeout (it did commit locally), and the store is not ready.
+    #[test]
+    fn a_commit_past_its_timeout_has_an_unknown_outcome() {
+        let server = PostgresServer::start(&["synchronous_standby_names = 'nobody'"]).unwrap();
+        let store = drive(
+            PostgresStorage::open(
+                &server.url(),
+                PostgresOptions {
+                    commit_timeout: std::time::Duration::from_millis(500),
+                    ..PostgresOptions::default()
+                },
+            )
+            .unwrap(),
+        );
+        let outcome = store.increment("", "k", 1);
+        assert!(
+            matches!(outcome, Err(StorageError::OutcomeUnknown(ref why)) if why.contains("commit timeout")),
+            "{outcome:?}"
+        );
+        assert!(
+            matches!(store.check_ready(), Err(StorageError::Unavailable(_))),
+            "ready while commits time out"
+        );
+    }
+}

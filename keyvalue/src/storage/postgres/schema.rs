@@ -1,0 +1,195 @@
+//! tally's tables in a PostgreSQL schema of their own, and which schemas are tally's to touch.
+//!
+//! Everything lives in one schema (default `tally`, named by the host): tally's tables and
+//! nothing else, so a database that other services use is safe to point it at. A schema is
+//! tally's when it holds the `tally_schema` table with the row `('tally', version)`; a missing or
+//! empty schema is new, and the first write creates the tables ([`create`]) in one transaction
+//! under an advisory lock, so two tally processes starting at once create them once. Anything
+//! else is another application's schema, refused before anything in it changes ([`inspect`]
+//! only reads). Reads never create anything: a store whose tables do not exist yet reads as
+//! empty.
+//!
+//! Keys are `text COLLATE "C"`: byte order, the order every tally store pages in. Values are
+//! `bytea`, as `wasi:keyvalue` says values are bytes; counters are their ASCII decimal text.
+
+use crate::storage::{SchemaProblem, StorageError};
+use tokio_postgres::GenericClient;
+
+/// The version this build writes (the row in `tally_schema`). A newer one is refused.
+///
+/// - 1: `counters` and `idempotency_records`.
+pub(super) const VERSION: i32 = 1;
+
+/// The longest schema name PostgreSQL keeps (`NAMEDATALEN - 1` bytes); a longer one would be
+/// cut short silently.
+const MAX_NAME_LENGTH: usize = 63;
+
+/// A schema name as SQL text: the name checked and quoted, so any name is one identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SchemaName {
+    name: String,
+    quoted: String,
+}
+
+impl SchemaName {
+    /// `name`, or why PostgreSQL could not hold it as given.
+    pub(super) fn parse(name: &str) -> Result<Self, StorageError> {
+        let problem = if name.is_empty() {
+            Some("it is empty".to_string())
+        } else if name.len() > MAX_NAME_LENGTH {
+            Some(format!(
+                "it has {} bytes and PostgreSQL keeps at most {MAX_NAME_LENGTH}",
+                name.len()
+            ))
+        } else if name.contains('\0') {
+            Some("it contains a NUL character".to_string())
+        } else if name.starts_with("pg_") {
+            Some("names starting with pg_ are PostgreSQL's own".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(StorageError::Backend(format!(
+                "cannot use {name:?} as the PostgreSQL schema name: {problem}"
+            ))),
+            None => Ok(Self {
+                name: name.to_string(),
+                quoted: format!("\"{}\"", name.replace('"', "\"\"")),
+            }),
+        }
+    }
+
+    /// The name as given.
+    pub(super) fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// `table` of this schema, quoted for SQL.
+    pub(super) fn table(&self, table: &str) -> String {
+        format!("{}.{table}", self.quoted)
+    }
+}
+
+/// What a schema is to tally, as far as reading it can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SchemaKind {
+    /// Missing or empty: tally's to create.
+    New,
+    /// tally's, of the version this build writes.
+    Tally,
+    /// Another application's, or a newer tally's.
+    Refused(SchemaProblem),
+}
+
+/// Classifies the schema, reading only (one statement, so one snapshot: another process
+/// creating the tables meanwhile is seen wholly or not at all).
+pub(super) async fn inspect(
+    client: &impl GenericClient,
+    schema: &SchemaName,
+) -> Result<SchemaKind, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1),
+                    to_regclass(quote_ident($1) || '.tally_schema') IS NOT NULL",
+            &[&schema.as_str()],
+        )
+        .await?;
+    let relations: i64 = row.get(0);
+    let marked: bool = row.get(1);
+    if !marked {
+        return Ok(if relations == 0 {
+            SchemaKind::New
+        } else {
+            SchemaKind::Refused(SchemaProblem::Foreign)
+        });
+    }
+    let rows = client
+        .query(
+            &format!(
+                "SELECT application, version FROM {}",
+                schema.table("tally_schema")
+            ),
+            &[],
+        )
+        .await?;
+    Ok(match rows.as_slice() {
+        [row] if row.get::<_, &str>(0) == "tally" => match row.get::<_, i32>(1) {
+            VERSION => SchemaKind::Tally,
+            version if version > VERSION => SchemaKind::Refused(SchemaProblem::NewerVersion {
+                version,
+                supported: VERSION,
+            }),
+            // Every version this build knows is this one; an older one cannot exist yet.
+            _ => SchemaKind::Refused(SchemaProblem::Foreign),
+        },
+        _ => SchemaKind::Refused(SchemaProblem::Foreign),
+    })
+}
+
+/// The refusal for a schema that is not tally's to touch.
+pub(super) fn refused(schema: &SchemaName, problem: SchemaProblem) -> StorageError {
+    StorageError::Schema {
+        schema: schema.as_str().to_string(),
+        problem,
+    }
+}
+
+/// Creates the tables if the schema is new, inside the caller's transaction, under an advisory
+/// lock held until it ends: a second process waits for the first one's commit, then finds the
+/// tables. A schema that turned out not to be tally's is refused untouched.
+pub(super) async fn create(
+    transaction: &tokio_postgres::Transaction<'_>,
+    schema: &SchemaName,
+) -> Result<Result<(), StorageError>, tokio_postgres::Error> {
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('tally schema ' || $1, 0))",
+            &[&schema.as_str()],
+        )
+        .await?;
+    match inspect(transaction, schema).await? {
+        SchemaKind::Tally => return Ok(Ok(())),
+        SchemaKind::Refused(problem) => return Ok(Err(refused(schema, problem))),
+        SchemaKind::New => {}
+    }
+    let sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE {marker} (application text NOT NULL, version integer NOT NULL);
+         INSERT INTO {marker} VALUES ('tally', {VERSION});
+         CREATE TABLE {counters} (
+             bucket text COLLATE \"C\" NOT NULL,
+             key    text COLLATE \"C\" NOT NULL,
+             value  bytea NOT NULL,
+             PRIMARY KEY (bucket, key)
+         );
+         CREATE TABLE {records} (
+             key         text COLLATE \"C\" PRIMARY KEY,
+             fingerprint text NOT NULL,
+             outcome     text NOT NULL,
+             expires_at  bigint NOT NULL
+         );
+         CREATE INDEX ON {records} (expires_at);",
+        schema = schema.quoted,
+        marker = schema.table("tally_schema"),
+        counters = schema.table("counters"),
+        records = schema.table("idempotency_records"),
+    );
+    transaction.batch_execute(&sql).await?;
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_whole() {
+        let name = SchemaName::parse("we\"ird name").unwrap();
+        assert_eq!(name.table("counters"), "\"we\"\"ird name\".counters");
+        for bad in ["", "pg_temp", "a\0b", &"s".repeat(64)] {
+            assert!(SchemaName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(SchemaName::parse(&"s".repeat(63)).is_ok());
+    }
+}

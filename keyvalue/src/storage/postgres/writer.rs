@@ -1,0 +1,543 @@
+//! Group commit: one writer task per store gathers the writes that arrive while a commit is in
+//! flight and commits them as one transaction, in a fixed number of round trips whatever their
+//! number.
+//!
+//! One transaction: `BEGIN`; one `SELECT ... FOR UPDATE` of every counter the batch touches (in
+//! key order, so two tally processes never deadlock) and one of its idempotency records; the
+//! writes applied here, in arrival order, to those values (the increment rule every store shares,
+//! so each caller gets its own exact value and increments of one counter coalesce into one row
+//! change); one statement that writes every changed row (arrays through `unnest`); `COMMIT`.
+//! Every caller is answered only after `COMMIT` returned, with what its own write came to.
+//!
+//! A counter that did not exist is `INSERT`ed without `ON CONFLICT`: if another process created
+//! it meanwhile, the insert fails, nothing commits, and the batch runs again on fresh reads, so
+//! no increment is ever computed from a stale "absent". The same holds for idempotency records.
+//!
+//! `COMMIT` is bounded by the commit timeout: a synchronous standby that is down makes it wait
+//! forever, and a commit cancelled then is still committed locally. So a commit that timed out,
+//! or whose connection broke, answers "outcome unknown" (the connection is dropped), never
+//! "nothing changed"; a retry with the same idempotency key then answers exactly.
+//!
+//! The server's `synchronous_commit` is the DBA's: tally never lowers it.
+
+use super::error::{self, Failed};
+use super::schema;
+use super::{Shared, Statements};
+use crate::storage::idempotency::{self, IdempotencyKey, Written};
+use crate::storage::{StorageError, Write, WriteGroup, WriteRequest, incremented};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most jobs one transaction takes; the rest wait for the next.
+const MAX_BATCH: usize = 1024;
+
+/// How often a batch runs again after conflicting with another process's transaction.
+const CONFLICT_ATTEMPTS: usize = 32;
+
+/// How often a batch is tried again on a fresh connection after the one it had failed before
+/// `COMMIT` (a pooled connection to a server that went away, noticed only when used).
+const RECONNECT_ATTEMPTS: usize = 1;
+
+/// One caller's work and where its answer goes.
+pub(super) enum Job {
+    /// One write.
+    Write {
+        request: WriteRequest,
+        reply: oneshot::Sender<Result<Written, StorageError>>,
+    },
+    /// Writes that commit together or not at all.
+    Group {
+        group: WriteGroup,
+        reply: oneshot::Sender<Result<Vec<u64>, StorageError>>,
+    },
+}
+
+/// What one job came to in a transaction that committed.
+enum Outcome {
+    Write(Result<Written, StorageError>),
+    Group(Result<Vec<u64>, StorageError>),
+}
+
+/// Runs until the store is dropped: takes what is queued, commits it, answers, again.
+pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut batch = Vec::new();
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit(&shared, &batch).await;
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            match (job, outcome) {
+                (Job::Write { reply, .. }, Ok(Outcome::Write(outcome))) => {
+                    let _ = reply.send(outcome);
+                }
+                (Job::Group { reply, .. }, Ok(Outcome::Group(outcome))) => {
+                    let _ = reply.send(outcome);
+                }
+                (Job::Write { reply, .. }, Err(failed)) => {
+                    let _ = reply.send(Err(failed.to_error()));
+                }
+                (Job::Group { reply, .. }, Err(failed)) => {
+                    let _ = reply.send(Err(failed.to_error()));
+                }
+                (_, Ok(_)) => unreachable!("outcomes come in the order of their jobs"),
+            }
+        }
+    }
+}
+
+/// Commits `jobs` as one transaction (running it again after a conflict): each job's outcome,
+/// in order, or why none of them committed (or may have).
+async fn commit(shared: &Shared, jobs: &[Job]) -> Vec<Result<Outcome, Failed>> {
+    let mut conflicts = 0;
+    let mut reconnects = 0;
+    let failed = loop {
+        match attempt(shared, jobs).await {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(Failed::Retry) if conflicts + 1 < CONFLICT_ATTEMPTS => conflicts += 1,
+            Err(Failed::Unavailable(_)) if reconnects < RECONNECT_ATTEMPTS => reconnects += 1,
+            Err(failed) => break failed,
+        }
+    };
+    jobs.iter().map(|_| Err(failed.clone())).collect()
+}
+
+/// A counter: its bucket and key.
+type CounterId = (String, String);
+
+/// One counter's value as the transaction found it and as the batch has made it so far.
+struct Slot {
+    stored: Option<Vec<u8>>,
+    now: Option<Vec<u8>>,
+}
+
+/// One idempotency key's record as the transaction found it (any row, live or expired) and the
+/// record the batch makes, if it makes one.
+struct RecordSlot {
+    stored: Option<Record>,
+    made: Option<Record>,
+}
+
+#[derive(Clone)]
+struct Record {
+    fingerprint: String,
+    outcome: String,
+    expires_at: i64,
+}
+
+impl RecordSlot {
+    /// The record that counts now: the batch's, else the stored one while it is live.
+    fn live(&self, now: i64) -> Option<&Record> {
+        self.made.as_ref().or(self
+            .stored
+            .as_ref()
+            .filter(|record| idempotency::is_live(record.expires_at, now)))
+    }
+}
+
+/// The values one transaction works on.
+struct Values {
+    counters: HashMap<CounterId, Slot>,
+    records: HashMap<String, RecordSlot>,
+}
+
+impl Values {
+    fn get(&self, bucket: &str, key: &str) -> Option<&[u8]> {
+        self.counters
+            .get(&(bucket.to_string(), key.to_string()))
+            .and_then(|slot| slot.now.as_deref())
+    }
+}
+
+/// One try at committing `jobs`.
+async fn attempt(shared: &Shared, jobs: &[Job]) -> Result<Vec<Outcome>, Failed> {
+    let mut client = shared.pool.get().await.map_err(error::of_pool)?;
+    let result = transact(shared, &mut client, jobs).await;
+    if let Err(failed) = &result
+        && failed.breaks_connection()
+    {
+        // Dead, read-only, or mid-COMMIT: never hand it out again.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    result
+}
+
+async fn transact(
+    shared: &Shared,
+    client: &mut deadpool_postgres::Object,
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, Failed> {
+    let before = |error: tokio_postgres::Error| error::before_commit(&error);
+    let transaction = client.transaction().await.map_err(before)?;
+    let creating = !shared.schema_ready.load(Ordering::Acquire);
+    if creating {
+        schema::create(&transaction, &shared.schema)
+            .await
+            .map_err(before)?
+            .map_err(|refused| Failed::Backend(refused.to_string()))?;
+    }
+    let statements = &shared.statements;
+    let mut values = read(&transaction, statements, jobs).await?;
+    let now = idempotency::now_millis();
+    let outcomes: Vec<Outcome> = jobs
+        .iter()
+        .map(|job| match job {
+            Job::Write { request, .. } => Outcome::Write(apply_request(&mut values, request, now)),
+            Job::Group { group, .. } => Outcome::Group(apply_group(&mut values, group)),
+        })
+        .collect();
+    write_changes(&transaction, statements, &values).await?;
+    match tokio::time::timeout(shared.commit_timeout, transaction.commit()).await {
+        Ok(Ok(())) => shared.commit_timed_out.store(false, Ordering::Release),
+        Ok(Err(error)) => return Err(error::at_commit(&error)),
+        Err(_) => {
+            shared.commit_timed_out.store(true, Ordering::Release);
+            return Err(Failed::OutcomeUnknown(format!(
+                "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a \
+                 synchronous standby may be down, and the write may have committed",
+                shared.commit_timeout.as_millis()
+            )));
+        }
+    }
+    if creating {
+        shared.schema_ready.store(true, Ordering::Release);
+    }
+    Ok(outcomes)
+}
+
+/// Locks and reads every counter and record the jobs touch (rows that exist), in key order.
+async fn read(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    statements: &Statements,
+    jobs: &[Job],
+) -> Result<Values, Failed> {
+    let before = |error: tokio_postgres::Error| error::before_commit(&error);
+    let mut counters: BTreeMap<CounterId, ()> = BTreeMap::new();
+    let mut record_keys: Vec<String> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Write { request, .. } => {
+                counters.insert(
+                    (request.bucket.clone(), request.write.key().to_string()),
+                    (),
+                );
+                if let Some(key) = &request.idempotency_key {
+                    record_keys.push(key.as_str().to_string());
+                }
+            }
+            Job::Group { group, .. } => {
+                let keys = group
+                    .writes
+                    .iter()
+                    .map(Write::key)
+                    .chain(group.expected.iter().map(|expected| expected.key.as_str()));
+                for key in keys {
+                    counters.insert((group.bucket.clone(), key.to_string()), ());
+                }
+            }
+        }
+    }
+    let (buckets, keys): (Vec<String>, Vec<String>) = counters.keys().cloned().unzip();
+    let lock = transaction
+        .prepare_cached(&statements.lock_counters)
+        .await
+        .map_err(before)?;
+    let mut found: HashMap<CounterId, Vec<u8>> = transaction
+        .query(&lock, &[&buckets, &keys])
+        .await
+        .map_err(before)?
+        .into_iter()
+        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+        .collect();
+    let counters = counters
+        .into_keys()
+        .map(|id| {
+            let stored = found.remove(&id);
+            (
+                id,
+                Slot {
+                    now: stored.clone(),
+                    stored,
+                },
+            )
+        })
+        .collect();
+    let mut records: HashMap<String, RecordSlot> = HashMap::new();
+    if !record_keys.is_empty() {
+        record_keys.sort_unstable();
+        record_keys.dedup();
+        let lock = transaction
+            .prepare_cached(&statements.lock_records)
+            .await
+            .map_err(before)?;
+        for row in transaction
+            .query(&lock, &[&record_keys])
+            .await
+            .map_err(before)?
+        {
+            records.insert(
+                row.get(0),
+                RecordSlot {
+                    stored: Some(Record {
+                        fingerprint: row.get(1),
+                        outcome: row.get(2),
+                        expires_at: row.get(3),
+                    }),
+                    made: None,
+                },
+            );
+        }
+        for key in record_keys {
+            records.entry(key).or_insert(RecordSlot {
+                stored: None,
+                made: None,
+            });
+        }
+    }
+    Ok(Values { counters, records })
+}
+
+/// One write with its idempotency key, if any: replayed, refused or applied (and recorded).
+fn apply_request(
+    values: &mut Values,
+    request: &WriteRequest,
+    now: i64,
+) -> Result<Written, StorageError> {
+    let Some(key) = &request.idempotency_key else {
+        return apply(
+            values,
+            &request.bucket,
+            &request.write,
+            request.limit_within(u64::MAX),
+        )
+        .map(Written::applied);
+    };
+    let fingerprint = idempotency::fingerprint(&request.bucket, &request.write);
+    let recorded = recorded(values, key, now)?;
+    match idempotency::replay_or_apply(
+        key,
+        recorded
+            .as_ref()
+            .map(|(print, outcome)| (print.as_str(), *outcome)),
+        &fingerprint,
+    )? {
+        Some(outcome) => Ok(Written::replayed(outcome)),
+        None => {
+            let value = apply(
+                values,
+                &request.bucket,
+                &request.write,
+                request.limit_within(u64::MAX),
+            )?;
+            if let Some(slot) = values.records.get_mut(key.as_str()) {
+                slot.made = Some(Record {
+                    fingerprint,
+                    outcome: value.to_string(),
+                    expires_at: idempotency::expires_at(request.idempotency_retention),
+                });
+            }
+            Ok(Written::applied(value))
+        }
+    }
+}
+
+/// The live record of `key`: its fingerprint and outcome.
+fn recorded(
+    values: &Values,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<Option<(String, u64)>, StorageError> {
+    let Some(record) = values
+        .records
+        .get(key.as_str())
+        .and_then(|slot| slot.live(now))
+    else {
+        return Ok(None);
+    };
+    match record.outcome.parse() {
+        Ok(outcome) => Ok(Some((record.fingerprint.clone(), outcome))),
+        Err(_) => Err(StorageError::Backend(format!(
+            "the record of idempotency key {:?} is damaged (its outcome is not a number); use \
+             another key",
+            key.as_str()
+        ))),
+    }
+}
+
+/// A group: every expectation checked, then every write applied, or none of them.
+fn apply_group(values: &mut Values, group: &WriteGroup) -> Result<Vec<u64>, StorageError> {
+    for expected in &group.expected {
+        expected.check(values.get(&group.bucket, &expected.key))?;
+    }
+    let before: Vec<(CounterId, Option<Vec<u8>>)> = group
+        .writes
+        .iter()
+        .map(|write| {
+            let id = (group.bucket.clone(), write.key().to_string());
+            let now = values.counters.get(&id).and_then(|slot| slot.now.clone());
+            (id, now)
+        })
+        .collect();
+    let limit = group.increment_limit.unwrap_or(u64::MAX);
+    let mut outcomes = Vec::with_capacity(group.writes.len());
+    for write in &group.writes {
+        match apply(values, &group.bucket, write, limit) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(refused) => {
+                // Undo the group's earlier writes (in reverse, so a key written twice ends at
+                // its value from before the group).
+                for (id, now) in before.into_iter().rev() {
+                    if let Some(slot) = values.counters.get_mut(&id) {
+                        slot.now = now;
+                    }
+                }
+                return Err(refused);
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// One write to the batch's values: its outcome (the new value of an increment, 0 otherwise).
+fn apply(
+    values: &mut Values,
+    bucket: &str,
+    write: &Write,
+    limit: u64,
+) -> Result<u64, StorageError> {
+    let id = (bucket.to_string(), write.key().to_string());
+    let Some(slot) = values.counters.get_mut(&id) else {
+        return Err(StorageError::Backend(format!(
+            "the writer did not read {:?} before writing it",
+            write.key()
+        )));
+    };
+    match write {
+        Write::Set { value, .. } => {
+            slot.now = Some(value.clone());
+            Ok(0)
+        }
+        Write::Delete { .. } => {
+            slot.now = None;
+            Ok(0)
+        }
+        Write::Increment { key, delta } => {
+            let (new, stored) = incremented(key, slot.now.as_deref(), *delta, limit)?;
+            slot.now = Some(stored);
+            Ok(new)
+        }
+    }
+}
+
+/// Writes every row the batch changed, in one statement (none when nothing changed).
+async fn write_changes(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    statements: &Statements,
+    values: &Values,
+) -> Result<(), Failed> {
+    let mut updated = Columns::default();
+    let mut inserted = Columns::default();
+    let mut deleted = Columns::default();
+    for ((bucket, key), slot) in &values.counters {
+        if slot.now == slot.stored {
+            continue;
+        }
+        match (&slot.stored, &slot.now) {
+            (Some(_), Some(value)) => updated.push(bucket, key, value),
+            (None, Some(value)) => inserted.push(bucket, key, value),
+            (Some(_), None) => deleted.push(bucket, key, &[]),
+            (None, None) => {}
+        }
+    }
+    let mut records_updated = RecordColumns::default();
+    let mut records_inserted = RecordColumns::default();
+    for (key, slot) in &values.records {
+        match (&slot.stored, &slot.made) {
+            (Some(_), Some(made)) => records_updated.push(key, made),
+            (None, Some(made)) => records_inserted.push(key, made),
+            (_, None) => {}
+        }
+    }
+    if updated.is_empty()
+        && inserted.is_empty()
+        && deleted.is_empty()
+        && records_updated.keys.is_empty()
+        && records_inserted.keys.is_empty()
+    {
+        return Ok(());
+    }
+    let before = |error: tokio_postgres::Error| error::before_commit(&error);
+    let statement = transaction
+        .prepare_cached(&statements.write)
+        .await
+        .map_err(before)?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &updated.buckets,
+                &updated.keys,
+                &updated.values,
+                &inserted.buckets,
+                &inserted.keys,
+                &inserted.values,
+                &deleted.buckets,
+                &deleted.keys,
+                &records_updated.keys,
+                &records_updated.fingerprints,
+                &records_updated.outcomes,
+                &records_updated.expiries,
+                &records_inserted.keys,
+                &records_inserted.fingerprints,
+                &records_inserted.outcomes,
+                &records_inserted.expiries,
+            ],
+        )
+        .await
+        .map_err(before)?;
+    Ok(())
+}
+
+/// Rows of counters as the arrays `unnest` takes.
+#[derive(Default)]
+struct Columns<'a> {
+    buckets: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    values: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, bucket: &'a str, key: &'a str, value: &'a [u8]) {
+        self.buckets.push(bucket);
+        self.keys.push(key);
+        self.values.push(value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Idempotency records as the arrays `unnest` takes.
+#[derive(Default)]
+struct RecordColumns<'a> {
+    keys: Vec<&'a str>,
+    fingerprints: Vec<&'a str>,
+    outcomes: Vec<&'a str>,
+    expiries: Vec<i64>,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn push(&mut self, key: &'a str, record: &'a Record) {
+        self.keys.push(key);
+        self.fingerprints.push(&record.fingerprint);
+        self.outcomes.push(&record.outcome);
+        self.expiries.push(record.expires_at);
+    }
+}
