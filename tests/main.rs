@@ -30,6 +30,7 @@ mod model;
 mod openapi;
 mod outage;
 mod ownership;
+mod postgres;
 mod python_host;
 mod redis;
 mod reference_host;

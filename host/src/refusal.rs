@@ -6,7 +6,7 @@
 //! something else on each: past `u64::MAX` on SQLite, past `i64::MAX` on Redis.
 
 use crate::CounterError;
-use tally_keyvalue::storage::{APPLICATION_ID, FileProblem, StorageError};
+use tally_keyvalue::storage::{APPLICATION_ID, FileProblem, SchemaProblem, StorageError};
 
 /// A refusal of the component, with the counter limit of the store in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +124,18 @@ pub fn store_error(error: &StorageError) -> String {
                 "idempotency records before they expire (a retried write could then count twice)"
             }
         ),
+        StorageError::Schema { schema, problem } => match problem {
+            SchemaProblem::Foreign => format!(
+                "the PostgreSQL schema {schema:?} belongs to another application (tables of its \
+                 own and no tally version row), so tally leaves it untouched; choose another \
+                 --postgres-schema"
+            ),
+            SchemaProblem::NewerVersion { version, supported } => format!(
+                "the PostgreSQL schema {schema:?} has tally schema version {version}, newer than \
+                 this tally understands ({supported}); upgrade tally"
+            ),
+            problem => format!("the PostgreSQL schema {schema:?}: {problem}"),
+        },
         error => error.to_string(),
     }
 }

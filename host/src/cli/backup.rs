@@ -19,6 +19,13 @@ pub struct BackupArgs {
 
 /// Backs up the database named by `--db` (or `--store sqlite:PATH`) to the file given.
 pub(super) fn run(global: &GlobalArgs, args: &BackupArgs) -> Result<(), Failure> {
+    if let Some(schema) = global.postgres_schema() {
+        return Err(Failure::Invalid(anyhow::anyhow!(
+            "backup copies a SQLite database; back a PostgreSQL store up with the server's own \
+             tools (pg_dump --schema={schema}, or a base backup), or use `tally export > FILE` \
+             (and `tally import FILE` to restore)"
+        )));
+    }
     let Some(path) = global.sqlite_path() else {
         return Err(Failure::Invalid(anyhow::anyhow!(
             "backup copies a SQLite database; for another --store, use `tally export > FILE` \

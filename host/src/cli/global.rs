@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tally_keyvalue::Observer;
 use tally_keyvalue::storage::{
-    Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage, StorageError,
+    Durability, MemoryStorage, PostgresOptions, PostgresStorage, RedisStorage, SqliteOptions,
+    SqliteStorage, Storage, StorageError,
 };
 
 /// Options every command takes.
@@ -25,7 +26,8 @@ pub struct GlobalArgs {
     db: PathBuf,
 
     /// Where the counters live instead of --db: `sqlite:PATH`, `memory` (gone when the process
-    /// exits), or `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807).
+    /// exits), `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807), or
+    /// `postgres://USER@HOST[:PORT][,HOST2[:PORT2]]/DB[?sslmode=...&target_session_attrs=read-write]`.
     #[arg(long, global = true, env = "TALLY_STORE", value_name = "STORE")]
     store: Option<StoreSpec>,
 
@@ -43,6 +45,42 @@ pub struct GlobalArgs {
     /// Use a Redis server even when its maxmemory-policy may evict keys (and so lose counters).
     #[arg(long, global = true, env = "TALLY_ALLOW_REDIS_EVICTION", value_parser = BoolishValueParser::new())]
     allow_redis_eviction: bool,
+
+    /// The PostgreSQL schema that holds tally's tables (created by the first write; a schema of
+    /// that name with other tables is refused untouched).
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_POSTGRES_SCHEMA",
+        default_value = "tally",
+        value_name = "NAME"
+    )]
+    postgres_schema: String,
+
+    /// The most connections tally opens to a PostgreSQL store: keep the fleet's total under the
+    /// server's max_connections.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_POOL_SIZE",
+        default_value_t = 16,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pool_size: u16,
+
+    /// How long a PostgreSQL COMMIT may take, in milliseconds, before the write's outcome is
+    /// reported unknown (a synchronous standby that is down makes it wait forever); readiness
+    /// fails while commits time out.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_COMMIT_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    commit_timeout_ms: u64,
 
     /// When a write is acknowledged: `full` after it is fsynced to disk (SQLite
     /// synchronous=FULL); `relaxed` after it reaches the OS (synchronous=NORMAL: survives a crash
@@ -93,15 +131,16 @@ enum StoreSpec {
     Sqlite(PathBuf),
     Memory,
     Redis(String),
+    Postgres(String),
 }
 
-/// How messages and logs name a store (Redis passwords redacted).
+/// How messages and logs name a store (passwords redacted).
 impl std::fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::Memory => f.write_str("memory"),
-            Self::Redis(url) => f.write_str(&redact_password(url)),
+            Self::Redis(url) | Self::Postgres(url) => f.write_str(&redact_password(url)),
         }
     }
 }
@@ -116,8 +155,13 @@ impl std::str::FromStr for StoreSpec {
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
             Ok(Self::Redis(spec.to_string()))
+        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Ok(Self::Postgres(spec.to_string()))
         } else {
-            Err("expected sqlite:PATH, memory or redis://HOST[:PORT][/DB]".to_string())
+            Err(
+                "expected sqlite:PATH, memory, redis://HOST[:PORT][/DB] or postgres://USER@HOST/DB"
+                    .to_string(),
+            )
         }
     }
 }
@@ -172,6 +216,23 @@ impl GlobalArgs {
                     }
                 })?,
             ),
+            StoreSpec::Postgres(url) => {
+                let options = PostgresOptions {
+                    schema: self.postgres_schema.clone(),
+                    pool_size: usize::from(self.pool_size),
+                    commit_timeout: std::time::Duration::from_millis(self.commit_timeout_ms),
+                };
+                Arc::new(PostgresStorage::open(&url, options).map_err(|error| {
+                    let detail = redact_password(&crate::refusal::store_error(&error));
+                    match error {
+                        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
+                            crate::refusal::store_unreachable(&shown, &detail),
+                        )),
+                        _ => anyhow::anyhow!(detail)
+                            .context(format!("cannot use the PostgreSQL store {shown}")),
+                    }
+                })?)
+            }
             StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path, observer)?),
         };
         Ok((storage, shown))
@@ -218,6 +279,7 @@ impl GlobalArgs {
         let spec = self.store_spec();
         let sqlite = matches!(spec, StoreSpec::Sqlite(_));
         let redis = matches!(spec, StoreSpec::Redis(_));
+        let postgres = matches!(spec, StoreSpec::Postgres(_));
         let store_only = [
             ("durability", !sqlite, "SQLite"),
             ("busy_timeout_ms", !sqlite, "SQLite"),
@@ -226,6 +288,9 @@ impl GlobalArgs {
                 !redis && self.allow_redis_eviction,
                 "Redis",
             ),
+            ("postgres_schema", !postgres, "PostgreSQL"),
+            ("pool_size", !postgres, "PostgreSQL"),
+            ("commit_timeout_ms", !postgres, "PostgreSQL"),
         ];
         for (id, misplaced, kind) in store_only {
             if !misplaced {
@@ -245,10 +310,15 @@ impl GlobalArgs {
                 format!(
                     "{given} applies to {kind} stores only, and the store is {spec}; \
                      leave it out{}\n",
-                    if kind == "SQLite" && redis {
-                        " (a Redis store's durability is its own appendfsync setting)"
-                    } else {
-                        ""
+                    match (kind, &spec) {
+                        ("SQLite", StoreSpec::Redis(_)) => {
+                            " (a Redis store's durability is its own appendfsync setting)"
+                        }
+                        ("SQLite", StoreSpec::Postgres(_)) => {
+                            " (a PostgreSQL store's durability is the server's synchronous_commit \
+                             and synchronous standbys)"
+                        }
+                        _ => "",
                     }
                 ),
             ));
@@ -286,8 +356,13 @@ impl GlobalArgs {
     pub(crate) fn sqlite_path(&self) -> Option<PathBuf> {
         match self.store_spec() {
             StoreSpec::Sqlite(path) => Some(path),
-            StoreSpec::Memory | StoreSpec::Redis(_) => None,
+            StoreSpec::Memory | StoreSpec::Redis(_) | StoreSpec::Postgres(_) => None,
         }
+    }
+
+    /// The PostgreSQL schema in use, when the store is PostgreSQL.
+    pub(crate) fn postgres_schema(&self) -> Option<&str> {
+        matches!(self.store_spec(), StoreSpec::Postgres(_)).then_some(self.postgres_schema.as_str())
     }
 
     /// Opens (creating if needed) the SQLite database at `path` with the durability and busy
@@ -356,6 +431,9 @@ impl GlobalArgs {
             (StoreSpec::Sqlite(_), DurabilityArg::Full) => "full (fsync per commit)",
             (StoreSpec::Sqlite(_), DurabilityArg::Relaxed) => "relaxed (synchronous=NORMAL)",
             (StoreSpec::Redis(_), _) => "the Redis server's appendfsync setting",
+            (StoreSpec::Postgres(_), _) => {
+                "after COMMIT returns: the server's synchronous_commit and synchronous standbys"
+            }
             (StoreSpec::Memory, _) => "none (memory)",
         }
     }
@@ -391,23 +469,33 @@ impl GlobalArgs {
     }
 }
 
-/// `redis://user:secret@host` as `redis://user:***@host`, for messages and logs.
+/// `redis://user:secret@host` as `redis://user:***@host` (and a `password=` URL option as
+/// `password=***`), for messages and logs.
 fn redact_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end..];
-    match (rest.find('@'), rest.find(':')) {
-        (Some(at), Some(colon)) if colon < at => {
-            format!(
-                "{}{}:***{}",
-                &text[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            )
+    let mut redacted = text.to_string();
+    // Every URL in the text, not only the first.
+    let mut from = 0;
+    while let Some(scheme_end) = redacted[from..].find("://").map(|i| from + i + 3) {
+        let rest = &redacted[scheme_end..];
+        // The user information ends at the first '@' before the host part ends.
+        let authority_end = rest.find(['/', '?', ' ']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        from = scheme_end;
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            redacted.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
         }
-        _ => text.to_string(),
     }
+    let mut from = 0;
+    while let Some(found) = redacted[from..].find("password=").map(|i| from + i + 9) {
+        let end = redacted[found..]
+            .find(['&', ' ', '\'', '"'])
+            .map_or(redacted.len(), |i| found + i);
+        redacted.replace_range(found..end, "***");
+        from = found + 3;
+    }
+    redacted
 }
 
 #[cfg(test)]
@@ -432,6 +520,16 @@ mod tests {
         assert_eq!(
             redact_password("at redis://u:p@h/0: refused"),
             "at redis://u:***@h/0: refused"
+        );
+        assert_eq!(
+            redact_password(
+                "postgresql://app:p@ss@h1:5432,h2:5433/db?target_session_attrs=read-write"
+            ),
+            "postgresql://app:***@h1:5432,h2:5433/db?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            redact_password("postgres://app@h/db?sslmode=require&password=s3cret&x=1 failed"),
+            "postgres://app@h/db?sslmode=require&password=***&x=1 failed"
         );
     }
 }

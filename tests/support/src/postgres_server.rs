@@ -26,6 +26,12 @@ impl PostgresServer {
     /// its `postgresql.conf` (`"synchronous_standby_names = '*'"`, say), started and accepting
     /// connections.
     pub fn start(settings: &[&str]) -> Result<Self> {
+        Self::start_with_files(settings, &[])
+    }
+
+    /// [`PostgresServer::start`], with `files` (name, contents) written into the data directory
+    /// first, readable by the server only (a TLS key and certificate, say).
+    pub fn start_with_files(settings: &[&str], files: &[(&str, &[u8])]) -> Result<Self> {
         let bin = bin_dir()?;
         let (dir, data, log) = directory()?;
         run_as_server_user(
@@ -34,12 +40,22 @@ impl PostgresServer {
                 .arg(&data),
         )
         .context("initdb")?;
+        for (name, contents) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, contents).with_context(|| format!("writing {name}"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = server_user()? {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
         Self::configure_and_start(dir, data, log, bin, settings)
     }
 
-    /// A synchronous-capable standby of `primary` (`pg_basebackup -R`, streaming), started:
-    /// with `synchronous_standby_names = '*'` on the primary, its commits wait for this one.
-    pub fn standby_of(primary: &Self) -> Result<Self> {
+    /// A standby of `primary` (`pg_basebackup -R`, streaming) with `settings` added to the
+    /// configuration it copied, started: with `synchronous_standby_names = '*'` on the primary,
+    /// the primary's commits wait for this one.
+    pub fn standby_of(primary: &Self, settings: &[&str]) -> Result<Self> {
         let bin = bin_dir()?;
         let (dir, data, log) = directory()?;
         run_as_server_user(
@@ -59,7 +75,7 @@ impl PostgresServer {
                 .arg(&data),
         )
         .context("pg_basebackup")?;
-        Self::configure_and_start(dir, data, log, bin, &[])
+        Self::configure_and_start(dir, data, log, bin, settings)
     }
 
     fn configure_and_start(

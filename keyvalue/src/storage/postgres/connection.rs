@@ -59,8 +59,10 @@ fn parse(
     };
     let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
         StorageError::Backend(format!(
-            "not a PostgreSQL URL tally can use ({error}); the form is \
-             postgres://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT2]...]/DATABASE[?OPTIONS]"
+            "not a PostgreSQL URL tally can use ({}); the form is \
+             postgres://USER@HOST[:PORT][,HOST2[:PORT2]...]/DATABASE[?OPTIONS], with libpq's \
+             options (sslmode, target_session_attrs, connect_timeout, application_name...)",
+            super::error::describe(&error).trim_start_matches("PostgreSQL: ")
         ))
     })?;
     if config.get_connect_timeout().is_none() {

@@ -50,6 +50,11 @@ pub(super) fn before_commit(error: &tokio_postgres::Error) -> Failed {
         Some(code) if is_retry(code) => Failed::Retry,
         Some(code) if is_outage(code) => Failed::Unavailable(describe(error)),
         Some(_) => Failed::Backend(describe(error)),
+        // A certificate that does not verify is the configuration's problem, not an outage.
+        None if is_tls_failure(error) => Failed::Backend(format!(
+            "{}; check sslmode and sslrootcert",
+            describe(error)
+        )),
         // No SQLSTATE: the connection failed (refused, reset, closed).
         None => Failed::Unavailable(describe(error)),
     }
@@ -89,6 +94,13 @@ pub(super) fn of_pool(error: deadpool_postgres::PoolError) -> Failed {
         deadpool_postgres::PoolError::Backend(error) => before_commit(&error),
         other => Failed::Unavailable(format!("PostgreSQL: no connection ({other})")),
     }
+}
+
+/// A TLS handshake that failed (tokio-postgres tells its kinds apart only in words).
+fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
+    error
+        .to_string()
+        .starts_with("error performing TLS handshake")
 }
 
 /// Conflicts with another transaction: run it again.

@@ -171,12 +171,33 @@ impl PostgresStorage {
             .map_err(|error| {
                 StorageError::Backend(format!("cannot start the PostgreSQL client: {error}"))
             })?;
+        match Self::start(&runtime, url, schema, options) {
+            Ok((shared, jobs)) => Ok(Self {
+                shared,
+                jobs,
+                runtime: Some(runtime),
+            }),
+            Err(error) => {
+                // The caller may be async, where dropping a runtime (which blocks) panics.
+                runtime.shutdown_background();
+                Err(error)
+            }
+        }
+    }
+
+    /// The pool, the schema checked, the writer started on `runtime`.
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        url: &str,
+        schema: SchemaName,
+        options: PostgresOptions,
+    ) -> Result<(Arc<Shared>, mpsc::UnboundedSender<Job>), StorageError> {
         let pool = {
             // The pool needs the runtime it will spawn connections on.
             let _entered = runtime.enter();
             connection::pool(url, options.pool_size)?
         };
-        let kind = block_on(&runtime, {
+        let kind = block_on(runtime, {
             let pool = pool.clone();
             let schema = schema.clone();
             async move {
@@ -204,11 +225,7 @@ impl PostgresStorage {
         });
         let (jobs, queue) = mpsc::unbounded_channel();
         runtime.spawn(writer::run(shared.clone(), queue));
-        Ok(Self {
-            shared,
-            jobs,
-            runtime: Some(runtime),
-        })
+        Ok((shared, jobs))
     }
 
     /// Runs `operation` on the store's runtime and awaits it from the caller's.
