@@ -199,6 +199,7 @@ fn a_postgres_outage_is_503_and_tally_recovers_by_itself() {
 fn a_commit_waiting_for_a_missing_standby_has_an_unknown_outcome() {
     let primary = PostgresServer::start(&["synchronous_standby_names = '*'"]).unwrap();
     let standby = PostgresServer::standby_of(&primary, &[]).unwrap();
+    primary.wait_for_synchronous_standby().unwrap();
     let db = TempDb::new();
     let server = Server::start_with(
         &db.path,
@@ -252,12 +253,7 @@ fn nothing_acknowledged_is_lost_through_a_failover() {
         // The promoted standby has no standby of its own: it must not wait for one.
         let standby =
             PostgresServer::standby_of(&primary, &["synchronous_standby_names = ''"]).unwrap();
-        assert_eq!(
-            primary
-                .psql("SELECT sync_state FROM pg_stat_replication")
-                .unwrap(),
-            "sync"
-        );
+        primary.wait_for_synchronous_standby().unwrap();
         let store = format!(
             "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=2",
             primary.port(),
@@ -268,13 +264,26 @@ fn nothing_acknowledged_is_lost_through_a_failover() {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicU64::new(0));
         let attempts = Arc::new(AtomicU64::new(0));
+        let interrupted = Arc::new(AtomicU64::new(0));
         let clients: Vec<_> = (0..8)
             .map(|client| {
                 let address = server.address;
-                let (stop, acknowledged, attempts) =
-                    (stop.clone(), acknowledged.clone(), attempts.clone());
+                let (stop, acknowledged, attempts, interrupted) = (
+                    stop.clone(),
+                    acknowledged.clone(),
+                    attempts.clone(),
+                    interrupted.clone(),
+                );
                 std::thread::spawn(move || {
-                    failover_client(client, address, keyed, &stop, &acknowledged, &attempts);
+                    failover_client(
+                        client,
+                        address,
+                        keyed,
+                        &stop,
+                        &acknowledged,
+                        &attempts,
+                        &interrupted,
+                    );
                 })
             })
             .collect();
@@ -299,6 +308,7 @@ fn nothing_acknowledged_is_lost_through_a_failover() {
         }
         let acknowledged = acknowledged.load(Ordering::SeqCst);
         let attempts = attempts.load(Ordering::SeqCst);
+        let interrupted = interrupted.load(Ordering::SeqCst);
         let value = server.value("failover");
         let stored = standby
             .psql("SELECT convert_from(value, 'UTF8') FROM tally.counters WHERE key = 'failover'")
@@ -306,9 +316,11 @@ fn nothing_acknowledged_is_lost_through_a_failover() {
         assert_eq!(stored, value.to_string());
         assert!(before_kill > 0, "no load before the kill");
         eprintln!(
-            "failover ({}): {acknowledged} increments acknowledged, {attempts} sent, value {value}",
+            "failover ({}): {acknowledged} increments acknowledged, {attempts} sent, \
+             {interrupted} answers on the way were not 200, value {value}",
             if keyed { "keyed" } else { "without keys" }
         );
+        assert!(interrupted > 0, "no client met the failover");
         if keyed {
             assert_eq!(
                 value, acknowledged,
@@ -325,7 +337,8 @@ fn nothing_acknowledged_is_lost_through_a_failover() {
 
 /// One client of the failover test: increments until stopped. With `keyed`, each logical
 /// increment carries its own key and is retried until answered 200; without, every attempt is
-/// a new increment, counted in `attempts`, and only 200s in `acknowledged`.
+/// a new increment, counted in `attempts`, and only 200s in `acknowledged`. Answers that were
+/// not 200 (503, outcome unknown) are counted in `interrupted`.
 fn failover_client(
     client: usize,
     address: SocketAddr,
@@ -333,6 +346,7 @@ fn failover_client(
     stop: &AtomicBool,
     acknowledged: &AtomicU64,
     attempts: &AtomicU64,
+    interrupted: &AtomicU64,
 ) {
     let mut connection = None;
     let mut current = 0;
@@ -341,7 +355,7 @@ fn failover_client(
         if keyed {
             let key = format!("failover-{client}-{n}");
             attempts.fetch_add(1, Ordering::SeqCst);
-            crate::exactly_once::increment_until_answered(
+            let unavailable = crate::exactly_once::increment_until_answered(
                 &[address],
                 &mut current,
                 &mut connection,
@@ -349,6 +363,7 @@ fn failover_client(
                 Some(&key),
             );
             acknowledged.fetch_add(1, Ordering::SeqCst);
+            interrupted.fetch_add(unavailable, Ordering::SeqCst);
         } else {
             attempts.fetch_add(1, Ordering::SeqCst);
             if connection.is_none() {
@@ -366,6 +381,7 @@ fn failover_client(
                     acknowledged.fetch_add(1, Ordering::SeqCst);
                 }
                 Some(Ok(response)) => {
+                    interrupted.fetch_add(1, Ordering::SeqCst);
                     assert!(
                         matches!(response.status, 503 | 500),
                         "unexpected {response:?}"

@@ -157,6 +157,22 @@ impl PostgresServer {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
+    /// Waits (at most 30 s) until a standby streams from this server synchronously
+    /// (`pg_stat_replication.sync_state` is `sync`; it starts as `async` for a moment).
+    pub fn wait_for_synchronous_standby(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.psql("SELECT sync_state FROM pg_stat_replication")?;
+            if state == "sync" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("no synchronous standby after 30 s (sync_state {state:?})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The path of a program of the server's version (`pgbench`, say).
     pub fn program(&self, name: &str) -> PathBuf {
         self.bin.join(name)

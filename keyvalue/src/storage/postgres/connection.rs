@@ -71,6 +71,14 @@ fn parse(
     if config.get_application_name().is_none() {
         config.application_name("tally");
     }
+    // tally's statements are few, prepared once per connection, and take arrays whose length
+    // changes with every batch: planned afresh for each (PostgreSQL's default while the custom
+    // plans look cheaper) they cost more server time than they run. One generic plan each.
+    let options = match config.get_options() {
+        Some(given) => format!("{given} -c plan_cache_mode=force_generic_plan"),
+        None => "-c plan_cache_mode=force_generic_plan".to_string(),
+    };
+    config.options(&options);
     Ok((config, verification, root_file))
 }
 

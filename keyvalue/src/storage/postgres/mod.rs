@@ -224,7 +224,10 @@ impl PostgresStorage {
             commit_timeout: options.commit_timeout,
         });
         let (jobs, queue) = mpsc::unbounded_channel();
-        runtime.spawn(writer::run(shared.clone(), queue));
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..writer::WRITERS {
+            runtime.spawn(writer::run(shared.clone(), queue.clone()));
+        }
         Ok((shared, jobs))
     }
 

@@ -20,15 +20,21 @@
 //!
 //! The server's `synchronous_commit` is the DBA's: tally never lowers it.
 
+use super::Shared;
 use super::error::{self, Failed};
 use super::schema;
-use super::{Shared, Statements};
 use crate::storage::idempotency::{self, IdempotencyKey, Written};
 use crate::storage::{StorageError, Write, WriteGroup, WriteRequest, incremented};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// How many transactions of one store may be in flight at once. Two: while one waits for its
+/// `COMMIT` (an fsync, a synchronous standby's answer), the next gathers what arrived meanwhile
+/// and takes its locks. Counters they share are locked in turn, so their values stay exact and a
+/// write answered before another was sent is always counted before it.
+pub(super) const WRITERS: usize = 2;
 
 /// The most jobs one transaction takes; the rest wait for the next.
 const MAX_BATCH: usize = 1024;
@@ -60,34 +66,49 @@ enum Outcome {
     Group(Result<Vec<u64>, StorageError>),
 }
 
-/// Runs until the store is dropped: takes what is queued, commits it, answers, again.
-pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+/// Runs until the store is dropped: takes what is queued, commits it, answers, again. Several
+/// of these share the queue ([`WRITERS`]): one gathers the next batch while another's commit
+/// is in flight.
+pub(super) async fn run(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut batch = Vec::new();
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    loop {
+        {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
         }
         let outcomes = commit(&shared, &batch).await;
         for (job, outcome) in batch.drain(..).zip(outcomes) {
-            match (job, outcome) {
-                (Job::Write { reply, .. }, Ok(Outcome::Write(outcome))) => {
-                    let _ = reply.send(outcome);
-                }
-                (Job::Group { reply, .. }, Ok(Outcome::Group(outcome))) => {
-                    let _ = reply.send(outcome);
-                }
-                (Job::Write { reply, .. }, Err(failed)) => {
-                    let _ = reply.send(Err(failed.to_error()));
-                }
-                (Job::Group { reply, .. }, Err(failed)) => {
-                    let _ = reply.send(Err(failed.to_error()));
-                }
-                (_, Ok(_)) => unreachable!("outcomes come in the order of their jobs"),
-            }
+            answer(job, outcome);
+        }
+    }
+}
+
+/// Sends a job its outcome.
+fn answer(job: Job, outcome: Result<Outcome, Failed>) {
+    let mismatch = || StorageError::Backend("the writer mixed up two answers".into());
+    match job {
+        Job::Write { reply, .. } => {
+            let _ = reply.send(match outcome {
+                Ok(Outcome::Write(outcome)) => outcome,
+                Ok(Outcome::Group(_)) => Err(mismatch()),
+                Err(failed) => Err(failed.to_error()),
+            });
+        }
+        Job::Group { reply, .. } => {
+            let _ = reply.send(match outcome {
+                Ok(Outcome::Group(outcome)) => outcome,
+                Ok(Outcome::Write(_)) => Err(mismatch()),
+                Err(failed) => Err(failed.to_error()),
+            });
         }
     }
 }
@@ -168,22 +189,55 @@ async fn attempt(shared: &Shared, jobs: &[Job]) -> Result<Vec<Outcome>, Failed> 
     result
 }
 
+/// The batch's transaction in two round trips: `BEGIN` and the locking reads, sent together;
+/// then, once the writes are applied here, the one write statement and `COMMIT`, sent together.
 async fn transact(
     shared: &Shared,
     client: &mut deadpool_postgres::Object,
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, Failed> {
     let before = |error: tokio_postgres::Error| error::before_commit(&error);
-    let transaction = client.transaction().await.map_err(before)?;
-    let creating = !shared.schema_ready.load(Ordering::Acquire);
-    if creating {
-        schema::create(&transaction, &shared.schema)
-            .await
-            .map_err(before)?
-            .map_err(|refused| Failed::Backend(refused.to_string()))?;
+    if !shared.schema_ready.load(Ordering::Acquire) {
+        create_schema(shared, client).await?;
     }
     let statements = &shared.statements;
-    let mut values = read(&transaction, statements, jobs).await?;
+    let lock_counters = client
+        .prepare_cached(&statements.lock_counters)
+        .await
+        .map_err(before)?;
+    let lock_records = client
+        .prepare_cached(&statements.lock_records)
+        .await
+        .map_err(before)?;
+    let write = client
+        .prepare_cached(&statements.write)
+        .await
+        .map_err(before)?;
+    let touched = Touched::of(jobs);
+    let begin = client.batch_execute("BEGIN");
+    let counter_ids: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+        [&touched.buckets, &touched.keys];
+    let counters = client.query(&lock_counters, &counter_ids);
+    let records = async {
+        if touched.records.is_empty() {
+            Ok(Vec::new())
+        } else {
+            client.query(&lock_records, &[&touched.records]).await
+        }
+    };
+    let read = tokio::try_join!(begin, counters, records).map_err(before);
+    let (_, counter_rows, record_rows) = match read {
+        Ok(rows) => rows,
+        Err(failed) => {
+            if !failed.breaks_connection() {
+                // The transaction may be open (and aborted): end it before the connection
+                // goes back to the pool.
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            return Err(failed);
+        }
+    };
+    let mut values = Values::of(touched, counter_rows, record_rows);
     let now = idempotency::now_millis();
     let outcomes: Vec<Outcome> = jobs
         .iter()
@@ -192,115 +246,161 @@ async fn transact(
             Job::Group { group, .. } => Outcome::Group(apply_group(&mut values, group)),
         })
         .collect();
-    write_changes(&transaction, statements, &values).await?;
-    match tokio::time::timeout(shared.commit_timeout, transaction.commit()).await {
-        Ok(Ok(())) => shared.commit_timed_out.store(false, Ordering::Release),
-        Ok(Err(error)) => return Err(error::at_commit(&error)),
-        Err(_) => {
+    let changes = Changes::of(&values);
+    let parameters = changes.parameters();
+    let written = async {
+        if changes.is_empty() {
+            Ok(0)
+        } else {
+            client.execute(&write, &parameters).await
+        }
+    };
+    // Sent right behind the write: if the write fails on the server, the transaction is
+    // aborted and this COMMIT only ends it (PostgreSQL answers ROLLBACK).
+    let committed = tokio::time::timeout(shared.commit_timeout, client.batch_execute("COMMIT"));
+    let (written, committed) = tokio::join!(written, committed);
+    match (written, committed) {
+        // The server refused the write: nothing committed.
+        (Err(refused), _) if refused.code().is_some() => Err(error::before_commit(&refused)),
+        // The connection failed with the write and COMMIT both sent: either may have run.
+        (Err(lost), _) => Err(error::at_commit(&lost)),
+        (Ok(_), Err(_)) => {
             shared.commit_timed_out.store(true, Ordering::Release);
-            return Err(Failed::OutcomeUnknown(format!(
+            Err(Failed::OutcomeUnknown(format!(
                 "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a \
                  synchronous standby may be down, and the write may have committed",
                 shared.commit_timeout.as_millis()
-            )));
+            )))
+        }
+        (Ok(_), Ok(Err(lost))) => Err(error::at_commit(&lost)),
+        (Ok(_), Ok(Ok(()))) => {
+            shared.commit_timed_out.store(false, Ordering::Release);
+            Ok(outcomes)
         }
     }
-    if creating {
-        shared.schema_ready.store(true, Ordering::Release);
-    }
-    Ok(outcomes)
 }
 
-/// Locks and reads every counter and record the jobs touch (rows that exist), in key order.
-async fn read(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    statements: &Statements,
-    jobs: &[Job],
-) -> Result<Values, Failed> {
+/// Creates the tables (in a transaction of their own, under the advisory lock; see
+/// [`schema::create`]) before the first batch commits.
+async fn create_schema(
+    shared: &Shared,
+    client: &mut deadpool_postgres::Object,
+) -> Result<(), Failed> {
     let before = |error: tokio_postgres::Error| error::before_commit(&error);
-    let mut counters: BTreeMap<CounterId, ()> = BTreeMap::new();
-    let mut record_keys: Vec<String> = Vec::new();
-    for job in jobs {
-        match job {
-            Job::Write { request, .. } => {
-                counters.insert(
-                    (request.bucket.clone(), request.write.key().to_string()),
-                    (),
-                );
-                if let Some(key) = &request.idempotency_key {
-                    record_keys.push(key.as_str().to_string());
-                }
-            }
-            Job::Group { group, .. } => {
-                let keys = group
-                    .writes
-                    .iter()
-                    .map(Write::key)
-                    .chain(group.expected.iter().map(|expected| expected.key.as_str()));
-                for key in keys {
-                    counters.insert((group.bucket.clone(), key.to_string()), ());
-                }
-            }
-        }
-    }
-    let (buckets, keys): (Vec<String>, Vec<String>) = counters.keys().cloned().unzip();
-    let lock = transaction
-        .prepare_cached(&statements.lock_counters)
-        .await
-        .map_err(before)?;
-    let mut found: HashMap<CounterId, Vec<u8>> = transaction
-        .query(&lock, &[&buckets, &keys])
+    let transaction = client.transaction().await.map_err(before)?;
+    schema::create(&transaction, &shared.schema)
         .await
         .map_err(before)?
-        .into_iter()
-        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
-        .collect();
-    let counters = counters
-        .into_keys()
-        .map(|id| {
-            let stored = found.remove(&id);
-            (
-                id,
-                Slot {
-                    now: stored.clone(),
-                    stored,
-                },
-            )
-        })
-        .collect();
-    let mut records: HashMap<String, RecordSlot> = HashMap::new();
-    if !record_keys.is_empty() {
-        record_keys.sort_unstable();
-        record_keys.dedup();
-        let lock = transaction
-            .prepare_cached(&statements.lock_records)
-            .await
-            .map_err(before)?;
-        for row in transaction
-            .query(&lock, &[&record_keys])
-            .await
-            .map_err(before)?
-        {
-            records.insert(
-                row.get(0),
-                RecordSlot {
-                    stored: Some(Record {
-                        fingerprint: row.get(1),
-                        outcome: row.get(2),
-                        expires_at: row.get(3),
-                    }),
-                    made: None,
-                },
-            );
+        .map_err(|refused| Failed::Backend(refused.to_string()))?;
+    match tokio::time::timeout(shared.commit_timeout, transaction.commit()).await {
+        Ok(Ok(())) => {
+            shared.schema_ready.store(true, Ordering::Release);
+            Ok(())
         }
-        for key in record_keys {
+        Ok(Err(lost)) => Err(error::at_commit(&lost)),
+        Err(_) => {
+            shared.commit_timed_out.store(true, Ordering::Release);
+            Err(Failed::OutcomeUnknown(format!(
+                "PostgreSQL: creating tally's tables did not commit within the commit timeout \
+                 ({} ms); a synchronous standby may be down",
+                shared.commit_timeout.as_millis()
+            )))
+        }
+    }
+}
+
+/// Every counter and idempotency record the jobs touch, in key order (the order rows are
+/// locked in, so two writers never wait for each other in a cycle).
+struct Touched {
+    buckets: Vec<String>,
+    keys: Vec<String>,
+    records: Vec<String>,
+}
+
+impl Touched {
+    fn of(jobs: &[Job]) -> Self {
+        let mut counters: BTreeSet<CounterId> = BTreeSet::new();
+        let mut records: BTreeSet<String> = BTreeSet::new();
+        for job in jobs {
+            match job {
+                Job::Write { request, .. } => {
+                    counters.insert((request.bucket.clone(), request.write.key().to_string()));
+                    if let Some(key) = &request.idempotency_key {
+                        records.insert(key.as_str().to_string());
+                    }
+                }
+                Job::Group { group, .. } => {
+                    let keys = group
+                        .writes
+                        .iter()
+                        .map(Write::key)
+                        .chain(group.expected.iter().map(|expected| expected.key.as_str()));
+                    for key in keys {
+                        counters.insert((group.bucket.clone(), key.to_string()));
+                    }
+                }
+            }
+        }
+        let (buckets, keys) = counters.into_iter().unzip();
+        Self {
+            buckets,
+            keys,
+            records: records.into_iter().collect(),
+        }
+    }
+}
+
+impl Values {
+    /// The touched counters and records as the locking reads found them.
+    fn of(
+        touched: Touched,
+        counter_rows: Vec<tokio_postgres::Row>,
+        record_rows: Vec<tokio_postgres::Row>,
+    ) -> Self {
+        let mut found: HashMap<CounterId, Vec<u8>> = counter_rows
+            .into_iter()
+            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+            .collect();
+        let counters = touched
+            .buckets
+            .into_iter()
+            .zip(touched.keys)
+            .map(|id| {
+                let stored = found.remove(&id);
+                (
+                    id,
+                    Slot {
+                        now: stored.clone(),
+                        stored,
+                    },
+                )
+            })
+            .collect();
+        let mut records: HashMap<String, RecordSlot> = record_rows
+            .into_iter()
+            .map(|row| {
+                let record = Record {
+                    fingerprint: row.get(1),
+                    outcome: row.get(2),
+                    expires_at: row.get(3),
+                };
+                (
+                    row.get(0),
+                    RecordSlot {
+                        stored: Some(record),
+                        made: None,
+                    },
+                )
+            })
+            .collect();
+        for key in touched.records {
             records.entry(key).or_insert(RecordSlot {
                 stored: None,
                 made: None,
             });
         }
+        Self { counters, records }
     }
-    Ok(Values { counters, records })
 }
 
 /// One write with its idempotency key, if any: replayed, refused or applied (and recorded).
@@ -435,73 +535,72 @@ fn apply(
     }
 }
 
-/// Writes every row the batch changed, in one statement (none when nothing changed).
-async fn write_changes(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    statements: &Statements,
-    values: &Values,
-) -> Result<(), Failed> {
-    let mut updated = Columns::default();
-    let mut inserted = Columns::default();
-    let mut deleted = Columns::default();
-    for ((bucket, key), slot) in &values.counters {
-        if slot.now == slot.stored {
-            continue;
+/// Every row the batch changed, as the write statement's arrays.
+struct Changes<'a> {
+    updated: Columns<'a>,
+    inserted: Columns<'a>,
+    deleted: Columns<'a>,
+    records_updated: RecordColumns<'a>,
+    records_inserted: RecordColumns<'a>,
+}
+
+impl<'a> Changes<'a> {
+    fn of(values: &'a Values) -> Self {
+        let mut changes = Self {
+            updated: Columns::default(),
+            inserted: Columns::default(),
+            deleted: Columns::default(),
+            records_updated: RecordColumns::default(),
+            records_inserted: RecordColumns::default(),
+        };
+        for ((bucket, key), slot) in &values.counters {
+            match (&slot.stored, &slot.now) {
+                _ if slot.now == slot.stored => {}
+                (Some(_), Some(value)) => changes.updated.push(bucket, key, value),
+                (None, Some(value)) => changes.inserted.push(bucket, key, value),
+                (Some(_), None) => changes.deleted.push(bucket, key, &[]),
+                (None, None) => {}
+            }
         }
-        match (&slot.stored, &slot.now) {
-            (Some(_), Some(value)) => updated.push(bucket, key, value),
-            (None, Some(value)) => inserted.push(bucket, key, value),
-            (Some(_), None) => deleted.push(bucket, key, &[]),
-            (None, None) => {}
+        for (key, slot) in &values.records {
+            match (&slot.stored, &slot.made) {
+                (Some(_), Some(made)) => changes.records_updated.push(key, made),
+                (None, Some(made)) => changes.records_inserted.push(key, made),
+                (_, None) => {}
+            }
         }
+        changes
     }
-    let mut records_updated = RecordColumns::default();
-    let mut records_inserted = RecordColumns::default();
-    for (key, slot) in &values.records {
-        match (&slot.stored, &slot.made) {
-            (Some(_), Some(made)) => records_updated.push(key, made),
-            (None, Some(made)) => records_inserted.push(key, made),
-            (_, None) => {}
-        }
+
+    fn is_empty(&self) -> bool {
+        self.updated.keys.is_empty()
+            && self.inserted.keys.is_empty()
+            && self.deleted.keys.is_empty()
+            && self.records_updated.keys.is_empty()
+            && self.records_inserted.keys.is_empty()
     }
-    if updated.is_empty()
-        && inserted.is_empty()
-        && deleted.is_empty()
-        && records_updated.keys.is_empty()
-        && records_inserted.keys.is_empty()
-    {
-        return Ok(());
+
+    /// The write statement's parameters, in its order.
+    fn parameters(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
+        [
+            &self.updated.buckets,
+            &self.updated.keys,
+            &self.updated.values,
+            &self.inserted.buckets,
+            &self.inserted.keys,
+            &self.inserted.values,
+            &self.deleted.buckets,
+            &self.deleted.keys,
+            &self.records_updated.keys,
+            &self.records_updated.fingerprints,
+            &self.records_updated.outcomes,
+            &self.records_updated.expiries,
+            &self.records_inserted.keys,
+            &self.records_inserted.fingerprints,
+            &self.records_inserted.outcomes,
+            &self.records_inserted.expiries,
+        ]
     }
-    let before = |error: tokio_postgres::Error| error::before_commit(&error);
-    let statement = transaction
-        .prepare_cached(&statements.write)
-        .await
-        .map_err(before)?;
-    transaction
-        .execute(
-            &statement,
-            &[
-                &updated.buckets,
-                &updated.keys,
-                &updated.values,
-                &inserted.buckets,
-                &inserted.keys,
-                &inserted.values,
-                &deleted.buckets,
-                &deleted.keys,
-                &records_updated.keys,
-                &records_updated.fingerprints,
-                &records_updated.outcomes,
-                &records_updated.expiries,
-                &records_inserted.keys,
-                &records_inserted.fingerprints,
-                &records_inserted.outcomes,
-                &records_inserted.expiries,
-            ],
-        )
-        .await
-        .map_err(before)?;
-    Ok(())
 }
 
 /// Rows of counters as the arrays `unnest` takes.
@@ -517,10 +616,6 @@ impl<'a> Columns<'a> {
         self.buckets.push(bucket);
         self.keys.push(key);
         self.values.push(value);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
