@@ -1,5 +1,5 @@
 //! Durable `wasi:keyvalue` for wasmtime: `wasi:keyvalue/store`, `atomics` and `batch`
-//! (`@0.2.0-draft`) on SQLite (the default), Redis or memory, for async (tokio) wasmtime 48
+//! (`@0.2.0-draft`) on SQLite (the default), Redis, PostgreSQL or memory, for async (tokio) wasmtime 48
 //! hosts.
 //!
 //! wasmtime's own `wasmtime-wasi-keyvalue` keeps its data in memory. This crate is the same shape
@@ -51,6 +51,8 @@
 //! # Features
 //! - `sqlite` (default): [`storage::SqliteStorage`], one SQLite file (bundled SQLite).
 //! - `redis`: [`storage::RedisStorage`], a Redis database shared with other hosts and clients.
+//! - `postgres`: [`storage::PostgresStorage`], tables in a PostgreSQL schema shared with other
+//!   hosts (tokio-postgres, a deadpool pool, TLS through rustls).
 //! - `testing`: `storage::suite`, the storage suite, for another crate's store.
 //!
 //! [`storage::MemoryStorage`], a process-local map, is always there.

@@ -1,7 +1,8 @@
 //! Runs the public storage suite ([`super::suite`]) on every backend compiled in (memory and
-//! SQLite always, Redis with the `redis` feature), plus what only some backends can show:
-//! SQLite's files, pragmas and other processes' connections, Redis outages, and the exact
-//! counts a purge returns where the store purges itself.
+//! SQLite always, Redis with the `redis` feature, PostgreSQL with `postgres`), plus what only
+//! some backends can show: SQLite's files, pragmas and other processes' connections, Redis and
+//! PostgreSQL outages, PostgreSQL's schemas and commit timeout, and the exact counts a purge
+//! returns where the store purges itself.
 
 use super::suite::{self, Blocking, Carrying};
 use super::*;

@@ -224,10 +224,7 @@ impl PostgresStorage {
             commit_timeout: options.commit_timeout,
         });
         let (jobs, queue) = mpsc::unbounded_channel();
-        let queue = Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..writer::WRITERS {
-            runtime.spawn(writer::run(shared.clone(), queue.clone()));
-        }
+        runtime.spawn(writer::run(shared.clone(), queue));
         Ok((shared, jobs))
     }
 

@@ -28,13 +28,7 @@ use crate::storage::{StorageError, Write, WriteGroup, WriteRequest, incremented}
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{Mutex, mpsc, oneshot};
-
-/// How many transactions of one store may be in flight at once. Two: while one waits for its
-/// `COMMIT` (an fsync, a synchronous standby's answer), the next gathers what arrived meanwhile
-/// and takes its locks. Counters they share are locked in turn, so their values stay exact and a
-/// write answered before another was sent is always counted before it.
-pub(super) const WRITERS: usize = 2;
+use tokio::sync::{mpsc, oneshot};
 
 /// The most jobs one transaction takes; the rest wait for the next.
 const MAX_BATCH: usize = 1024;
@@ -66,23 +60,20 @@ enum Outcome {
     Group(Result<Vec<u64>, StorageError>),
 }
 
-/// Runs until the store is dropped: takes what is queued, commits it, answers, again. Several
-/// of these share the queue ([`WRITERS`]): one gathers the next batch while another's commit
-/// is in flight.
-pub(super) async fn run(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+/// Runs until the store is dropped: takes what is queued, commits it, answers, again.
+///
+/// One writer per store: a second transaction in flight (gathering while the first waits for its
+/// `COMMIT`) was measured slower, on one hot counter and on 10,000 names alike: on a shared
+/// counter it only waits for the first one's row lock, and elsewhere the two compete for the
+/// same server.
+pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::new();
-    loop {
-        {
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
         let outcomes = commit(&shared, &batch).await;
