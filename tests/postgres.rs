@@ -62,6 +62,20 @@ fn counters_survive_restarts_on_postgres() {
             .unwrap(),
         "visits|15"
     );
+    // An export moves the counters to another schema (or any other store) exactly.
+    let exported = tally_ok(&store, &["export"]);
+    assert_eq!(exported, "{\"name\":\"visits\",\"value\":15}\n");
+    let file = db.dir.path().join("export.jsonl");
+    std::fs::write(&file, &exported).unwrap();
+    let other = ["--postgres-schema", "copy"];
+    tally_ok(
+        &store,
+        &[&other[..], &["import", file.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(
+        tally_ok(&store, &[&other[..], &["get", "visits"]].concat()),
+        "15\n"
+    );
 }
 
 /// Two `tally serve` processes on one database, 32 clients over both, 2 x 800 increments on

@@ -519,7 +519,7 @@ impl Storage for PostgresStorage {
         })
     }
 
-    /// Through the writer ([`writer`]): group-committed, answered after `COMMIT`.
+    /// Through the writer task: group-committed, answered after `COMMIT`.
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
         let written = self.submit_job(|reply| Job::Write { request, reply });
         Box::pin(async move { written.await.map(Applied::durable_now) })
