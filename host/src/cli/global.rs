@@ -205,16 +205,8 @@ impl GlobalArgs {
         let storage: Arc<dyn Storage> = match spec {
             StoreSpec::Memory => Arc::new(MemoryStorage::new()),
             StoreSpec::Redis(url) => Arc::new(
-                RedisStorage::open(&url, self.allow_redis_eviction).map_err(|error| {
-                    let detail = redact_password(&crate::refusal::store_error(&error));
-                    match error {
-                        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
-                            crate::refusal::store_unreachable(&shown, &detail),
-                        )),
-                        _ => anyhow::anyhow!(detail)
-                            .context(format!("cannot use the Redis store {shown}")),
-                    }
-                })?,
+                RedisStorage::open(&url, self.allow_redis_eviction)
+                    .map_err(|error| unusable_store(error, "Redis", &shown))?,
             ),
             StoreSpec::Postgres(url) => {
                 let options = PostgresOptions {
@@ -222,16 +214,10 @@ impl GlobalArgs {
                     pool_size: usize::from(self.pool_size),
                     commit_timeout: std::time::Duration::from_millis(self.commit_timeout_ms),
                 };
-                Arc::new(PostgresStorage::open(&url, options).map_err(|error| {
-                    let detail = redact_password(&crate::refusal::store_error(&error));
-                    match error {
-                        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
-                            crate::refusal::store_unreachable(&shown, &detail),
-                        )),
-                        _ => anyhow::anyhow!(detail)
-                            .context(format!("cannot use the PostgreSQL store {shown}")),
-                    }
-                })?)
+                Arc::new(
+                    PostgresStorage::open(&url, options)
+                        .map_err(|error| unusable_store(error, "PostgreSQL", &shown))?,
+                )
             }
             StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path, observer)?),
         };
@@ -466,6 +452,19 @@ impl GlobalArgs {
             store_name: std::sync::Arc::from(self.store_spec().to_string()),
             ..RuntimeOptions::default()
         }
+    }
+}
+
+/// Why a shared store (`kind`, named `shown` with its password redacted) could not be opened: an
+/// outage (the command exits as one, and a server does not start) or its refusal, with no password
+/// in either.
+fn unusable_store(error: StorageError, kind: &str, shown: &str) -> anyhow::Error {
+    let detail = redact_password(&crate::refusal::store_error(&error));
+    match error {
+        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
+            crate::refusal::store_unreachable(shown, &detail),
+        )),
+        _ => anyhow::anyhow!(detail).context(format!("cannot use the {kind} store {shown}")),
     }
 }
 

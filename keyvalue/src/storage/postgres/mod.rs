@@ -148,6 +148,16 @@ impl Statements {
     }
 }
 
+impl Shared {
+    /// A pooled connection (a new one if none is idle), or why none can be had.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|failed| error::of_pool(failed).to_error())
+    }
+}
+
 impl std::fmt::Debug for PostgresStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStorage")
@@ -253,11 +263,7 @@ impl PostgresStorage {
     {
         let shared = self.shared.clone();
         self.spawn(async move {
-            let client = shared
-                .pool
-                .get()
-                .await
-                .map_err(|failed| error::of_pool(failed).to_error())?;
+            let client = shared.client().await?;
             match read(&client, &shared.statements).await {
                 Ok(value) => Ok(value),
                 Err(failed) if error::is_missing_table(&failed) => Ok(empty),
@@ -329,11 +335,7 @@ impl Storage for PostgresStorage {
     fn check_ready(&self) -> StoreFuture<'_, ()> {
         let shared = self.shared.clone();
         self.spawn(async move {
-            let mut client = shared
-                .pool
-                .get()
-                .await
-                .map_err(|failed| error::of_pool(failed).to_error())?;
+            let mut client = shared.client().await?;
             let write = shared.schema_ready.load(Ordering::Acquire)
                 || shared.commit_timed_out.load(Ordering::Acquire);
             let probe = async {
@@ -458,11 +460,7 @@ impl Storage for PostgresStorage {
         let bucket_name = bucket.to_string();
         let reading =
             self.spawn(async move {
-                let mut client = shared
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|failed| error::of_pool(failed).to_error())?;
+                let mut client = shared.client().await?;
                 let counters = shared.schema.table("counters");
                 let outcome = async {
                 let transaction = client
