@@ -220,6 +220,58 @@ mod sqlite_file {
         assert_eq!(store.get("", "k").unwrap(), Some(b"800".to_vec()));
     }
 
+    /// Writes of one counter queued together (so they share a batch, one transaction) each
+    /// answer as if applied alone, in order: increments add up, a set and a delete in between
+    /// count, a refused increment changes nothing, a write group sees everything before it and
+    /// what follows sees the group.
+    #[test]
+    fn writes_of_one_counter_in_one_batch_answer_in_order() {
+        let (_dir, path) = temp_db();
+        let store: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+        let increment = |delta| Write::Increment {
+            key: "k".into(),
+            delta,
+        };
+        let writes = [
+            increment(1),
+            increment(2),
+            Write::Set {
+                key: "k".into(),
+                value: b"10".to_vec(),
+            },
+            increment(5),
+            increment(u64::MAX),
+            Write::Delete { key: "k".into() },
+            increment(4),
+        ];
+        let outcomes = RUNTIME.block_on(async {
+            // Every write is queued before any is awaited, so they share batches.
+            let pending: Vec<_> = writes
+                .iter()
+                .map(|write| store.submit(WriteRequest::new("", write.clone())))
+                .collect();
+            let group = store.submit_group(WriteGroup::new("", vec![increment(3)]));
+            let after = store.submit(WriteRequest::new("", increment(1)));
+            let mut outcomes = Vec::new();
+            for write in pending {
+                outcomes.push(write.await.map(|applied| applied.written.value).ok());
+            }
+            let group = group.await.unwrap();
+            let after = after.await.unwrap().written.value;
+            (outcomes, group, after)
+        });
+        assert_eq!(
+            outcomes,
+            (
+                vec![Some(1), Some(3), Some(0), Some(15), None, Some(0), Some(4)],
+                vec![7],
+                8
+            )
+        );
+        let store = drive(SqliteStorage::open(&path).unwrap());
+        assert_eq!(store.get("", "k").unwrap(), Some(b"8".to_vec()));
+    }
+
     /// Values written through one store are there when the file is opened again.
     #[test]
     fn values_survive_reopening() {
