@@ -195,7 +195,7 @@ impl GlobalArgs {
 
     /// Opens the store named by `--store` (or the SQLite file named by `--db`) for commands that
     /// write, and says which. A new SQLite file is created. `observer` hears about group
-    /// commits.
+    /// commits (SQLite's and PostgreSQL's).
     pub(crate) fn open_storage(
         &self,
         observer: Option<Arc<dyn Observer>>,
@@ -213,6 +213,7 @@ impl GlobalArgs {
                     schema: self.postgres_schema.clone(),
                     pool_size: usize::from(self.pool_size),
                     commit_timeout: std::time::Duration::from_millis(self.commit_timeout_ms),
+                    observer,
                 };
                 Arc::new(
                     PostgresStorage::open(&url, options)

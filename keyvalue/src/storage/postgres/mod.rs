@@ -26,6 +26,7 @@ use super::{
     Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture,
     WriteGroup, WriteRequest,
 };
+use crate::observer::Observer;
 use deadpool_postgres::Pool;
 use schema::{SchemaKind, SchemaName};
 use std::future::Future;
@@ -37,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use writer::Job;
 
 /// How a [`PostgresStorage`] is opened.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresOptions {
     /// The schema that holds tally's tables (created by the first write).
     pub schema: String,
@@ -47,6 +48,8 @@ pub struct PostgresOptions {
     /// How long `COMMIT` may take before the write's outcome is reported unknown (a synchronous
     /// standby that is down makes it wait forever).
     pub commit_timeout: Duration,
+    /// Told the size of every group commit; `None` records nothing.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Default for PostgresOptions {
@@ -55,7 +58,19 @@ impl Default for PostgresOptions {
             schema: "tally".into(),
             pool_size: 16,
             commit_timeout: Duration::from_secs(10),
+            observer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("commit_timeout", &self.commit_timeout)
+            .field("observer", &self.observer.is_some())
+            .finish()
     }
 }
 
@@ -77,6 +92,7 @@ pub(crate) struct Shared {
     /// The last commit timed out (and none returned since): the store is not ready.
     commit_timed_out: AtomicBool,
     commit_timeout: Duration,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// The statements, with the schema's name in them.
@@ -232,6 +248,7 @@ impl PostgresStorage {
             schema_ready: AtomicBool::new(ready),
             commit_timed_out: AtomicBool::new(false),
             commit_timeout: options.commit_timeout,
+            observer: options.observer,
         });
         let (jobs, queue) = mpsc::unbounded_channel();
         runtime.spawn(writer::run(shared.clone(), queue));

@@ -77,6 +77,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<J
             }
         }
         let outcomes = commit(&shared, &batch).await;
+        if let Some(observer) = &shared.observer {
+            observer.commit_batch(batch.len());
+        }
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             answer(job, outcome);
         }
