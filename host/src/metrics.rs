@@ -127,7 +127,7 @@ impl Metrics {
         self.commit_batch_size.render(
             &mut out,
             "tally_commit_batch_size",
-            "Write requests committed per SQLite transaction (group commit).",
+            "Write requests committed per transaction (group commit; SQLite and PostgreSQL).",
         );
         for (name, help, value) in [
             (
