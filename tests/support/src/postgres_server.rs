@@ -271,6 +271,15 @@ fn directory() -> Result<(tempfile::TempDir, PathBuf, PathBuf)> {
 
 /// As root, the `postgres` user's uid and gid (servers run as it); otherwise `None`.
 fn server_user() -> Result<Option<(u32, u32)>> {
+    // Asked once per test process: every server command needs it.
+    static USER: std::sync::OnceLock<Result<Option<(u32, u32)>, String>> =
+        std::sync::OnceLock::new();
+    USER.get_or_init(|| look_up_server_user().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn look_up_server_user() -> Result<Option<(u32, u32)>> {
     let me = command_output(Command::new("id").arg("-u"))?;
     if me != "0" {
         return Ok(None);

@@ -104,6 +104,8 @@ pub(crate) struct Statements {
     lock_counters: String,
     lock_records: String,
     write: String,
+    scan_first: String,
+    scan_next: String,
     purge: String,
     probe: String,
 }
@@ -151,6 +153,14 @@ impl Statements {
                      WHERE r.key = t.key)
                  INSERT INTO {records} (key, fingerprint, outcome, expires_at)
                  SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[])"
+            ),
+            scan_first: format!(
+                "SELECT key, value FROM {counters} WHERE bucket = $1 ORDER BY key
+                 LIMIT {MAX_PAGE_SIZE}"
+            ),
+            scan_next: format!(
+                "SELECT key, value FROM {counters} WHERE bucket = $1 AND key > $2 ORDER BY key
+                 LIMIT {MAX_PAGE_SIZE}"
             ),
             probe: format!(
                 "UPDATE {} SET version = version",
@@ -475,33 +485,35 @@ impl Storage for PostgresStorage {
         let (pages, mut arriving) = mpsc::channel::<Vec<(String, Vec<u8>)>>(2);
         let shared = self.shared.clone();
         let bucket_name = bucket.to_string();
-        let reading =
-            self.spawn(async move {
-                let mut client = shared.client().await?;
-                let counters = shared.schema.table("counters");
-                let outcome = async {
+        let reading = self.spawn(async move {
+            let mut client = shared.client().await?;
+            let outcome = async {
                 let transaction = client
                     .build_transaction()
                     .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
                     .read_only(true)
                     .start()
                     .await?;
-                let page_sql = format!(
-                    "SELECT key, value FROM {counters} WHERE bucket = $1 AND key > $2
-                     ORDER BY key LIMIT 1000"
-                );
-                let first_sql = format!(
-                    "SELECT key, value FROM {counters} WHERE bucket = $1 ORDER BY key LIMIT 1000"
-                );
+                let statements = &shared.statements;
                 let mut after: Option<String> = None;
                 loop {
                     let rows = match &after {
-                        None => transaction.query(&first_sql, &[&bucket_name]).await?,
-                        Some(after) => transaction.query(&page_sql, &[&bucket_name, after]).await?,
+                        None => {
+                            transaction
+                                .query(&statements.scan_first, &[&bucket_name])
+                                .await?
+                        }
+                        Some(after) => {
+                            transaction
+                                .query(&statements.scan_next, &[&bucket_name, after])
+                                .await?
+                        }
                     };
-                    let page: Vec<(String, Vec<u8>)> =
-                        rows.into_iter().map(|row| (row.get(0), row.get(1))).collect();
-                    let full = page.len() == 1000;
+                    let page: Vec<(String, Vec<u8>)> = rows
+                        .into_iter()
+                        .map(|row| (row.get(0), row.get(1)))
+                        .collect();
+                    let full = page.len() == MAX_PAGE_SIZE;
                     after = page.last().map(|(key, _)| key.clone());
                     if pages.send(page).await.is_err() || !full {
                         break;
@@ -510,12 +522,12 @@ impl Storage for PostgresStorage {
                 transaction.commit().await
             }
             .await;
-                match outcome {
-                    Ok(()) => Ok(()),
-                    Err(failed) if error::is_missing_table(&failed) => Ok(()),
-                    Err(failed) => Err(error::of_read(&failed)),
-                }
-            });
+            match outcome {
+                Ok(()) => Ok(()),
+                Err(failed) if error::is_missing_table(&failed) => Ok(()),
+                Err(failed) => Err(error::of_read(&failed)),
+            }
+        });
         Box::pin(async move {
             let mut stopped = false;
             while let Some(page) = arriving.recv().await {
