@@ -38,6 +38,7 @@ mod resp;
 mod resp_clients;
 mod resp_crash;
 mod resp_transactions;
+mod reuse;
 mod sandbox;
 mod serve;
 mod transfer;

@@ -225,7 +225,7 @@ fn actual_keyed(
     write: &Op,
 ) -> Result<Vec<(String, u64)>, CounterError> {
     let key = IdempotencyKey::parse(&format!("key-{key}")).unwrap();
-    let mut counter = block_on(runtime.instantiate_with_key(Some(&key))).unwrap();
+    let mut counter = block_on(runtime.lease(runtime.write_context(Some(&key)))).unwrap();
     match call(&mut counter, write) {
         Err(tally::Failure::KeyReused(_)) => Err(reused()),
         Ok(done) if done.replayed => Ok(vec![("replayed".to_string(), done.value[0].1)]),

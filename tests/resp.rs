@@ -375,7 +375,10 @@ fn pipelines_answer_in_order_on_one_instance() {
         let metrics = server.request("GET", "/metrics", None).body;
         metric(&metrics, name)
     };
-    let instances = |server: &Server| read(server, "tally_instances_created_total");
+    // Instances given to requests, fresh or reused: one per pipelined read.
+    let instances = |server: &Server| {
+        read(server, "tally_instances_created_total") + read(server, "tally_instances_reused_total")
+    };
     let commits = |server: &Server| read(server, "tally_commit_batch_size_count");
     let before = instances(&server);
     let commits_before = commits(&server);

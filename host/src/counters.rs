@@ -3,12 +3,14 @@
 //! ([`crate::failure::Failure`], classified where each call ends). The front ends only parse
 //! their input and map the outcome to their own terms.
 //!
-//! An instance is fresh per request ([`Request`]), except that the commands of one pipelined
-//! read from one RESP connection share one ([`Pipeline`]), made when the first of them needs it
-//! and dropped after a call that trapped.
+//! A request gets its own instance ([`Request`]; fresh, or reused when the runtime reuses
+//! instances, see [`crate::reuse`]), except that the commands of one pipelined read from one
+//! RESP connection share one ([`Pipeline`]), taken when the first of them needs it and dropped
+//! after a call that trapped.
 
 use crate::failure::Failure;
 use crate::idempotency::{IdempotencyKey, KeyClaim};
+use crate::reuse::Lease;
 use crate::runtime::{Counter, Runtime};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -17,12 +19,12 @@ use tally_keyvalue::storage::{Storage, WriteContext};
 /// One request's instance, with its idempotency key's claim held until it is dropped (after
 /// the answer is made).
 pub struct Request {
-    counter: Counter,
+    counter: Lease,
     _claim: Option<KeyClaim>,
 }
 
 impl Request {
-    /// A fresh instance whose writes carry `key` (when there is one) to the store, which then
+    /// An instance whose writes carry `key` (when there is one) to the store, which then
     /// applies them once per key. While another request of this process holds the key:
     /// [`Failure::KeyInUse`].
     pub async fn new(runtime: &Runtime, key: Option<&IdempotencyKey>) -> Result<Self, Failure> {
@@ -30,7 +32,7 @@ impl Request {
             .claim_idempotency_key(key)
             .map_err(Failure::KeyInUse)?;
         let counter = runtime
-            .instantiate_with_key(key)
+            .lease(runtime.write_context(key))
             .await
             .map_err(Failure::Trap)?;
         Ok(Self {
@@ -39,7 +41,7 @@ impl Request {
         })
     }
 
-    /// A fresh instance for a request without a key (reads).
+    /// An instance for a request without a key (reads).
     pub async fn unkeyed(runtime: &Runtime) -> Result<Self, Failure> {
         Self::new(runtime, None).await
     }
@@ -66,7 +68,7 @@ pub struct Pipeline<'a> {
     context: WriteContext,
     /// The store its instance uses instead of the runtime's (a transaction).
     store: Option<Arc<dyn Storage>>,
-    counter: Option<Counter>,
+    counter: Option<Lease>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -94,13 +96,13 @@ impl<'a> Pipeline<'a> {
         if self.counter.is_none() {
             let counter = self
                 .runtime
-                .instantiate_over(self.store.clone(), self.context.clone())
+                .lease_over(self.store.clone(), self.context.clone())
                 .await
                 .map_err(Failure::Trap)?;
             self.counter = Some(counter);
         }
         self.counter
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| Failure::Trap(anyhow::anyhow!("no component instance")))
     }
 

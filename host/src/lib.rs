@@ -9,7 +9,8 @@
 //! - [`bindings`]: host bindings of the counter world, generated from `wit/`; `wasi:keyvalue`
 //!   is `tally_keyvalue`'s.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
-//! - [`runtime`]: engine, linker, sandbox and limits; a fresh component instance per call.
+//! - [`runtime`]: engine, linker, sandbox and limits; a component instance per request.
+//! - [`reuse`]: instances kept between requests (`--instance-reuse`), and when they are not.
 //! - [`failure`]: a counter call's failure as one value, in one precedence.
 //! - [`counters`]: the command layer under HTTP, RESP and the CLI: key claim, instance, calls.
 //! - [`error_code`]: the one list of stable error codes every surface derives from.
@@ -34,6 +35,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod refusal;
 pub mod resp;
+pub mod reuse;
 pub mod runtime;
 pub mod server;
 pub mod signed_cursor;
@@ -44,4 +46,5 @@ pub mod whole_number;
 pub use bindings::{CounterError, Page};
 pub use failure::{Done, Failure};
 pub use refusal::Refusal;
+pub use reuse::Lease;
 pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};

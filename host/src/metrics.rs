@@ -22,6 +22,8 @@ pub struct Metrics {
     pub commit_batch_size: Histogram<10>,
     /// Component instances created.
     pub instances_created: AtomicU64,
+    /// Requests served by an instance an earlier request used (`--instance-reuse`).
+    pub instances_reused: AtomicU64,
     /// Guest calls that trapped (panics, timeouts, memory exhaustion).
     pub guest_traps: AtomicU64,
     /// RESP commands by (command, outcome).
@@ -65,6 +67,7 @@ impl Metrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
             ]),
             instances_created: AtomicU64::new(0),
+            instances_reused: AtomicU64::new(0),
             guest_traps: AtomicU64::new(0),
             resp_commands: Mutex::new(BTreeMap::new()),
             resp_clients: AtomicU64::new(0),
@@ -134,6 +137,11 @@ impl Metrics {
                 "tally_instances_created_total",
                 "Component instances created.",
                 &self.instances_created,
+            ),
+            (
+                "tally_instances_reused_total",
+                "Requests served by a component instance an earlier request used.",
+                &self.instances_reused,
             ),
             (
                 "tally_guest_traps_total",

@@ -1,9 +1,12 @@
-//! Runs the counter component: one compiled component and linker per [`Runtime`], a fresh
-//! sandboxed instance per [`Runtime::instantiate`].
+//! Runs the counter component: one compiled component and linker per [`Runtime`], a sandboxed
+//! instance per request ([`Runtime::lease`]), fresh or reused.
 //!
 //! The component is compiled (or loaded from the cache) once, then linked once into an
 //! `InstancePre`; instantiating from it costs microseconds, so callers can afford a fresh instance
 //! per request and no guest state ever outlives one (the model of `wasmtime serve` and Spin).
+//! With [`RuntimeOptions::instance_reuse`] above 1 an instance serves up to that many requests
+//! (`crate::reuse`): what belongs to a request (its write context, store, call record,
+//! deadline) is set per request and per call, never carried in the instance.
 //!
 //! Each instance is confined: a memory limit, and an epoch deadline (a background thread ticks the
 //! engine's epoch every [`EPOCH_TICK`]) after which a guest that is still running traps. A
@@ -20,6 +23,7 @@ use crate::compiled_cache::load_component;
 use crate::failure::{Done, Failure};
 use crate::idempotency::{IdempotencyKey, KeyClaim, KeysInFlight};
 use crate::metrics::Metrics;
+use crate::reuse::{Idle, Lease, MAX_MEMORY_GROWTH};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tally_keyvalue::storage::{Answer, Storage, StorageError, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -67,6 +71,9 @@ pub struct RuntimeOptions {
     /// How failures name the store (`sqlite:PATH`, `redis://HOST:PORT/DB` without its
     /// password).
     pub store_name: Arc<str>,
+    /// How many requests one instance may serve before it is replaced; 1 (the default): a
+    /// fresh instance per request. Only for a component that keeps no state between calls.
+    pub instance_reuse: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -79,6 +86,7 @@ impl Default for RuntimeOptions {
             metrics: None,
             idempotency_retention: tally_keyvalue::storage::idempotency::DEFAULT_RETENTION,
             store_name: Arc::from("the store"),
+            instance_reuse: 1,
         }
     }
 }
@@ -125,6 +133,8 @@ pub struct HostState {
 struct Limiter {
     limits: StoreLimits,
     refused_memory: bool,
+    /// Bytes of linear memory the instance has (every memory's growth, allowed, summed).
+    memory: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -135,7 +145,9 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum);
-        if !matches!(allowed, Ok(true)) {
+        if matches!(allowed, Ok(true)) {
+            self.memory += desired.saturating_sub(current);
+        } else {
             self.refused_memory = true;
         }
         allowed
@@ -180,9 +192,12 @@ pub struct Runtime {
     counter_limit: u64,
     /// The store, for readiness checks outside any instance.
     storage: Arc<dyn Storage>,
-    /// With the pooling allocator, one permit per pool slot: a caller past the pool's size waits
-    /// for an instance to finish instead of failing to allocate one.
+    /// With the pooling allocator, one permit per instance that may run at once, held by its
+    /// [`Lease`]: a caller past them waits for a request to finish instead of failing to
+    /// allocate an instance. (The pool has room for the idle instances beside them.)
     instance_slots: Option<Arc<Semaphore>>,
+    /// Instances waiting for their next request.
+    idle: Arc<Idle>,
     /// How long the store keeps records of keyed writes.
     idempotency_retention: Duration,
     /// The idempotency keys of the requests running now.
@@ -269,6 +284,7 @@ impl Runtime {
             instance_slots: options
                 .pooled_instances
                 .map(|slots| Arc::new(Semaphore::new(slots as usize))),
+            idle: Arc::new(Idle::new(options.instance_reuse)),
             idempotency_retention: options.idempotency_retention,
             keys_in_flight: KeysInFlight::default(),
         })
@@ -284,16 +300,16 @@ impl Runtime {
         key.map(|key| self.keys_in_flight.claim(key)).transpose()
     }
 
-    /// A fresh instance whose writes carry `key` (when there is one) to the store, which then
-    /// applies them once per key and keeps the record for the retention this runtime was given.
-    /// The caller should hold the key's claim ([`Runtime::claim_idempotency_key`]) meanwhile.
-    pub async fn instantiate_with_key(&self, key: Option<&IdempotencyKey>) -> Result<Counter> {
-        let mut context =
+    /// The write context of a request with `key` (when it has one): the store then applies its
+    /// writes once per key and keeps the record for the retention this runtime was given. The
+    /// caller should hold the key's claim ([`Runtime::claim_idempotency_key`]) meanwhile.
+    pub fn write_context(&self, key: Option<&IdempotencyKey>) -> WriteContext {
+        let context =
             WriteContext::default().with_idempotency_retention(self.idempotency_retention);
-        if let Some(key) = key {
-            context = context.with_idempotency_key(key.clone());
+        match key {
+            Some(key) => context.with_idempotency_key(key.clone()),
+            None => context,
         }
-        self.instantiate_for(context).await
     }
 
     /// Deletes expired idempotency records: how many.
@@ -326,14 +342,44 @@ impl Runtime {
         &self.limits.store_name
     }
 
-    /// A fresh instance in a fresh store: nothing from earlier calls survives in it.
-    pub async fn instantiate(&self) -> Result<Counter> {
-        self.instantiate_for(WriteContext::default()).await
+    /// A fresh instance in a fresh store, with the default write context: nothing from earlier
+    /// calls survives in it.
+    pub async fn instantiate(&self) -> Result<Lease> {
+        let slot = self.instance_slot().await?;
+        let keyvalue = self.keyvalue.for_request(WriteContext::default());
+        let counter = self.instantiate_with(keyvalue).await?;
+        Ok(Lease::new(counter, self.idle.clone(), slot))
     }
 
-    /// A fresh instance whose writes carry `context` (the request it serves) to the store.
-    pub async fn instantiate_for(&self, context: WriteContext) -> Result<Counter> {
-        self.instantiate_over(None, context).await
+    /// The instance for one request whose writes carry `context`: an idle one when this runtime
+    /// reuses instances and has one, a fresh one otherwise.
+    pub async fn lease(&self, context: WriteContext) -> Result<Lease> {
+        self.lease_over(None, context).await
+    }
+
+    /// [`Runtime::lease`], over `store` (a transaction) instead of this runtime's store when
+    /// one is given.
+    pub async fn lease_over(
+        &self,
+        store: Option<Arc<dyn Storage>>,
+        context: WriteContext,
+    ) -> Result<Lease> {
+        let slot = self.instance_slot().await?;
+        let mut keyvalue = self.keyvalue.for_request(context);
+        if let Some(store) = store {
+            keyvalue = keyvalue.over(store);
+        }
+        let counter = match self.idle.take() {
+            Some(mut counter) => {
+                counter.serve(keyvalue);
+                if let Some(metrics) = &self.limits.metrics {
+                    metrics.instances_reused.fetch_add(1, Ordering::Relaxed);
+                }
+                counter
+            }
+            None => self.instantiate_with(keyvalue).await?,
+        };
+        Ok(Lease::new(counter, self.idle.clone(), slot))
     }
 
     /// The store a [`tally_keyvalue::storage::Transaction`] can run over: this runtime's,
@@ -351,36 +397,33 @@ impl Runtime {
         self.counter_limit <= limit || self.storage.capabilities().increment_limits
     }
 
-    /// A fresh instance whose writes carry `context`, over `store` (a transaction) instead of
-    /// this runtime's store when one is given.
-    pub async fn instantiate_over(
-        &self,
-        store: Option<Arc<dyn Storage>>,
-        context: WriteContext,
-    ) -> Result<Counter> {
-        let slot = match &self.instance_slots {
-            Some(slots) => Some(
+    /// A permit to run one more instance (with the pooling allocator), once one is free.
+    async fn instance_slot(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+        match &self.instance_slots {
+            Some(slots) => Ok(Some(
                 slots
                     .clone()
                     .acquire_owned()
                     .await
                     .context("waiting for a free component instance")?,
-            ),
-            None => None,
-        };
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A fresh instance in a fresh store, serving the request `keyvalue` is for.
+    async fn instantiate_with(&self, keyvalue: KeyValueCtx) -> Result<Counter> {
         let state = HostState {
             wasi: sandbox(),
             table: ResourceTable::new(),
-            keyvalue: match store {
-                Some(store) => self.keyvalue.for_new_instance(context).over(store),
-                None => self.keyvalue.for_new_instance(context),
-            },
+            keyvalue,
             limiter: Limiter {
                 limits: StoreLimitsBuilder::new()
                     .memory_size(self.limits.memory)
                     .trap_on_grow_failure(true)
                     .build(),
                 refused_memory: false,
+                memory: 0,
             },
             in_grace: false,
         };
@@ -406,13 +449,16 @@ impl Runtime {
             .await
             .map_err(anyhow::Error::from)
             .context("instantiating the counter component")?;
+        let memory_at_start = store.data().limiter.memory;
         Ok(Counter {
             store,
             bindings,
             limits: self.limits.clone(),
             counter_limit: self.counter_limit,
             answer: Answer::WhenDurable,
-            _slot: slot,
+            requests: 1,
+            broken: false,
+            memory_at_start,
         })
     }
 }
@@ -459,7 +505,9 @@ fn engine_config(options: &RuntimeOptions) -> Config {
     config.epoch_interruption(true);
     if let Some(instances) = options.pooled_instances {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(instances)
+        // Room for the idle instances beside the ones running, so none waits for an idle one.
+        let idle = Idle::capacity(options.instance_reuse);
+        pool.total_component_instances(instances.saturating_add(idle))
             .max_memory_size(options.memory_limit)
             // Reset a reused slot's first pages with memset instead of returning them to the OS:
             // madvise on every request costs TLB shootdowns across cores and a page fault per
@@ -540,9 +588,10 @@ impl Limits {
 /// whose outcome is one value: the answer, or the call's [`Failure`] (see
 /// [`crate::failure::classify`] for the precedence).
 ///
-/// An instance may serve several calls (the RESP listener runs a pipeline's commands on one):
-/// each call gets the whole deadline and reports only its own store failures. After a call
-/// that trapped the instance may be broken; make a fresh one.
+/// An instance may serve several calls (the RESP listener runs a pipeline's commands on one,
+/// and a runtime that reuses instances runs several requests on one): each call gets the whole
+/// deadline and reports only its own store failures. After a call that trapped the instance
+/// may be broken; it is never reused, and a caller should make a fresh one.
 pub struct Counter {
     store: Store<HostState>,
     bindings: CounterComponent,
@@ -550,8 +599,12 @@ pub struct Counter {
     counter_limit: u64,
     /// How the next calls' writes are answered.
     answer: Answer,
-    // Declared last, so the pool slot is handed back only after the store above is dropped.
-    _slot: Option<OwnedSemaphorePermit>,
+    /// Requests served, counting the current one.
+    requests: u32,
+    /// A call trapped, failed, or needed its grace period: the instance is not reused.
+    broken: bool,
+    /// Bytes of linear memory the instance started with.
+    memory_at_start: usize,
 }
 
 /// One call on the instance's exported interface: `$call` is the `call_*` method, `$args` its
@@ -654,8 +707,36 @@ impl Counter {
         });
         let outcome =
             crate::failure::classify(answer, record, self.counter_limit, &self.limits.store_name);
+        // A refusal is the component's answer; any other failure may have left the instance
+        // in a state no later request should meet.
+        if matches!(&outcome, Err(failure) if !matches!(failure, Failure::Refused(_)))
+            || self.store.data().in_grace
+        {
+            self.broken = true;
+        }
         self.limits.outage.note(&outcome);
         outcome
+    }
+
+    /// Whether the instance may serve another request, of at most `max_uses` per instance: no
+    /// call of it failed, it holds no resource handle from an earlier call (a guest that kept
+    /// a bucket open would carry it into the next request), and its memory stayed near its
+    /// starting size.
+    pub(crate) fn reusable(&self, max_uses: u32) -> bool {
+        let state = self.store.data();
+        !self.broken
+            && self.requests < max_uses
+            && state.table.is_empty()
+            && !state.limiter.refused_memory
+            && state.limiter.memory.saturating_sub(self.memory_at_start) <= MAX_MEMORY_GROWTH
+    }
+
+    /// Readies a reused instance for the next request, whose context `keyvalue` holds: a fresh
+    /// call state, that request's write context and store, and writes answered when durable.
+    fn serve(&mut self, keyvalue: KeyValueCtx) {
+        self.store.data_mut().keyvalue = keyvalue;
+        self.answer = Answer::WhenDurable;
+        self.requests += 1;
     }
 }
 

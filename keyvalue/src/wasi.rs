@@ -4,9 +4,10 @@
 //! The shape follows `wasmtime-wasi-keyvalue`: a context ([`KeyValueCtx`]) owned by the store's
 //! data, a short-lived view ([`KeyValue`]) pairing it with the resource table, and
 //! [`add_to_linker`]. This file only translates: reads await the [`Storage`] method, writes go
-//! through [`dyn Storage::submit`] with the context of the request that made the instance
-//! ([`WriteContext`]: its idempotency key, which comes from the host beside the guest's write
-//! since `wasi:keyvalue` has no place for it, and its increment limit).
+//! through [`dyn Storage::submit`] with the context of the request the instance serves
+//! ([`WriteContext`], set per request by [`KeyValueCtx::for_request`]: its idempotency key,
+//! which comes from the host beside the guest's write since `wasi:keyvalue` has no place for
+//! it, and its increment limit).
 //!
 //! The guest sees a store failure only as `store.error` text; the context keeps the typed
 //! [`StorageError`] in the call's [`CallRecord`] (with the writes applied, a replay, and the
@@ -112,9 +113,11 @@ impl KeyValueCtx {
         self
     }
 
-    /// The same store, buckets, observer and list cursors for a new instance: a call state of
-    /// its own, and `context` on every write its guest makes (the request it serves).
-    pub fn for_new_instance(&self, context: WriteContext) -> Self {
+    /// The same store, buckets, observer and list cursors for one request: a call state of its
+    /// own, and `context` on every write the guest makes while it serves that request. A host
+    /// that reuses an instance for several requests gives it a fresh one per request, so no
+    /// idempotency key, limit, failure or pending durability passes from one to the next.
+    pub fn for_request(&self, context: WriteContext) -> Self {
         Self {
             write_context: context,
             call: Arc::default(),
@@ -512,8 +515,8 @@ mod tests {
     #[test]
     fn cursors_outlive_instances_within_their_bucket() {
         let shared = ctx();
-        let first = shared.for_new_instance(WriteContext::default());
-        let later = shared.for_new_instance(WriteContext::default());
+        let first = shared.for_request(WriteContext::default());
+        let later = shared.for_request(WriteContext::default());
         let number = first.remember("", Cursor::from_bytes("k0999"));
         assert_eq!(
             later.recall("", number).unwrap(),

@@ -6,7 +6,7 @@ pub mod server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
-use tally::{ComponentSource, Counter, Runtime, RuntimeOptions};
+use tally::{ComponentSource, Lease, Runtime, RuntimeOptions};
 use tally_keyvalue::storage::{SqliteStorage, Storage};
 
 /// A temporary directory holding `counters.db`, removed when dropped.
@@ -52,13 +52,13 @@ pub fn cache_dir() -> PathBuf {
 
 /// Starts the component from nothing: a new engine, a new store, a new instance, and a new SQLite
 /// connection to `db`. Nothing but the file connects it to earlier runs.
-pub fn restart(db: &Path) -> (Runtime, Counter) {
+pub fn restart(db: &Path) -> (Runtime, Lease) {
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(db).unwrap());
     start_with(storage)
 }
 
 /// A fresh engine and instance of the embedded component over `storage`.
-pub fn start_with(storage: Arc<dyn Storage>) -> (Runtime, Counter) {
+pub fn start_with(storage: Arc<dyn Storage>) -> (Runtime, Lease) {
     let options = RuntimeOptions {
         cache_dir: Some(cache_dir()),
         ..RuntimeOptions::default()

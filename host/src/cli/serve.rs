@@ -8,7 +8,7 @@
 
 use super::GlobalArgs;
 use crate::metrics::Metrics;
-use crate::runtime::{MemoryBelowStart, Runtime, RuntimeOptions};
+use crate::runtime::{ComponentSource, MemoryBelowStart, Runtime, RuntimeOptions};
 use crate::{resp, server};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -66,6 +66,18 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_instances: u32,
+
+    /// How many requests one component instance may serve before it is replaced, at least 1
+    /// (1: a fresh instance per request). Default: 128 for the embedded component, which
+    /// keeps no state between calls; 1 for a --component file, whose author must promise the
+    /// same before raising it. An instance whose call failed is never reused.
+    #[arg(
+        long,
+        env = "TALLY_INSTANCE_REUSE",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    instance_reuse: Option<u32>,
 
     /// Also serve the Redis protocol (RESP) on this address, HOST:PORT, for Redis counter
     /// clients (`INCR`, `GET`, `MGET`, `SCAN`...); the same store, limits, token and metrics.
@@ -144,6 +156,12 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         deadline: Duration::from_millis(args.guest_timeout_ms),
         pooled_instances: Some(args.max_instances),
         metrics: Some(metrics.clone()),
+        instance_reuse: args
+            .instance_reuse
+            .unwrap_or(match global.component_source() {
+                ComponentSource::Embedded => crate::reuse::EMBEDDED_INSTANCE_REUSE,
+                ComponentSource::File(_) => 1,
+            }),
         ..global.runtime_options()
     };
     let runtime =

@@ -11,12 +11,18 @@
 //!   `store-failure` saying "sandbox refused".
 //! - `other-bucket`: opens the bucket `other`; answers 0 if the host allowed it, else a
 //!   `store-failure` naming the store's error.
+//! - `remembered`: answers how many `get` and `increment` calls this instance served before
+//!   (a static it keeps): 0 in a fresh instance, more in one reused for several requests.
+//! - `grow`: fills 2 MiB of new memory, frees it and answers 0: the instance's memory has grown
+//!   for good (wasm memory never shrinks).
 //!
 //! Its initial memory holds 2 MiB of zeros: it cannot start within a 1 MiB memory limit.
 //!
 //! `increment` of these names counts first, then misbehaves:
 //! - `applied-then-loop`: spins forever.
 //! - `applied-then-300ms`: spins for 300 ms, then answers the new value.
+//! - `keep-bucket`: answers the new value but never drops its bucket, so the handle stays
+//!   open in the host's table after the call.
 #![cfg(target_family = "wasm")]
 
 // Private, so the generated bindings need no docs.
@@ -36,8 +42,13 @@ mod component {
     /// limit (the host refuses such a limit at start).
     static BALLAST: [u8; 2 << 20] = [0; 2 << 20];
 
+    /// `get` and `increment` calls this instance has served: state a stateless component must
+    /// not keep, kept on purpose.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
     /// Misbehaves if `name` asks for it: traps, never returns, or answers in its place.
     fn misbehave(name: &str) -> Option<Result<u64, Error>> {
+        let earlier_calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let refused = |what: &str| Err(Error::StoreFailure(format!("sandbox refused {what}")));
         match name {
             "trap" => panic!("asked to trap"),
@@ -58,6 +69,11 @@ mod component {
                 Ok(bytes) => Ok(bytes.len() as u64),
                 Err(error) => refused(&format!("file access ({error})")),
             }),
+            "remembered" => Some(Ok(earlier_calls)),
+            "grow" => {
+                std::hint::black_box(vec![1_u8; 2 << 20]);
+                Some(Ok(0))
+            }
             "other-bucket" => Some(store::open("other").map(|_| 0).map_err(failure)),
             "env" => Some(match std::env::vars().count() {
                 0 => refused("environment access (it is empty)"),
@@ -102,6 +118,7 @@ mod component {
             let bucket = store::open("").map_err(failure)?;
             let value = atomics::increment(&bucket, &name, by).map_err(failure)?;
             match name.as_str() {
+                "keep-bucket" => std::mem::forget(bucket),
                 "applied-then-loop" => spin(None),
                 "applied-then-300ms" => spin(Some(std::time::Duration::from_millis(300))),
                 _ => {}
