@@ -161,8 +161,9 @@ fn a_tiny_deadline_never_hides_an_applied_write() {
     assert!(answered > 0);
 }
 
-/// Limits that cannot work are refused at start, naming the flag: zero instances, memory or
-/// time, and a memory limit the component cannot even start within (this one needs 2 MiB).
+/// Limits that cannot work are refused at start, naming the flag: zero instances, memory,
+/// time or requests per instance, and a memory limit the component cannot even start within
+/// (this one needs 2 MiB).
 #[test]
 fn limits_that_cannot_work_are_refused_at_start() {
     let db = TempDb::new();
@@ -178,6 +179,10 @@ fn limits_that_cannot_work_are_refused_at_start() {
         (
             "--guest-timeout-ms",
             "invalid value '0' for '--guest-timeout-ms <MS>': 0 is not in 1..=3600000",
+        ),
+        (
+            "--instance-reuse",
+            "invalid value '0' for '--instance-reuse <N>': 0 is not in 1..",
         ),
     ] {
         let stderr = crate::common::tally_fails(&db.path, &["serve", flag, "0"], 2);

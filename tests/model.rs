@@ -1,9 +1,12 @@
 //! Model-based restart testing: random sequences of get / increment / set / reset / list with
-//! restarts interleaved (a new instance; a new engine; a reopened database), run through the real
-//! component on each backend and checked after every step against a plain map. Writes may carry
-//! an idempotency key from a small set (so keys get reused by other writes) and be retried
-//! exactly; the model keeps each key's first write and answer, so it predicts every replay and
-//! every refused reuse. proptest shrinks a failing sequence to a minimal one.
+//! restarts interleaved (a new instance; the next request's instance, reused as a server reuses
+//! them; a new engine; a reopened database), run through the real component on each backend and
+//! checked after every step against a plain map. Writes may carry an idempotency key from a
+//! small set (so keys get reused by other writes) and be retried exactly; the model keeps each
+//! key's first write and answer, so it predicts every replay and every refused reuse. Each
+//! keyed write takes its own request's instance, which later requests, keyed or not, reuse: no
+//! key, replay or refusal passes from one to the next. proptest shrinks a failing sequence to a
+//! minimal one.
 
 use crate::common;
 
@@ -31,6 +34,9 @@ enum Op {
     List,
     /// Drop the instance and its Store; instantiate again.
     NewInstance,
+    /// Hand the instance back and take the next request's, as a server does: the runtime
+    /// reuses instances (up to 4 requests each), so it may be one a keyed write used.
+    NextRequest,
     /// Drop the engine and everything compiled in it too.
     NewEngine,
     /// Also close and reopen the database (for the memory backend: same as `NewEngine`).
@@ -67,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => name.prop_map(Op::Reset),
         1 => Just(Op::List),
         1 => Just(Op::NewInstance),
+        2 => Just(Op::NextRequest),
         1 => Just(Op::NewEngine),
         1 => Just(Op::Reopen),
     ]
@@ -119,6 +126,7 @@ impl Backend {
 fn runtime(storage: Arc<dyn Storage>) -> Runtime {
     let options = RuntimeOptions {
         cache_dir: Some(common::cache_dir()),
+        instance_reuse: 4,
         ..RuntimeOptions::default()
     };
     Runtime::new(&ComponentSource::Embedded, &options, storage).unwrap()
@@ -171,7 +179,12 @@ fn expect(
             }
         },
         Op::List => Ok(model.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-        Op::NewInstance | Op::NewEngine | Op::Reopen | Op::Keyed(..) | Op::Retry => return None,
+        Op::NewInstance
+        | Op::NextRequest
+        | Op::NewEngine
+        | Op::Reopen
+        | Op::Keyed(..)
+        | Op::Retry => return None,
     })
 }
 
@@ -218,7 +231,8 @@ fn same_write(a: &Op, b: &Op) -> bool {
     }
 }
 
-/// What a fresh instance with key number `key` answered for `write`, in the model's shape.
+/// What the instance of a request with key number `key` (reused when one is idle) answered for
+/// `write`, in the model's shape.
 fn actual_keyed(
     runtime: &Runtime,
     key: usize,
@@ -267,7 +281,12 @@ fn call(counter: &mut Counter, op: &Op) -> Result<tally::Done<Vec<(String, u64)>
                 .await
                 .map(|d| shaped(d, |()| one(0))),
             Op::List => counter.list().await,
-            Op::NewInstance | Op::NewEngine | Op::Reopen | Op::Keyed(..) | Op::Retry => {
+            Op::NewInstance
+            | Op::NextRequest
+            | Op::NewEngine
+            | Op::Reopen
+            | Op::Keyed(..)
+            | Op::Retry => {
                 unreachable!("restarts are not calls; keyed writes have their own instance")
             }
         }
@@ -305,6 +324,10 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
         }
         match op {
             Op::NewInstance => counter = block_on(runtime.instantiate()).unwrap(),
+            Op::NextRequest => {
+                drop(counter);
+                counter = block_on(runtime.lease(runtime.write_context(None))).unwrap();
+            }
             Op::NewEngine | Op::Reopen => {
                 drop(counter);
                 drop(runtime);
