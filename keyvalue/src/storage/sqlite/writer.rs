@@ -9,7 +9,11 @@
 //!
 //! Callers wait on a tokio oneshot, so no thread waits per write: for the commit, or (a write
 //! that asked to be answered when applied, `Answer::WhenApplied`) first for its outcome from
-//! inside the open transaction and then for the commit. A write group is one piece of work,
+//! inside the open transaction and then for the commit. While the thread holds a transaction
+//! open for the writes a pipelining client announced, it leaves the connection to those
+//! callers: each such write (without an idempotency key) is applied into the transaction by
+//! its own caller, under the connection's mutex, and answered at once, instead of a round trip
+//! to this thread and back per write; the thread commits them with the rest. A write group is one piece of work,
 //! applied inside a savepoint: a refused write in it rolls the group back, not the batch.
 //!
 //! A write with an idempotency key is looked up, applied and recorded inside the same transaction
@@ -27,8 +31,8 @@ use crate::storage::idempotency::{self, IdempotencyKey, Written};
 use crate::storage::{
     Answer, DurableFuture, Expectation, StorageError, StoreFuture, Write, incremented,
 };
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::sync::{Arc, mpsc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -136,13 +140,48 @@ enum Reply {
     },
 }
 
+/// What the writer thread receives.
+enum Message {
+    /// Work to apply.
+    Work(Request),
+    /// A caller applied the last write announced (or one failed): commit now.
+    Wake,
+}
+
+/// The write connection and the state of the transaction the writer thread may hold open for
+/// announced writes. A std mutex, held while SQLite runs (microseconds for a write; a commit's
+/// fsync on the writer thread, during which callers go through the queue instead), never across
+/// an await.
+struct Session {
+    conn: Connection,
+    /// The writer thread holds a transaction open for announced writes and waits: a staged
+    /// write may be applied into it right away by its caller ([`Writer::apply_now`]), without
+    /// a round trip through the thread.
+    open_for_staged: bool,
+    /// Writes announced (by a staged write with more to follow) and not yet arrived.
+    expected: usize,
+    /// The durability of the writes callers applied, answered with the commit.
+    applied_here: Vec<oneshot::Sender<Result<(), StorageError>>>,
+    /// A SQLite failure of a write a caller applied: the transaction is rolled back.
+    failed: Option<rusqlite::Error>,
+}
+
+/// The session, used even if a panic poisoned the lock: SQLite keeps the transaction
+/// consistent, and the fields are each one assignment.
+fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// How long a transaction stays open at most for the writes a pipelining client announced:
 /// about what its next command takes to arrive, well under a commit's cost.
 const LINGER: Duration = Duration::from_micros(500);
 
 /// The handle to the writer thread; dropping it lets the thread finish its batch and joins it.
 pub(super) struct Writer {
-    queue: Option<mpsc::Sender<Request>>,
+    queue: Option<mpsc::Sender<Message>>,
+    /// The connection, shared with the callers that apply staged writes into a transaction the
+    /// thread holds open for them.
+    session: Arc<Mutex<Session>>,
     thread: Option<JoinHandle<()>>,
     settings: WriterSettings,
 }
@@ -181,14 +220,23 @@ impl Writer {
             synchronous: conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?,
         };
         let (queue, requests) = mpsc::channel();
+        let session = Arc::new(Mutex::new(Session {
+            conn,
+            open_for_staged: false,
+            expected: 0,
+            applied_here: Vec::new(),
+            failed: None,
+        }));
+        let shared = session.clone();
         let thread = std::thread::Builder::new()
             .name("tally-sqlite-writer".into())
-            .spawn(move || run(conn, &requests, observer.as_deref()))
+            .spawn(move || run(&shared, &requests, observer.as_deref()))
             .map_err(|error| {
                 StorageError::Backend(format!("cannot start the SQLite writer thread: {error}"))
             })?;
         Ok(Self {
             queue: Some(queue),
+            session,
             thread: Some(thread),
             settings,
         })
@@ -216,23 +264,28 @@ impl Writer {
             Answer::WhenDurable => {
                 let (reply, outcome) = oneshot::channel();
                 queue
-                    .send(Request {
+                    .send(Message::Work(Request {
                         bucket,
                         work,
                         limit,
                         more_follow: false,
                         reply: Reply::Durable(reply),
-                    })
+                    }))
                     .map_err(|_| stopped())?;
                 Ok(Box::pin(async move {
                     Ok((outcome.await.map_err(|_| stopped())??, None))
                 }))
             }
             Answer::WhenApplied { more_follow } => {
+                if let Work::Write { write, once: None } = &work
+                    && let Some(applied) = self.apply_now(queue, &bucket, write, limit, more_follow)
+                {
+                    return Ok(Box::pin(std::future::ready(applied)));
+                }
                 let (applied, applied_outcome) = oneshot::channel();
                 let (durable, durable_outcome) = oneshot::channel();
                 queue
-                    .send(Request {
+                    .send(Message::Work(Request {
                         bucket,
                         work,
                         limit,
@@ -241,7 +294,7 @@ impl Writer {
                             applied: Some(applied),
                             durable,
                         },
-                    })
+                    }))
                     .map_err(|_| stopped())?;
                 let durable: DurableFuture =
                     Box::pin(async move { durable_outcome.await.map_err(|_| stopped())? });
@@ -251,6 +304,52 @@ impl Writer {
                 }))
             }
         }
+    }
+}
+
+impl Writer {
+    /// Applies a staged write (one without an idempotency key) right here, into the transaction
+    /// the writer thread holds open for the writes its callers announced, when it holds one and
+    /// is waiting: the answer, and its durability to come with the commit. `None` when the
+    /// write must go through the queue (no transaction held open, or the thread is busy with
+    /// it).
+    fn apply_now(
+        &self,
+        queue: &mpsc::Sender<Message>,
+        bucket: &str,
+        write: &Write,
+        limit: u64,
+        more_follow: bool,
+    ) -> Option<Result<(Done, Option<DurableFuture>), StorageError>> {
+        let mut session = self.session.try_lock().ok()?;
+        if !session.open_for_staged {
+            return None;
+        }
+        session.expected = session.expected.saturating_sub(1) + usize::from(more_follow);
+        let outcome = match apply_write(&session.conn, bucket, write, limit) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let message = format!("SQLite: {error}; the write was not committed");
+                session.failed = Some(error);
+                session.open_for_staged = false;
+                drop(session);
+                let _ = queue.send(Message::Wake);
+                return Some(Err(StorageError::Backend(message)));
+            }
+        };
+        let (durable, durable_outcome) = oneshot::channel();
+        session.applied_here.push(durable);
+        let last = session.expected == 0;
+        if last {
+            session.open_for_staged = false;
+        }
+        drop(session);
+        if last {
+            let _ = queue.send(Message::Wake);
+        }
+        let durable: DurableFuture =
+            Box::pin(async move { durable_outcome.await.map_err(|_| stopped())? });
+        Some(outcome.map(|value| (Done::Written(Written::applied(value)), Some(durable))))
     }
 }
 
@@ -264,37 +363,49 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Option<&dyn Observer>) {
-    while let Ok(first) = requests.recv() {
+fn run(
+    session: &Mutex<Session>,
+    requests: &mpsc::Receiver<Message>,
+    observer: Option<&dyn Observer>,
+) {
+    while let Ok(message) = requests.recv() {
+        // A wake for a transaction already committed has nothing to say.
+        let Message::Work(first) = message else {
+            continue;
+        };
         let mut batch = vec![first];
         take_waiting(requests, &mut batch);
-        let committed = commit(&mut conn, &mut batch, requests);
+        let (committed, applied_here) = commit(session, &mut batch, requests);
         if let Some(observer) = observer {
-            observer.commit_batch(batch.len());
+            observer.commit_batch(batch.len() + applied_here.len());
         }
-        let mut outcomes = match committed {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
+        let failure = |(busy, message): (bool, String)| {
+            if busy {
+                StorageError::Busy(message)
+            } else {
+                StorageError::Backend(message)
+            }
+        };
+        let (mut outcomes, here) = match committed {
+            Ok(outcomes) => (outcomes.into_iter().map(Ok).collect::<Vec<_>>(), Ok(())),
             Err(error) => {
                 let busy = matches!(
                     error.sqlite_error_code(),
                     Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
                 );
                 let message = format!("SQLite: {error}; the write was not committed");
-                batch.iter().map(|_| Err((busy, message.clone()))).collect()
+                let outcomes = batch.iter().map(|_| Err((busy, message.clone()))).collect();
+                (outcomes, Err((busy, message)))
             }
+        };
+        // A caller that gave up waiting has nobody to tell; its write stands either way.
+        for durable in applied_here {
+            let _ = durable.send(here.clone().map_err(failure));
         }
-        .into_iter();
+        let mut outcomes = outcomes.drain(..);
         for request in batch {
             let outcome: Result<Outcome, (bool, String)> =
                 outcomes.next().unwrap_or(Err((false, "no outcome".into())));
-            let failure = |(busy, message): (bool, String)| {
-                if busy {
-                    StorageError::Busy(message)
-                } else {
-                    StorageError::Backend(message)
-                }
-            };
-            // A caller that gave up waiting has nobody to tell; its write stands either way.
             match request.reply {
                 Reply::Durable(reply) => {
                     let _ = reply.send(outcome.unwrap_or_else(|batch| Err(failure(batch))));
@@ -311,42 +422,17 @@ fn run(mut conn: Connection, requests: &mpsc::Receiver<Request>, observer: Optio
     }
 }
 
-/// How long the writer polls for an announced write before it sleeps: the pipeline's next
-/// write usually comes within a few microseconds of the answer to the one before, and sleeping
-/// costs a futex wait and a wake-up per write on both sides.
-const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(50);
-
-/// The next request within `left`: polled for up to [`POLL_BEFORE_SLEEP`], then waited for.
-fn receive_soon(
-    requests: &mpsc::Receiver<Request>,
-    left: Duration,
-) -> Result<Request, mpsc::RecvTimeoutError> {
-    let started = Instant::now();
-    let poll = POLL_BEFORE_SLEEP.min(left);
-    loop {
-        match requests.try_recv() {
-            Ok(request) => return Ok(request),
-            Err(mpsc::TryRecvError::Disconnected) => {
-                return Err(mpsc::RecvTimeoutError::Disconnected);
-            }
-            Err(mpsc::TryRecvError::Empty) if started.elapsed() < poll => {
-                std::hint::spin_loop();
-            }
-            Err(mpsc::TryRecvError::Empty) => break,
-        }
-    }
-    requests.recv_timeout(left.saturating_sub(started.elapsed()))
-}
-
-/// Moves what is queued into `batch`, up to [`MAX_BATCH`]; how many were taken.
-fn take_waiting(requests: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) -> usize {
+/// Moves the requests queued into `batch`, up to [`MAX_BATCH`] (wakes are dropped: the caller
+/// looks at the session anyway); how many were taken.
+fn take_waiting(requests: &mpsc::Receiver<Message>, batch: &mut Vec<Request>) -> usize {
     let mut taken = 0;
     while batch.len() < MAX_BATCH {
         match requests.try_recv() {
-            Ok(request) => {
+            Ok(Message::Work(request)) => {
                 batch.push(request);
                 taken += 1;
             }
+            Ok(Message::Wake) => {}
             Err(_) => break,
         }
     }
@@ -355,52 +441,94 @@ fn take_waiting(requests: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) ->
 
 /// Applies the batch in order in one transaction, answering staged writes as each is applied.
 /// While a staged write said more follow from its client (`Answer::WhenApplied`), the
-/// transaction stays open up to [`LINGER`] for the writes that arrive meanwhile, which join it.
-/// `Err` means nothing was committed.
+/// transaction stays open up to [`LINGER`] for them: the thread waits with the session
+/// unlocked, and each such write is applied by its caller ([`Writer::apply_now`]) or, when it
+/// came through the queue, here. `Err` means nothing was committed: neither the batch nor the
+/// writes callers applied, whose durability senders come back with the outcome.
+#[allow(clippy::type_complexity)]
 fn commit(
-    conn: &mut Connection,
+    session: &Mutex<Session>,
     batch: &mut Vec<Request>,
-    requests: &mpsc::Receiver<Request>,
-) -> rusqlite::Result<Vec<Outcome>> {
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    requests: &mpsc::Receiver<Message>,
+) -> (
+    rusqlite::Result<Vec<Outcome>>,
+    Vec<oneshot::Sender<Result<(), StorageError>>>,
+) {
+    let mut guard = lock(session);
+    if let Err(error) = guard.conn.execute_batch("BEGIN IMMEDIATE") {
+        return (Err(error), Vec::new());
+    }
+    guard.expected = 0;
     let mut outcomes = Vec::with_capacity(batch.len());
-    // Writes announced (by a staged write with more to follow) and not yet arrived.
-    let mut expected = 0_usize;
     let mut deadline = None;
-    loop {
+    let applied = loop {
+        if let Some(failed) = guard.failed.take() {
+            break Err(failed);
+        }
+        let mut failed = None;
         while outcomes.len() < batch.len() {
             let request = &mut batch[outcomes.len()];
-            let outcome = apply(&transaction, request)?;
+            let outcome = match apply(&guard.conn, request) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            };
             match &mut request.reply {
                 Reply::Staged { applied, .. } => {
                     if let Some(applied) = applied.take() {
                         let _ = applied.send(outcome);
                     }
-                    expected += usize::from(request.more_follow);
+                    guard.expected += usize::from(request.more_follow);
                     // Answered already; what is left to say is whether the commit held.
                     outcomes.push(Ok(Done::Purged(0)));
                 }
                 Reply::Durable(_) => outcomes.push(outcome),
             }
         }
-        if expected == 0 || batch.len() >= MAX_BATCH {
-            break;
+        if let Some(error) = failed {
+            break Err(error);
+        }
+        if guard.expected == 0 || batch.len() >= MAX_BATCH {
+            break Ok(());
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + LINGER);
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
+            break Ok(());
         };
-        match receive_soon(requests, left) {
-            Ok(request) => {
+        guard.open_for_staged = true;
+        drop(guard);
+        let message = requests.recv_timeout(left);
+        guard = lock(session);
+        guard.open_for_staged = false;
+        match message {
+            Ok(Message::Work(request)) => {
                 batch.push(request);
                 let arrived = 1 + take_waiting(requests, batch);
-                expected = expected.saturating_sub(arrived);
+                guard.expected = guard.expected.saturating_sub(arrived);
             }
-            Err(_) => break,
+            // A caller applied the last announced write, or failed: the loop looks.
+            Ok(Message::Wake) => {}
+            Err(_) => {
+                if let Some(failed) = guard.failed.take() {
+                    break Err(failed);
+                }
+                break Ok(());
+            }
+        }
+    };
+    let applied_here = std::mem::take(&mut guard.applied_here);
+    guard.expected = 0;
+    let committed = applied.and_then(|()| guard.conn.execute_batch("COMMIT"));
+    match committed {
+        Ok(()) => (Ok(outcomes), applied_here),
+        Err(error) => {
+            // Ends the transaction whatever failed (a failed COMMIT leaves it open).
+            let _ = guard.conn.execute_batch("ROLLBACK");
+            (Err(error), applied_here)
         }
     }
-    transaction.commit()?;
-    Ok(outcomes)
 }
 
 /// The savepoint a write group is applied inside.
@@ -408,7 +536,7 @@ const GROUP_SAVEPOINT: &str = "write_group";
 
 /// One request inside the batch's transaction: its outcome (a refusal is an outcome, not an
 /// error), or the SQLite failure that fails the whole batch.
-fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite::Result<Outcome> {
+fn apply(transaction: &Connection, request: &Request) -> rusqlite::Result<Outcome> {
     let Request {
         bucket,
         work,
@@ -496,7 +624,7 @@ fn apply(transaction: &rusqlite::Transaction<'_>, request: &Request) -> rusqlite
 /// The unexpired record of `key` (see [`idempotency::is_live`]): its fingerprint and outcome
 /// (`None` if the outcome is not a number, which only a hand-edited row can be).
 fn select_record(
-    transaction: &rusqlite::Transaction<'_>,
+    transaction: &Connection,
     key: &str,
 ) -> rusqlite::Result<Option<(String, Option<u64>)>> {
     transaction
@@ -512,7 +640,7 @@ fn select_record(
 
 /// One write: its outcome, or the SQLite failure that fails the whole batch.
 fn apply_write(
-    transaction: &rusqlite::Transaction<'_>,
+    transaction: &Connection,
     bucket: &str,
     write: &Write,
     limit: u64,
