@@ -272,6 +272,77 @@ mod sqlite_file {
         assert_eq!(store.get("", "k").unwrap(), Some(b"8".to_vec()));
     }
 
+    /// Pipelines: 8 clients at once each stage 100 increments of their own counter and of a
+    /// shared one, announcing more until the last, with a refused increment in the middle (the
+    /// writes a caller applies itself into the open transaction, and those that go through the
+    /// writer thread, mixed). Every answer is that client's next value, the refused one changes
+    /// nothing, every write is durable once its durability completes, and the file holds the
+    /// exact sums when opened again.
+    #[test]
+    fn pipelined_staged_writes_from_many_clients_add_up() {
+        let (_dir, path) = temp_db();
+        let store: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+        RUNTIME
+            .block_on(store.submit(WriteRequest::new(
+                "",
+                Write::Set {
+                    key: "word".into(),
+                    value: b"abc".to_vec(),
+                },
+            )))
+            .unwrap();
+        let clients: Vec<_> = (0..8)
+            .map(|client| {
+                let store = store.clone();
+                RUNTIME.spawn(async move {
+                    let own = format!("own-{client}");
+                    let mut answers = Vec::new();
+                    let mut durable = Vec::new();
+                    for step in 0..100 {
+                        let more_follow = step < 99;
+                        let stage = |key: &str| {
+                            WriteRequest::new(
+                                "",
+                                Write::Increment {
+                                    key: key.into(),
+                                    delta: 1,
+                                },
+                            )
+                            .with_answer(Answer::WhenApplied { more_follow: true })
+                        };
+                        let applied = store.submit(stage(&own)).await.unwrap();
+                        answers.push(applied.written.value);
+                        durable.extend(applied.durable);
+                        if step == 50 {
+                            let refused = store.submit(stage("word")).await;
+                            assert!(matches!(refused, Err(StorageError::NotANumber { .. })));
+                        }
+                        let shared = store
+                            .submit(
+                                stage("shared").with_answer(Answer::WhenApplied { more_follow }),
+                            )
+                            .await
+                            .unwrap();
+                        durable.extend(shared.durable);
+                    }
+                    for commit in durable {
+                        commit.await.unwrap();
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for client in clients {
+            let answers = RUNTIME.block_on(client).unwrap();
+            assert_eq!(answers, (1..=100).collect::<Vec<u64>>());
+        }
+        drop(store);
+        let store = drive(SqliteStorage::open(&path).unwrap());
+        assert_eq!(store.get("", "shared").unwrap(), Some(b"800".to_vec()));
+        assert_eq!(store.get("", "own-7").unwrap(), Some(b"100".to_vec()));
+        assert_eq!(store.get("", "word").unwrap(), Some(b"abc".to_vec()));
+    }
+
     /// Values written through one store are there when the file is opened again.
     #[test]
     fn values_survive_reopening() {
