@@ -13,8 +13,10 @@
 //! open for the writes a pipelining client announced, it leaves the connection to those
 //! callers: each such write (without an idempotency key) is applied into the transaction by
 //! its own caller, under the connection's mutex, and answered at once, instead of a round trip
-//! to this thread and back per write; the thread commits them with the rest. A write group is one piece of work,
-//! applied inside a savepoint: a refused write in it rolls the group back, not the batch.
+//! to this thread and back per write; the thread commits them with the rest.
+//!
+//! A write group is one piece of work, applied inside a savepoint: a refused write in it rolls
+//! the group back, not the batch.
 //!
 //! A write with an idempotency key is looked up, applied and recorded inside the same transaction
 //! (see `storage::idempotency`), so the record commits exactly when the write does: a crash can
@@ -305,9 +307,7 @@ impl Writer {
             }
         }
     }
-}
 
-impl Writer {
     /// Applies a staged write (one without an idempotency key) right here, into the transaction
     /// the writer thread holds open for the writes its callers announced, when it holds one and
     /// is waiting: the answer, and its durability to come with the commit. `None` when the
