@@ -48,6 +48,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// after the grace is stopped (`applied_then_failed`).
 pub const APPLIED_WRITE_GRACE: Duration = Duration::from_secs(1);
 
+/// What one pooled component instance may contain (the counter component: 3 core instances,
+/// 1 memory); a component that needs more fails to instantiate, saying which limit it met.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// See [`CORE_INSTANCES_PER_COMPONENT`]. Each pooled memory reserves address space (not RAM).
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// See [`CORE_INSTANCES_PER_COMPONENT`].
+const TABLES_PER_COMPONENT: u32 = 8;
+
 /// Bytes of each pooled memory and table kept resident between instances.
 const KEEP_RESIDENT: usize = 256 << 10;
 
@@ -506,8 +514,18 @@ fn engine_config(options: &RuntimeOptions) -> Config {
     if let Some(instances) = options.pooled_instances {
         let mut pool = PoolingAllocationConfig::default();
         // Room for the idle instances beside the ones running, so none waits for an idle one.
-        let idle = Idle::capacity(options.instance_reuse);
-        pool.total_component_instances(instances.saturating_add(idle))
+        let slots = instances.saturating_add(Idle::capacity(options.instance_reuse));
+        // Each component instance draws its core instances, memories and tables from pools of
+        // their own (1000 each by default, whatever the component count): without these, the
+        // counter component (3 core instances) could not run more than 333 at once.
+        pool.total_component_instances(slots)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .total_memories(slots.saturating_mul(MEMORIES_PER_COMPONENT))
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
+            .total_stacks(slots)
             .max_memory_size(options.memory_limit)
             // Reset a reused slot's first pages with memset instead of returning them to the OS:
             // madvise on every request costs TLB shootdowns across cores and a page fault per
