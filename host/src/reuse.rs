@@ -1,5 +1,5 @@
 //! Component instances kept between requests: a [`Lease`] is one request's instance, and when
-//! the request ends a healthy instance waits in its runtime's [`Idle`] list for the next one
+//! the request ends a healthy instance waits in its runtime's `Idle` list for the next one
 //! instead of being torn down.
 //!
 //! Making an instance and tearing it down were over a third of the CPU an increment cost (the
@@ -8,9 +8,9 @@
 //! --max-instance-reuse-count` bounds it: an instance serves at most `max_uses` requests; one
 //! whose call trapped, failed, ran into its grace period, grew its memory past
 //! [`MAX_MEMORY_GROWTH`] or left a resource handle open is dropped at once
-//! ([`crate::runtime::Counter::reusable`]). Everything that belongs to a request is set per
-//! request, not per instance: its write context (idempotency key, increment limit, retention)
-//! and store, and its call record, deadline and answer mode are reset per call.
+//! (`Counter::reusable`). Everything that belongs to a request is set per request, not per
+//! instance: its write context (idempotency key, increment limit, retention) and store, and its
+//! call record, deadline and answer mode are reset per call.
 //!
 //! Idle instances hold no `--max-instances` permit: a permit is held by a [`Lease`], so a
 //! request never waits behind an idle instance; the pooling allocator gets

@@ -4,7 +4,7 @@
 //! A pipeline feeds group commit: its `INCR`, `INCRBY` and `SET` are staged writes (the store
 //! answers each once applied, inside its open transaction, and holds the transaction a moment
 //! for the next one), so a pipeline's writes commit together instead of one commit each. No
-//! answer leaves before its write is durable ([`settle`]), and any other command first waits for
+//! answer leaves before its write is durable (`settle`), and any other command first waits for
 //! the writes before it, so a read in a pipeline sees them.
 //!
 //! A protocol error is answered and closes the connection; an idle client is dropped after the

@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! - [`routes`]: the router and its handlers.
-//! - [`error`]: the JSON error body, the status of each error and its stable [`error::ErrorCode`].
+//! - [`error`]: the JSON error body, the status of each error and its stable
+//!   [`crate::error_code::ErrorCode`].
 //! - [`extract`]: request parsing (the counter name, size-limited JSON object bodies).
 //! - [`listing`]: paging `GET /counters` (its `limit` and `cursor`, the `Link` to the next page).
 //! - [`assets`]: the dashboard and the OpenAPI document, compiled in.
