@@ -389,7 +389,9 @@ fn no_color_turns_color_off() {
         "{plain:?}"
     );
 
-    let serve = format!("timeout -s INT 3 {tally} --store memory serve --listen 127.0.0.1:0");
+    // Long enough for a debug build to start on a loaded 2-core machine (3 s was not: a CI run
+    // with other builds beside it saw no output at all before the interrupt).
+    let serve = format!("timeout -s INT 10 {tally} --store memory serve --listen 127.0.0.1:0");
     let colored = on_terminal(&serve, false);
     assert!(
         colored.contains("INFO") && colored.contains("\x1b["),

@@ -69,6 +69,7 @@
 //!   commit batch sizes); unset, nothing is recorded.
 
 pub mod bindings;
+mod listed;
 pub mod numbered;
 pub mod observer;
 pub mod storage;

@@ -14,6 +14,11 @@
 //! durability of writes answered early), which the host takes when the call ends
 //! ([`KeyValueCtx::finish_call`]) and reads as one value instead of flags.
 //!
+//! A `get-many` whose keys all came in the call's last `list-keys` page (what a guest
+//! listing values does) is answered from the values the store read with that page, when it read
+//! them ([`crate::storage::KeyPage::values`]): one store read per page instead of two
+//! (`listed`, and [`KeyValueCtx::start_call`] for when it applies).
+//!
 //! `list-keys` cursors are `u64` in the standard but opaque bytes in [`Storage`] (the last key
 //! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
 //! table that every instance made from the same [`KeyValueCtx`] shares, so a listing can go on in
@@ -21,6 +26,7 @@
 //! older or unknown number is an error that says to list again from the start.
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use crate::listed::ListedValues;
 use crate::numbered::NumberedTable;
 use crate::observer::Observer;
 use crate::storage::{
@@ -53,11 +59,13 @@ pub struct KeyValueCtx {
 /// How many list cursors a context remembers (each a key of at most a few hundred bytes).
 pub const MAX_CURSORS: usize = 4096;
 
-/// The current guest call: how its writes are answered, and its record so far.
+/// The current guest call: how its writes are answered, its record so far, and (inside a call
+/// the host started) the values its last `list-keys` page brought.
 #[derive(Default)]
 struct CallState {
     answer: Answer,
     record: CallRecord,
+    listed: Option<ListedValues>,
 }
 
 /// What one guest call's store operations came to ([`KeyValueCtx::finish_call`]): every
@@ -136,10 +144,17 @@ impl KeyValueCtx {
     /// ([`Answer::WhenApplied`]: each returns to the guest as soon as the store applied it,
     /// and its durability waits in the record for the host to complete before it answers
     /// anyone).
+    ///
+    /// Until [`KeyValueCtx::finish_call`], a `get-many` of keys that all came in the call's
+    /// last `list-keys` page, with no `get-many` or write between, is answered from the values
+    /// the store read with that page ([`crate::storage::KeyPage::values`]) instead of a second
+    /// read: the page is one point in time for keys and values. Outside a started call every
+    /// `get-many` reads the store.
     pub fn start_call(&self, answer: Answer) {
         let mut call = self.call_state();
         call.answer = answer;
         call.record = CallRecord::default();
+        call.listed = Some(ListedValues::default());
     }
 
     /// How many writes the current call has had applied so far.
@@ -151,6 +166,7 @@ impl KeyValueCtx {
     pub fn finish_call(&self) -> CallRecord {
         let mut call = self.call_state();
         call.answer = Answer::WhenDurable;
+        call.listed = None;
         std::mem::take(&mut call.record)
     }
 
@@ -194,10 +210,29 @@ impl KeyValueCtx {
         self.finish(started, outcome)
     }
 
+    /// Keeps the values `page` brought for a `get-many` of its keys, inside a started call.
+    fn keep_listed(&self, bucket: &str, page: &crate::storage::KeyPage) {
+        if let Some(listed) = &mut self.call_state().listed {
+            listed.add(bucket, page);
+        }
+    }
+
+    /// The values of `keys` from the call's last listed page, when all are on it.
+    fn take_listed(&self, bucket: &str, keys: &[String]) -> Option<Vec<Option<Vec<u8>>>> {
+        self.call_state().listed.as_mut()?.take(bucket, keys)
+    }
+
     /// The request for one write of this instance: its context, answered when durable or (when
-    /// the host stages writes) when applied.
+    /// the host stages writes) when applied. The listed values are forgotten: the write may
+    /// change them.
     fn request(&self, bucket: String, write: Write) -> WriteRequest {
-        let answer = self.call_state().answer;
+        let answer = {
+            let mut call = self.call_state();
+            if let Some(listed) = &mut call.listed {
+                listed.forget();
+            }
+            call.answer
+        };
         WriteRequest::new(bucket, write)
             .with_context(&self.write_context)
             .with_answer(answer)
@@ -374,6 +409,7 @@ impl store::HostBucket for KeyValue<'_> {
         let page = ctx
             .read(ctx.storage.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
             .await?;
+        ctx.keep_listed(&name, &page);
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor.map(|next| ctx.remember(&name, next)),
@@ -399,14 +435,19 @@ impl atomics::Host for KeyValue<'_> {
 }
 
 impl batch::Host for KeyValue<'_> {
-    /// One [`Storage::get_many`]: from SQLite, every value of one point in time.
+    /// One [`Storage::get_many`]: from SQLite, every value of one point in time. Or, for keys
+    /// all listed in the call's last page, that page's values (see
+    /// [`KeyValueCtx::start_call`]): one point in time too, without a second read.
     async fn get_many(
         &mut self,
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        let values = ctx.read(ctx.storage.get_many(&name, &keys)).await?;
+        let values = match ctx.take_listed(&name, &keys) {
+            Some(listed) => listed,
+            None => ctx.read(ctx.storage.get_many(&name, &keys)).await?,
+        };
         Ok(keys
             .into_iter()
             .zip(values)
@@ -507,6 +548,105 @@ mod tests {
             runtime.block_on(storage.get("", "a")).unwrap(),
             Some(b"3".to_vec())
         );
+    }
+
+    /// Counts the store operations a context makes.
+    #[derive(Default)]
+    struct Operations(std::sync::atomic::AtomicUsize);
+
+    impl Observer for Operations {
+        fn store_operation(&self, _: std::time::Duration) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Inside a started call, `get-many` of the keys the last `list-keys` page brought is
+    /// answered from that page (one store operation for both); a write between them, a second
+    /// `get-many`, keys off the page, or no started call read the store, and see its values.
+    #[test]
+    fn get_many_after_list_keys_answers_from_the_page() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let storage = Arc::new(crate::storage::MemoryStorage::new());
+        let operations = Arc::new(Operations::default());
+        let ctx = KeyValueCtx::new(storage.clone()).with_observer(operations.clone());
+        let mut table = ResourceTable::new();
+        let mut view = KeyValue::new(&ctx, &mut table);
+        let counted = || operations.0.load(std::sync::atomic::Ordering::Relaxed);
+        runtime.block_on(async {
+            for (key, value) in [("a", "1"), ("b", "2")] {
+                storage
+                    .write(WriteRequest::new(
+                        String::new(),
+                        Write::Set {
+                            key: key.into(),
+                            value: value.into(),
+                        },
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let bucket = store::Host::open(&mut view, String::new()).await.unwrap();
+            let borrow = || Resource::<Bucket>::new_borrow(bucket.rep());
+            let entry = |key: &str, value: &str| Some((key.to_string(), value.as_bytes().to_vec()));
+            let ab = || vec!["a".to_string(), "b".to_string()];
+
+            ctx.start_call(Answer::WhenDurable);
+            let page = store::HostBucket::list_keys(&mut view, borrow(), None)
+                .await
+                .unwrap();
+            assert_eq!(page.keys, ab());
+            let got = batch::Host::get_many(&mut view, borrow(), ab())
+                .await
+                .unwrap();
+            assert_eq!(got, vec![entry("a", "1"), entry("b", "2")]);
+            assert_eq!(
+                counted(),
+                1,
+                "list-keys only: get-many answered from its page"
+            );
+            let again = batch::Host::get_many(&mut view, borrow(), ab())
+                .await
+                .unwrap();
+            assert_eq!(again, got);
+            assert_eq!(counted(), 2, "a second get-many reads the store");
+
+            store::HostBucket::list_keys(&mut view, borrow(), None)
+                .await
+                .unwrap();
+            atomics::Host::increment(&mut view, borrow(), "a".into(), 5)
+                .await
+                .unwrap();
+            let after_write = batch::Host::get_many(&mut view, borrow(), ab())
+                .await
+                .unwrap();
+            assert_eq!(after_write, vec![entry("a", "6"), entry("b", "2")]);
+            assert_eq!(counted(), 5, "list, increment, and get-many from the store");
+
+            store::HostBucket::list_keys(&mut view, borrow(), None)
+                .await
+                .unwrap();
+            let off_page = vec!["a".to_string(), "zz".to_string()];
+            let got = batch::Host::get_many(&mut view, borrow(), off_page)
+                .await
+                .unwrap();
+            assert_eq!(got, vec![entry("a", "6"), None]);
+            assert_eq!(counted(), 7, "a key off the page: the store is read");
+            ctx.finish_call();
+
+            store::HostBucket::list_keys(&mut view, borrow(), None)
+                .await
+                .unwrap();
+            batch::Host::get_many(&mut view, borrow(), ab())
+                .await
+                .unwrap();
+            assert_eq!(
+                counted(),
+                9,
+                "outside a started call every get-many reads the store"
+            );
+        });
     }
 
     /// A cursor handed out to one instance goes on in another made from the same context, for

@@ -181,13 +181,13 @@ impl MemoryStorage {
             .transpose()?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut page = entries.range::<str, _>((start, Bound::Unbounded));
-        let keys: Vec<String> = page
+        let entries: Vec<(String, Vec<u8>)> = page
             .by_ref()
             .take(limit.clamp(1, MAX_PAGE_SIZE))
-            .map(|(key, _)| key.clone())
+            .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         let more = page.next().is_some();
-        Ok(KeyPage::by_key(keys, more))
+        Ok(KeyPage::entries_by_key(entries, more))
     }
 }
 

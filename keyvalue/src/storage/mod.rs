@@ -652,6 +652,12 @@ pub struct KeyPage {
     pub keys: Vec<String>,
     /// Where the next page starts; `None` when this is the last page.
     pub cursor: Option<Cursor>,
+    /// The value of each key, in the order of `keys`, when the store read them in the same
+    /// step as the keys (SQLite, PostgreSQL and memory do: the page is one point in time);
+    /// `None` when it lists keys only (Redis `SCAN`). A guest that lists keys and then reads
+    /// their values (`get-many`) in one call is answered from these (see
+    /// [`crate::KeyValueCtx::start_call`]) instead of a second read.
+    pub values: Option<Vec<Vec<u8>>>,
 }
 
 impl KeyPage {
@@ -664,6 +670,16 @@ impl KeyPage {
                 .filter(|_| more)
                 .map(|last| Cursor::from_bytes(last.as_bytes())),
             keys,
+            values: None,
+        }
+    }
+
+    /// [`KeyPage::by_key`] of `entries`' keys, with their values read in the same step.
+    pub fn entries_by_key(entries: Vec<(String, Vec<u8>)>, more: bool) -> Self {
+        let (keys, values) = entries.into_iter().unzip();
+        Self {
+            values: Some(values),
+            ..Self::by_key(keys, more)
         }
     }
 }

@@ -645,6 +645,7 @@ impl Storage for RedisStorage {
                     .filter(|key| !key.starts_with(IDEMPOTENCY_PREFIX))
                     .collect(),
                 cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
+                values: None,
             })
         })
     }

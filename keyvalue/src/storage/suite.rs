@@ -91,6 +91,7 @@ const CASES: &[Case] = &[
     case!(increment_overflow_changes_nothing),
     case!(increment_non_number_changes_nothing),
     case!(list_keys_pages_by_the_callers_limit),
+    case!(listed_values_are_the_stored_values),
     case!(undeclared_abilities_are_refused),
     case!(increments_stop_at_the_requests_limit),
     case!(early_answers_then_durability),
@@ -476,6 +477,31 @@ fn list_keys_pages_by_the_callers_limit(store: &Blocking) {
     // A cursor some other store made is refused, not misread.
     let foreign = Cursor::from_bytes(vec![0xff, 0xfe]);
     assert!(store.list_keys("", Some(&foreign), 2).is_err());
+}
+
+/// A page that brings values ([`KeyPage::values`]) brings one per key, each the key's stored
+/// value (a host answers `get-many` from them).
+fn listed_values_are_the_stored_values(store: &Blocking) {
+    for (key, value) in [("b", "20"), ("a", "10"), ("c", "30"), ("d", "not a number")] {
+        store.set("", key, value.as_bytes()).unwrap();
+    }
+    let mut cursor = None;
+    let mut listed = 0;
+    loop {
+        let page = store.list_keys("", cursor.as_ref(), 3).unwrap();
+        if let Some(values) = &page.values {
+            assert_eq!(values.len(), page.keys.len(), "{page:?}");
+            for (key, value) in page.keys.iter().zip(values) {
+                assert_eq!(Some(value), store.get("", key).unwrap().as_ref(), "{key}");
+                listed += 1;
+            }
+        }
+        match page.cursor {
+            None => break,
+            next => cursor = next,
+        }
+    }
+    assert!(listed == 0 || listed == 4, "values for {listed} of 4 keys");
 }
 
 /// A store that is up says it is ready.

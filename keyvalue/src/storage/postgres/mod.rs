@@ -120,10 +120,11 @@ impl Statements {
                 "SELECT key, value FROM {counters} WHERE bucket = $1 AND key = ANY($2)"
             ),
             first_page: format!(
-                "SELECT key FROM {counters} WHERE bucket = $1 ORDER BY key LIMIT $2"
+                "SELECT key, value FROM {counters} WHERE bucket = $1 ORDER BY key LIMIT $2"
             ),
             next_page: format!(
-                "SELECT key FROM {counters} WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3"
+                "SELECT key, value FROM {counters} WHERE bucket = $1 AND key > $2 ORDER BY key
+                 LIMIT $3"
             ),
             lock_counters: format!(
                 "SELECT bucket, key, value FROM {counters}
@@ -436,7 +437,8 @@ impl Storage for PostgresStorage {
         })
     }
 
-    /// By key, in byte order (the column's collation is `C`): exactly once per listing.
+    /// By key, in byte order (the column's collation is `C`): exactly once per listing. The
+    /// values come with the keys, from the same statement.
     fn list_keys<'a>(
         &'a self,
         bucket: &'a str,
@@ -466,10 +468,13 @@ impl Storage for PostgresStorage {
                             client.query(&statement, &[&bucket, after, &fetch]).await?
                         }
                     };
-                    let mut keys: Vec<String> = rows.into_iter().map(|row| row.get(0)).collect();
-                    let more = keys.len() > limit;
-                    keys.truncate(limit);
-                    Ok(KeyPage::by_key(keys, more))
+                    let mut entries: Vec<(String, Vec<u8>)> = rows
+                        .into_iter()
+                        .map(|row| (row.get(0), row.get(1)))
+                        .collect();
+                    let more = entries.len() > limit;
+                    entries.truncate(limit);
+                    Ok(KeyPage::entries_by_key(entries, more))
                 })
             },
         )

@@ -537,7 +537,9 @@ impl Storage for SqliteStorage {
     }
 
     /// Pages by key (keyset pagination on the primary key): a cursor is the last key returned,
-    /// so keys inserted or deleted during a listing never shift the pages.
+    /// so keys inserted or deleted during a listing never shift the pages. The values come with
+    /// the keys, from the same statement: a guest that reads them next (`get-many`) needs no
+    /// second read.
     fn list_keys<'a>(
         &'a self,
         bucket: &'a str,
@@ -555,30 +557,31 @@ impl Storage for SqliteStorage {
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         // One row past the page tells whether another page follows.
         let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let entry = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, stored_bytes(row.get_ref(1)?)));
         Box::pin(async move {
             // Two statements, not one with `?2 IS NULL OR key > ?2`: SQLite cannot seek the
             // primary key past an OR, and every page would scan the bucket from its first key (a
             // million counters listed in 50 s instead of 1).
-            let mut keys: Vec<String> = self
+            let mut entries: Vec<(String, Vec<u8>)> = self
                 .read_off_executor(move |conn| match after {
                     None => conn
                         .prepare_cached(
-                            "SELECT key FROM kv WHERE bucket = ?1 ORDER BY key LIMIT ?2",
+                            "SELECT key, value FROM kv WHERE bucket = ?1 ORDER BY key LIMIT ?2",
                         )?
-                        .query_map(params![bucket, fetch], |row| row.get(0))?
+                        .query_map(params![bucket, fetch], entry)?
                         .collect(),
                     Some(after) => conn
                         .prepare_cached(
-                            "SELECT key FROM kv WHERE bucket = ?1 AND key > ?2 ORDER BY key \
-                             LIMIT ?3",
+                            "SELECT key, value FROM kv WHERE bucket = ?1 AND key > ?2 \
+                             ORDER BY key LIMIT ?3",
                         )?
-                        .query_map(params![bucket, after, fetch], |row| row.get(0))?
+                        .query_map(params![bucket, after, fetch], entry)?
                         .collect(),
                 })
                 .await?;
-            let more = keys.len() > limit;
-            keys.truncate(limit);
-            Ok(KeyPage::by_key(keys, more))
+            let more = entries.len() > limit;
+            entries.truncate(limit);
+            Ok(KeyPage::entries_by_key(entries, more))
         })
     }
 
