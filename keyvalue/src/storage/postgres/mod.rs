@@ -104,8 +104,6 @@ pub(crate) struct Statements {
     lock_counters: String,
     lock_records: String,
     write: String,
-    scan_first: String,
-    scan_next: String,
     purge: String,
     probe: String,
 }
@@ -154,14 +152,6 @@ impl Statements {
                      WHERE r.key = t.key)
                  INSERT INTO {records} (key, fingerprint, outcome, expires_at)
                  SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[])"
-            ),
-            scan_first: format!(
-                "SELECT key, value FROM {counters} WHERE bucket = $1 ORDER BY key
-                 LIMIT {MAX_PAGE_SIZE}"
-            ),
-            scan_next: format!(
-                "SELECT key, value FROM {counters} WHERE bucket = $1 AND key > $2 ORDER BY key
-                 LIMIT {MAX_PAGE_SIZE}"
             ),
             probe: format!(
                 "UPDATE {} SET version = version",
@@ -499,18 +489,20 @@ impl Storage for PostgresStorage {
                     .read_only(true)
                     .start()
                     .await?;
+                // The listing's statements, a whole page each.
                 let statements = &shared.statements;
+                let limit = i64::try_from(MAX_PAGE_SIZE).unwrap_or(i64::MAX);
                 let mut after: Option<String> = None;
                 loop {
                     let rows = match &after {
                         None => {
                             transaction
-                                .query(&statements.scan_first, &[&bucket_name])
+                                .query(&statements.first_page, &[&bucket_name, &limit])
                                 .await?
                         }
                         Some(after) => {
                             transaction
-                                .query(&statements.scan_next, &[&bucket_name, after])
+                                .query(&statements.next_page, &[&bucket_name, after, &limit])
                                 .await?
                         }
                     };

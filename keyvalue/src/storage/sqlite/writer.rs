@@ -138,9 +138,12 @@ enum Reply {
     /// The outcome as soon as applied (taken when sent), then whether the commit held.
     Staged {
         applied: Option<oneshot::Sender<Outcome>>,
-        durable: oneshot::Sender<Result<(), StorageError>>,
+        durable: DurableSender,
     },
 }
+
+/// Where a write answered before its commit learns whether the commit held.
+type DurableSender = oneshot::Sender<Result<(), StorageError>>;
 
 /// What the writer thread receives.
 enum Message {
@@ -163,7 +166,7 @@ struct Session {
     /// Writes announced (by a staged write with more to follow) and not yet arrived.
     expected: usize,
     /// The durability of the writes callers applied, answered with the commit.
-    applied_here: Vec<oneshot::Sender<Result<(), StorageError>>>,
+    applied_here: Vec<DurableSender>,
     /// A SQLite failure of a write a caller applied: the transaction is rolled back.
     failed: Option<rusqlite::Error>,
 }
@@ -329,12 +332,12 @@ impl Writer {
         let outcome = match apply_write(&session.conn, bucket, write, limit) {
             Ok(outcome) => outcome,
             Err(error) => {
-                let message = format!("SQLite: {error}; the write was not committed");
+                let undone = not_committed(&error);
                 session.failed = Some(error);
                 session.open_for_staged = false;
                 drop(session);
                 let _ = queue.send(Message::Wake);
-                return Some(Err(StorageError::Backend(message)));
+                return Some(Err(undone));
             }
         };
         let (durable, durable_outcome) = oneshot::channel();
@@ -379,46 +382,55 @@ fn run(
         if let Some(observer) = observer {
             observer.commit_batch(batch.len() + applied_here.len());
         }
-        let failure = |(busy, message): (bool, String)| {
-            if busy {
-                StorageError::Busy(message)
-            } else {
-                StorageError::Backend(message)
-            }
-        };
-        let (mut outcomes, here) = match committed {
-            Ok(outcomes) => (outcomes.into_iter().map(Ok).collect::<Vec<_>>(), Ok(())),
-            Err(error) => {
-                let busy = matches!(
-                    error.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                );
-                let message = format!("SQLite: {error}; the write was not committed");
-                let outcomes = batch.iter().map(|_| Err((busy, message.clone()))).collect();
-                (outcomes, Err((busy, message)))
-            }
-        };
         // A caller that gave up waiting has nobody to tell; its write stands either way.
-        for durable in applied_here {
-            let _ = durable.send(here.clone().map_err(failure));
-        }
-        let mut outcomes = outcomes.drain(..);
-        for request in batch {
-            let outcome: Result<Outcome, (bool, String)> =
-                outcomes.next().unwrap_or(Err((false, "no outcome".into())));
-            match request.reply {
-                Reply::Durable(reply) => {
-                    let _ = reply.send(outcome.unwrap_or_else(|batch| Err(failure(batch))));
+        match committed {
+            Ok(outcomes) => {
+                for durable in applied_here {
+                    let _ = durable.send(Ok(()));
                 }
-                Reply::Staged { applied, durable } => {
-                    let committed = outcome.map(|_| ()).map_err(failure);
-                    if let (Some(applied), Err(undone)) = (applied, &committed) {
-                        let _ = applied.send(Err(StorageError::Backend(undone.to_string())));
-                    }
-                    let _ = durable.send(committed);
+                // One outcome per request: `commit` applied every one before it committed.
+                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                    answer(request.reply, Ok(outcome));
+                }
+            }
+            Err(error) => {
+                for durable in applied_here {
+                    let _ = durable.send(Err(not_committed(&error)));
+                }
+                for request in batch {
+                    answer(request.reply, Err(not_committed(&error)));
                 }
             }
         }
+    }
+}
+
+/// Answers one request of a batch: its outcome, or why the batch's commit did not hold.
+fn answer(reply: Reply, committed: Result<Outcome, StorageError>) {
+    match reply {
+        Reply::Durable(reply) => {
+            let _ = reply.send(committed.unwrap_or_else(Err));
+        }
+        Reply::Staged { applied, durable } => {
+            let committed = committed.map(drop);
+            // Not answered yet (the batch failed before it was applied): it fails too.
+            if let (Some(applied), Err(undone)) = (applied, &committed) {
+                let _ = applied.send(Err(StorageError::Backend(undone.to_string())));
+            }
+            let _ = durable.send(committed);
+        }
+    }
+}
+
+/// What a write whose transaction failed is told: busy when another connection held the
+/// database, a backend failure otherwise; nothing of it was committed.
+fn not_committed(error: &rusqlite::Error) -> StorageError {
+    let message = format!("SQLite: {error}; the write was not committed");
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StorageError::Busy(message)
+        }
+        _ => StorageError::Backend(message),
     }
 }
 
@@ -445,15 +457,11 @@ fn take_waiting(requests: &mpsc::Receiver<Message>, batch: &mut Vec<Request>) ->
 /// unlocked, and each such write is applied by its caller ([`Writer::apply_now`]) or, when it
 /// came through the queue, here. `Err` means nothing was committed: neither the batch nor the
 /// writes callers applied, whose durability senders come back with the outcome.
-#[allow(clippy::type_complexity)]
 fn commit(
     session: &Mutex<Session>,
     batch: &mut Vec<Request>,
     requests: &mpsc::Receiver<Message>,
-) -> (
-    rusqlite::Result<Vec<Outcome>>,
-    Vec<oneshot::Sender<Result<(), StorageError>>>,
-) {
+) -> (rusqlite::Result<Vec<Outcome>>, Vec<DurableSender>) {
     let mut guard = lock(session);
     if let Err(error) = guard.conn.execute_batch("BEGIN IMMEDIATE") {
         return (Err(error), Vec::new());
