@@ -355,7 +355,7 @@ fn bad_keys_are_400() {
 
 /// A database of schema version 1 (before idempotency keys, as earlier builds wrote it): read
 /// as it is, upgraded in place by the first command that writes (counters kept, `user_version`
-/// 2), after which keys work. A copy that only `nobody` reads (CI runs as root) is served
+/// 3, the current one), after which keys work. A copy that only `nobody` reads (CI runs as root) is served
 /// without the upgrade, and a keyed write on it is refused with the reason, changing nothing.
 #[test]
 fn a_version_1_database_is_upgraded_or_served_as_it_is() {
@@ -384,7 +384,7 @@ fn a_version_1_database_is_upgraded_or_served_as_it_is() {
         tally_ok(&db.path, &["incr", "visits", "--idempotency-key", "u1"]),
         "11\n"
     );
-    assert_eq!(user_version(&db.path), 2);
+    assert_eq!(user_version(&db.path), 3);
     assert_eq!(
         tally_ok(&db.path, &["incr", "visits", "--idempotency-key", "u1"]),
         "11\n"

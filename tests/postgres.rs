@@ -547,3 +547,118 @@ fn resp_transactions_commit_as_one_group_on_postgres() {
         "a=6,b=1"
     );
 }
+
+/// Two `tally serve` on one database follow one listing alternately, over HTTP and over
+/// `SCAN`, and across a restart of both: every counter exactly once, in name order. Cursors no
+/// server handed out (forged or altered) are refused by both.
+#[test]
+fn replicas_take_each_others_cursors() {
+    let postgres = PostgresServer::start(&[]).unwrap();
+    let store = postgres.url();
+    let lines: String = (0..300)
+        .map(|n| format!("{{\"name\":\"c{n:03}\",\"value\":{n}}}\n"))
+        .collect();
+    let (db_a, db_b) = (TempDb::new(), TempDb::new());
+    let file = db_a.dir.path().join("counters.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    tally_ok(&store, &["import", file.to_str().unwrap()]);
+    let expected: Vec<String> = (0..300).map(|n| format!("c{n:03}")).collect();
+    let serve = |db: &TempDb| {
+        Server::start_with(&db.path, &["--store", &store], &["--resp", "127.0.0.1:0"])
+    };
+    let (mut a, mut b) = (serve(&db_a), serve(&db_b));
+
+    // HTTP: pages of 7, each from the other server, both restarted halfway.
+    let mut listed = Vec::new();
+    let mut url = "/counters?limit=7".to_string();
+    for page in 0.. {
+        if page == 20 {
+            a.kill();
+            b.kill();
+            (a, b) = (serve(&db_a), serve(&db_b));
+        }
+        let server = if page % 2 == 0 { &a } else { &b };
+        let response = server.request("GET", &url, None);
+        assert_eq!(response.status, 200, "page {page}: {response:?}");
+        let counters: Vec<serde_json::Value> = serde_json::from_str(&response.body).unwrap();
+        listed.extend(
+            counters
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string()),
+        );
+        let Some(link) = response.header("link") else {
+            break;
+        };
+        url = link
+            .strip_prefix('<')
+            .and_then(|rest| rest.split_once(">; rel=\"next\""))
+            .unwrap()
+            .0
+            .to_string();
+        if page == 3 {
+            let (tag, position) = url
+                .split_once("cursor=")
+                .unwrap()
+                .1
+                .split_once('.')
+                .unwrap();
+            for forged in [
+                format!("{}.{position}", "f".repeat(24)),
+                format!("{tag}.YzAwMA"),
+                format!("{tag}.{position}A"),
+            ] {
+                for server in [&a, &b] {
+                    let response =
+                        server.request("GET", &format!("/counters?limit=7&cursor={forged}"), None);
+                    assert_eq!(response.status, 400, "{forged}: {response:?}");
+                    assert!(response.body.contains("\"invalid_query\""), "{response:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(listed, expected);
+
+    // SCAN: COUNT 11, each step on the other server, both restarted halfway.
+    let mut listed = Vec::new();
+    let mut cursor = "0".to_string();
+    for step in 0.. {
+        if step == 10 {
+            a.kill();
+            b.kill();
+            (a, b) = (serve(&db_a), serve(&db_b));
+        }
+        let server = if step % 2 == 0 { &a } else { &b };
+        let answer = server
+            .resp_client()
+            .command(&["SCAN", &cursor, "COUNT", "11"])
+            .unwrap();
+        let lines: Vec<&str> = answer.split("\r\n").collect();
+        assert!(lines[0] == "*2", "step {step}: {answer:?}");
+        cursor = lines[2].to_string();
+        listed.extend(
+            lines[4..]
+                .iter()
+                .filter(|line| !line.starts_with('$') && !line.is_empty())
+                .map(|line| line.to_string()),
+        );
+        if step == 2 {
+            let forged: u64 = cursor.parse::<u64>().unwrap() ^ 1;
+            for server in [&a, &b] {
+                let answer = server
+                    .resp_client()
+                    .command(&["SCAN", &forged.to_string()])
+                    .unwrap();
+                assert!(
+                    answer.starts_with(&format!(
+                        "-ERR SCAN cursor {forged} is not one a server of this store handed out"
+                    )),
+                    "{answer:?}"
+                );
+            }
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(listed, expected);
+}

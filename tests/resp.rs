@@ -206,8 +206,8 @@ fn tally_refusals_say_why_and_change_nothing() {
         (&["SELECT", "1"], "-ERR DB index is out of range\r\n".into()),
         (
             &["SCAN", "12345"],
-            "-ERR SCAN cursor 12345 is not one this server handed out, or has expired (tally \
-             keeps the newest 4096 and forgets them on restart); SCAN again from 0\r\n"
+            "-ERR SCAN cursor 12345 is not one a server of this store handed out, or is older \
+             than 60 minutes; SCAN again from 0\r\n"
                 .into(),
         ),
         (
@@ -333,8 +333,8 @@ fn scan_and_keys_list_every_counter() {
     let lines: Vec<&str> = typed.split("\r\n").collect();
     assert_eq!((lines[0], lines[3]), ("*2", "*0"), "{typed}");
     assert_ne!(lines[2], "0");
-    // Cursors are signed: the one handed out works, a neighbour or its bare table number
-    // (what an unsigned server would have handed out) is refused.
+    // A cursor names a note the store keeps: the one handed out works, its neighbours and
+    // numbers nobody handed out are refused.
     let real: u64 = lines[2].parse().unwrap();
     assert!(
         client
@@ -345,7 +345,9 @@ fn scan_and_keys_list_every_counter() {
     for forged in [real + 1, real - 1, real >> 32, real ^ (1 << 40)] {
         let answer = client.command(&["SCAN", &forged.to_string()]).unwrap();
         assert!(
-            answer.starts_with(&format!("-ERR SCAN cursor {forged} is not one this server")),
+            answer.starts_with(&format!(
+                "-ERR SCAN cursor {forged} is not one a server of this store handed out"
+            )),
             "{forged}: {answer}"
         );
     }

@@ -287,7 +287,7 @@ fn backup_refuses_what_it_cannot_do_safely() {
     assert_eq!(
         tally_ok(&db.path, &["backup", "--force", path(&backup)]),
         format!(
-            "backed up 1 counter (24576 bytes) from {} to {}\n",
+            "backed up 1 counter (36864 bytes) from {} to {}\n",
             db.path.display(),
             backup.display()
         )

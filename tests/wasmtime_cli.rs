@@ -1,20 +1,30 @@
-//! The component in the `wasmtime` command-line host (wasmtime-cli 48, installed by `./setup`):
-//! a runtime that shares no code with tally's host beyond wasmtime itself, with its own in-memory
-//! `wasi:keyvalue` store.
+//! The component in the `wasmtime` command-line host (`./setup --test` puts one in `.tools/bin`:
+//! PyPI's prebuilt wasmtime 49, or wasmtime-cli 48 built from crates.io where that wheel cannot
+//! be had): a runtime that shares no code with tally's host (not even, with 49, its wasmtime
+//! version), with its own in-memory `wasi:keyvalue` store.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `wasmtime` from `$TALLY_WASMTIME` or the PATH; a missing one fails the test with the fix.
+/// `wasmtime` from `$TALLY_WASMTIME`, else the one `./setup --test` installed, else the PATH's;
+/// one that is missing or of another version than 48 or 49 fails the test with the fix.
 fn wasmtime() -> PathBuf {
-    let wasmtime =
-        std::env::var_os("TALLY_WASMTIME").map_or_else(|| "wasmtime".into(), PathBuf::from);
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/wasmtime");
+    let wasmtime = match std::env::var_os("TALLY_WASMTIME") {
+        Some(path) => PathBuf::from(path),
+        None if installed.exists() => installed,
+        None => "wasmtime".into(),
+    };
     let version = Command::new(&wasmtime).arg("--version").output();
     match version {
-        Ok(output) if String::from_utf8_lossy(&output.stdout).starts_with("wasmtime 48.") => {
+        Ok(output)
+            if ["wasmtime 48.", "wasmtime 49."]
+                .iter()
+                .any(|known| String::from_utf8_lossy(&output.stdout).starts_with(known)) =>
+        {
             wasmtime
         }
-        _ => panic!("this test needs wasmtime-cli 48 on the PATH: run ./setup"),
+        _ => panic!("this test needs the wasmtime CLI 48 or 49: run ./setup --test"),
     }
 }
 

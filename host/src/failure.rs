@@ -58,6 +58,25 @@ impl Failure {
         }
     }
 
+    /// A store operation's failure outside any component call (a note the host keeps, say), in
+    /// the terms a call's would take: `store` names the store in an outage's words.
+    pub fn of_store(failure: StorageError, store: &str, counter_limit: u64) -> Self {
+        match failure {
+            reused @ StorageError::IdempotencyKeyReused { .. } => {
+                Self::KeyReused(reused.to_string())
+            }
+            StorageError::OutcomeUnknown(detail) => Self::OutcomeUnknown(detail),
+            StorageError::Unavailable(detail) => {
+                Self::Unavailable(crate::refusal::store_unreachable(store, &detail))
+            }
+            busy @ StorageError::Busy(_) => Self::Busy(busy.to_string()),
+            failure => Self::Refused(Refusal::new(
+                CounterError::StoreFailure(crate::refusal::store_error(&failure)),
+                counter_limit,
+            )),
+        }
+    }
+
     /// Whether the same request may well succeed in a moment, unchanged (the store busy or
     /// unreachable, or its idempotency key held by a request still running): HTTP says so with
     /// `Retry-After`.

@@ -18,7 +18,8 @@
 //! - [`idempotency`]: a client's idempotency key, checked and claimed while its request runs.
 //! - [`metrics`]: the service's Prometheus metrics, one value handed to whoever records.
 //! - [`token`]: the server's token, checked alike by HTTP and RESP.
-//! - [`signed_cursor`]: list cursors signed by the process that hands them out.
+//! - [`list_cursors`]: the list cursors clients hold (HTTP's signed, `SCAN`'s numbered),
+//!   accepted by every server of the store.
 //! - [`server`]: `tally serve`, the HTTP API.
 //! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
@@ -32,13 +33,13 @@ pub mod counters;
 pub mod error_code;
 pub mod failure;
 pub mod idempotency;
+pub mod list_cursors;
 pub mod metrics;
 pub mod refusal;
 pub mod resp;
 pub mod reuse;
 pub mod runtime;
 pub mod server;
-pub mod signed_cursor;
 pub mod token;
 pub mod transfer;
 pub mod whole_number;
@@ -47,4 +48,4 @@ pub use bindings::{CounterError, Page};
 pub use failure::{Done, Failure};
 pub use refusal::Refusal;
 pub use reuse::Lease;
-pub use runtime::{ComponentSource, Counter, Runtime, RuntimeOptions};
+pub use runtime::{ComponentSource, Counter, ListedPage, Runtime, RuntimeOptions};

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tally_keyvalue::storage::{Answer, Storage, StorageError, WriteContext};
+use tally_keyvalue::storage::{Answer, Cursor, Storage, StorageError, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Linker, ResourceTable};
@@ -321,8 +321,8 @@ impl Runtime {
     }
 
     /// Deletes expired idempotency records: how many.
-    pub async fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        self.storage.purge_idempotency_records().await
+    pub async fn purge_expired(&self) -> Result<usize, StorageError> {
+        self.storage.purge_expired().await
     }
 
     /// Whether the store can be reached and written now (`Storage::check_ready`): an outage in
@@ -348,6 +348,16 @@ impl Runtime {
     /// How failures name the store.
     pub fn store_name(&self) -> &str {
         &self.limits.store_name
+    }
+
+    /// The store the instances run on.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The largest value the store holds (`Storage::counter_limit`).
+    pub fn counter_limit(&self) -> u64 {
+        self.counter_limit
     }
 
     /// A fresh instance in a fresh store, with the default write context: nothing from earlier
@@ -467,6 +477,7 @@ impl Runtime {
             requests: 1,
             broken: false,
             memory_at_start,
+            listing_resumes_at: None,
         })
     }
 }
@@ -623,6 +634,18 @@ pub struct Counter {
     broken: bool,
     /// Bytes of linear memory the instance started with.
     memory_at_start: usize,
+    /// Where the last call's listing view left the store's listing
+    /// (`tally_keyvalue::CallRecord::listing_resumes_at`).
+    listing_resumes_at: Option<Cursor>,
+}
+
+/// A page of counters and where the listing goes on ([`Counter::list_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPage {
+    /// The counters, by name on stores that list by name.
+    pub counters: Vec<(String, u64)>,
+    /// The store's position after them, for the next page; `None` on the last page.
+    pub next: Option<Cursor>,
 }
 
 /// One call on the instance's exported interface: `$call` is the `call_*` method, `$args` its
@@ -695,6 +718,44 @@ impl Counter {
         call!(self, call_list_page(cursor, limit))
     }
 
+    /// Up to `limit` counters (1 to 1000) from `from`, a position an earlier page gave
+    /// (`None`: the beginning), and the position after them. The component's `list-page` is
+    /// called without a cursor on a view of the store that starts at `from` in pages of `limit`
+    /// keys ([`tally_keyvalue::KeyValueCtx::list_from`]), so the page ends where a store page
+    /// ends and the position is the store's own cursor: exact however counters are created or
+    /// removed anywhere (on stores that list by key), and understood by every process on the
+    /// store, after restarts too.
+    pub async fn list_from(
+        &mut self,
+        from: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Done<ListedPage>, Failure> {
+        self.store
+            .data()
+            .keyvalue
+            .list_from("", from, limit as usize);
+        let done = call!(self, call_list_page(None, limit))?;
+        let resumes_at = self.listing_resumes_at.take();
+        let next = match (done.value.next, resumes_at) {
+            (None, _) => None,
+            (Some(_), Some(position)) => Some(position),
+            (Some(_), None) => {
+                return Err(Failure::Trap(anyhow::anyhow!(
+                    "the counter component said more counters follow a page whose store listing \
+                     had ended; it does not list as tally's component does"
+                )));
+            }
+        };
+        Ok(Done {
+            value: ListedPage {
+                counters: done.value.counters,
+                next,
+            },
+            replayed: done.replayed,
+            durable: done.durable,
+        })
+    }
+
     /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
     pub fn counter_limit(&self) -> u64 {
         self.counter_limit
@@ -717,7 +778,8 @@ impl Counter {
         &mut self,
         answer: wasmtime::Result<Result<T, CounterError>>,
     ) -> Result<Done<T>, Failure> {
-        let record = self.store.data().keyvalue.finish_call();
+        let mut record = self.store.data().keyvalue.finish_call();
+        self.listing_resumes_at = record.listing_resumes_at.take();
         let answer = answer.map_err(|error| {
             let state = self.store.data();
             self.limits

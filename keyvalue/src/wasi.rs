@@ -23,7 +23,9 @@
 //! for SQLite): the context hands the guest a number per page and keeps the real cursor in a
 //! table that every instance made from the same [`KeyValueCtx`] shares, so a listing can go on in
 //! a later instance (a server's next request). The table keeps the newest [`MAX_CURSORS`]; an
-//! older or unknown number is an error that says to list again from the start.
+//! older or unknown number is an error that says to list again from the start. A host that
+//! hands listings to clients of several processes resumes them itself instead, at the store's
+//! own cursor ([`KeyValueCtx::list_from`]), which any process on the store understands.
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::listed::ListedValues;
@@ -59,13 +61,25 @@ pub struct KeyValueCtx {
 /// How many list cursors a context remembers (each a key of at most a few hundred bytes).
 pub const MAX_CURSORS: usize = 4096;
 
-/// The current guest call: how its writes are answered, its record so far, and (inside a call
-/// the host started) the values its last `list-keys` page brought.
+/// The current guest call: how its writes are answered, its record so far, (inside a call
+/// the host started) the values its last `list-keys` page brought, and the view of a listing
+/// the host set for it.
 #[derive(Default)]
 struct CallState {
     answer: Answer,
     record: CallRecord,
     listed: Option<ListedValues>,
+    view: Option<ListingView>,
+}
+
+/// A listing as the host lets one call see it ([`KeyValueCtx::list_from`]): the bucket starts at
+/// `start`, and pages hold `page_size` keys between them.
+struct ListingView {
+    bucket: String,
+    start: Option<Cursor>,
+    page_size: usize,
+    /// Keys the call's pages have held so far.
+    served: usize,
 }
 
 /// What one guest call's store operations came to ([`KeyValueCtx::finish_call`]): every
@@ -83,6 +97,10 @@ pub struct CallRecord {
     pub replayed: bool,
     /// The durability of the writes answered when applied.
     pub durable: Vec<DurableFuture>,
+    /// For a call that listed through a view ([`KeyValueCtx::list_from`]): where the store's
+    /// listing goes on after the last page the call was given; `None` when that page was the
+    /// store's last (or the call listed nothing).
+    pub listing_resumes_at: Option<Cursor>,
 }
 
 impl std::fmt::Debug for CallRecord {
@@ -92,6 +110,7 @@ impl std::fmt::Debug for CallRecord {
             .field("writes_applied", &self.writes_applied)
             .field("replayed", &self.replayed)
             .field("durable", &self.durable.len())
+            .field("listing_resumes_at", &self.listing_resumes_at)
             .finish()
     }
 }
@@ -157,17 +176,77 @@ impl KeyValueCtx {
         call.listed = Some(ListedValues::default());
     }
 
+    /// Lets the next call see `bucket`'s listing from `start` (a cursor of an earlier page, from
+    /// this process or another; `None`: the beginning) in pages that hold `page_size` keys
+    /// between them: the guest's `list-keys` without a cursor answers the page at `start`, and
+    /// pages after it are sized so that the call's keys add up to `page_size` (each at least
+    /// one). The call's [`CallRecord::listing_resumes_at`] says where the listing goes on.
+    ///
+    /// A host that hands listing positions to its clients uses this instead of the guest's own
+    /// cursor: a guest that returns every key of the pages it reads (tally's counter component
+    /// asked for `page_size` counters does) then ends its page where the store's ends, and the
+    /// store's cursor, which every process on the store understands, is where the next page
+    /// starts. Cleared when the call finishes.
+    pub fn list_from(&self, bucket: &str, start: Option<Cursor>, page_size: usize) {
+        self.call_state().view = Some(ListingView {
+            bucket: bucket.to_string(),
+            start,
+            page_size: page_size.clamp(1, MAX_PAGE_SIZE),
+            served: 0,
+        });
+    }
+
     /// How many writes the current call has had applied so far.
     pub fn writes_applied(&self) -> usize {
         self.call_state().record.writes_applied
     }
 
-    /// Ends a guest call: what its operations came to. Writes answered when durable again.
+    /// Ends a guest call: what its operations came to. Writes answered when durable again, and
+    /// the listing's view (if any) cleared.
     pub fn finish_call(&self) -> CallRecord {
         let mut call = self.call_state();
         call.answer = Answer::WhenDurable;
         call.listed = None;
+        call.view = None;
         std::mem::take(&mut call.record)
+    }
+
+    /// Where a `list-keys` of `bucket` with the guest's `cursor` starts, and how many keys its
+    /// page holds: the view's, when the host set one for the bucket.
+    fn listing_step(
+        &self,
+        bucket: &str,
+        cursor: Option<u64>,
+    ) -> Result<(Option<Cursor>, usize), KeyValueError> {
+        let view = {
+            let call = self.call_state();
+            call.view
+                .as_ref()
+                .filter(|view| view.bucket == bucket)
+                .map(|view| {
+                    let size = view.page_size.saturating_sub(view.served).max(1);
+                    (view.start.clone(), size)
+                })
+        };
+        match (cursor, view) {
+            (None, Some((start, size))) => Ok((start, size)),
+            (Some(number), view) => Ok((
+                Some(self.recall(bucket, number)?),
+                view.map_or(MAX_PAGE_SIZE, |(_, size)| size),
+            )),
+            (None, None) => Ok((None, MAX_PAGE_SIZE)),
+        }
+    }
+
+    /// Notes a page a `list-keys` of `bucket` answered, for the view's count and the call's
+    /// record of where the listing goes on.
+    fn note_page(&self, bucket: &str, page: &crate::storage::KeyPage) {
+        let mut call = self.call_state();
+        let CallState { view, record, .. } = &mut *call;
+        if let Some(view) = view.as_mut().filter(|view| view.bucket == bucket) {
+            view.served += page.keys.len();
+            record.listing_resumes_at.clone_from(&page.cursor);
+        }
     }
 
     /// The call state. Every change to it is one assignment or push, which a panic elsewhere
@@ -405,11 +484,12 @@ impl store::HostBucket for KeyValue<'_> {
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KeyValueError> {
         let (ctx, name) = self.target(&bucket)?;
-        let after = cursor.map(|number| ctx.recall(&name, number)).transpose()?;
+        let (after, size) = ctx.listing_step(&name, cursor)?;
         let page = ctx
-            .read(ctx.storage.list_keys(&name, after.as_ref(), MAX_PAGE_SIZE))
+            .read(ctx.storage.list_keys(&name, after.as_ref(), size))
             .await?;
         ctx.keep_listed(&name, &page);
+        ctx.note_page(&name, &page);
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor.map(|next| ctx.remember(&name, next)),

@@ -92,7 +92,7 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
 /// goes. A failure after the first page leaves the pages before it printed.
 async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut cursor: Option<String> = None;
+    let mut from = None;
     let mut first = true;
     if json {
         write!(out, "[").context("writing to standard output")?;
@@ -101,7 +101,7 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
         let page = counters::Request::unkeyed(runtime)
             .await?
             // The contract's largest page: the fewest calls.
-            .list_page(cursor.as_deref(), tally_guest::page::MAX_LIMIT)
+            .list_from(from, tally_guest::page::MAX_LIMIT)
             .await?
             .value;
         for (name, value) in &page.counters {
@@ -117,7 +117,7 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
         }
         out.flush().context("writing to standard output")?;
         match page.next {
-            Some(next) => cursor = Some(next),
+            Some(next) => from = Some(next),
             None => break,
         }
     }

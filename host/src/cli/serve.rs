@@ -258,7 +258,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
             None => Ok(()),
         }
     };
-    let purge = tokio::spawn(purge_idempotency_records(
+    let purge = tokio::spawn(purge_expired(
         runtime.clone(),
         purge_interval(options.idempotency_retention),
     ));
@@ -283,13 +283,13 @@ fn purge_interval(retention: Duration) -> Duration {
 
 /// Deletes expired idempotency records every `every`, until aborted. The store does it in
 /// bounded steps queued among the writes (SQLite), so writes are never held up for long.
-async fn purge_idempotency_records(runtime: Arc<Runtime>, every: Duration) {
+async fn purge_expired(runtime: Arc<Runtime>, every: Duration) {
     // The first purge after one interval, not at start: a server starting is busy enough.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match runtime.purge_idempotency_records().await {
+        match runtime.purge_expired().await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired idempotency records"),
             // A store this process may only read has nothing of its own to purge.

@@ -27,15 +27,14 @@ pub mod number;
 pub mod reply;
 pub mod session;
 
+use crate::list_cursors::ListCursors;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::signed_cursor::CursorSigner;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tally_keyvalue::numbered::NumberedTable;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -53,9 +52,6 @@ pub const RESP_INCREMENT_LIMIT: u64 = i64::MAX as u64;
 pub fn write_context() -> tally_keyvalue::storage::WriteContext {
     tally_keyvalue::storage::WriteContext::default().with_increment_limit(RESP_INCREMENT_LIMIT)
 }
-
-/// How many `SCAN` cursors are remembered (shared by every connection).
-pub const MAX_SCAN_CURSORS: usize = 4096;
 
 /// How the server's line on standard output that gives the RESP address starts.
 const LISTENING_PREFIX: &str = "listening on redis://";
@@ -86,11 +82,8 @@ pub struct Shared {
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     options: RespOptions,
-    /// Numbers for the component's page cursors; signed ([`Shared::cursor_signer`]), they
-    /// are the `SCAN` cursors Redis clients get.
-    cursors: NumberedTable<String>,
-    /// Signs `SCAN` cursors, so only those this listener handed out are taken back.
-    cursor_signer: CursorSigner,
+    /// The `SCAN` cursors, numbers every server of the store takes back.
+    cursors: ListCursors,
     port: u16,
     started: Instant,
     /// Turns for `EXEC`s over the same counters.
@@ -144,13 +137,16 @@ pub async fn serve(
         .local_addr()
         .context("reading the RESP address")?
         .port();
+    let cursors = ListCursors::new(
+        runtime.storage().clone(),
+        Arc::from(runtime.store_name()),
+        runtime.counter_limit(),
+    );
     let shared = Arc::new(Shared {
         runtime,
         metrics,
         options,
-        // Another process's cursors carry another key's tag: refused, whatever their number.
-        cursors: NumberedTable::new(MAX_SCAN_CURSORS, 1),
-        cursor_signer: CursorSigner::random()?,
+        cursors,
         port,
         started: Instant::now(),
         key_locks: cmd::transaction::KeyLocks::default(),

@@ -78,11 +78,16 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let cursors = crate::list_cursors::ListCursors::new(
+        runtime.storage().clone(),
+        Arc::from(runtime.store_name()),
+        runtime.counter_limit(),
+    );
     let app = routes::router(routes::AppState {
         runtime,
         auth_token: auth_token.map(Arc::from),
         metrics,
-        cursors: Arc::new(crate::signed_cursor::CursorSigner::random()?),
+        cursors: Arc::new(cursors),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -24,9 +24,9 @@ use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
 use crate::counters;
 use crate::failure::Failure;
+use crate::list_cursors::{CursorRefused, ListCursors};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::signed_cursor::CursorSigner;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::http::{HeaderName, HeaderValue};
@@ -47,8 +47,8 @@ pub struct AppState {
     pub auth_token: Option<Arc<str>>,
     /// Where requests are counted; what `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
-    /// Signs the list cursors this server hands out, and checks the ones it gets back.
-    pub cursors: Arc<CursorSigner>,
+    /// The list cursors this server hands out and takes back (every server of the store's).
+    pub cursors: Arc<ListCursors>,
 }
 
 /// The answer to a write: its counter and value, marked `Idempotent-Replayed: true` (and
@@ -184,19 +184,18 @@ async fn list_counters(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = PageQuery::parse(query.as_deref())?;
-    let cursor = match query.cursor.as_deref() {
+    let from = match query.cursor.as_deref() {
         None => None,
-        Some(signed) => Some(state.cursors.open_text(signed).ok_or_else(|| {
-            ApiError::InvalidQuery(
-                "cursor is not one this server handed out (cursors end when the server \
-                 restarts, and only a page's Link carries one); list again from the first page"
-                    .into(),
-            )
-        })?),
+        Some(cursor) => Some(state.cursors.open(cursor).await.map_err(
+            |refused| match refused {
+                CursorRefused::Unknown(reason) => ApiError::InvalidQuery(reason),
+                CursorRefused::Failed(failure) => ApiError::Failed(failure),
+            },
+        )?),
     };
     let page = counters::Request::unkeyed(&state.runtime)
         .await?
-        .list_page(cursor, query.limit)
+        .list_from(from, query.limit)
         .await?
         .value;
     let counters: Vec<_> = page
@@ -206,11 +205,11 @@ async fn list_counters(
         .collect();
     let mut response = Json(counters).into_response();
     if let Some(next) = page.next {
+        let cursor = state.cursors.sign(&next).await?;
         // Form encoding leaves only visible ASCII, which a header value always accepts.
-        let link = HeaderValue::from_str(&query.next_link(&state.cursors.sign_text(&next)))
-            .map_err(|error| {
-                ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
-            })?;
+        let link = HeaderValue::from_str(&query.next_link(&cursor)).map_err(|error| {
+            ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
+        })?;
         response.headers_mut().insert(LINK, link);
     }
     Ok(response)

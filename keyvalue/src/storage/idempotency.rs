@@ -12,13 +12,13 @@
 //! Records expire after [`WriteRequest::idempotency_retention`]: a record is live until the
 //! instant it expires, not at it ([`is_live`]), and an expired record counts as absent (so the
 //! key is free again) whether or not it has been purged yet
-//! ([`Storage::purge_idempotency_records`]).
+//! ([`Storage::purge_expired`]).
 //!
 //! The key travels beside the write ([`WriteRequest`]), not through `wasi:keyvalue`, whose
 //! interfaces have no place for it: the host that got the request hands it to the store.
 //!
 //! [`Capabilities::idempotency_records`]: super::Capabilities::idempotency_records
-//! [`Storage::purge_idempotency_records`]: super::Storage::purge_idempotency_records
+//! [`Storage::purge_expired`]: super::Storage::purge_expired
 //! [`StorageError::IdempotencyKeyReused`]: super::StorageError::IdempotencyKeyReused
 //! [`WriteRequest`]: super::WriteRequest
 //! [`WriteRequest::idempotency_retention`]: super::WriteRequest::idempotency_retention

@@ -6,8 +6,8 @@
 //! held across an await: so it declares every capability.
 
 use super::{
-    Applied, Capabilities, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
-    StoreFuture, Write, WriteGroup, WriteRequest, Written, idempotency, incremented,
+    Applied, Capabilities, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Note, Storage,
+    StorageError, StoreFuture, Write, WriteGroup, WriteRequest, Written, idempotency, incremented,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -28,6 +28,13 @@ struct State {
     buckets: HashMap<String, Entries>,
     /// Idempotency records by key: fingerprint, outcome, expiry (ms since the Unix epoch).
     records: HashMap<IdempotencyKey, (String, u64, i64)>,
+    /// Notes by name: value, expiry (ms since the Unix epoch; `None`: never).
+    notes: HashMap<String, (Vec<u8>, Option<i64>)>,
+}
+
+/// Whether a note expiring at `expires_at` is live at `now`.
+fn note_is_live(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|expires_at| idempotency::is_live(expires_at, now))
 }
 
 impl MemoryStorage {
@@ -105,6 +112,7 @@ impl Storage for MemoryStorage {
             .with_idempotency_records()
             .with_write_groups()
             .with_increment_limits()
+            .with_notes()
     }
 
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
@@ -152,16 +160,47 @@ impl Storage for MemoryStorage {
         Box::pin(std::future::ready(self.apply_group(group)))
     }
 
-    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+    fn purge_expired(&self) -> StoreFuture<'_, usize> {
         let purged = self.lock().map(|mut state| {
-            let before = state.records.len();
+            let before = state.records.len() + state.notes.len();
             let now = idempotency::now_millis();
             state
                 .records
                 .retain(|_, (_, _, expires_at)| idempotency::is_live(*expires_at, now));
-            before - state.records.len()
+            state
+                .notes
+                .retain(|_, (_, expires_at)| note_is_live(*expires_at, now));
+            before - state.records.len() - state.notes.len()
         });
         Box::pin(std::future::ready(purged))
+    }
+
+    fn read_note<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let now = idempotency::now_millis();
+        let value = self.lock().map(|state| {
+            state
+                .notes
+                .get(name)
+                .filter(|(_, expires_at)| note_is_live(*expires_at, now))
+                .map(|(value, _)| value.clone())
+        });
+        Box::pin(std::future::ready(value))
+    }
+
+    fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
+        let now = idempotency::now_millis();
+        let kept = self.lock().map(|mut state| {
+            let expires_at = note.expires_at();
+            let entry = state
+                .notes
+                .entry(note.name)
+                .or_insert_with(|| (note.value.clone(), expires_at));
+            if !note_is_live(entry.1, now) {
+                *entry = (note.value, expires_at);
+            }
+            entry.0.clone()
+        });
+        Box::pin(std::future::ready(kept))
     }
 }
 

@@ -23,9 +23,9 @@
 //!   leaves the store as it was.
 //! - **Optional abilities are declared once** in [`Storage::capabilities`]: records of
 //!   idempotency keys made in the same atomic step as the write, write groups, increment limits
-//!   below the store's own. Hosts call [`dyn Storage::submit`] and
-//!   [`dyn Storage::submit_group`], which refuse what a store did not declare before it sees it,
-//!   so a store never checks for what it cannot do.
+//!   below the store's own, notes shared by every process on the store ([`Note`]). Hosts call
+//!   [`dyn Storage::submit`] and [`dyn Storage::submit_group`], which refuse what a store did
+//!   not declare before it sees it, so a store never checks for what it cannot do.
 //! - **Prove it with the suite**: `tally-keyvalue`'s feature `testing` makes [`suite`] public;
 //!   `suite::run(|| MyStore::new())` runs every test that applies to the store's capabilities.
 //!   `examples/custom_store.rs` is a complete store (a JSON file) that does.
@@ -97,7 +97,10 @@ pub trait Storage: Send + Sync + 'static {
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 
     /// One page of at most `limit` keys (and never more than [`MAX_PAGE_SIZE`]), starting after
-    /// `cursor` (`None`: the first page). The page's cursor is `None` when no keys follow.
+    /// `cursor` (`None`: the first page). The page's cursor is `None` when no keys follow. Never
+    /// more than `limit`: a host sizes pages so that its client's page ends where the store's
+    /// does, and resumes at the page's cursor (which it may hand to its clients, and back to
+    /// this store in another process).
     /// Pages come in the backend's stable order (SQLite and memory: by key, bytewise; Redis:
     /// `SCAN` order). A key present during the whole listing is returned at least once, even
     /// when other keys are added or removed meanwhile (exactly once from SQLite and memory;
@@ -231,13 +234,71 @@ pub trait Storage: Send + Sync + 'static {
         ))))
     }
 
-    /// Deletes the records of idempotency keys that have expired (some of them at least: it may
-    /// stop after a bounded amount of work so writes are not held up, and the caller calls again
-    /// later); how many it deleted. An expired record counts as absent whether or not it is
-    /// purged, so this only reclaims space. The default has nothing to purge (Redis expires
-    /// its records itself; a store without records has none).
-    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+    /// Deletes the idempotency records and notes that have expired (some of them at least: it
+    /// may stop after a bounded amount of work so writes are not held up, and the caller calls
+    /// again later); how many it deleted. An expired record or note counts as absent whether or
+    /// not it is purged, so this only reclaims space. The default has nothing to purge (Redis
+    /// expires its records and notes itself; a store without them has none).
+    fn purge_expired(&self) -> StoreFuture<'_, usize> {
         Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// The value of the live note `name` ([`Capabilities::notes`]); `None` when there is none
+    /// or it has expired. Called only for a store that declares notes; the default refuses.
+    fn read_note<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let _ = name;
+        Box::pin(std::future::ready(Err(StorageError::Unsupported(
+            Capability::Notes,
+        ))))
+    }
+
+    /// Keeps `note` unless a live note of its name exists, as one atomic step for every process
+    /// sharing the store, and answers the value kept under the name now: `note`'s own, or the
+    /// one that was there first. So the first process to keep a note wins and every other,
+    /// then and later, learns its value. Called only for a store that declares notes; the
+    /// default refuses.
+    fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
+        let _ = note;
+        Box::pin(std::future::ready(Err(StorageError::Unsupported(
+            Capability::Notes,
+        ))))
+    }
+}
+
+/// A small value a host keeps in a store beside the data ([`Storage::keep_note`]), shared by
+/// every process on that store: never a key, never listed, untouched by writes. tally keeps
+/// the key that signs its list cursors in one (so every replica takes every other's cursors),
+/// and the listing position each `SCAN` cursor stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Its name: short visible ASCII, chosen by the host (`cursor-key`, `scan:17`).
+    pub name: String,
+    /// Its value: bytes, a few hundred at most in tally's use.
+    pub value: Vec<u8>,
+    /// How long it is kept; `None`: for good. An expired note reads as absent, may be kept
+    /// anew, and is deleted by [`Storage::purge_expired`].
+    pub ttl: Option<Duration>,
+}
+
+impl Note {
+    /// A note kept for good.
+    pub fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            ttl: None,
+        }
+    }
+
+    /// The same note, kept for `ttl`.
+    pub fn expiring_after(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// When it expires, in milliseconds since the Unix epoch; `None` for good.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.ttl.map(idempotency::expires_at)
     }
 }
 
@@ -312,6 +373,9 @@ pub struct Capabilities {
     /// Increments stop at a request's limit below [`Storage::counter_limit`], checked
     /// atomically with the write ([`WriteRequest::increment_limit`]).
     pub increment_limits: bool,
+    /// [`Storage::keep_note`] and [`Storage::read_note`]: notes every process on the store
+    /// shares ([`Note`]).
+    pub notes: bool,
 }
 
 impl Capabilities {
@@ -320,6 +384,7 @@ impl Capabilities {
         idempotency_records: false,
         write_groups: false,
         increment_limits: false,
+        notes: false,
     };
 
     /// The same, with idempotency records.
@@ -339,6 +404,12 @@ impl Capabilities {
         self.increment_limits = true;
         self
     }
+
+    /// The same, with notes.
+    pub const fn with_notes(mut self) -> Self {
+        self.notes = true;
+        self
+    }
 }
 
 /// One optional ability of a store ([`Capabilities`]), named in a refusal.
@@ -350,6 +421,8 @@ pub enum Capability {
     WriteGroups,
     /// [`Capabilities::increment_limits`].
     IncrementLimits,
+    /// [`Capabilities::notes`].
+    Notes,
 }
 
 impl std::fmt::Display for Capability {
@@ -358,6 +431,7 @@ impl std::fmt::Display for Capability {
             Self::IdempotencyRecords => "record idempotency keys",
             Self::WriteGroups => "commit several writes together (write groups)",
             Self::IncrementLimits => "stop an increment below its own counter limit",
+            Self::Notes => "keep notes for the processes that share it",
         })
     }
 }

@@ -4,8 +4,9 @@
 //! Mapping: the default bucket `""` is the Redis database named in the URL (`redis://host/N`),
 //! keys unprefixed, values the same ASCII decimal bytes, so `redis-cli INCR visits` and
 //! `tally incr visits` move the same counter. Other buckets are refused (use another database
-//! number instead). `list_keys` is `SCAN` (its cursor, in decimal, is the page cursor; SCAN may
-//! return a key twice).
+//! number instead). `list_keys` is `SCAN`: a page holds at most the keys asked for, so its
+//! cursor is `SCAN`'s and the keys of the last step that did not fit (see [`ScanPosition`]).
+//! A key present during a whole listing is listed at least once; `SCAN` may list one twice.
 //!
 //! Increments run as one Lua script (atomic on the server): it refuses a value that is not ASCII
 //! digits and then `INCRBY`s, and answers with a status code, so the host tells "not a number"
@@ -37,9 +38,9 @@
 //! refuses every evicting policy unless the caller explicitly accepts it.
 
 use super::{
-    Applied, Capabilities, Cursor, Expectation, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
-    StoreFuture, Write, WriteGroup, WriteRequest, Written, blocking, idempotency, incremented,
-    value,
+    Applied, Capabilities, Cursor, Expectation, KeyPage, MAX_PAGE_SIZE, Note, Storage,
+    StorageError, StoreFuture, Write, WriteGroup, WriteRequest, Written, blocking, idempotency,
+    incremented, value,
 };
 use redis::{Client, Connection, RedisError, Value};
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,30 @@ const COUNTER_LIMIT: u64 = i64::MAX as u64;
 /// What every idempotency record's Redis key starts with: a control character first, so it is
 /// never a counter's name ([`RedisStorage::list_keys`] skips such keys).
 const IDEMPOTENCY_PREFIX: &str = "\x1ftally-idempotency:";
+
+/// What every note's Redis key starts with (`Storage::keep_note`), apart from counters as
+/// [`IDEMPOTENCY_PREFIX`] is.
+const NOTE_PREFIX: &str = "\x1ftally-note:";
+
+/// The first byte of tally's own keys (records, notes): a control character, which no counter
+/// name contains.
+const OWN_KEY_MARK: char = '\x1f';
+
+/// Keeps a note unless one of its name exists, and answers the value kept: `KEYS[1]` the
+/// note, `ARGV[1]` its value, `ARGV[2]` its time to live in milliseconds (empty: for good).
+/// Redis expires it itself.
+const KEEP_NOTE_SCRIPT: &str = r"
+local kept = redis.call('GET', KEYS[1])
+if kept then
+  return kept
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return ARGV[1]
+";
 
 /// One write as one atomic server-side step, recorded under an idempotency key when it has one.
 /// `KEYS[1]` is the counter; `ARGV` the operation (`increment`, `set`, `delete`) and its operand
@@ -166,12 +191,13 @@ pub struct RedisStorage {
     server: Arc<Server>,
 }
 
-/// The server's client, the idle connections and the write script.
+/// The server's client, the idle connections and the scripts.
 struct Server {
     client: Client,
     // A std mutex held only to take or return a connection, never across a command.
     idle: Mutex<Vec<Connection>>,
     script: redis::Script,
+    keep_note: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStorage {
@@ -191,6 +217,7 @@ impl RedisStorage {
             client: Client::open(url).map_err(backend)?,
             idle: Mutex::new(Vec::new()),
             script: redis::Script::new(WRITE_SCRIPT),
+            keep_note: redis::Script::new(KEEP_NOTE_SCRIPT),
         };
         let policy: Vec<String> = server
             .with(|conn| {
@@ -541,13 +568,64 @@ fn backend(error: RedisError) -> StorageError {
     }
 }
 
+/// Where a Redis listing goes on: the `SCAN` step to take next (`None`: the scan has ended) and
+/// the keys an earlier step found past the page's limit, which come first. Encoded as the
+/// page's [`Cursor`]: a version byte, a flag byte (1: the scan goes on), the step (8 bytes,
+/// big-endian), then each held key as a 4-byte length and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ScanPosition {
+    next_step: Option<u64>,
+    held: Vec<String>,
+}
+
+/// The first byte of an encoded [`ScanPosition`].
+const SCAN_POSITION_VERSION: u8 = 1;
+
+impl ScanPosition {
+    fn encode(&self) -> Cursor {
+        let mut bytes = vec![SCAN_POSITION_VERSION, u8::from(self.next_step.is_some())];
+        bytes.extend(self.next_step.unwrap_or(0).to_be_bytes());
+        for key in &self.held {
+            // A Redis key is at most 512 MB, well inside 32 bits.
+            bytes.extend(u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+            bytes.extend(key.as_bytes());
+        }
+        Cursor::from_bytes(bytes)
+    }
+
+    fn decode(cursor: &Cursor) -> Result<Self, StorageError> {
+        let invalid = || StorageError::InvalidCursor("not a list cursor of Redis".into());
+        let bytes = cursor.as_bytes();
+        let (header, mut rest) = bytes.split_at_checked(10).ok_or_else(invalid)?;
+        if header[0] != SCAN_POSITION_VERSION || header[1] > 1 {
+            return Err(invalid());
+        }
+        let step = u64::from_be_bytes(header[2..10].try_into().map_err(|_| invalid())?);
+        let mut held = Vec::new();
+        while !rest.is_empty() {
+            let (length, after) = rest.split_at_checked(4).ok_or_else(invalid)?;
+            let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+            let length = usize::try_from(length).map_err(|_| invalid())?;
+            let (key, after) = after.split_at_checked(length).ok_or_else(invalid)?;
+            held.push(String::from_utf8(key.to_vec()).map_err(|_| invalid())?);
+            rest = after;
+        }
+        Ok(Self {
+            next_step: (header[1] == 1).then_some(step),
+            held,
+        })
+    }
+}
+
 impl Storage for RedisStorage {
-    /// Records in the write script; groups in `MULTI`/`EXEC`. Increment limits below Redis's
+    /// Records in the write script; groups in `MULTI`/`EXEC`; notes as keys Redis expires.
+    /// Increment limits below Redis's
     /// own would need a check of their own in the script, which no caller needs.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
             .with_idempotency_records()
             .with_write_groups()
+            .with_notes()
     }
 
     fn check_bucket(&self, bucket: &str) -> Result<(), StorageError> {
@@ -611,42 +689,68 @@ impl Storage for RedisStorage {
         })
     }
 
-    /// One `SCAN` step (asking for `limit` keys; Redis may return a few more or fewer). Keys
-    /// that are not UTF-8 cannot be counter names and are skipped, as are idempotency records
-    /// (`IDEMPOTENCY_PREFIX`, `\x1ftally-idempotency:`).
+    /// `SCAN` steps (each asking for `limit` keys; Redis answers a few more or fewer) until
+    /// `limit` keys are found or the scan ends; the keys past `limit` travel in the cursor to
+    /// the next page. Keys that are not UTF-8 cannot be counter names and are skipped, as are
+    /// tally's own (idempotency records and notes, `\x1ftally-...`).
     fn list_keys<'a>(
         &'a self,
         bucket: &'a str,
         cursor: Option<&'a Cursor>,
         limit: usize,
     ) -> StoreFuture<'a, KeyPage> {
-        let start = match cursor {
-            None => Some(0),
-            Some(cursor) => std::str::from_utf8(cursor.as_bytes())
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok()),
+        let position = match cursor.map(ScanPosition::decode).transpose() {
+            Ok(position) => position.unwrap_or(ScanPosition {
+                next_step: Some(0),
+                held: Vec::new(),
+            }),
+            Err(refused) => return Box::pin(std::future::ready(Err(refused))),
         };
-        let Some(start) = start else {
-            return Box::pin(std::future::ready(Err(StorageError::InvalidCursor(
-                "not a list cursor of Redis".into(),
-            ))));
-        };
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
         self.in_bucket(bucket, move |server| {
-            let (next, keys): (u64, Vec<Vec<u8>>) = server.query(
-                redis::cmd("SCAN")
-                    .arg(start)
-                    .arg("COUNT")
-                    .arg(limit.clamp(1, MAX_PAGE_SIZE)),
-            )?;
+            let ScanPosition {
+                mut next_step,
+                held: mut keys,
+            } = position;
+            while keys.len() < limit
+                && let Some(step) = next_step
+            {
+                let (next, found): (u64, Vec<Vec<u8>>) =
+                    server.query(redis::cmd("SCAN").arg(step).arg("COUNT").arg(limit))?;
+                keys.extend(
+                    found
+                        .into_iter()
+                        .filter_map(|key| String::from_utf8(key).ok())
+                        .filter(|key| !key.starts_with(OWN_KEY_MARK)),
+                );
+                next_step = (next != 0).then_some(next);
+            }
+            let held = keys.split_off(keys.len().min(limit));
+            let rest = ScanPosition { next_step, held };
             Ok(KeyPage {
-                keys: keys
-                    .into_iter()
-                    .filter_map(|key| String::from_utf8(key).ok())
-                    .filter(|key| !key.starts_with(IDEMPOTENCY_PREFIX))
-                    .collect(),
-                cursor: (next != 0).then(|| Cursor::from_bytes(next.to_string())),
+                keys,
+                cursor: (rest.next_step.is_some() || !rest.held.is_empty()).then(|| rest.encode()),
                 values: None,
             })
+        })
+    }
+
+    /// `GET` of the note's key.
+    fn read_note<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let key = format!("{NOTE_PREFIX}{name}");
+        self.run(move |server| server.query(redis::cmd("GET").arg(key)))
+    }
+
+    /// One script (`KEEP_NOTE_SCRIPT`): looked up, and set when absent, atomically.
+    fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
+        self.run(move |server| {
+            let ttl = note
+                .ttl
+                .map(|ttl| ttl.as_millis().max(1).to_string())
+                .unwrap_or_default();
+            let mut invocation = server.keep_note.key(format!("{NOTE_PREFIX}{}", note.name));
+            invocation.arg(note.value).arg(ttl);
+            server.with(|conn| invocation.invoke(conn)).map_err(backend)
         })
     }
 

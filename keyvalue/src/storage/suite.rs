@@ -18,8 +18,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::{
-    Answer, Capabilities, Capability, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Storage,
-    StorageError, Transaction, Visitor, Write, WriteGroup, WriteRequest, Written,
+    Answer, Capabilities, Capability, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Note,
+    Storage, StorageError, Transaction, Visitor, Write, WriteGroup, WriteRequest, Written,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -67,6 +67,10 @@ fn groups(capabilities: Capabilities) -> bool {
     capabilities.write_groups
 }
 
+fn notes(capabilities: Capabilities) -> bool {
+    capabilities.notes
+}
+
 macro_rules! case {
     ($name:ident) => {
         case!($name, always)
@@ -108,6 +112,8 @@ const CASES: &[Case] = &[
     case!(write_groups_are_never_seen_in_part, groups),
     case!(write_groups_check_what_they_expect, groups),
     case!(transactions_commit_what_they_saw, groups),
+    case!(the_first_note_kept_wins, notes),
+    case!(notes_expire_and_are_purged, notes),
 ];
 
 /// A store driven from plain (test) threads: each method runs the store's future to its end
@@ -179,10 +185,19 @@ impl Blocking {
         self.store.counter_limit()
     }
 
-    /// [`Storage::purge_idempotency_records`].
-    pub(crate) fn purge_idempotency_records(&self) -> Result<usize, StorageError> {
-        self.runtime
-            .block_on(self.store.purge_idempotency_records())
+    /// [`Storage::purge_expired`].
+    pub(crate) fn purge_expired(&self) -> Result<usize, StorageError> {
+        self.runtime.block_on(self.store.purge_expired())
+    }
+
+    /// [`Storage::keep_note`].
+    pub(crate) fn keep_note(&self, note: Note) -> Result<Vec<u8>, StorageError> {
+        self.runtime.block_on(self.store.keep_note(note))
+    }
+
+    /// [`Storage::read_note`].
+    pub(crate) fn read_note(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.runtime.block_on(self.store.read_note(name))
     }
 
     /// `request` through [`dyn Storage::submit`], once durable.
@@ -466,6 +481,8 @@ fn list_keys_pages_by_the_callers_limit(store: &Blocking) {
     let all: Vec<String> = pages.concat();
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), 5, "{pages:?}");
+    // Never more than asked for: a host ends its client's page where the store's ends.
+    assert!(pages.iter().all(|page| page.len() <= 2), "{pages:?}");
     if store.check_bucket("other").is_ok() {
         // SQLite and memory: exact pages in key order.
         assert_eq!(
@@ -646,6 +663,16 @@ fn undeclared_abilities_are_refused(store: &Blocking) {
             Err(StorageError::Unsupported(Capability::WriteGroups))
         ));
     }
+    if !capabilities.notes {
+        assert!(matches!(
+            store.keep_note(Note::new("n", "v")),
+            Err(StorageError::Unsupported(Capability::Notes))
+        ));
+        assert!(matches!(
+            store.read_note("n"),
+            Err(StorageError::Unsupported(Capability::Notes))
+        ));
+    }
     assert_eq!(store.get("", "u").unwrap(), Some(b"5".to_vec()));
     // A limit at or above the store's own is the store's own: every store takes it.
     let own = WriteRequest::new("", increment("u", 1)).with_increment_limit(u64::MAX);
@@ -821,19 +848,79 @@ fn purging_counts_what_it_deleted(store: &Blocking) {
     };
     let day = Duration::from_secs(86_400);
     keyed("live", day);
-    assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+    assert_eq!(store.purge_expired().unwrap(), 0);
     let expiring = Duration::from_millis(1);
     for name in ["e1", "e2", "e3"] {
         keyed(name, expiring);
     }
     std::thread::sleep(Duration::from_millis(30));
-    let purged = store.purge_idempotency_records().unwrap();
+    let purged = store.purge_expired().unwrap();
     // A store that expires its records itself (Redis) has nothing left to purge, and says so;
     // the backends' own tests pin the count of those that purge.
     assert!(purged == 3 || purged == 0, "{purged}");
-    assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+    assert_eq!(store.purge_expired().unwrap(), 0);
     assert_eq!(keyed("live", day), Written::replayed(1));
     assert_eq!(keyed("e1", day), Written::applied(5));
+}
+
+/// The first note kept under a name holds it: every later keep answers its value, from any
+/// thread at once too. Notes are not keys: no listing or read of the bucket shows one.
+fn the_first_note_kept_wins(store: &Blocking) {
+    assert_eq!(store.read_note("cursor-key").unwrap(), None);
+    assert_eq!(
+        store.keep_note(Note::new("cursor-key", "first")).unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.keep_note(Note::new("cursor-key", "second")).unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.read_note("cursor-key").unwrap(),
+        Some(b"first".to_vec())
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            std::thread::spawn(move || store.keep_note(Note::new("race", vec![n])).unwrap())
+        })
+        .collect();
+    let kept: BTreeSet<Vec<u8>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        store.read_note("race").unwrap(),
+        kept.into_iter().next(),
+        "the value every keep answered is the one kept"
+    );
+    assert_eq!(store.get("", "cursor-key").unwrap(), None);
+    assert_eq!(
+        store.list_keys("", None, 10).unwrap().keys,
+        Vec::<String>::new()
+    );
+}
+
+/// A note kept for a while reads as absent once it expired, may be kept anew then, and is
+/// purged (by a store that purges; Redis expires its own); one kept for good stays.
+fn notes_expire_and_are_purged(store: &Blocking) {
+    let brief = Duration::from_millis(20);
+    store
+        .keep_note(Note::new("scan:1", "a").expiring_after(brief))
+        .unwrap();
+    store.keep_note(Note::new("kept", "k")).unwrap();
+    assert_eq!(store.read_note("scan:1").unwrap(), Some(b"a".to_vec()));
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(store.read_note("scan:1").unwrap(), None);
+    assert_eq!(
+        store
+            .keep_note(Note::new("scan:1", "b").expiring_after(brief))
+            .unwrap(),
+        b"b"
+    );
+    std::thread::sleep(Duration::from_millis(60));
+    let purged = store.purge_expired().unwrap();
+    assert!(purged <= 1, "{purged}");
+    assert_eq!(store.purge_expired().unwrap(), 0);
+    assert_eq!(store.read_note("kept").unwrap(), Some(b"k".to_vec()));
 }
 
 /// Threads sending the same keyed increment at once apply it once: one is applied, every

@@ -74,13 +74,13 @@ fn purges_count_exactly(store: &Blocking) {
         store.write(request).unwrap()
     };
     keyed("live", 86_400_000);
-    assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+    assert_eq!(store.purge_expired().unwrap(), 0);
     for name in ["a", "b", "c"] {
         keyed(name, 1);
     }
     std::thread::sleep(std::time::Duration::from_millis(30));
-    assert_eq!(store.purge_idempotency_records().unwrap(), 3);
-    assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+    assert_eq!(store.purge_expired().unwrap(), 3);
+    assert_eq!(store.purge_expired().unwrap(), 0);
     assert_eq!(keyed("live", 86_400_000), Written::replayed(1));
 }
 
@@ -433,9 +433,9 @@ mod sqlite_file {
 
     /// A database written by a newer schema is refused rather than misread.
     /// A database of schema version 1 (before idempotency keys), as earlier tally builds wrote
-    /// it: opened for writing it is upgraded in place (counters untouched, `user_version` 2, the
-    /// idempotency table there and working); opened for reading it is served as it is and left
-    /// at version 1. (A file read-only for this user: `tests/idempotency.rs`, which can run tally
+    /// it: opened for writing it is upgraded in place (counters untouched, `user_version` 3, the
+    /// idempotency and notes tables there and working); opened for reading it is served as it
+    /// is and left at version 1. (A file read-only for this user: `tests/idempotency.rs`, which can run tally
     /// as another user.)
     #[test]
     fn upgrades_a_version_1_database() {
@@ -457,7 +457,7 @@ mod sqlite_file {
                 .unwrap();
             let tables = conn
                 .query_row(
-                    "SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency'",
+                    "SELECT count(*) FROM sqlite_schema WHERE name IN ('idempotency', 'notes')",
                     [],
                     |row| row.get(0),
                 )
@@ -486,7 +486,7 @@ mod sqlite_file {
         assert_eq!(keyed().unwrap(), Written::applied(11));
         assert_eq!(keyed().unwrap(), Written::replayed(11));
         drop(store);
-        assert_eq!(version_of(&path), (2, 1));
+        assert_eq!(version_of(&path), (3, 2));
     }
 
     #[test]
@@ -553,6 +553,50 @@ mod postgres {
         purges_count_exactly(&drive(open(&server, "tally").unwrap()));
     }
 
+    /// A schema of version 1 (before notes), as earlier builds made it, is read as it is and
+    /// upgraded to version 2 under the schema lock by the first write (a note here), the
+    /// counters untouched.
+    #[test]
+    fn upgrades_a_version_1_schema() {
+        let server = PostgresServer::start(&[]).unwrap();
+        server
+            .psql(
+                "CREATE SCHEMA tally;
+                 CREATE TABLE tally.tally_schema (application text NOT NULL, version integer NOT NULL);
+                 INSERT INTO tally.tally_schema VALUES ('tally', 1);
+                 CREATE TABLE tally.counters (bucket text COLLATE \"C\" NOT NULL,
+                     key text COLLATE \"C\" NOT NULL, value bytea NOT NULL,
+                     PRIMARY KEY (bucket, key));
+                 CREATE TABLE tally.idempotency_records (key text COLLATE \"C\" PRIMARY KEY,
+                     fingerprint text NOT NULL, outcome text NOT NULL, expires_at bigint NOT NULL);
+                 INSERT INTO tally.counters VALUES ('', 'visits', '10');",
+            )
+            .unwrap();
+        let store = drive(open(&server, "tally").unwrap());
+        assert_eq!(store.get("", "visits").unwrap(), Some(b"10".to_vec()));
+        assert_eq!(store.read_note("cursor-key").unwrap(), None);
+        assert_eq!(
+            server
+                .psql("SELECT version FROM tally.tally_schema")
+                .unwrap(),
+            "1"
+        );
+        assert_eq!(store.keep_note(Note::new("cursor-key", "k")).unwrap(), b"k");
+        assert_eq!(
+            server
+                .psql("SELECT version FROM tally.tally_schema")
+                .unwrap(),
+            "2"
+        );
+        assert_eq!(store.increment("", "visits", 1).unwrap(), 11);
+        assert_eq!(
+            server
+                .psql("SELECT name, encode(value, 'escape') FROM tally.notes")
+                .unwrap(),
+            "cursor-key|k"
+        );
+    }
+
     /// Reads of a store whose tables do not exist yet answer "empty" and create nothing; the
     /// first write creates the schema with its version row.
     #[test]
@@ -573,7 +617,7 @@ mod postgres {
             })
             .unwrap();
         assert_eq!(seen, 0);
-        assert_eq!(store.purge_idempotency_records().unwrap(), 0);
+        assert_eq!(store.purge_expired().unwrap(), 0);
         store.check_ready().unwrap();
         let schemas = "SELECT count(*) FROM pg_namespace WHERE nspname = 'tally'";
         assert_eq!(server.psql(schemas).unwrap(), "0");
@@ -583,7 +627,7 @@ mod postgres {
             server
                 .psql("SELECT application, version FROM tally.tally_schema")
                 .unwrap(),
-            "tally|1"
+            "tally|2"
         );
         assert_eq!(
             server
@@ -626,7 +670,7 @@ mod postgres {
         assert_eq!(
             refused.to_string(),
             "the PostgreSQL schema \"mine\": tally schema version 9, newer than this build \
-             understands (1)"
+             understands (2)"
         );
     }
 

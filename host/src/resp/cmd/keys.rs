@@ -19,12 +19,12 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
     Box::pin(async move {
         let pattern = &args[1];
         let mut names = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut from = None;
         loop {
             let page = ctx
                 .call(Reading::Other, false, async |counter| {
                     counter
-                        .list_page(cursor.as_deref(), tally_guest::page::MAX_LIMIT)
+                        .list_from(from.clone(), tally_guest::page::MAX_LIMIT)
                         .await
                 })
                 .await?;
@@ -35,7 +35,7 @@ fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
                     .map(|(name, _)| Reply::text(name)),
             );
             match page.next {
-                Some(next) => cursor = Some(next),
+                Some(next) => from = Some(next),
                 None => return Ok(Reply::Array(names)),
             }
         }

@@ -1,12 +1,14 @@
 //! `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`: one page of the component's listing, `COUNT`
 //! long, filtered by the pattern. Redis clients treat a cursor as a number (and stop at 0),
-//! while the component's page cursor is text: the listener hands out numbers for them
-//! ([`crate::resp::Shared`]'s table), so a scan may go on over another connection, and after a
-//! restart an old number is unknown and the client is told to scan again from 0.
+//! while a listing's position is the store's cursor: the number names it in a note the store
+//! keeps ([`crate::list_cursors`]), so a scan goes on over another connection, on another
+//! server of the same store, or after a restart.
 
 use super::{
-    Context, InTransaction, Reading, Reply, Running, Spec, not_an_integer, syntax_error, text,
+    CommandError, Context, InTransaction, Reading, Reply, Running, Spec, failed, not_an_integer,
+    syntax_error, text,
 };
+use crate::list_cursors::CursorRefused;
 use crate::resp::glob;
 use crate::resp::number::{strict_i64, strict_u64};
 
@@ -72,34 +74,31 @@ pub(super) fn parse(args: &[Vec<u8>]) -> Result<Scan, Reply> {
 fn run<'a>(args: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
     Box::pin(async move {
         let scan = parse(args)?;
-        let cursors = &ctx.shared.cursors;
-        let page_cursor = match scan.cursor {
-            0 => None,
-            signed => Some(
-                ctx.shared
-                    .cursor_signer
-                    .open_number(signed)
-                    .and_then(|number| cursors.recall(number))
-                    .ok_or_else(|| {
-                        Reply::err(format!(
-                            "SCAN cursor {signed} is not one this server handed out, or has \
-                             expired (tally keeps the newest {} and forgets them on restart); \
-                             SCAN again from 0",
-                            crate::resp::MAX_SCAN_CURSORS
-                        ))
-                    })?,
-            ),
-        };
+        let from =
+            match scan.cursor {
+                0 => None,
+                number => Some(ctx.shared.cursors.scan_position(number).await.map_err(
+                    |refused| match refused {
+                        CursorRefused::Unknown(reason) => CommandError::from(Reply::err(reason)),
+                        CursorRefused::Failed(failure) => failed(failure, Reading::Other),
+                    },
+                )?),
+            };
         let limit = scan.count.clamp(1, tally_guest::page::MAX_LIMIT);
         let page = ctx
             .call(Reading::Other, false, async |counter| {
-                counter.list_page(page_cursor.as_deref(), limit).await
+                counter.list_from(from.clone(), limit).await
             })
             .await?;
-        let next = page.next.map_or(0, |next| {
-            let number = ctx.shared.cursors.remember(next);
-            ctx.shared.cursor_signer.sign_number(number)
-        });
+        let next = match &page.next {
+            None => 0,
+            Some(position) => ctx
+                .shared
+                .cursors
+                .scan_number(position)
+                .await
+                .map_err(|failure| failed(failure, Reading::Other))?,
+        };
         let names = page
             .counters
             .into_iter()

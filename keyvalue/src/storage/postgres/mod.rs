@@ -23,8 +23,8 @@ mod schema;
 mod writer;
 
 use super::{
-    Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture,
-    WriteGroup, WriteRequest,
+    Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Note, Storage, StorageError,
+    StoreFuture, WriteGroup, WriteRequest,
 };
 use crate::observer::Observer;
 use deadpool_postgres::Pool;
@@ -105,13 +105,17 @@ pub(crate) struct Statements {
     lock_records: String,
     write: String,
     purge: String,
+    purge_notes: String,
     probe: String,
+    read_note: String,
+    keep_note: String,
 }
 
 impl Statements {
     fn of(schema: &SchemaName) -> Self {
         let counters = schema.table("counters");
         let records = schema.table("idempotency_records");
+        let notes = schema.table("notes");
         Self {
             get: format!("SELECT value FROM {counters} WHERE bucket = $1 AND key = $2"),
             get_many: format!(
@@ -160,6 +164,22 @@ impl Statements {
             purge: format!(
                 "DELETE FROM {records} WHERE key IN
                  (SELECT key FROM {records} WHERE expires_at <= $1 LIMIT 1000)"
+            ),
+            purge_notes: format!(
+                "DELETE FROM {notes} WHERE name IN (SELECT name FROM {notes}
+                 WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT 1000)"
+            ),
+            read_note: format!(
+                "SELECT value FROM {notes} WHERE name = $1
+                 AND (expires_at IS NULL OR expires_at > $2)"
+            ),
+            // Replaces only an expired note; nothing returned: a live one holds the name.
+            keep_note: format!(
+                "INSERT INTO {notes} AS n (name, value, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE
+                 SET value = excluded.value, expires_at = excluded.expires_at
+                 WHERE n.expires_at IS NOT NULL AND n.expires_at <= $4
+                 RETURNING value"
             ),
         }
     }
@@ -238,7 +258,7 @@ impl PostgresStorage {
             }
         })?;
         let ready = match kind {
-            SchemaKind::New => false,
+            SchemaKind::New | SchemaKind::Older => false,
             SchemaKind::Tally => true,
             SchemaKind::Refused(problem) => return Err(schema::refused(&schema, problem)),
         };
@@ -338,12 +358,14 @@ fn block_on<T: Send>(
 }
 
 impl Storage for PostgresStorage {
-    /// Records and groups in the writer's transaction; increment limits checked there too.
+    /// Records and groups in the writer's transaction; increment limits checked there too;
+    /// notes in a table of their own.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
             .with_idempotency_records()
             .with_write_groups()
             .with_increment_limits()
+            .with_notes()
     }
 
     /// A session that can write (not a standby's, not a demoted primary's) and, once the
@@ -554,15 +576,85 @@ impl Storage for PostgresStorage {
         self.submit_job(|reply| Job::Group { group, reply })
     }
 
-    /// Up to 1000 expired records per call.
-    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+    /// Up to 1000 expired records and 1000 expired notes per call.
+    fn purge_expired(&self) -> StoreFuture<'_, usize> {
         self.read(0, |client, statements| {
             Box::pin(async move {
+                let now = super::idempotency::now_millis();
                 let statement = client.prepare_cached(&statements.purge).await?;
-                let purged = client
-                    .execute(&statement, &[&super::idempotency::now_millis()])
+                let records = client.execute(&statement, &[&now]).await?;
+                let statement = client.prepare_cached(&statements.purge_notes).await?;
+                let notes = client.execute(&statement, &[&now]).await?;
+                Ok(usize::try_from(records.max(notes)).unwrap_or(usize::MAX))
+            })
+        })
+    }
+
+    fn read_note<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let name = name.to_string();
+        self.read(None, move |client, statements| {
+            Box::pin(async move {
+                let statement = client.prepare_cached(&statements.read_note).await?;
+                let now = super::idempotency::now_millis();
+                let row = client.query_opt(&statement, &[&name, &now]).await?;
+                Ok(row.map(|row| row.get(0)))
+            })
+        })
+    }
+
+    /// On a pooled connection, outside the writer (a note is no counter): the tables created
+    /// first if this is the store's first write, then one statement that keeps the note or
+    /// finds a live one, committed within the commit timeout.
+    fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
+        let shared = self.shared.clone();
+        self.spawn(async move {
+            let mut client = shared.client().await?;
+            if !shared.schema_ready.load(Ordering::Acquire) {
+                writer::create_schema(&shared, &mut client)
+                    .await
+                    .map_err(|failed| failed.to_error())?;
+            }
+            let keep = async {
+                let now = super::idempotency::now_millis();
+                let statement = client.prepare_cached(&shared.statements.keep_note).await?;
+                let kept = client
+                    .query_opt(
+                        &statement,
+                        &[&note.name, &note.value, &note.expires_at(), &now],
+                    )
                     .await?;
-                Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+                if let Some(row) = kept {
+                    return Ok::<_, tokio_postgres::Error>(Some(row.get(0)));
+                }
+                // A live note holds the name; this statement's snapshot sees its commit.
+                let statement = client.prepare_cached(&shared.statements.read_note).await?;
+                let row = client.query_opt(&statement, &[&note.name, &now]).await?;
+                Ok(row.map(|row| row.get(0)))
+            };
+            let kept: Option<Vec<u8>> =
+                match tokio::time::timeout(shared.commit_timeout, keep).await {
+                    Ok(Ok(kept)) => kept,
+                    // The server's own refusal committed nothing; a lost connection may have.
+                    Ok(Err(failed)) if failed.code().is_some() => {
+                        return Err(error::before_commit(&failed).to_error());
+                    }
+                    Ok(Err(failed)) => return Err(error::at_commit(&failed).to_error()),
+                    Err(_) => {
+                        return Err(StorageError::OutcomeUnknown(format!(
+                            "PostgreSQL: keeping the note {:?} did not commit within the commit \
+                         timeout ({} ms)",
+                            note.name,
+                            shared.commit_timeout.as_millis()
+                        )));
+                    }
+                };
+            // Only a note that expired between the two statements (and was purged) is
+            // missing: the one given is then as good as kept by the next call.
+            kept.ok_or_else(|| {
+                StorageError::Busy(format!(
+                    "the note {:?} changed while it was being kept; try again",
+                    note.name
+                ))
             })
         })
     }

@@ -18,7 +18,9 @@ use tokio_postgres::GenericClient;
 /// The version this build writes (the row in `tally_schema`). A newer one is refused.
 ///
 /// - 1: `counters` and `idempotency_records`.
-pub(super) const VERSION: i32 = 1;
+/// - 2: `notes` (`Storage::keep_note`). A version 1 schema is upgraded by the first write, under
+///   the same lock as a creation; builds before it refuse a version 2 schema as newer.
+pub(super) const VERSION: i32 = 2;
 
 /// The longest schema name PostgreSQL keeps (`NAMEDATALEN - 1` bytes); a longer one would be
 /// cut short silently.
@@ -77,6 +79,8 @@ pub(super) enum SchemaKind {
     New,
     /// tally's, of the version this build writes.
     Tally,
+    /// tally's, of an older version: the first write upgrades it ([`create`]).
+    Older,
     /// Another application's, or a newer tally's.
     Refused(SchemaProblem),
 }
@@ -120,7 +124,7 @@ pub(super) async fn inspect(
                 version,
                 supported: VERSION,
             }),
-            // Every version this build knows is this one; an older one cannot exist yet.
+            1 => SchemaKind::Older,
             _ => SchemaKind::Refused(SchemaProblem::Foreign),
         },
         _ => SchemaKind::Refused(SchemaProblem::Foreign),
@@ -135,9 +139,10 @@ pub(super) fn refused(schema: &SchemaName, problem: SchemaProblem) -> StorageErr
     }
 }
 
-/// Creates the tables if the schema is new, inside the caller's transaction, under an advisory
-/// lock held until it ends: a second process waits for the first one's commit, then finds the
-/// tables. A schema that turned out not to be tally's is refused untouched.
+/// Creates the tables if the schema is new (or upgrades an older tally schema), inside the
+/// caller's transaction, under an advisory lock held until it ends: a second process waits for
+/// the first one's commit, then finds the tables. A schema that turned out not to be tally's is
+/// refused untouched.
 pub(super) async fn create(
     transaction: &tokio_postgres::Transaction<'_>,
     schema: &SchemaName,
@@ -148,33 +153,43 @@ pub(super) async fn create(
             &[&schema.as_str()],
         )
         .await?;
-    match inspect(transaction, schema).await? {
+    let notes = format!(
+        "CREATE TABLE {notes} (
+             name       text COLLATE \"C\" PRIMARY KEY,
+             value      bytea NOT NULL,
+             expires_at bigint
+         );
+         CREATE INDEX ON {notes} (expires_at) WHERE expires_at IS NOT NULL;",
+        notes = schema.table("notes"),
+    );
+    let marker = schema.table("tally_schema");
+    let sql = match inspect(transaction, schema).await? {
         SchemaKind::Tally => return Ok(Ok(())),
         SchemaKind::Refused(problem) => return Ok(Err(refused(schema, problem))),
-        SchemaKind::New => {}
-    }
-    let sql = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE {marker} (application text NOT NULL, version integer NOT NULL);
-         INSERT INTO {marker} VALUES ('tally', {VERSION});
-         CREATE TABLE {counters} (
-             bucket text COLLATE \"C\" NOT NULL,
-             key    text COLLATE \"C\" NOT NULL,
-             value  bytea NOT NULL,
-             PRIMARY KEY (bucket, key)
-         );
-         CREATE TABLE {records} (
-             key         text COLLATE \"C\" PRIMARY KEY,
-             fingerprint text NOT NULL,
-             outcome     text NOT NULL,
-             expires_at  bigint NOT NULL
-         );
-         CREATE INDEX ON {records} (expires_at);",
-        schema = schema.quoted,
-        marker = schema.table("tally_schema"),
-        counters = schema.table("counters"),
-        records = schema.table("idempotency_records"),
-    );
+        SchemaKind::Older => format!("{notes} UPDATE {marker} SET version = {VERSION};"),
+        SchemaKind::New => format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE {marker} (application text NOT NULL, version integer NOT NULL);
+             INSERT INTO {marker} VALUES ('tally', {VERSION});
+             CREATE TABLE {counters} (
+                 bucket text COLLATE \"C\" NOT NULL,
+                 key    text COLLATE \"C\" NOT NULL,
+                 value  bytea NOT NULL,
+                 PRIMARY KEY (bucket, key)
+             );
+             CREATE TABLE {records} (
+                 key         text COLLATE \"C\" PRIMARY KEY,
+                 fingerprint text NOT NULL,
+                 outcome     text NOT NULL,
+                 expires_at  bigint NOT NULL
+             );
+             CREATE INDEX ON {records} (expires_at);
+             {notes}",
+            schema = schema.quoted,
+            counters = schema.table("counters"),
+            records = schema.table("idempotency_records"),
+        ),
+    };
     transaction.batch_execute(&sql).await?;
     Ok(Ok(()))
 }

@@ -276,7 +276,7 @@ async fn transact(
 
 /// Creates the tables (in a transaction of their own, under the advisory lock; see
 /// [`schema::create`]) before the first batch commits.
-async fn create_schema(
+pub(super) async fn create_schema(
     shared: &Shared,
     client: &mut deadpool_postgres::Object,
 ) -> Result<(), Failed> {

@@ -27,7 +27,7 @@ pub use schema::APPLICATION_ID;
 use writer::WriterSettings;
 
 use super::{
-    Answer, Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError,
+    Answer, Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Note, Storage, StorageError,
     StoreFuture, Visitor, WriteGroup, WriteRequest, blocking, idempotency,
 };
 use crate::observer::Observer;
@@ -486,6 +486,7 @@ impl Storage for SqliteStorage {
             .with_idempotency_records()
             .with_write_groups()
             .with_increment_limits()
+            .with_notes()
     }
 
     /// Ready when this store writes its file and may still write it (its permissions can change
@@ -625,10 +626,11 @@ impl Storage for SqliteStorage {
         Box::pin(async move { queued?.await?.0.group() })
     }
 
-    /// Purge steps of at most 1,000 records (`writer::PURGE_STEP`) through the writer thread,
+    /// Purge steps of at most 1,000 records and 1,000 notes (`writer::PURGE_STEP`) through the
+    /// writer thread,
     /// each its own transaction queued behind the writes waiting then, until a step finds fewer
     /// to delete.
-    fn purge_idempotency_records(&self) -> StoreFuture<'_, usize> {
+    fn purge_expired(&self) -> StoreFuture<'_, usize> {
         Box::pin(async move {
             let mut purged = 0;
             loop {
@@ -645,6 +647,43 @@ impl Storage for SqliteStorage {
                 }
             }
         })
+    }
+
+    /// On a read connection. A file of a schema before notes (read without upgrading it) has
+    /// none.
+    fn read_note<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let name = name.to_string();
+        Box::pin(self.read_off_executor(move |conn| {
+            let read = conn
+                .prepare_cached(
+                    "SELECT value FROM notes WHERE name = ?1
+                     AND (expires_at IS NULL OR expires_at > ?2)",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![name, idempotency::now_millis()], |row| row.get(0))
+                        .optional()
+                });
+            match read {
+                Err(rusqlite::Error::SqliteFailure(_, Some(message)))
+                    if message.starts_with("no such table") =>
+                {
+                    Ok(None)
+                }
+                other => other,
+            }
+        }))
+    }
+
+    /// Queued to the writer thread: committed with the batch it lands in.
+    fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
+        let queued = self.queue(
+            String::new(),
+            Work::KeepNote(note),
+            u64::MAX,
+            Answer::WhenDurable,
+        );
+        Box::pin(async move { queued?.await?.0.note() })
     }
 
     /// One query on one read connection, on the calling thread (an export, not a request's

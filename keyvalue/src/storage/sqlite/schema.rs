@@ -19,7 +19,9 @@ pub const APPLICATION_ID: i32 = 0x7461_6c79;
 /// - 1: the `kv` table.
 /// - 2: the `idempotency` table, the records of writes made with idempotency keys. Builds before
 ///   it refuse a version 2 file ("newer than this tally understands; upgrade tally").
-const SCHEMA_VERSION: i32 = 2;
+/// - 3: the `notes` table (`Storage::keep_note`: the key that signs list cursors, `SCAN`
+///   positions). Builds before it refuse a version 3 file the same way.
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
@@ -41,6 +43,16 @@ const IDEMPOTENCY_SCHEMA: &str = "
         expires_at  INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);";
+
+/// What version 3 adds: notes hosts keep in the store (`storage::Note`). `expires_at` in
+/// milliseconds since the Unix epoch, NULL for a note kept for good; indexed for purging.
+const NOTES_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS notes (
+        name       TEXT PRIMARY KEY,
+        value      BLOB NOT NULL,
+        expires_at INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS notes_expiry ON notes (expires_at) WHERE expires_at IS NOT NULL;";
 
 /// What a SQLite file is to tally, as far as reading it can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,14 +147,17 @@ pub(super) fn prepare(conn: &Connection, path: &Path) -> Result<(), StorageError
             .execute_batch(&format!(
                 "{SCHEMA}
                  {IDEMPOTENCY_SCHEMA}
+                 {NOTES_SCHEMA}
                  PRAGMA application_id = {APPLICATION_ID};
                  PRAGMA user_version = {SCHEMA_VERSION};"
             ))
             .map_err(StorageError::from),
-        // Every version before 2 is version 1: only the idempotency table is missing.
+        // Version 1 lacks the idempotency table, both lack the notes table; `IF NOT EXISTS`
+        // makes each step a no-op where it is done.
         Ok(FileKind::OlderTally { .. }) => conn
             .execute_batch(&format!(
                 "{IDEMPOTENCY_SCHEMA}
+                 {NOTES_SCHEMA}
                  PRAGMA user_version = {SCHEMA_VERSION};"
             ))
             .map_err(StorageError::from),

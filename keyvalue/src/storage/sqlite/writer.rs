@@ -21,7 +21,8 @@
 //! A write with an idempotency key is looked up, applied and recorded inside the same transaction
 //! (see `storage::idempotency`), so the record commits exactly when the write does: a crash can
 //! lose both (the write was never acknowledged) but never one without the other. Purging expired
-//! records is queued here too, a bounded step at a time, so it never holds writes up for long.
+//! records and notes, and keeping a note, are queued here too; a purge runs a bounded step at a
+//! time, so it never holds writes up for long.
 //!
 //! A write that is refused (overflow, not a number) changes nothing and does not disturb the rest
 //! of its batch. A failure of SQLite itself (disk full, I/O error, lock timeout) rolls back the
@@ -31,7 +32,7 @@ use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
 use crate::storage::idempotency::{self, IdempotencyKey, Written};
 use crate::storage::{
-    Answer, DurableFuture, Expectation, StorageError, StoreFuture, Write, incremented,
+    Answer, DurableFuture, Expectation, Note, StorageError, StoreFuture, Write, incremented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
@@ -78,8 +79,10 @@ pub(super) enum Work {
         /// What keys must hold first.
         expected: Vec<Expectation>,
     },
-    /// Deletes up to [`PURGE_STEP`] expired idempotency records.
+    /// Deletes up to [`PURGE_STEP`] expired idempotency records and notes.
     PurgeExpired,
+    /// Keeps a note unless a live one of its name exists (`Storage::keep_note`).
+    KeepNote(Note),
 }
 
 /// What a piece of [`Work`] came to.
@@ -90,6 +93,8 @@ pub(super) enum Done {
     Group(Vec<u64>),
     /// How many records a purge step deleted.
     Purged(usize),
+    /// The value a note's name holds after [`Work::KeepNote`].
+    Note(Vec<u8>),
 }
 
 impl Done {
@@ -117,6 +122,14 @@ impl Done {
     pub(super) fn purged(self) -> Result<usize, StorageError> {
         match self {
             Self::Purged(count) => Ok(count),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    /// A kept note's value.
+    pub(super) fn note(self) -> Result<Vec<u8>, StorageError> {
+        match self {
+            Self::Note(value) => Ok(value),
             _ => Err(Self::unexpected()),
         }
     }
@@ -553,16 +566,41 @@ fn apply(transaction: &Connection, request: &Request) -> rusqlite::Result<Outcom
     } = request;
     match work {
         Work::PurgeExpired => {
-            let deleted = transaction
+            let now = idempotency::now_millis();
+            let step = i64::try_from(PURGE_STEP).unwrap_or(i64::MAX);
+            let records = transaction
                 .prepare_cached(
                     "DELETE FROM idempotency WHERE rowid IN
                      (SELECT rowid FROM idempotency WHERE expires_at <= ?1 LIMIT ?2)",
                 )?
+                .execute(params![now, step])?;
+            let notes = transaction
+                .prepare_cached(
+                    "DELETE FROM notes WHERE rowid IN (SELECT rowid FROM notes
+                     WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)",
+                )?
+                .execute(params![now, step])?;
+            Ok(Ok(Done::Purged(records.max(notes))))
+        }
+        Work::KeepNote(note) => {
+            // Replaces only an expired note: a live one stays, and its value is the answer.
+            transaction
+                .prepare_cached(
+                    "INSERT INTO notes (name, value, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value,
+                         expires_at = excluded.expires_at
+                     WHERE notes.expires_at IS NOT NULL AND notes.expires_at <= ?4",
+                )?
                 .execute(params![
-                    idempotency::now_millis(),
-                    i64::try_from(PURGE_STEP).unwrap_or(i64::MAX)
+                    note.name,
+                    note.value,
+                    note.expires_at(),
+                    idempotency::now_millis()
                 ])?;
-            Ok(Ok(Done::Purged(deleted)))
+            let kept: Vec<u8> = transaction
+                .prepare_cached("SELECT value FROM notes WHERE name = ?1")?
+                .query_row(params![note.name], |row| row.get(0))?;
+            Ok(Ok(Done::Note(kept)))
         }
         Work::Group { writes, expected } => {
             for expected in expected {
