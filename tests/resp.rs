@@ -150,8 +150,9 @@ fn inline_commands_parse_as_redis_does() {
 }
 
 /// What tally answers where Redis has no error of its own: counting down, values that are not
-/// counters, expiry options, invalid names, a database other than 0, an unknown SCAN cursor. Each
-/// refusal changes nothing.
+/// counters, expiry options, invalid names, a database other than 0, an unknown SCAN cursor,
+/// commands counter clients send that tally lacks (expiry, `GETSET`, `INCRBYFLOAT`, scripts),
+/// alone or queued in a transaction. Each refusal changes nothing.
 #[test]
 fn tally_refusals_say_why_and_change_nothing() {
     let db = TempDb::new();
@@ -218,6 +219,59 @@ fn tally_refusals_say_why_and_change_nothing() {
     ] {
         assert_eq!(client.command(command).unwrap(), answer, "{command:?}");
     }
+    // Commands counter clients send that tally does not have: why, and what instead.
+    let never_expire = |name: &str| {
+        format!(
+            "-ERR {name} is refused: tally counters never expire (a tally counter is a durable \
+             count, not a cache entry), so there is no time to live to set or read; for a count \
+             per time window, INCR one counter per window (name:WINDOW-NUMBER) and read the \
+             current window's; nothing was changed\r\n"
+        )
+    };
+    let no_scripts = |name: &str| {
+        format!(
+            "-ERR {name} is refused: tally runs no scripts (its counter logic is a WebAssembly \
+             component); MULTI and EXEC run INCR, INCRBY, GET, SET, DEL, EXISTS and MGET as one \
+             transaction; nothing was changed\r\n"
+        )
+    };
+    for (command, answer) in [
+        (&["EXPIRE", "visits", "60"][..], never_expire("EXPIRE")),
+        (&["pexpire", "visits", "60000"], never_expire("PEXPIRE")),
+        (&["TTL", "visits"], never_expire("TTL")),
+        (&["PTTL", "visits"], never_expire("PTTL")),
+        (
+            &["GETSET", "visits", "0"],
+            "-ERR GETSET is refused: tally has no command that reads a counter and replaces or \
+             removes it in one step; MULTI, GET, SET (or DEL), EXEC does it as one transaction; \
+             nothing was changed\r\n"
+                .into(),
+        ),
+        (
+            &["INCRBYFLOAT", "visits", "1.5"],
+            "-ERR INCRBYFLOAT is refused: tally counters are whole numbers from 0 to \
+             18446744073709551615; INCRBY adds a whole number; nothing was changed\r\n"
+                .into(),
+        ),
+        (
+            &["EVAL", "return redis.call('INCR', KEYS[1])", "1", "visits"],
+            no_scripts("EVAL"),
+        ),
+        (&["EVALSHA", "abc", "1", "visits"], no_scripts("EVALSHA")),
+    ] {
+        assert_eq!(client.command(command).unwrap(), answer, "{command:?}");
+    }
+    // Queued in a transaction, the refusal discards it: nothing runs.
+    assert_eq!(client.command(&["MULTI"]).unwrap(), "+OK\r\n");
+    assert_eq!(client.command(&["INCR", "visits"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(
+        client.command(&["EXPIRE", "visits", "60"]).unwrap(),
+        never_expire("EXPIRE")
+    );
+    assert_eq!(
+        client.command(&["EXEC"]).unwrap(),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
     let help = client.command(&["CLIENT", "HELP"]).unwrap();
     assert!(
         help.starts_with(

@@ -21,6 +21,7 @@ mod keys;
 mod mget;
 mod ping;
 mod quit;
+mod refused;
 mod scan;
 mod select;
 mod set;
@@ -115,6 +116,26 @@ pub const COMMANDS: &[Spec] = &[
     transaction::DISCARD,
     transaction::WATCH,
     transaction::UNWATCH,
+    refused::EXPIRE,
+    refused::PEXPIRE,
+    refused::EXPIREAT,
+    refused::PEXPIREAT,
+    refused::PERSIST,
+    refused::TTL,
+    refused::PTTL,
+    refused::SETEX,
+    refused::PSETEX,
+    refused::SETNX,
+    refused::GETSET,
+    refused::GETDEL,
+    refused::GETEX,
+    refused::INCRBYFLOAT,
+    refused::EVAL,
+    refused::EVALSHA,
+    refused::EVAL_RO,
+    refused::EVALSHA_RO,
+    refused::SCRIPT,
+    refused::FCALL,
 ];
 
 const READ: &[&str] = &["readonly", "fast"];
