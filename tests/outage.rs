@@ -1,6 +1,7 @@
-//! A store outage is retryable and says so: with `redis-server` killed under a running
-//! `tally serve`, writes answer 503 `store_unavailable` with `Retry-After` and a message naming
-//! the store, `/readyz` answers 503 while `/healthz` stays 200, RESP and the CLI say the same
+//! A store outage is retryable and says so: with `redis-server` killed (or shut down) under a
+//! running `tally serve`, writes answer 503 `store_unavailable` with `Retry-After` and a message
+//! naming the store, from the first one on (a write never goes out on a connection the server
+//! already closed; "outcome unknown" is only for a connection cut after the write left), `/readyz` answers 503 while `/healthz` stays 200, RESP and the CLI say the same
 //! words, and once Redis is back (same data directory, `appendfsync always`) the server serves
 //! again by itself, with every acknowledged increment there. Under load, clients that retry
 //! each keyed increment until answered get every one counted exactly once through the outage.
@@ -29,26 +30,9 @@ fn redis_outage_is_503_and_the_server_recovers_by_itself() {
     );
 
     redis.kill();
-    // The first write goes out on the connection the last requests used, and its answer never
-    // comes: tally cannot know whether Redis applied it before it died, and says so (no
-    // Retry-After: only a retry with the same Idempotency-Key is safe).
-    let lost = server.request("POST", "/counters/visits/increment", None);
-    let body: serde_json::Value = serde_json::from_str(&lost.body).unwrap();
-    assert_eq!(
-        (lost.status, body["code"].as_str()),
-        (500, Some("write_outcome_unknown")),
-        "{lost:?}"
-    );
-    assert_eq!(lost.header("retry-after"), None);
-    let error = body["error"].as_str().unwrap();
-    assert!(
-        error.starts_with(
-            "the counter store lost its answer to a write, which may or may not \
-                           have been applied (Redis: the connection broke after the write was \
-                           sent"
-        ),
-        "{error}"
-    );
+    // The server is gone, and its connections with it: the idle connection the last requests
+    // used is found closed before a write goes out on it, so even the first write is the
+    // outage, with nothing sent (not "outcome unknown").
     let unreachable = format!("the counter store {store} cannot be reached (");
     for (method, path) in [
         ("POST", "/counters/visits/increment"),
@@ -117,6 +101,56 @@ fn redis_outage_is_503_and_the_server_recovers_by_itself() {
         1,
         "{log}"
     );
+}
+
+/// Redis shut down cleanly between two increments: the next one is 503 with `Retry-After`
+/// (nothing was sent), not "outcome unknown". A connection cut after the write left (a proxy
+/// relays the write to Redis, which applies it, and drops the answer) is
+/// `write_outcome_unknown`, honestly: the write was applied.
+#[test]
+fn a_store_already_down_is_503_and_a_write_cut_in_flight_is_unknown() {
+    use tally_test_support::cutting_proxy::CuttingProxy;
+    let redis = RedisServer::start(&[]).unwrap();
+    let proxy = CuttingProxy::start(([127, 0, 0, 1], redis.port()).into()).unwrap();
+    let through_proxy = format!("redis://{}/0", proxy.address());
+    let db = TempDb::new();
+    let server = Server::start_with(&db.path, &["--store", &through_proxy], &[]);
+    for _ in 0..3 {
+        let response = server.request("POST", "/counters/visits/increment", None);
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    // The next write reaches Redis, which applies it; its answer never comes back.
+    proxy.cut_after(b"EVAL");
+    let cut = server.request("POST", "/counters/visits/increment", None);
+    let body: serde_json::Value = serde_json::from_str(&cut.body).unwrap();
+    assert_eq!(
+        (cut.status, body["code"].as_str()),
+        (500, Some("write_outcome_unknown")),
+        "{cut:?}"
+    );
+    assert_eq!(cut.header("retry-after"), None);
+    assert_eq!(proxy.cuts(), 1);
+    assert_eq!(server.value("visits"), 4, "the cut write was applied");
+
+    // Shut down cleanly while tally idles with pooled connections to it.
+    let answered = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "SHUTDOWN", "NOSAVE"])
+        .output()
+        .unwrap();
+    assert!(answered.stderr.is_empty(), "{answered:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", redis.port())).is_ok() {
+        assert!(Instant::now() < deadline, "redis-server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let down = server.request("POST", "/counters/visits/increment", None);
+    let body: serde_json::Value = serde_json::from_str(&down.body).unwrap();
+    assert_eq!(
+        (down.status, body["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{down:?}"
+    );
+    assert_eq!(down.header("retry-after"), Some("1"));
 }
 
 /// Under load: clients send keyed increments and retry each until it is answered (on 503, on a

@@ -31,6 +31,9 @@
 //!
 //! A server that cannot be reached (refused, dropped, timed out) is
 //! [`StorageError::Unavailable`], not a failure of the operation: a host can answer "retry".
+//! A write is [`StorageError::OutcomeUnknown`] only when its connection broke after the write
+//! left; a pooled connection that sat idle is checked before it carries one, so a server that
+//! had already closed it (shut down, restarted) gives the outage, with nothing sent.
 //!
 //! Redis can evict keys on its own under memory pressure, which for counters is silent data loss,
 //! and for idempotency records (which carry a TTL, so `volatile-*` policies evict them too) a
@@ -44,13 +47,18 @@ use super::{
 };
 use redis::{Client, Connection, RedisError, Value};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a connect, read or write may take before the operation fails.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 32;
+
+/// How long a pooled connection may sit unused and still carry a write without a `PING`
+/// first ([`Server::with_checked`]): under load connections come back within microseconds and
+/// skip it; after a pause, the check costs one round trip.
+const CHECK_IDLE_AFTER: Duration = Duration::from_millis(1);
 
 /// How often a write group with increments is tried again after another client changed one
 /// of its counters between the read and `EXEC`.
@@ -194,8 +202,9 @@ pub struct RedisStorage {
 /// The server's client, the idle connections and the scripts.
 struct Server {
     client: Client,
-    // A std mutex held only to take or return a connection, never across a command.
-    idle: Mutex<Vec<Connection>>,
+    // A std mutex held only to take or return a connection, never across a command. Each
+    // with the instant it was returned.
+    idle: Mutex<Vec<(Connection, Instant)>>,
     script: redis::Script,
     keep_note: redis::Script,
 }
@@ -278,23 +287,64 @@ impl Server {
         &self,
         command: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut conn = match idle {
-            Some(conn) => conn,
-            None => {
+        let conn = self.take(false)?;
+        self.finish(conn, command)
+    }
+
+    /// [`Server::with`] for a command that writes: an idle connection is first asked for a
+    /// `PING` when it has sat unused for [`CHECK_IDLE_AFTER`] or longer, so a write never goes
+    /// out on a connection the server has already closed (it shut down, restarted, or dropped
+    /// idle clients): such a write would break after it left, its outcome unknown, when the
+    /// truth is that it never reached a server. A connection that fails its `PING` is dropped
+    /// with every other idle one, and the write gets a new connection (or, with the server
+    /// gone, the outage, before anything was sent).
+    fn with_checked<T>(
+        &self,
+        command: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let conn = self.take(true)?;
+        self.finish(conn, command)
+    }
+
+    /// An idle connection (checked first when `check` and it sat idle long enough), or a new
+    /// one.
+    fn take(&self, check: bool) -> redis::RedisResult<Connection> {
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let Some((mut conn, since)) = idle else {
                 let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
                 conn.set_read_timeout(Some(TIMEOUT))?;
                 conn.set_write_timeout(Some(TIMEOUT))?;
-                conn
+                return Ok(conn);
+            };
+            if !check || since.elapsed() < CHECK_IDLE_AFTER {
+                return Ok(conn);
             }
-        };
+            match redis::cmd("PING").query::<String>(&mut conn) {
+                Ok(_) => return Ok(conn),
+                // The server is gone or replaced: so are the other idle connections.
+                Err(_) => {
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `command` on `conn`, then keeps the connection for reuse or drops it.
+    fn finish<T>(
+        &self,
+        mut conn: Connection,
+        command: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
         let result = command(&mut conn);
         let reusable = result
             .as_ref()
             .map_or_else(|error| !error.is_unrecoverable_error(), |_| true);
         if let Ok(mut idle) = self.idle.lock() {
             if reusable && idle.len() < MAX_IDLE {
-                idle.push(conn);
+                idle.push((conn, Instant::now()));
             } else if !reusable {
                 // The server went away (or restarted): the idle connections are as dead as
                 // this one. Forget them all, so the next command connects afresh and the store
@@ -372,7 +422,7 @@ impl Server {
         }
         let mut sent = false;
         let reply: Vec<Value> = self
-            .with(|conn| {
+            .with_checked(|conn| {
                 sent = true;
                 invocation.invoke(conn)
             })
@@ -436,7 +486,7 @@ impl Server {
         for _ in 0..GROUP_ATTEMPTS {
             let mut sent = false;
             let committed = self
-                .with(
+                .with_checked(
                     |conn| -> redis::RedisResult<Result<Option<Vec<u64>>, StorageError>> {
                         if !watched.is_empty() {
                             redis::cmd("WATCH").arg(&watched).query::<()>(conn)?;
@@ -750,7 +800,9 @@ impl Storage for RedisStorage {
                 .unwrap_or_default();
             let mut invocation = server.keep_note.key(format!("{NOTE_PREFIX}{}", note.name));
             invocation.arg(note.value).arg(ttl);
-            server.with(|conn| invocation.invoke(conn)).map_err(backend)
+            server
+                .with_checked(|conn| invocation.invoke(conn))
+                .map_err(backend)
         })
     }
 

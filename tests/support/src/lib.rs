@@ -8,10 +8,12 @@
 //! - [`redis_server`]: a `redis-server` on a free loopback port, killed when dropped.
 //! - [`postgres_server`]: a PostgreSQL server (or synchronous standby) on a free loopback port.
 //! - [`resp_client`]: a RESP client that shows answers byte for byte.
+//! - [`cutting_proxy`]: a TCP proxy that cuts a connection after relaying a request, unanswered.
 //! - [`MISBEHAVING_GUEST_WASM`]: the component that traps, spins or exhausts memory on request.
 //! - [`COUNTER_COMPONENT_WASM`]: the counter component itself, for crates that do not embed it
 //!   (`tally-keyvalue`'s example).
 
+pub mod cutting_proxy;
 pub mod http_client;
 pub mod postgres_server;
 pub mod redis_server;
