@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A running proxy; it stops taking connections when dropped.
 pub struct CuttingProxy {
@@ -55,12 +55,12 @@ impl CuttingProxy {
     /// Cuts the next connection whose request contains `pattern`, once the server has answered
     /// that request (so it was applied), without relaying the answer; only once.
     pub fn cut_after(&self, pattern: &[u8]) {
-        *self.cut_on.lock().unwrap() = Some(pattern.to_vec());
+        *self.cut_on.lock().unwrap_or_else(PoisonError::into_inner) = Some(pattern.to_vec());
     }
 
     /// How many connections the proxy has cut.
     pub fn cuts(&self) -> usize {
-        *self.cut.lock().unwrap()
+        *self.cut.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -94,7 +94,7 @@ fn relay(
             }
             let seen = &buffer[..read];
             let armed = {
-                let mut cut_on = cut_on.lock().unwrap();
+                let mut cut_on = cut_on.lock().unwrap_or_else(PoisonError::into_inner);
                 let hit = cut_on
                     .as_ref()
                     .is_some_and(|pattern| seen.windows(pattern.len()).any(|w| w == pattern));
@@ -118,7 +118,7 @@ fn relay(
             if cutting_back.load(Ordering::SeqCst) {
                 // The server answered the cut request (so it applied it): the answer goes
                 // nowhere, and the connection closes on both sides.
-                *cut.lock().unwrap() += 1;
+                *cut.lock().unwrap_or_else(PoisonError::into_inner) += 1;
                 break;
             }
             if client_back.write_all(&buffer[..read]).is_err() {
