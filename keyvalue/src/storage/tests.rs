@@ -172,6 +172,30 @@ mod sqlite_file {
         (dir, path)
     }
 
+    /// Closed cleanly while another connection still has the file open (so SQLite does not
+    /// delete the WAL itself), the store leaves the WAL empty: its commits are in the database.
+    #[test]
+    fn a_clean_close_truncates_the_wal() {
+        let (_dir, path) = temp_db();
+        let store = drive(SqliteStorage::open(&path).unwrap());
+        for n in 0..300 {
+            store.set("", &format!("k{n}"), b"1").unwrap();
+        }
+        let wal = path.with_extension("db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 100_000);
+        let other = Connection::open(&path).unwrap();
+        let count: i64 = other
+            .query_row("SELECT count(*) FROM kv", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 300);
+        drop(store);
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        let count: i64 = other
+            .query_row("SELECT count(*) FROM kv", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 300);
+    }
+
     /// The store's own writer connection is in WAL mode and commits with `synchronous=FULL`, or
     /// `NORMAL` when durability is relaxed (read from that connection, not from a new one); a
     /// store that only reads has no writer.
