@@ -169,3 +169,43 @@ fn dashboard_asks_for_the_auth_token() {
     );
     assert_eq!(server.value("visits"), 6);
 }
+
+/// A web page of another site, in the real browser, cannot count: its no-cors `text/plain`
+/// fetch, its beacon and its `text/plain` form all reach the server and are refused (403
+/// `forbidden_origin`), and the counter is unchanged; the browser reaching the server through
+/// a name that resolves to 127.0.0.1 (DNS rebinding) gets 403 `forbidden_host`.
+#[test]
+fn a_page_of_another_site_cannot_count() {
+    let dir = browser_dir();
+    let db = TempDb::new();
+    tally_ok(&db.path, &["set", "visits", "5"]);
+    let server = Server::start(&db.path, &[]);
+    let output = Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(&dir)
+        .env("TALLY_URL", format!("http://{}", server.address))
+        .env("TALLY_CROSS_SITE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "RESULT {\"fetched\":\"sent\",\"form\":[403,\"forbidden_origin\"],\
+         \"rebound\":[403,\"forbidden_host\"]}\n"
+    );
+    assert_eq!(server.value("visits"), 5);
+    let metrics = server.request("GET", "/metrics", None).body;
+    let refused = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("tally_http_requests_total{method=\"POST\",route=\"/counters/{name}/increment\",status=\"403\"}")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse::<u64>().ok());
+    // The fetch, the beacon and the form.
+    assert_eq!(refused, Some(3), "{metrics}");
+}

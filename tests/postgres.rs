@@ -662,3 +662,134 @@ fn replicas_take_each_others_cursors() {
     }
     assert_eq!(listed, expected);
 }
+
+/// PostgreSQL's connection edges, each answered in words that say what is wrong and what to do:
+/// `connect_timeout` in the URL bounds a server that takes the connection and never answers; a
+/// missing or wrong password is the configuration's fault (exit 3, `store_misconfigured`, no
+/// "retry in a moment"); a role that may not create tally's schema fails `/readyz` and every
+/// write with the right it lacks; `--postgres-schema public` is refused.
+#[test]
+fn connection_edges_say_what_to_fix() {
+    // A port that takes connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in silent.incoming() {
+            held.push(connection);
+        }
+    });
+    let url = format!("postgres://app@127.0.0.1:{port}/db?connect_timeout=2");
+    let started = Instant::now();
+    let output = tally(&url, &["get", "visits"]);
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "tally: error: the counter store {url} cannot be reached (PostgreSQL: no connection \
+             within connect_timeout (2 s): the server took the connection but did not finish it \
+             (a server that hangs, or a port that is not PostgreSQL's)); retry in a moment\n"
+        )
+    );
+
+    let postgres = PostgresServer::start(&[]).unwrap();
+    postgres
+        .psql("CREATE ROLE locked LOGIN PASSWORD 's3cret'; CREATE ROLE app LOGIN")
+        .unwrap();
+    postgres.require_password_for("locked").unwrap();
+    let at = |role: &str| format!("postgres://{role}@127.0.0.1:{}/postgres", postgres.port());
+    let output = tally(&at("locked"), &["incr", "visits"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "tally: error: cannot use the PostgreSQL store {}: PostgreSQL asks for a password \
+             and the store's URL has none: put it in the URL, after the user name and a colon \
+             (tally never shows it)\n",
+            at("locked")
+        )
+    );
+    let wrong = format!(
+        "postgres://locked:wrong@127.0.0.1:{}/postgres",
+        postgres.port()
+    );
+    let output = common::run(&["--json", "--store", &wrong, "incr", "visits"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["code"], "store_misconfigured", "{error}");
+    assert_eq!(
+        error["error"],
+        format!(
+            "cannot use the PostgreSQL store postgres://locked:***@127.0.0.1:{}/postgres: \
+             PostgreSQL: password authentication failed for user \"locked\" (SQLSTATE 28P01); \
+             check the user and password in the store's URL (and the server's pg_hba.conf)",
+            postgres.port()
+        )
+    );
+    assert!(!error.to_string().contains("wrong"), "{error}");
+    let right = format!(
+        "postgres://locked:s3cret@127.0.0.1:{}/postgres",
+        postgres.port()
+    );
+    assert!(tally(&right, &["get", "visits"]).status.success());
+
+    // A role without CREATE on the database: not ready, and every write says which right.
+    let db = TempDb::new();
+    let server = Server::start_with(&db.path, &["--store", &at("app")], &[]);
+    let lacks = "the role \"app\" may not create tally's schema \"tally\" in database \
+                 \"postgres\" (it lacks CREATE on the database): GRANT CREATE ON DATABASE \
+                 \"postgres\" TO \"app\", or have an administrator create the schema for it \
+                 (CREATE SCHEMA \"tally\" AUTHORIZATION \"app\")";
+    let ready = server.request("GET", "/readyz", None);
+    let body: serde_json::Value = serde_json::from_str(&ready.body).unwrap();
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(body["code"], "store_misconfigured");
+    assert_eq!(body["error"], lacks);
+    assert_eq!(ready.header("retry-after"), None);
+    let write = server.request("POST", "/counters/visits/increment", None);
+    let body: serde_json::Value = serde_json::from_str(&write.body).unwrap();
+    assert_eq!(
+        (write.status, body["code"].as_str()),
+        (503, Some("store_misconfigured")),
+        "{write:?}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().starts_with(&format!(
+            "{lacks} (PostgreSQL: permission denied for database postgres (SQLSTATE 42501))"
+        )),
+        "{body}"
+    );
+    assert_eq!(server.request("GET", "/healthz", None).status, 200);
+    // Given the right, the same server is ready and writes, with no restart.
+    postgres
+        .psql("GRANT CREATE ON DATABASE postgres TO app")
+        .unwrap();
+    assert_eq!(server.request("GET", "/readyz", None).status, 200);
+    assert_eq!(
+        server
+            .request("POST", "/counters/visits/increment", None)
+            .body,
+        r#"{"name":"visits","value":1}"#
+    );
+
+    let output = tally(
+        &postgres.url(),
+        &["--postgres-schema", "public", "incr", "visits"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "tally: error: cannot use the PostgreSQL store {}: the schema name \"public\" will \
+             not do: public is the database's shared default schema, where every role and \
+             application puts its tables; give tally a schema of its own (the default, tally, \
+             or another name)\n",
+            postgres.url()
+        )
+    );
+}

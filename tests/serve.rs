@@ -102,7 +102,7 @@ fn an_unreadable_body_is_a_bad_request() {
         .unwrap();
     stream
         .write_all(
-            b"POST /counters/visits/increment HTTP/1.1\r\nHost: tally\r\n\
+            b"POST /counters/visits/increment HTTP/1.1\r\nHost: localhost\r\n\
               Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n\
               zz\r\n{\"by\": 1}\r\n0\r\n\r\n",
         )

@@ -152,7 +152,9 @@ fn a_bad_line_imports_nothing() {
 /// counters is stored; what was there before is intact.
 #[test]
 fn an_import_that_fills_the_disk_changes_nothing() {
-    let disk = SmallDisk::mount("512k");
+    let Some(disk) = SmallDisk::mount("512k") else {
+        return;
+    };
     let db = disk.dir.path().join("counters.db");
     tally_ok(&db, &["set", "before", "9"]);
     let file = tempfile::NamedTempFile::new().unwrap();

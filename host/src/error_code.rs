@@ -51,11 +51,26 @@ pub enum ErrorCode {
     InvalidInput,
     /// `failure`: the command line could not do its work (database, component, network).
     Failure,
+    /// `store_full`: the store has no room for the write (a full disk).
+    StoreFull,
+    /// `store_misconfigured`: the store refuses this process until its operator fixes a
+    /// setting (a password, a right).
+    StoreMisconfigured,
+    /// `too_many_connections`: `--max-connections` are open, every one running a request.
+    TooManyConnections,
+    /// `request_timeout`: a request's body did not arrive within the body timeout.
+    RequestTimeout,
+    /// `unsupported_media_type`: a body that is not `application/json` where JSON is expected.
+    UnsupportedMediaType,
+    /// `forbidden_origin`: a write from a web page of another origin.
+    ForbiddenOrigin,
+    /// `forbidden_host`: a `Host` this server does not answer for (DNS rebinding).
+    ForbiddenHost,
 }
 
 impl ErrorCode {
     /// Every code, each once.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 28] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -77,6 +92,13 @@ impl ErrorCode {
         Self::InvalidInput,
         Self::Failure,
         Self::StoreReadOnly,
+        Self::StoreFull,
+        Self::StoreMisconfigured,
+        Self::TooManyConnections,
+        Self::RequestTimeout,
+        Self::UnsupportedMediaType,
+        Self::ForbiddenOrigin,
+        Self::ForbiddenHost,
     ];
 
     /// The code as it appears in error bodies.
@@ -103,6 +125,13 @@ impl ErrorCode {
             Self::InvalidInput => "invalid_input",
             Self::Failure => "failure",
             Self::StoreReadOnly => "store_read_only",
+            Self::StoreFull => "store_full",
+            Self::StoreMisconfigured => "store_misconfigured",
+            Self::TooManyConnections => "too_many_connections",
+            Self::RequestTimeout => "request_timeout",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ForbiddenOrigin => "forbidden_origin",
+            Self::ForbiddenHost => "forbidden_host",
         }
     }
 
@@ -126,6 +155,8 @@ impl ErrorCode {
             Failure::Busy(_) => Self::Busy,
             Failure::Unavailable(_) => Self::StoreUnavailable,
             Failure::ReadOnly(_) => Self::StoreReadOnly,
+            Failure::NoSpace(_) => Self::StoreFull,
+            Failure::Misconfigured(_) => Self::StoreMisconfigured,
             Failure::OutcomeUnknown(_) => Self::WriteOutcomeUnknown,
             Failure::AppliedThenFailed(_) => Self::AppliedThenFailed,
             Failure::Trap(_) => Self::GuestFailure,
@@ -157,6 +188,13 @@ impl ErrorCode {
             Self::InvalidInput => 18,
             Self::Failure => 19,
             Self::StoreReadOnly => 20,
+            Self::StoreFull => 21,
+            Self::StoreMisconfigured => 22,
+            Self::TooManyConnections => 23,
+            Self::RequestTimeout => 24,
+            Self::UnsupportedMediaType => 25,
+            Self::ForbiddenOrigin => 26,
+            Self::ForbiddenHost => 27,
         }
     }
 }

@@ -27,6 +27,12 @@ pub enum Failure {
     /// The store can be read but not written (a database read-only for this user): what
     /// `/readyz` says. Nothing changed.
     ReadOnly(String),
+    /// The store has no room for the write (a full disk): the store's words. Nothing changed;
+    /// writes succeed again once space is freed.
+    NoSpace(String),
+    /// The store refuses this process for a reason its operator must fix (a password, a
+    /// right): the words say which and how. Nothing changed.
+    Misconfigured(String),
     /// A write was sent and its answer lost: it may or may not have been applied.
     OutcomeUnknown(String),
     /// A write of the call was applied, then the call failed: the write stands.
@@ -47,7 +53,12 @@ impl Failure {
             | Self::KeyReused(message)
             | Self::Unavailable(message)
             | Self::ReadOnly(message)
+            | Self::Misconfigured(message)
             | Self::AppliedThenFailed(message) => message.clone(),
+            Self::NoSpace(detail) => format!(
+                "the counter store has no room for the write ({detail}); nothing was changed: \
+                 free space where the store keeps its data, and writes go on"
+            ),
             Self::OutcomeUnknown(detail) => format!(
                 "the counter store lost its answer to a write, which may or may not have been \
                  applied ({detail}); a retry with the same idempotency key is safe, one without \
@@ -70,6 +81,11 @@ impl Failure {
                 Self::Unavailable(crate::refusal::store_unreachable(store, &detail))
             }
             busy @ StorageError::Busy(_) => Self::Busy(busy.to_string()),
+            StorageError::NoSpace(detail) => Self::NoSpace(detail),
+            StorageError::Misconfigured(detail) => Self::Misconfigured(detail),
+            read_only @ StorageError::ReadOnly { .. } => {
+                Self::ReadOnly(crate::refusal::store_error(&read_only))
+            }
             failure => Self::Refused(Refusal::new(
                 CounterError::StoreFailure(crate::refusal::store_error(&failure)),
                 counter_limit,
@@ -114,10 +130,12 @@ fn rank(failure: &StorageError) -> u8 {
         StorageError::IdempotencyKeyReused { .. } => 0,
         StorageError::OutcomeUnknown(_) => 1,
         StorageError::Unavailable(_) => 2,
-        StorageError::Busy(_) => 3,
-        StorageError::InvalidCursor(_) => 4,
-        StorageError::Overflow { .. } => 5,
-        _ => 6,
+        StorageError::Misconfigured(_) => 3,
+        StorageError::NoSpace(_) => 4,
+        StorageError::Busy(_) => 5,
+        StorageError::InvalidCursor(_) => 6,
+        StorageError::Overflow { .. } => 7,
+        _ => 8,
     }
 }
 
@@ -127,8 +145,9 @@ fn rank(failure: &StorageError) -> u8 {
 /// 1. a trap: [`Failure::AppliedThenFailed`] when a write was applied, else [`Failure::Trap`];
 /// 2. the component's success;
 /// 3. the store's own account of a failure the component only saw in words, most telling
-///    first: key reused, outcome unknown, unreachable, busy, an expired cursor (an invalid
-///    page), an overflow (the counter's overflow, whatever words the component found);
+///    first: key reused, outcome unknown, unreachable, misconfigured, out of space, busy, an
+///    expired cursor (an invalid page), an overflow (the counter's overflow, whatever words the
+///    component found);
 /// 4. a store failure after an applied write: [`Failure::AppliedThenFailed`];
 /// 5. the component's refusal.
 ///
@@ -163,6 +182,8 @@ pub fn classify<T>(
         Some(StorageError::Unavailable(detail)) => {
             Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
         }
+        Some(StorageError::Misconfigured(detail)) => Failure::Misconfigured(detail),
+        Some(StorageError::NoSpace(detail)) => Failure::NoSpace(detail),
         Some(busy @ StorageError::Busy(_)) => Failure::Busy(busy.to_string()),
         Some(StorageError::InvalidCursor(_)) if store_failed => Failure::Refused(Refusal::new(
             CounterError::InvalidPage(cursor_expired()),
@@ -251,7 +272,9 @@ mod tests {
         let down = || StorageError::Unavailable("Redis: refused".into());
         let unknown = || StorageError::OutcomeUnknown("connection dropped".into());
         let cursor = || StorageError::InvalidCursor("list again".into());
-        let other = || StorageError::Backend("disk full".into());
+        let other = || StorageError::Backend("I/O error".into());
+        let full = || StorageError::NoSpace("SQLite: database or disk is full".into());
+        let denied = || StorageError::Misconfigured("the role may not create the schema".into());
         let table: Vec<(Vec<StorageError>, usize, &str)> = vec![
             (vec![], 0, "store_failure"),
             (vec![other()], 0, "store_failure"),
@@ -268,6 +291,11 @@ mod tests {
             (vec![other(), overflow()], 0, "overflow"),
             (vec![other()], 1, "applied_then_failed"),
             (vec![busy()], 1, "busy"),
+            (vec![full()], 0, "store_full"),
+            (vec![busy(), full()], 0, "store_full"),
+            (vec![full(), down()], 0, "store_unavailable"),
+            (vec![denied(), full()], 0, "store_misconfigured"),
+            (vec![down(), denied()], 0, "store_unavailable"),
         ];
         for (failures, applied, expected) in table {
             let shown = format!("{failures:?} after {applied} write(s)");

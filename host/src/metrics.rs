@@ -36,6 +36,13 @@ pub struct Metrics {
     pub idempotent_replays: AtomicU64,
     /// RESP transactions run again because another write changed a counter they read.
     pub transaction_reruns: AtomicU64,
+    /// HTTP connections open now.
+    pub http_connections: AtomicU64,
+    /// HTTP connections closed by the server, by why: `idle_timeout`, `header_timeout`,
+    /// `evicted` (an idle or half-sent one closed to make room at `--max-connections`).
+    http_connections_closed: Mutex<BTreeMap<&'static str, u64>>,
+    /// HTTP connections refused at `--max-connections`, with none to make room.
+    pub http_connections_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -74,6 +81,16 @@ impl Metrics {
             resp_clients_rejected: AtomicU64::new(0),
             idempotent_replays: AtomicU64::new(0),
             transaction_reruns: AtomicU64::new(0),
+            http_connections: AtomicU64::new(0),
+            http_connections_closed: Mutex::new(BTreeMap::new()),
+            http_connections_refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts an HTTP connection the server closed, and why.
+    pub fn record_connection_closed(&self, reason: &'static str) {
+        if let Ok(mut closed) = self.http_connections_closed.lock() {
+            *closed.entry(reason).or_default() += 1;
         }
     }
 
@@ -122,6 +139,21 @@ impl Metrics {
             "# HELP tally_resp_clients RESP connections open.\n# TYPE tally_resp_clients gauge\ntally_resp_clients {}",
             self.resp_clients.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP tally_http_connections HTTP connections open.\n# TYPE tally_http_connections gauge\ntally_http_connections {}",
+            self.http_connections.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP tally_http_connections_closed_total HTTP connections the server closed, by reason (idle_timeout, header_timeout, evicted: closed to make room at --max-connections).\n");
+        out.push_str("# TYPE tally_http_connections_closed_total counter\n");
+        if let Ok(closed) = self.http_connections_closed.lock() {
+            for (reason, count) in closed.iter() {
+                let _ = writeln!(
+                    out,
+                    "tally_http_connections_closed_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
         self.store_operation_seconds.render(
             &mut out,
             "tally_store_operation_seconds",
@@ -162,6 +194,11 @@ impl Metrics {
                 "tally_resp_transaction_reruns_total",
                 "RESP EXECs run again because another write changed a counter they read.",
                 &self.transaction_reruns,
+            ),
+            (
+                "tally_http_connections_refused_total",
+                "HTTP connections refused at --max-connections (none idle to close instead).",
+                &self.http_connections_refused,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

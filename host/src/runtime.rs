@@ -27,7 +27,7 @@ use crate::reuse::{Idle, Lease, MAX_MEMORY_GROWTH};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tally_keyvalue::storage::{Answer, Cursor, Storage, StorageError, WriteContext};
 use tally_keyvalue::{KeyValue, KeyValueCtx};
@@ -221,7 +221,7 @@ struct Limits {
     metrics: Option<Arc<Metrics>>,
     store_name: Arc<str>,
     /// Shared by every instance of the runtime.
-    outage: Arc<Outage>,
+    log: Arc<StoreLog>,
 }
 
 impl Runtime {
@@ -285,7 +285,7 @@ impl Runtime {
                 deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
                 metrics: options.metrics.clone(),
                 store_name: options.store_name.clone(),
-                outage: Arc::default(),
+                log: Arc::default(),
             },
             counter_limit,
             storage,
@@ -328,20 +328,25 @@ impl Runtime {
     /// Whether the store can be reached and written now (`Storage::check_ready`): an outage in
     /// the words every front end uses, or a store that can only be read.
     pub async fn check_store_ready(&self) -> Result<(), Failure> {
-        let ready = self.storage.check_ready().await.map_err(|failure| {
-            if let StorageError::ReadOnly { .. } = failure {
-                return Failure::ReadOnly(crate::refusal::store_error(&failure));
-            }
-            let detail = match failure {
-                StorageError::Unavailable(detail) => detail,
-                failure => failure.to_string(),
-            };
-            Failure::Unavailable(crate::refusal::store_unreachable(
-                &self.limits.store_name,
-                &detail,
-            ))
-        });
-        self.limits.outage.note(&ready);
+        let ready = self
+            .storage
+            .check_ready()
+            .await
+            .map_err(|failure| match failure {
+                StorageError::ReadOnly { .. } => {
+                    Failure::ReadOnly(crate::refusal::store_error(&failure))
+                }
+                StorageError::NoSpace(detail) => Failure::NoSpace(detail),
+                StorageError::Misconfigured(detail) => Failure::Misconfigured(detail),
+                StorageError::Unavailable(detail) => Failure::Unavailable(
+                    crate::refusal::store_unreachable(&self.limits.store_name, &detail),
+                ),
+                failure => Failure::Unavailable(crate::refusal::store_unreachable(
+                    &self.limits.store_name,
+                    &failure.to_string(),
+                )),
+            });
+        self.limits.log.note(&ready, true);
         ready
     }
 
@@ -780,6 +785,7 @@ impl Counter {
     ) -> Result<Done<T>, Failure> {
         let mut record = self.store.data().keyvalue.finish_call();
         self.listing_resumes_at = record.listing_resumes_at.take();
+        let wrote = record.writes_applied > 0;
         let answer = answer.map_err(|error| {
             let state = self.store.data();
             self.limits
@@ -794,7 +800,7 @@ impl Counter {
         {
             self.broken = true;
         }
-        self.limits.outage.note(&outcome);
+        self.limits.log.note(&outcome, wrote);
         outcome
     }
 
@@ -820,29 +826,110 @@ impl Counter {
     }
 }
 
-/// Whether the store is out of reach, as the calls and readiness checks of one runtime find
-/// it: the log says so once when an outage starts and once when it ends, not once per request
-/// (the metrics count those).
+/// What the log says about the store, as the calls and readiness checks of one runtime find
+/// it. An outage is said once when it starts and once when it ends, and so is a full store;
+/// every other failure of the store (a write refused for lack of space, a missing right, a
+/// failed commit, a lost answer, a busy database) is logged too, but at most one line per
+/// [`STORE_FAILURE_LOG_INTERVAL`]: the first at once, then how many more came with the last
+/// one's words. The metrics count every request.
 #[derive(Debug, Default)]
-struct Outage {
-    ongoing: std::sync::atomic::AtomicBool,
+struct StoreLog {
+    outage: AtomicBool,
+    full: AtomicBool,
+    // A std mutex, held to count or to decide to log, never across an await.
+    failures: std::sync::Mutex<FailureWindow>,
 }
 
-impl Outage {
-    /// Notes what a call or check came to: unreachable starts an outage, an answer ends one.
-    fn note<T>(&self, outcome: &Result<T, Failure>) {
+/// The rate limit of [`StoreLog`]'s failure lines.
+const STORE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Store failures since the last line.
+#[derive(Debug, Default)]
+struct FailureWindow {
+    /// When the last line was logged.
+    logged_at: Option<std::time::Instant>,
+    /// Failures since then, not logged.
+    suppressed: u64,
+}
+
+impl StoreLog {
+    /// Notes what a call or check came to; `wrote`: it committed a write (or the store says it
+    /// can commit one again), which ends a full store.
+    fn note<T>(&self, outcome: &Result<T, Failure>, wrote: bool) {
         match outcome {
             Err(Failure::Unavailable(message)) => {
-                if !self.ongoing.swap(true, Ordering::Relaxed) {
+                if !self.outage.swap(true, Ordering::Relaxed) {
                     tracing::warn!("store outage: {message}; requests fail until it is back");
                 }
             }
+            Err(failure @ Failure::NoSpace(_)) => {
+                self.end_outage();
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "store full: {}; writes fail until space is freed, /readyz says so",
+                        failure.message()
+                    );
+                } else {
+                    self.failed(failure);
+                }
+            }
+            Err(
+                failure @ (Failure::Misconfigured(_)
+                | Failure::Busy(_)
+                | Failure::OutcomeUnknown(_)
+                | Failure::AppliedThenFailed(_)),
+            ) => {
+                self.end_outage();
+                self.failed(failure);
+            }
+            Err(failure @ Failure::Refused(refusal))
+                if matches!(refusal.error, CounterError::StoreFailure(_)) =>
+            {
+                self.end_outage();
+                self.failed(failure);
+            }
             Ok(_) => {
-                if self.ongoing.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("store outage over: the store answers again");
+                self.end_outage();
+                if wrote && self.full.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("store full no more: writes commit again");
                 }
             }
             Err(_) => {}
+        }
+    }
+
+    /// The store answered: an outage, if one was going on, is over.
+    fn end_outage(&self) {
+        if self.outage.swap(false, Ordering::Relaxed) {
+            tracing::warn!("store outage over: the store answers again");
+        }
+    }
+
+    /// Logs `failure` unless a line went out in the last [`STORE_FAILURE_LOG_INTERVAL`]; then
+    /// counts it for the next line.
+    fn failed(&self, failure: &Failure) {
+        let mut window = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if window
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < STORE_FAILURE_LOG_INTERVAL)
+        {
+            window.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut window.suppressed);
+        window.logged_at = Some(now);
+        drop(window);
+        if suppressed == 0 {
+            tracing::warn!("store failure: {}", failure.message());
+        } else {
+            tracing::warn!(
+                "store failure: {} ({suppressed} more since the last line)",
+                failure.message()
+            );
         }
     }
 }

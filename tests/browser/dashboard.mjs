@@ -10,8 +10,11 @@
 //   TALLY_SCREENSHOT  where to save a PNG of the final page
 //   CHROMIUM          the browser (default /usr/bin/chromium, Debian's package)
 //   TALLY_AUTH_TOKEN_FOR_PAGE  instead, check the auth-token flow with this token
+//   TALLY_CROSS_SITE  instead, visit a page of another origin that tries to count, and the
+//                     server through a name of the page's own (DNS rebinding)
 
 import { chromium } from "playwright-core";
+import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 
 const url = process.env.TALLY_URL;
@@ -68,6 +71,53 @@ async function authScenario(page, token) {
   if (await page.getByRole("alert").isVisible()) throw new Error("the error stayed after the fix");
 }
 
+/**
+ * A page of another site (served here, on another port) tries to count with what a page can
+ * send without asking the server first: a no-cors fetch of text/plain, a beacon, a form posted
+ * as text/plain. Then the browser reaches the server through `rebind.test`, a name that (as a
+ * rebinding attacker's would) resolves to 127.0.0.1. Resolves to what the browser saw.
+ */
+async function crossSiteScenario(page) {
+  const target = `${url}/counters/visits/increment`;
+  const attack = `<!doctype html><title>another site</title>
+    <form id="form" method="POST" action="${target}" enctype="text/plain">
+      <input name='{"by": 5, "x": "' value='"}'>
+    </form>
+    <script>
+      window.fetched = fetch(${JSON.stringify(target)}, {
+        method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" },
+        body: '{"by": 5}',
+      }).then(() => "sent", (error) => "failed: " + error);
+      navigator.sendBeacon(${JSON.stringify(target)}, '{"by": 5}');
+    </script>`;
+  const site = createServer((request, response) => {
+    response.writeHead(200, { "Content-Type": "text/html" });
+    response.end(attack);
+  });
+  await new Promise((ready) => site.listen(0, "127.0.0.1", ready));
+  const origin = `http://127.0.0.1:${site.address().port}`;
+  try {
+    await page.goto(origin);
+    const fetched = await page.evaluate(() => window.fetched);
+    // The form navigates to the server's answer.
+    const [answer] = await Promise.all([
+      page.waitForNavigation(),
+      page.evaluate(() => document.getElementById("form").submit()),
+    ]);
+    const formStatus = answer.status();
+    const formBody = await page.locator("body").textContent();
+    const port = new URL(url).port;
+    const rebound = await page.goto(`http://rebind.test:${port}/counters/visits`);
+    return {
+      fetched,
+      form: [formStatus, JSON.parse(formBody).code],
+      rebound: [rebound.status(), (await rebound.json()).code],
+    };
+  } finally {
+    site.close();
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // Chromium as root needs --no-sandbox; the rest keep it off the (closed) network.
@@ -79,9 +129,16 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    // For the rebinding check: a name of the page's own that leads to the server.
+    "--host-resolver-rules=MAP rebind.test 127.0.0.1",
   ],
 });
 try {
+  if (process.env.TALLY_CROSS_SITE) {
+    const seen = await crossSiteScenario(await browser.newPage());
+    console.log(`RESULT ${JSON.stringify(seen)}`);
+    process.exit(0);
+  }
   if (process.env.TALLY_AUTH_TOKEN_FOR_PAGE) {
     await authScenario(await browser.newPage(), process.env.TALLY_AUTH_TOKEN_FOR_PAGE);
     console.log("RESULT \"auth ok\"");

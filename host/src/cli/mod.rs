@@ -156,17 +156,28 @@ pub enum Failure {
     Broken(anyhow::Error),
 }
 
-/// An error that says the store cannot be reached ([`crate::refusal::store_unreachable`]'s
-/// words), so that wherever it is raised the command exits as an outage
-/// ([`crate::Failure::Unavailable`]).
+/// A store that could not be opened for a reason a counter call would give too, in its words,
+/// so that wherever it is raised the command exits (and `--json` says its code) as that call
+/// would.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreUnreachable(pub String);
+pub enum StoreProblem {
+    /// It cannot be reached ([`crate::refusal::store_unreachable`]'s words):
+    /// [`crate::Failure::Unavailable`].
+    #[error("{0}")]
+    Unreachable(String),
+    /// It refuses this process until its operator fixes a setting:
+    /// [`crate::Failure::Misconfigured`].
+    #[error("{0}")]
+    Misconfigured(String),
+}
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
-        match error.downcast::<StoreUnreachable>() {
-            Ok(unreachable) => Self::Call(crate::Failure::Unavailable(unreachable.0)),
+        match error.downcast::<StoreProblem>() {
+            Ok(StoreProblem::Unreachable(words)) => Self::Call(crate::Failure::Unavailable(words)),
+            Ok(StoreProblem::Misconfigured(words)) => {
+                Self::Call(crate::Failure::Misconfigured(words))
+            }
             Err(error) => Self::Broken(error),
         }
     }
@@ -200,6 +211,13 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::StoreUnavailable
         | ErrorCode::IdempotencyKeyInUse
         | ErrorCode::StoreReadOnly
+        | ErrorCode::StoreFull
+        | ErrorCode::StoreMisconfigured
+        | ErrorCode::TooManyConnections
+        | ErrorCode::RequestTimeout
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::ForbiddenOrigin
+        | ErrorCode::ForbiddenHost
         | ErrorCode::Failure => 3,
         // Not "nothing changed": the write was, or may have been, applied.
         ErrorCode::WriteOutcomeUnknown | ErrorCode::AppliedThenFailed => 4,

@@ -104,6 +104,75 @@ pub struct ServeArgs {
     )]
     resp_idle_timeout_secs: u64,
 
+    /// The most HTTP connections open at once. Past it, a new connection closes the one that
+    /// has waited longest for a request (idle, else half-sent); only when every one is running
+    /// a request is it refused with a 503. Lowered, with a warning, to what the file
+    /// descriptor limit allows.
+    #[arg(
+        long,
+        env = "TALLY_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections: u32,
+
+    /// Close an HTTP connection that has waited this long for a request.
+    #[arg(
+        long,
+        env = "TALLY_HTTP_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    http_idle_timeout_secs: u64,
+
+    /// Close an HTTP connection whose request's headers are not complete this long after its
+    /// first byte (a stalled or deliberately slow request).
+    #[arg(
+        long,
+        env = "TALLY_HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    http_header_timeout_secs: u64,
+
+    /// Answer 408 and close the connection when a request's body has not arrived this long
+    /// after its headers.
+    #[arg(
+        long,
+        env = "TALLY_HTTP_BODY_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    http_body_timeout_secs: u64,
+
+    /// Let web pages of this origin (`https://ops.example.com`) change counters, besides the
+    /// server's own (its dashboard); repeat it or separate origins with commas. Writes from
+    /// other pages are refused.
+    #[arg(
+        long,
+        env = "TALLY_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        value_parser = origin
+    )]
+    allow_origin: Vec<String>,
+
+    /// Answer requests for this host name too (on a loopback address, only `localhost`,
+    /// `*.localhost`, 127.x.x.x and [::1] are answered: a page that reaches the server through
+    /// a name of its own is refused); repeat it or separate names with commas. On other
+    /// addresses, giving names makes the server answer for those (and loopback ones) only.
+    #[arg(
+        long,
+        env = "TALLY_ALLOW_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    allow_host: Vec<String>,
+
     /// Require `Authorization: Bearer TOKEN` on every request that changes counters (and, over
     /// RESP, `AUTH TOKEN` before any command, as Redis's `requirepass`).
     #[arg(
@@ -114,6 +183,25 @@ pub struct ServeArgs {
         value_parser = crate::token::parse_token
     )]
     auth_token: Option<String>,
+}
+
+/// Checks that an `--allow-origin` value is an origin: `http://` or `https://`, a host, perhaps
+/// a port, and nothing after it.
+fn origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    let host = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
+            Ok(value.to_string())
+        }
+        _ => Err(
+            "expected an origin: http:// or https://, a host and an optional port, such \
+                  as https://ops.example.com"
+                .into(),
+        ),
+    }
 }
 
 /// Checks that a `--listen` value is `HOST:PORT` (`127.0.0.1:8080`, `[::1]:8080`,
@@ -231,10 +319,24 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
+    let http_options = server::HttpOptions {
+        auth_token: args.auth_token.clone(),
+        allowed_hosts: args.allow_host.clone(),
+        allowed_origins: args.allow_origin.clone(),
+        limits: server::connections::ConnectionLimits {
+            max_connections: descriptor_room(
+                args.max_connections,
+                args.resp.as_ref().map(|_| args.resp_max_clients),
+            ),
+            idle_timeout: Duration::from_secs(args.http_idle_timeout_secs),
+            header_timeout: Duration::from_secs(args.http_header_timeout_secs),
+        },
+        body_timeout: Duration::from_secs(args.http_body_timeout_secs),
+    };
     let http = server::serve(
         listener,
         runtime.clone(),
-        args.auth_token.clone(),
+        http_options,
         metrics.clone(),
         http_stopped,
     );
@@ -272,6 +374,53 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     drop(storage);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// File descriptors kept for the store, the component cache, logs and accepting: a quarter of
+/// the limit, at most this many.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// `--max-connections`, within what the file descriptor limit allows beside the RESP
+/// listener's clients: the soft limit is first raised to the hard one (as most servers do), and
+/// a cap it still cannot hold is lowered, saying so.
+fn descriptor_room(max_connections: u32, resp_clients: Option<u32>) -> usize {
+    let wanted = u64::from(max_connections);
+    let limit = raise_descriptor_limit();
+    let room = limit
+        .saturating_sub(RESERVED_DESCRIPTORS.min(limit / 4))
+        .saturating_sub(resp_clients.map_or(0, u64::from).min(limit / 4))
+        .max(1);
+    if wanted > room {
+        tracing::warn!(
+            "--max-connections {wanted} does not fit this process's file descriptor limit \
+             ({limit}, ulimit -n): serving at most {room} HTTP connections at once"
+        );
+    }
+    usize::try_from(wanted.min(room)).unwrap_or(usize::MAX)
+}
+
+/// Raises the soft limit on open files to the hard limit; the soft limit in force after.
+fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// How often expired idempotency records are purged: half the retention, between 1 s and 60 s,

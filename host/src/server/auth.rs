@@ -1,10 +1,11 @@
 //! Access control: with `--auth-token`, every route that changes counters (POST, PUT, DELETE)
-//! needs `Authorization: Bearer TOKEN` (the scheme in any case); reads stay open (put a proxy in front to restrict them).
+//! needs `Authorization: Bearer TOKEN` (the scheme in any case), sent once; reads stay open
+//! (put a proxy in front to restrict them).
 //!
 //! Tokens are compared by [`crate::token::tokens_match`], as RESP's `AUTH` compares them.
 
+use super::AppState;
 use super::error::ApiError;
-use super::routes::AppState;
 use crate::token::{bearer_token, tokens_match};
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -23,9 +24,12 @@ pub async fn require_token(
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
+    let mut sent = request.headers().get_all(header::AUTHORIZATION).iter();
+    let first = sent.next();
+    if sent.next().is_some() {
+        return ApiError::AuthorizationTwice.into_response();
+    }
+    let presented = first
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_token);
     match presented {

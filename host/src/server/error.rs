@@ -30,6 +30,16 @@ pub enum ApiError {
     },
     /// The `Idempotency-Key` header is not 1-255 visible ASCII characters: why.
     InvalidIdempotencyKey(String),
+    /// Two `Authorization` headers came (`--auth-token`): which one was meant is anyone's guess.
+    AuthorizationTwice,
+    /// A body that is not `application/json` where JSON is expected: the type it said.
+    UnsupportedMediaType(String),
+    /// The body did not arrive within the body timeout.
+    RequestTimeout(std::time::Duration),
+    /// A write from a web page of another origin: the origin.
+    ForbiddenOrigin(String),
+    /// A `Host` the server does not answer for: the host.
+    ForbiddenHost(String),
 }
 
 /// The HTTP status of each code (the command line's own codes never reach HTTP: 500).
@@ -46,9 +56,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Busy | ErrorCode::StoreUnavailable | ErrorCode::StoreReadOnly => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ErrorCode::Busy
+        | ErrorCode::StoreUnavailable
+        | ErrorCode::StoreReadOnly
+        | ErrorCode::StoreMisconfigured => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StoreFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::ForbiddenOrigin | ErrorCode::ForbiddenHost => StatusCode::FORBIDDEN,
         ErrorCode::CorruptValue
         | ErrorCode::StoreFailure
         | ErrorCode::GuestFailure
@@ -71,6 +87,11 @@ impl ApiError {
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unauthorized { .. } => ErrorCode::Unauthorized,
             Self::InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
+            Self::AuthorizationTwice => ErrorCode::Unauthorized,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            Self::ForbiddenOrigin(_) => ErrorCode::ForbiddenOrigin,
+            Self::ForbiddenHost(_) => ErrorCode::ForbiddenHost,
         }
     }
 
@@ -101,6 +122,28 @@ impl ApiError {
             Self::InvalidIdempotencyKey(reason) => {
                 format!("invalid Idempotency-Key header: {reason}")
             }
+            Self::AuthorizationTwice => "the Authorization header came more than once; send \
+                                         one, with the server's --auth-token; nothing was changed"
+                .to_string(),
+            Self::UnsupportedMediaType(given) => format!(
+                "the body must be JSON sent with Content-Type: application/json (it came as \
+                 {given}; curl: --json '{{...}}'); nothing was changed"
+            ),
+            Self::RequestTimeout(limit) => format!(
+                "the request body did not arrive within {} s; nothing was changed",
+                limit.as_secs_f64()
+            ),
+            Self::ForbiddenOrigin(origin) => format!(
+                "a write from a web page of another origin ({origin}) is refused: only this \
+                 server's own pages, clients that are not browsers, and origins given with \
+                 --allow-origin may change counters; nothing was changed"
+            ),
+            Self::ForbiddenHost(host) => format!(
+                "this server does not answer for the host {host:?}: on a loopback address it \
+                 answers for localhost, 127.0.0.1 and [::1] (and names given with \
+                 --allow-host), so a web page that reached it through a name of its own is \
+                 refused"
+            ),
         }
     }
 }
@@ -135,6 +178,10 @@ impl IntoResponse for ApiError {
             }
             Self::Failed(failure) if failure.retry_soon() => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still come: the connection is not read again.
+            Self::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -1,15 +1,17 @@
 //! Request parsing with JSON errors: the counter name from the path, the `Idempotency-Key`
-//! header, and size-limited JSON bodies.
+//! header, and JSON bodies: `application/json` only (a web page cannot send that to another
+//! site without asking first), at most [`BODY_LIMIT`] bytes, within the body timeout.
 //!
 //! axum's own extractors answer malformed input with plain-text bodies; these answer with the
 //! API's JSON errors instead.
 
-use super::BODY_LIMIT;
 use super::error::ApiError;
+use super::{AppState, BODY_LIMIT};
 use crate::failure::Failure;
 use crate::idempotency::IdempotencyKey;
 use crate::{CounterError, Refusal};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -65,15 +67,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     }
 }
 
-/// A JSON object body of at most [`BODY_LIMIT`] bytes; `None` when the body is empty.
+/// A JSON object body of at most [`BODY_LIMIT`] bytes, sent as `application/json` and within
+/// the server's body timeout; `None` when the body is empty (whatever its type).
 pub struct OptionalJson<T>(pub Option<T>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let reading = axum::body::to_bytes(request.into_body(), BODY_LIMIT);
+        let bytes = tokio::time::timeout(state.body_timeout, reading)
             .await
+            .map_err(|_| ApiError::RequestTimeout(state.body_timeout))?
             .map_err(|error| {
                 if too_large(&error) {
                     ApiError::BodyTooLarge(BODY_LIMIT)
@@ -84,8 +93,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
+        if !content_type.as_deref().is_some_and(is_json) {
+            return Err(ApiError::UnsupportedMediaType(
+                content_type.unwrap_or_else(|| "no Content-Type".into()),
+            ));
+        }
         parse_object(&bytes).map(|value| Self(Some(value)))
     }
+}
+
+/// Whether a `Content-Type` is JSON: `application/json` or `application/SOMETHING+json`, with
+/// any parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 /// Whether reading a body failed because it passed the size limit.
@@ -119,6 +148,28 @@ mod tests {
     #[allow(dead_code)]
     struct By {
         by: u64,
+    }
+
+    /// JSON types, with parameters and in any case, are JSON; what a form or a page sends is
+    /// not.
+    #[test]
+    fn only_json_types_are_json() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+            "application/jsonx",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
     }
 
     /// Only an object is a body: an array that serde would read as the struct is refused.

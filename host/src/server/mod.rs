@@ -11,6 +11,8 @@
 //! ([`read_listening_address`]).
 //!
 //! # Layout
+//! - [`connections`]: accepting connections, their idle and header timeouts, and the cap.
+//! - [`cross_site`]: requests of web pages: foreign origins, foreign `Host` names.
 //! - [`routes`]: the router and its handlers.
 //! - [`error`]: the JSON error body, the status of each error and its stable
 //!   [`crate::error_code::ErrorCode`].
@@ -21,18 +23,56 @@
 
 pub mod assets;
 pub mod auth;
+pub mod connections;
+pub mod cross_site;
 pub mod error;
 pub mod extract;
 pub mod listing;
 pub mod routes;
 
+use crate::list_cursors::ListCursors;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
+use connections::ConnectionLimits;
+use cross_site::SitePolicy;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The compiled, linked component and its store.
+    pub runtime: Arc<Runtime>,
+    /// The bearer token writes need, if any (`--auth-token`).
+    pub auth_token: Option<Arc<str>>,
+    /// Where requests are counted; what `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// The list cursors this server hands out and takes back (every server of the store's).
+    pub cursors: Arc<ListCursors>,
+    /// Which hosts the server answers for and which pages may write.
+    pub sites: Arc<SitePolicy>,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+/// How the HTTP server takes requests.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// The bearer token writes need (`--auth-token`).
+    pub auth_token: Option<String>,
+    /// Host names answered besides loopback ones (`--allow-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may write (`--allow-origin`).
+    pub allowed_origins: Vec<String>,
+    /// Connections at once and their timeouts.
+    pub limits: ConnectionLimits,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+}
 
 /// The largest request body accepted, in bytes; larger bodies get 413.
 pub const BODY_LIMIT: usize = 4096;
@@ -68,31 +108,39 @@ pub(crate) fn read_address_line(
 }
 
 /// Serves the HTTP API on `listener` until `shutdown` completes, then stops accepting, lets
-/// in-flight requests finish and returns. With `auth_token`, writes need that bearer token;
-/// requests are counted in `metrics`, which `GET /metrics` shows; errors name the store as
-/// the runtime's options say.
+/// in-flight requests finish and returns. Requests are counted in `metrics`, which `GET
+/// /metrics` shows; `options` says who may write and how long a connection may wait.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
-    auth_token: Option<String>,
+    options: HttpOptions,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let cursors = crate::list_cursors::ListCursors::new(
+    let loopback = listener
+        .local_addr()
+        .context("reading the bound address")?
+        .ip()
+        .is_loopback();
+    let cursors = ListCursors::new(
         runtime.storage().clone(),
         Arc::from(runtime.store_name()),
         runtime.counter_limit(),
     );
-    let app = routes::router(routes::AppState {
+    let app = routes::router(AppState {
         runtime,
-        auth_token: auth_token.map(Arc::from),
-        metrics,
+        auth_token: options.auth_token.map(Arc::from),
+        metrics: metrics.clone(),
         cursors: Arc::new(cursors),
+        sites: Arc::new(SitePolicy::new(
+            loopback,
+            &options.allowed_hosts,
+            &options.allowed_origins,
+        )),
+        body_timeout: options.body_timeout,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    connections::serve(listener, app, options.limits, metrics, shutdown).await;
+    Ok(())
 }
 
 /// Completes on the first SIGTERM or SIGINT (Ctrl-C).

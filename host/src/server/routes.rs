@@ -18,15 +18,13 @@
 //! retry with the same key and request gets that answer again, with `Idempotent-Replayed: true`,
 //! and applies nothing.
 
-use super::assets;
 use super::error::ApiError;
 use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
+use super::{AppState, assets};
 use crate::counters;
 use crate::failure::Failure;
-use crate::list_cursors::{CursorRefused, ListCursors};
-use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::list_cursors::CursorRefused;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::http::{HeaderName, HeaderValue};
@@ -35,21 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// What every handler shares: the runtime that makes fresh instances.
-#[derive(Clone)]
-pub struct AppState {
-    /// The compiled, linked component and its store.
-    pub runtime: Arc<Runtime>,
-    /// The bearer token writes need, if any (`--auth-token`).
-    pub auth_token: Option<Arc<str>>,
-    /// Where requests are counted; what `GET /metrics` shows.
-    pub metrics: Arc<Metrics>,
-    /// The list cursors this server hands out and takes back (every server of the store's).
-    pub cursors: Arc<ListCursors>,
-}
 
 /// The answer to a write: its counter and value, marked `Idempotent-Replayed: true` (and
 /// counted) when the store answered it from its idempotency key's record (the header Stripe's
@@ -95,6 +79,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::cross_site::guard,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -219,11 +207,19 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the store can be reached (a `PING` on Redis); 503 `store_unavailable` otherwise.
+/// Ready when the store can be reached and written (a `PING` on Redis; on SQLite after a full
+/// disk, a write that commits); otherwise 503 with the code that says why (`store_unavailable`,
+/// `store_read_only`, `store_full`, `store_misconfigured`): a readiness probe is ready or not.
 /// `/healthz` stays the liveness check: the process answers.
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.runtime.check_store_ready().await?;
-    Ok(Json(serde_json::json!({ "status": "ok" })))
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.runtime.check_store_ready().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(failure) => {
+            let mut response = ApiError::Failed(failure).into_response();
+            *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -835,6 +835,17 @@ pub enum StorageError {
     /// answering in time). Nothing was written; trying again later may succeed.
     #[error("the store cannot be reached: {0}")]
     Unavailable(String),
+    /// The store has no room for the write: a full disk, a quota, a database at its size limit,
+    /// a Redis at its `maxmemory` or unable to persist. Nothing was written; writes succeed
+    /// again once space is freed, with no restart.
+    #[error("the store has no room for the write: {0}")]
+    NoSpace(String),
+    /// The store refuses this process for a reason its operator must fix: a password missing or
+    /// wrong, a role without a right it needs, a setting it cannot work with. Nothing was
+    /// written; trying again fails the same way until the configuration changes. The words say
+    /// what is missing and how to give it.
+    #[error("{0}")]
+    Misconfigured(String),
     /// A PostgreSQL schema the store will not use, left as it was: what it is.
     #[error("the PostgreSQL schema {schema:?}: {problem}")]
     Schema {
@@ -980,6 +991,7 @@ impl From<rusqlite::Error> for StorageError {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 Self::Busy(error.to_string())
             }
+            Some(rusqlite::ErrorCode::DiskFull) => Self::NoSpace(format!("SQLite: {error}")),
             _ => Self::Sqlite(error),
         }
     }

@@ -606,6 +606,17 @@ fn backend(error: RedisError) -> StorageError {
                 | ServerErrorKind::ClusterDown
         )
     );
+    match error.code() {
+        // Out of memory at its maxmemory, or refusing writes it cannot persist (a full disk).
+        Some("OOM" | "MISCONF") => return StorageError::NoSpace(format!("Redis: {error}")),
+        Some("NOAUTH" | "WRONGPASS" | "NOPERM") => {
+            return StorageError::Misconfigured(format!(
+                "Redis: {error}; check the user and password in the store's URL \
+                 (redis://USER:PASSWORD@HOST) and the user's ACL"
+            ));
+        }
+        _ => {}
+    }
     if not_ready
         || error.is_io_error()
         || error.is_connection_refusal()

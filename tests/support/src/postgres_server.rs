@@ -199,6 +199,19 @@ impl PostgresServer {
         Ok(())
     }
 
+    /// Makes `role` log in over TCP with a password (`scram-sha-256`) instead of trust, and
+    /// reloads the server's configuration; other roles stay trusted.
+    pub fn require_password_for(&self, role: &str) -> Result<()> {
+        let hba = self.data.join("pg_hba.conf");
+        let original = std::fs::read_to_string(&hba).context("reading pg_hba.conf")?;
+        std::fs::write(
+            &hba,
+            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{original}"),
+        )
+        .context("writing pg_hba.conf")?;
+        self.pg_ctl(&["reload"]).map(drop)
+    }
+
     /// Stops the server (fast shutdown: clients are disconnected, nothing is lost).
     pub fn stop(&self) -> Result<()> {
         self.pg_ctl(&["stop", "-m", "fast", "-w"]).map(drop)

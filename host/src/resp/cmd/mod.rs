@@ -260,6 +260,8 @@ pub fn failed(failure: Failure, reading: Reading) -> CommandError {
         Failure::KeyInUse(message) | Failure::KeyReused(message) => Reply::err(message).into(),
         failure @ (Failure::Unavailable(_)
         | Failure::ReadOnly(_)
+        | Failure::NoSpace(_)
+        | Failure::Misconfigured(_)
         | Failure::OutcomeUnknown(_)
         | Failure::AppliedThenFailed(_)
         | Failure::Trap(_)) => CommandError::failed(Reply::err(failure.message())),

@@ -106,9 +106,22 @@ fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A pool of connections to one server (or a primary and its standbys).
+pub(super) struct Connections {
+    /// The pool (no connection opened yet).
+    pub(super) pool: Pool,
+    /// How long opening one connection to one host may take.
+    pub(super) connect_timeout: Duration,
+}
+
 /// A pool of at most `size` connections to `url` (none opened yet).
-pub(super) fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
+pub(super) fn pool(url: &str, size: usize) -> Result<Connections, StorageError> {
     let (config, verification, root_file) = parse(url)?;
+    let connect_timeout = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
     let manager_config = ManagerConfig {
         // A connection that died (its server was killed or failed over) is noticed when it is
         // taken, and replaced.
@@ -124,13 +137,20 @@ pub(super) fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
             manager_config,
         )
     };
-    Pool::builder(manager)
+    // libpq's connect_timeout bounds the whole connection to each host, the startup and the
+    // login included; tokio-postgres bounds only the TCP connect. The pool's creation timeout
+    // covers the rest: a server that takes the connection and never answers fails in time.
+    let pool = Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(30)))
-        .create_timeout(Some(CONNECT_TIMEOUT * 2))
+        .create_timeout(Some(connect_timeout * hosts))
         .build()
-        .map_err(|error| StorageError::Backend(format!("PostgreSQL pool: {error}")))
+        .map_err(|error| StorageError::Backend(format!("PostgreSQL pool: {error}")))?;
+    Ok(Connections {
+        pool,
+        connect_timeout,
+    })
 }
 
 /// rustls's configuration for `verification`.

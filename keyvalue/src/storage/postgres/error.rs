@@ -8,6 +8,7 @@
 //! restarting, promoting or read-only server is [`StorageError::Unavailable`].
 
 use crate::storage::StorageError;
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
 /// How one failed attempt of a transaction ends.
@@ -20,6 +21,11 @@ pub(super) enum Failed {
     Unavailable(String),
     /// `COMMIT` was sent and its answer lost.
     OutcomeUnknown(String),
+    /// Nothing committed; the server has no room (`53100`, a full disk).
+    NoSpace(String),
+    /// Nothing committed; the server refuses this role or login for a reason an operator must
+    /// fix (a password, a right): the words say which.
+    Misconfigured(String),
     /// Nothing committed; the transaction failed.
     Backend(String),
 }
@@ -34,6 +40,8 @@ impl Failed {
             ),
             Self::Unavailable(detail) => StorageError::Unavailable(detail.clone()),
             Self::OutcomeUnknown(detail) => StorageError::OutcomeUnknown(detail.clone()),
+            Self::NoSpace(detail) => StorageError::NoSpace(detail.clone()),
+            Self::Misconfigured(detail) => StorageError::Misconfigured(detail.clone()),
             Self::Backend(detail) => StorageError::Backend(detail.clone()),
         }
     }
@@ -49,9 +57,27 @@ pub(super) fn before_commit(error: &tokio_postgres::Error) -> Failed {
     match error.code() {
         Some(code) if is_retry(code) => Failed::Retry,
         Some(code) if is_outage(code) => Failed::Unavailable(describe(error)),
+        Some(code) if *code == SqlState::DISK_FULL => Failed::NoSpace(describe(error)),
+        Some(code)
+            if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            Failed::Misconfigured(format!(
+                "{}; check the user and password in the store's URL (and the server's \
+                 pg_hba.conf)",
+                describe(error)
+            ))
+        }
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => Failed::Misconfigured(format!(
+            "{}: the role lacks a right tally needs (CREATE on the database to make its \
+                 schema, or CREATE on a schema made for it; SELECT, INSERT, UPDATE and DELETE \
+                 on its tables)",
+            describe(error)
+        )),
         Some(_) => Failed::Backend(describe(error)),
+        None if is_configuration(error) => Failed::Misconfigured(configuration_words(error)),
         // A certificate that does not verify is the configuration's problem, not an outage.
-        None if is_tls_failure(error) => Failed::Backend(format!(
+        None if is_tls_failure(error) => Failed::Misconfigured(format!(
             "{}; check sslmode and sslrootcert",
             describe(error)
         )),
@@ -88,11 +114,40 @@ pub(super) fn is_missing_table(error: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// A pool that could not hand out a connection.
-pub(super) fn of_pool(error: deadpool_postgres::PoolError) -> Failed {
+/// A pool that could not hand out a connection; `connect_timeout` is how long opening one may
+/// take.
+pub(super) fn of_pool(error: deadpool_postgres::PoolError, connect_timeout: Duration) -> Failed {
+    use deadpool_postgres::{PoolError, TimeoutType};
     match error {
-        deadpool_postgres::PoolError::Backend(error) => before_commit(&error),
+        PoolError::Backend(error) => before_commit(&error),
+        PoolError::Timeout(TimeoutType::Create) => Failed::Unavailable(format!(
+            "PostgreSQL: no connection within connect_timeout ({} s): the server took the \
+             connection but did not finish it (a server that hangs, or a port that is not \
+             PostgreSQL's)",
+            connect_timeout.as_secs_f64()
+        )),
+        PoolError::Timeout(TimeoutType::Wait) => Failed::Unavailable(
+            "PostgreSQL: every pooled connection stayed busy for 30 s; raise --pool-size or \
+             lower the load"
+                .into(),
+        ),
         other => Failed::Unavailable(format!("PostgreSQL: no connection ({other})")),
+    }
+}
+
+/// A client-side configuration error (tokio-postgres tells its kinds apart only in words).
+fn is_configuration(error: &tokio_postgres::Error) -> bool {
+    error.to_string().starts_with("invalid configuration")
+}
+
+/// A configuration error in words that say what to change.
+fn configuration_words(error: &tokio_postgres::Error) -> String {
+    if describe(error).contains("password missing") {
+        "PostgreSQL asks for a password and the store's URL has none: put it in the URL, after \
+         the user name and a colon (tally never shows it)"
+            .into()
+    } else {
+        format!("{}; fix the store's URL", describe(error))
     }
 }
 

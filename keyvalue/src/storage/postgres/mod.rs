@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use writer::Job;
 
 /// How a [`PostgresStorage`] is opened.
@@ -85,6 +86,8 @@ pub struct PostgresStorage {
 /// What the store's tasks share.
 pub(crate) struct Shared {
     pool: Pool,
+    /// How long opening one connection may take (the URL's `connect_timeout`).
+    connect_timeout: Duration,
     schema: SchemaName,
     statements: Statements,
     /// The tables exist (found at open, or created by a commit since).
@@ -188,10 +191,30 @@ impl Statements {
 impl Shared {
     /// A pooled connection (a new one if none is idle), or why none can be had.
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        self.connection().await.map_err(|failed| failed.to_error())
+    }
+
+    /// Why `client`'s role was refused (`42501`): the right it lacks and how to grant it,
+    /// asked of the server; PostgreSQL's own words where that cannot be told.
+    async fn denied(
+        &self,
+        client: &deadpool_postgres::Object,
+        error: &tokio_postgres::Error,
+    ) -> error::Failed {
+        match schema::missing_right(&***client, &self.schema).await {
+            Ok(Some(missing)) => {
+                error::Failed::Misconfigured(format!("{missing} ({})", error::describe(error)))
+            }
+            _ => error::before_commit(error),
+        }
+    }
+
+    /// [`Shared::client`] for the writer, which retries some failures.
+    async fn connection(&self) -> Result<deadpool_postgres::Object, error::Failed> {
         self.pool
             .get()
             .await
-            .map_err(|failed| error::of_pool(failed).to_error())
+            .map_err(|failed| error::of_pool(failed, self.connect_timeout))
     }
 }
 
@@ -239,11 +262,13 @@ impl PostgresStorage {
         schema: SchemaName,
         options: PostgresOptions,
     ) -> Result<(Arc<Shared>, mpsc::UnboundedSender<Job>), StorageError> {
-        let pool = {
+        let connections = {
             // The pool needs the runtime it will spawn connections on.
             let _entered = runtime.enter();
             connection::pool(url, options.pool_size)?
         };
+        let pool = connections.pool.clone();
+        let connect_timeout = connections.connect_timeout;
         let kind = block_on(runtime, {
             let pool = pool.clone();
             let schema = schema.clone();
@@ -251,7 +276,7 @@ impl PostgresStorage {
                 let client = pool
                     .get()
                     .await
-                    .map_err(|failed| error::of_pool(failed).to_error())?;
+                    .map_err(|failed| error::of_pool(failed, connect_timeout).to_error())?;
                 schema::inspect(&**client, &schema)
                     .await
                     .map_err(|failed| error::of_read(&failed))
@@ -264,6 +289,7 @@ impl PostgresStorage {
         };
         let shared = Arc::new(Shared {
             pool,
+            connect_timeout,
             statements: Statements::of(&schema),
             schema,
             schema_ready: AtomicBool::new(ready),
@@ -339,6 +365,16 @@ impl Drop for PostgresStorage {
     }
 }
 
+/// What a readiness probe found.
+enum Probe {
+    /// A session that writes, and the rights tally needs.
+    Ready,
+    /// A session that only reads.
+    ReadOnly,
+    /// A right the role lacks, in words.
+    Missing(String),
+}
+
 /// The store was dropped while an operation was in flight.
 fn closed() -> StorageError {
     StorageError::Backend("the PostgreSQL store was closed".into())
@@ -368,10 +404,13 @@ impl Storage for PostgresStorage {
             .with_notes()
     }
 
-    /// A session that can write (not a standby's, not a demoted primary's) and, once the
-    /// tables exist or a commit timed out, a commit that returns within the commit timeout: the
-    /// version row rewritten as it is, a real write, so its commit waits for a synchronous
-    /// standby as a counter's does (a commit that writes nothing never waits).
+    /// A session that can write (not a standby's, not a demoted primary's); before the tables
+    /// exist, a role that may create them (the first write will: a role without the right is
+    /// [`StorageError::Misconfigured`], naming it); once they exist or a commit timed out, a
+    /// commit that returns within the commit timeout: the version row rewritten as it is, a real
+    /// write, so its commit waits for a synchronous standby as a counter's does (a commit that
+    /// writes nothing never waits), and fails as a counter's would on a full disk or a missing
+    /// right.
     fn check_ready(&self) -> StoreFuture<'_, ()> {
         let shared = self.shared.clone();
         self.spawn(async move {
@@ -385,22 +424,36 @@ impl Storage for PostgresStorage {
                     .await?
                     .get(0);
                 if read_only == "on" {
-                    return Ok(false);
+                    return Ok(Probe::ReadOnly);
                 }
-                if write {
+                if !write {
+                    if let Some(missing) =
+                        schema::missing_right(&*transaction, &shared.schema).await?
+                    {
+                        return Ok(Probe::Missing(missing));
+                    }
+                } else {
                     transaction.execute(&shared.statements.probe, &[]).await?;
                 }
-                transaction.commit().await.map(|()| true)
+                transaction.commit().await.map(|()| Probe::Ready)
             };
             let outcome = match tokio::time::timeout(shared.commit_timeout, probe).await {
-                Ok(Ok(true)) => Ok(()),
-                Ok(Ok(false)) => Err(StorageError::Unavailable(
+                Ok(Ok(Probe::Ready)) => Ok(()),
+                Ok(Ok(Probe::ReadOnly)) => Err(StorageError::Unavailable(
                     "PostgreSQL: the server only reads (a standby, or a primary that was \
                      demoted); name the primary, or every host with \
                      target_session_attrs=read-write"
                         .into(),
                 )),
-                Ok(Err(failed)) => Err(StorageError::Unavailable(error::describe(&failed))),
+                Ok(Ok(Probe::Missing(missing))) => Err(StorageError::Misconfigured(missing)),
+                Ok(Err(denied)) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                    Err(shared.denied(&client, &denied).await.to_error())
+                }
+                Ok(Err(failed)) => Err(match error::before_commit(&failed) {
+                    error::Failed::Retry => StorageError::Busy(error::describe(&failed)),
+                    error::Failed::Backend(detail) => StorageError::Unavailable(detail),
+                    failed => failed.to_error(),
+                }),
                 Err(_) => Err(StorageError::Unavailable(format!(
                     "PostgreSQL: a commit did not return within the commit timeout ({} ms); is \
                      the synchronous standby down?",
@@ -410,7 +463,10 @@ impl Storage for PostgresStorage {
             match &outcome {
                 Ok(()) if write => shared.commit_timed_out.store(false, Ordering::Release),
                 Ok(()) => {}
-                Err(_) => drop(deadpool_postgres::Object::take(client)),
+                Err(StorageError::Unavailable(_)) => {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                Err(_) => {}
             }
             outcome
         })

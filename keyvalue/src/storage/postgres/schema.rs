@@ -47,16 +47,24 @@ impl SchemaName {
             Some("it contains a NUL character".to_string())
         } else if name.starts_with("pg_") {
             Some("names starting with pg_ are PostgreSQL's own".to_string())
+        } else if name == "public" {
+            // tally keeps a schema to itself, and `public` is every role's and application's.
+            Some(
+                "public is the database's shared default schema, where every role and \
+                 application puts its tables; give tally a schema of its own (the default, \
+                 tally, or another name)"
+                    .to_string(),
+            )
         } else {
             None
         };
         match problem {
-            Some(problem) => Err(StorageError::Backend(format!(
-                "cannot use {name:?} as the PostgreSQL schema name: {problem}"
+            Some(problem) => Err(StorageError::Misconfigured(format!(
+                "the schema name {name:?} will not do: {problem}"
             ))),
             None => Ok(Self {
                 name: name.to_string(),
-                quoted: format!("\"{}\"", name.replace('"', "\"\"")),
+                quoted: quoted(name),
             }),
         }
     }
@@ -139,6 +147,59 @@ pub(super) fn refused(schema: &SchemaName, problem: SchemaProblem) -> StorageErr
     }
 }
 
+/// What right the session's role lacks to create, upgrade or write tally's tables in `schema`,
+/// in words that name it and how to grant it; `None` when it has them all. Asked when
+/// PostgreSQL refused something for lack of a right (`42501`), and by readiness before the
+/// first write, which must create the schema.
+pub(super) async fn missing_right(
+    client: &impl GenericClient,
+    schema: &SchemaName,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_database()::text, n.oid IS NOT NULL,
+                    has_database_privilege(current_database(), 'CREATE'),
+                    n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE')
+                        AND has_schema_privilege(n.oid, 'CREATE'),
+                    to_regclass(quote_ident($1) || '.counters') IS NULL
+                        OR (SELECT bool_and(has_table_privilege(c.oid,
+                                'SELECT, INSERT, UPDATE, DELETE'))
+                            FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind = 'r')
+             FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $1",
+            &[&schema.as_str()],
+        )
+        .await?;
+    let (role, database): (String, String) = (row.get(0), row.get(1));
+    let (exists, create_in_database, schema_rights, table_rights): (bool, bool, bool, bool) =
+        (row.get(2), row.get(3), row.get(4), row.get(5));
+    let (role, name) = (quoted(&role), &schema.quoted);
+    Ok(if !exists && !create_in_database {
+        Some(format!(
+            "the role {role} may not create tally's schema {name} in database {database:?} (it \
+             lacks CREATE on the database): GRANT CREATE ON DATABASE {} TO {role}, or have an \
+             administrator create the schema for it (CREATE SCHEMA {name} AUTHORIZATION {role})",
+            quoted(&database)
+        ))
+    } else if exists && !schema_rights {
+        Some(format!(
+            "the role {role} may not make or change tables in the schema {name} (it lacks USAGE \
+             or CREATE on it): GRANT USAGE, CREATE ON SCHEMA {name} TO {role}"
+        ))
+    } else if exists && !table_rights {
+        Some(format!(
+            "the role {role} may not read and write tally's tables in the schema {name}: GRANT \
+             SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {role}"
+        ))
+    } else {
+        None
+    })
+}
+
+/// `name` as one SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Creates the tables if the schema is new (or upgrades an older tally schema), inside the
 /// caller's transaction, under an advisory lock held until it ends: a second process waits for
 /// the first one's commit, then finds the tables. A schema that turned out not to be tally's is
@@ -202,7 +263,7 @@ mod tests {
     fn names_are_quoted_whole() {
         let name = SchemaName::parse("we\"ird name").unwrap();
         assert_eq!(name.table("counters"), "\"we\"\"ird name\".counters");
-        for bad in ["", "pg_temp", "a\0b", &"s".repeat(64)] {
+        for bad in ["", "pg_temp", "public", "a\0b", &"s".repeat(64)] {
             assert!(SchemaName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(SchemaName::parse(&"s".repeat(63)).is_ok());

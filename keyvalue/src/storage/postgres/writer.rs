@@ -29,6 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 
 /// The most jobs one transaction takes; the rest wait for the next.
 const MAX_BATCH: usize = 1024;
@@ -172,7 +173,7 @@ impl Values {
 
 /// One try at committing `jobs`.
 async fn attempt(shared: &Shared, jobs: &[Job]) -> Result<Vec<Outcome>, Failed> {
-    let mut client = shared.pool.get().await.map_err(error::of_pool)?;
+    let mut client = shared.connection().await?;
     let result = transact(shared, &mut client, jobs).await;
     if let Err(failed) = &result
         && failed.breaks_connection()
@@ -254,6 +255,9 @@ async fn transact(
     let committed = tokio::time::timeout(shared.commit_timeout, client.batch_execute("COMMIT"));
     let (written, committed) = tokio::join!(written, committed);
     match (written, committed) {
+        (Err(denied), _) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            Err(shared.denied(client, &denied).await)
+        }
         // The server refused the write: nothing committed.
         (Err(refused), _) if refused.code().is_some() => Err(error::before_commit(&refused)),
         // The connection failed with the write and COMMIT both sent: either may have run.
@@ -282,10 +286,15 @@ pub(super) async fn create_schema(
 ) -> Result<(), Failed> {
     let before = |error: tokio_postgres::Error| error::before_commit(&error);
     let transaction = client.transaction().await.map_err(before)?;
-    schema::create(&transaction, &shared.schema)
-        .await
-        .map_err(before)?
-        .map_err(|refused| Failed::Backend(refused.to_string()))?;
+    let created = schema::create(&transaction, &shared.schema).await;
+    let created = match created {
+        Err(denied) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            drop(transaction);
+            return Err(shared.denied(client, &denied).await);
+        }
+        other => other.map_err(before)?,
+    };
+    created.map_err(|refused| Failed::Backend(refused.to_string()))?;
     match tokio::time::timeout(shared.commit_timeout, transaction.commit()).await {
         Ok(Ok(())) => {
             shared.schema_ready.store(true, Ordering::Release);

@@ -490,16 +490,25 @@ impl Storage for SqliteStorage {
     }
 
     /// Ready when this store writes its file and may still write it (its permissions can change
-    /// under a running server); [`StorageError::ReadOnly`] otherwise.
+    /// under a running server); [`StorageError::ReadOnly`] otherwise. After a commit failed for
+    /// lack of space, ready only once a write commits again: a probe write (a few KiB, expiring
+    /// at once) through the writer, so readiness comes back when space is freed even with no
+    /// traffic, [`StorageError::NoSpace`] until then.
     fn check_ready(&self) -> StoreFuture<'_, ()> {
-        let ready = match self.writer() {
+        let writer = match self.writer() {
             Ok(_) if !writable(&self.path) => Err(StorageError::ReadOnly {
                 path: self.path.clone(),
                 opened_for_reading: false,
             }),
-            other => other.map(drop),
+            other => other,
         };
-        Box::pin(std::future::ready(ready))
+        match writer {
+            Ok(writer) if writer.out_of_space() => {
+                let probe = self.queue(String::new(), Work::Probe, u64::MAX, Answer::WhenDurable);
+                Box::pin(async move { probe?.await.map(drop) })
+            }
+            other => Box::pin(std::future::ready(other.map(drop))),
+        }
     }
 
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

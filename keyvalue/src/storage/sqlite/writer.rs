@@ -35,6 +35,7 @@ use crate::storage::{
     Answer, DurableFuture, Expectation, Note, StorageError, StoreFuture, Write, incremented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -83,6 +84,9 @@ pub(super) enum Work {
     PurgeExpired,
     /// Keeps a note unless a live one of its name exists (`Storage::keep_note`).
     KeepNote(Note),
+    /// Writes a few KiB that expire at once (a note purging removes): whether a write can
+    /// commit, for readiness after the disk was full.
+    Probe,
 }
 
 /// What a piece of [`Work`] came to.
@@ -197,6 +201,8 @@ const LINGER: Duration = Duration::from_micros(500);
 /// The handle to the writer thread; dropping it lets the thread finish its batch and joins it.
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<Message>>,
+    /// The last commit failed for lack of space (and none has committed since).
+    out_of_space: Arc<AtomicBool>,
     /// The connection, shared with the callers that apply staged writes into a transaction the
     /// thread holds open for them.
     session: Arc<Mutex<Session>>,
@@ -246,18 +252,26 @@ impl Writer {
             failed: None,
         }));
         let shared = session.clone();
+        let out_of_space = Arc::new(AtomicBool::new(false));
+        let full = out_of_space.clone();
         let thread = std::thread::Builder::new()
             .name("tally-sqlite-writer".into())
-            .spawn(move || run(&shared, &requests, observer.as_deref()))
+            .spawn(move || run(&shared, &requests, observer.as_deref(), &full))
             .map_err(|error| {
                 StorageError::Backend(format!("cannot start the SQLite writer thread: {error}"))
             })?;
         Ok(Self {
             queue: Some(queue),
+            out_of_space,
             session,
             thread: Some(thread),
             settings,
         })
+    }
+
+    /// Whether the last commit failed for lack of space, with none committed since.
+    pub(super) fn out_of_space(&self) -> bool {
+        self.out_of_space.load(Ordering::Acquire)
     }
 
     /// The writer connection's settings.
@@ -383,8 +397,9 @@ fn run(
     session: &Mutex<Session>,
     requests: &mpsc::Receiver<Message>,
     observer: Option<&dyn Observer>,
+    out_of_space: &AtomicBool,
 ) {
-    serve(session, requests, observer);
+    serve(session, requests, observer, out_of_space);
     // Closed cleanly: everything is committed. The WAL keeps the size of its longest run of
     // commits between checkpoints; copy it into the database and cut it to nothing, so a
     // stopped tally leaves no large `-wal` file behind (SQLite deletes it only when the last
@@ -400,6 +415,7 @@ fn serve(
     session: &Mutex<Session>,
     requests: &mpsc::Receiver<Message>,
     observer: Option<&dyn Observer>,
+    out_of_space: &AtomicBool,
 ) {
     while let Ok(message) = requests.recv() {
         // A wake for a transaction already committed has nothing to say.
@@ -412,6 +428,11 @@ fn serve(
         if let Some(observer) = observer {
             observer.commit_batch(batch.len() + applied_here.len());
         }
+        out_of_space.store(
+            matches!(&committed, Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)),
+            Ordering::Release,
+        );
         // A caller that gave up waiting has nobody to tell; its write stands either way.
         match committed {
             Ok(outcomes) => {
@@ -460,6 +481,7 @@ fn not_committed(error: &rusqlite::Error) -> StorageError {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             StorageError::Busy(message)
         }
+        Some(rusqlite::ErrorCode::DiskFull) => StorageError::NoSpace(message),
         _ => StorageError::Backend(message),
     }
 }
@@ -598,6 +620,15 @@ fn apply(transaction: &Connection, request: &Request) -> rusqlite::Result<Outcom
                 )?
                 .execute(params![now, step])?;
             Ok(Ok(Done::Purged(records.max(notes))))
+        }
+        Work::Probe => {
+            transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO notes (name, value, expires_at)
+                     VALUES ('write-probe', randomblob(4096), ?1)",
+                )?
+                .execute(params![idempotency::now_millis()])?;
+            Ok(Ok(Done::Purged(0)))
         }
         Work::KeepNote(note) => {
             // Replaces only an expired note: a live one stays, and its value is the answer.
