@@ -34,13 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# make_db FILE COUNT: a database of COUNT counters c0000000, c0000001, ... (value = number).
+# make_db FILE COUNT [BINARY]: a database of COUNT counters c0000000, c0000001, ... (value =
+# number), written by BINARY (default this build: a build reads the schema it writes, and an
+# older one refuses a newer schema).
 make_db() {
   python3 -c '
 import sys
 for n in range(int(sys.argv[1])):
     print(f"{{\"name\":\"c{n:07}\",\"value\":{n}}}")' "$2" >"$work/counters.jsonl"
-  "$tally" --db "$1" --cache-dir "$work/cache" import "$work/counters.jsonl" >/dev/null
+  local cache=$work/cache
+  [[ -n ${3:-} ]] && cache=$work/cache-baseline
+  "${3:-$tally}" --db "$1" --cache-dir "$cache" import "$work/counters.jsonl" >/dev/null
 }
 
 # The page follower: one keep-alive connection (Python's standard http.client), every page by
@@ -83,7 +87,7 @@ serve() {
 make_db "$work/http.db" "$http_counters"
 commands=(-n "tally export ($http_counters)" "$tally --db $work/http.db --cache-dir $work/cache export >/dev/null")
 if [[ -n $baseline ]]; then
-  cp "$work/http.db" "$work/http-baseline.db"
+  make_db "$work/http-baseline.db" "$http_counters" "$baseline"
   serve "$baseline" "$work/http-baseline.db"
   commands+=(-n "GET /counters, every page ($http_counters), BASELINE" "python3 $work/follow.py $url")
 fi
@@ -98,8 +102,9 @@ make_db "$work/cli.db" "$cli_counters"
 [[ $("$tally" --db "$work/cli.db" --cache-dir "$work/cache" list | wc -l) == "$cli_counters" ]]
 commands=(-n "tally export ($cli_counters)" "$tally --db $work/cli.db --cache-dir $work/cache export >/dev/null")
 if [[ -n $baseline ]]; then
-  [[ $("$baseline" --db "$work/cli.db" --cache-dir "$work/cache-baseline" list | wc -l) == "$cli_counters" ]]
-  commands+=(-n "tally list ($cli_counters), BASELINE" "$baseline --db $work/cli.db --cache-dir $work/cache-baseline list >/dev/null")
+  make_db "$work/cli-baseline.db" "$cli_counters" "$baseline"
+  [[ $("$baseline" --db "$work/cli-baseline.db" --cache-dir "$work/cache-baseline" list | wc -l) == "$cli_counters" ]]
+  commands+=(-n "tally list ($cli_counters), BASELINE" "$baseline --db $work/cli-baseline.db --cache-dir $work/cache-baseline list >/dev/null")
 fi
 commands+=(-n "tally list ($cli_counters)" "$tally --db $work/cli.db --cache-dir $work/cache list >/dev/null")
 hyperfine --warmup 1 --runs "$runs" --export-json "$work/cli.json" --style basic "${commands[@]}" >&2

@@ -890,7 +890,11 @@ impl StoreLog {
             }
             Ok(_) => {
                 self.end_outage();
-                if wrote && self.full.swap(false, Ordering::Relaxed) {
+                // A load first: the swap, a write to a line every core shares, only when set.
+                if wrote
+                    && self.full.load(Ordering::Relaxed)
+                    && self.full.swap(false, Ordering::Relaxed)
+                {
                     tracing::warn!("store full no more: writes commit again");
                 }
             }
@@ -900,7 +904,7 @@ impl StoreLog {
 
     /// The store answered: an outage, if one was going on, is over.
     fn end_outage(&self) {
-        if self.outage.swap(false, Ordering::Relaxed) {
+        if self.outage.load(Ordering::Relaxed) && self.outage.swap(false, Ordering::Relaxed) {
             tracing::warn!("store outage over: the store answers again");
         }
     }

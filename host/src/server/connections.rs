@@ -6,7 +6,10 @@
 //! and **busy** (a request is running; its body is read within the body timeout by the
 //! extractor, `super::extract`). An idle connection is closed after the idle timeout, one in
 //! its head after the header timeout (a slow or stalled request line: slowloris); a busy one
-//! runs until its answer, bounded by the guest deadline.
+//! runs until its answer, bounded by the guest deadline. A request moves its connection through
+//! the states with an atomic store each, and one sweeper task per server looks at every
+//! connection a few times a second (every [`SWEEP_EVERY`] at most) and closes those whose time
+//! is up: no timer and no wake-up per request.
 //!
 //! At most `max_connections` are open. A new connection past it makes room by closing the
 //! longest-idle connection (else the oldest half-sent one): a server full of idle keep-alive
@@ -25,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -52,69 +55,148 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to finish before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// How often the sweeper looks at the connections at most (more often for timeouts under four
+/// times this): a timeout closes a connection at most this late.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
 /// Where a connection is in its life (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    Idle,
-    Head,
-    Busy,
+    Idle = 0,
+    Head = 1,
+    Busy = 2,
 }
 
-/// One open connection, as its watchdog and the registry see it.
+/// Why the server closes a connection, as `tally_http_connections_closed_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// Not closing.
+    No = 0,
+    /// It waited for a request past the idle timeout: closed once its answer is out.
+    IdleTimeout = 1,
+    /// Its headers were not complete within the header timeout: dropped.
+    HeaderTimeout = 2,
+    /// Closed to make room for a new connection: dropped.
+    Evicted = 3,
+}
+
+/// One open connection, as its task, the sweeper and the registry see it.
 struct Slot {
     id: u64,
-    // A std mutex: one assignment or read at a time, never across an await.
-    phase: Mutex<(Phase, Instant)>,
-    /// Set when the registry closes it to make room.
-    evicted: AtomicBool,
-    /// Wakes the watchdog: the phase changed, or the connection was evicted.
-    changed: Notify,
+    /// The phase and when it began, in milliseconds since the server started, packed as
+    /// `millis << 2 | phase`: one atomic store per change on the request path.
+    phase: AtomicU64,
+    /// A [`Close`]: set by the sweeper or the registry, acted on by the connection's task.
+    close: AtomicU8,
+    /// Wakes the connection's task when `close` is set.
+    closing: Notify,
 }
 
 impl Slot {
-    fn new(id: u64) -> Self {
+    fn new(id: u64, clock: &Clock) -> Self {
         Self {
             id,
-            phase: Mutex::new((Phase::Idle, Instant::now())),
-            evicted: AtomicBool::new(false),
-            changed: Notify::new(),
+            phase: AtomicU64::new(pack(Phase::Idle, clock.millis())),
+            close: AtomicU8::new(Close::No as u8),
+            closing: Notify::new(),
         }
     }
 
-    fn phase(&self) -> MutexGuard<'_, (Phase, Instant)> {
-        self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The phase and when it began.
+    fn phase(&self) -> (Phase, u64) {
+        unpack(self.phase.load(Ordering::Acquire))
     }
 
-    /// Moves to `to` (from any phase when `from` is `None`), restarting its clock.
-    fn enter(&self, from: Option<Phase>, to: Phase) {
-        let mut phase = self.phase();
-        if from.is_none_or(|from| phase.0 == from) {
-            *phase = (to, Instant::now());
-            drop(phase);
-            self.changed.notify_one();
+    /// Moves to `to`, restarting its clock: from any phase when `from` is `None`, else only
+    /// from `from`.
+    fn enter(&self, from: Option<Phase>, to: Phase, clock: &Clock) {
+        let next = pack(to, clock.millis());
+        match from {
+            None => self.phase.store(next, Ordering::Release),
+            Some(from) => {
+                let current = self.phase.load(Ordering::Acquire);
+                if unpack(current).0 == from {
+                    // Lost to another change only if the phase moved on meanwhile: keep that.
+                    let _ = self.phase.compare_exchange(
+                        current,
+                        next,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+            }
         }
     }
 
-    /// When the connection's current wait ends; `None` while a request runs.
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<(Phase, Instant)> {
-        let (phase, since) = *self.phase();
+    /// Asks the connection's task to close, for `why` (the first reason stays).
+    fn close(&self, why: Close) -> bool {
+        let asked = self
+            .close
+            .compare_exchange(
+                Close::No as u8,
+                why as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if asked {
+            self.closing.notify_one();
+        }
+        asked
+    }
+
+    /// Why it is to close ([`Close::No`]: it is not).
+    fn closing_for(&self) -> Close {
+        match self.close.load(Ordering::Acquire) {
+            1 => Close::IdleTimeout,
+            2 => Close::HeaderTimeout,
+            3 => Close::Evicted,
+            _ => Close::No,
+        }
+    }
+
+    /// Why its time is up at `now` (milliseconds), if it is.
+    fn expired(&self, now: u64, limits: &ConnectionLimits) -> Option<Close> {
+        let (phase, since) = self.phase();
+        let waited = Duration::from_millis(now.saturating_sub(since));
         match phase {
-            Phase::Idle => Some((phase, since + limits.idle_timeout)),
-            Phase::Head => Some((phase, since + limits.header_timeout)),
-            Phase::Busy => None,
+            Phase::Idle if waited >= limits.idle_timeout => Some(Close::IdleTimeout),
+            Phase::Head if waited >= limits.header_timeout => Some(Close::HeaderTimeout),
+            _ => None,
         }
     }
+}
 
-    fn evict(&self) {
-        self.evicted.store(true, Ordering::Release);
-        self.changed.notify_one();
+fn pack(phase: Phase, millis: u64) -> u64 {
+    millis << 2 | phase as u64
+}
+
+fn unpack(packed: u64) -> (Phase, u64) {
+    let phase = match packed & 3 {
+        0 => Phase::Idle,
+        1 => Phase::Head,
+        _ => Phase::Busy,
+    };
+    (phase, packed >> 2)
+}
+
+/// Milliseconds since the server started: what a [`Slot`] keeps its phase's start in. Copied
+/// into whatever needs it, so the request path touches nothing shared.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn millis(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX >> 2)
     }
 }
 
 /// The open connections.
 struct Registry {
     max: usize,
-    // A std mutex: held to add, remove or pick one, never across an await.
+    limits: ConnectionLimits,
+    clock: Clock,
+    // A std mutex: held to add, remove, pick or sweep, never across an await.
     open: Mutex<HashMap<u64, Arc<Slot>>>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
@@ -133,14 +215,15 @@ impl Registry {
     /// every open connection is running a request.
     fn admit(&self) -> Option<Arc<Slot>> {
         let mut open = self.open();
-        let evicting = open
+        let closing = open
             .values()
-            .filter(|slot| slot.evicted.load(Ordering::Acquire));
-        let live = open.len() - evicting.count();
-        if live >= self.max {
+            .filter(|slot| slot.closing_for() != Close::No)
+            .count();
+        if open.len() - closing >= self.max {
             let victim = Self::victim(&open)?;
-            victim.evict();
-            self.metrics.record_connection_closed("evicted");
+            if victim.close(Close::Evicted) {
+                self.metrics.record_connection_closed("evicted");
+            }
             self.cap_log.note(|more| {
                 tracing::warn!(
                     "HTTP connections at --max-connections ({}): closing the longest-waiting \
@@ -150,7 +233,7 @@ impl Registry {
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let slot = Arc::new(Slot::new(id));
+        let slot = Arc::new(Slot::new(id, &self.clock));
         open.insert(id, slot.clone());
         self.metrics
             .http_connections
@@ -162,9 +245,9 @@ impl Registry {
     fn victim(open: &HashMap<u64, Arc<Slot>>) -> Option<&Arc<Slot>> {
         let waiting = |wanted: Phase| {
             open.values()
-                .filter(|slot| !slot.evicted.load(Ordering::Acquire))
+                .filter(|slot| slot.closing_for() == Close::No)
                 .filter_map(move |slot| {
-                    let (phase, since) = *slot.phase();
+                    let (phase, since) = slot.phase();
                     (phase == wanted).then_some((since, slot))
                 })
                 .min_by_key(|(since, _)| *since)
@@ -178,11 +261,27 @@ impl Registry {
         let open = self.open();
         match Self::victim(&open) {
             Some(victim) => {
-                victim.evict();
-                self.metrics.record_connection_closed("evicted");
+                if victim.close(Close::Evicted) {
+                    self.metrics.record_connection_closed("evicted");
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Asks every connection whose time is up to close.
+    fn sweep(&self) {
+        let now = self.clock.millis();
+        for slot in self.open().values() {
+            if let Some(why) = slot.expired(now, &self.limits)
+                && slot.close(why)
+            {
+                self.metrics.record_connection_closed(match why {
+                    Close::IdleTimeout => "idle_timeout",
+                    _ => "header_timeout",
+                });
+            }
         }
     }
 
@@ -238,11 +337,26 @@ pub async fn serve(
 ) {
     let registry = Arc::new(Registry {
         max: limits.max_connections.max(1),
+        limits,
+        clock: Clock(Instant::now()),
         open: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         metrics,
         cap_log: RateLimitedLog::default(),
         descriptor_log: RateLimitedLog::default(),
+    });
+    let sweeper = tokio::spawn({
+        let registry = registry.clone();
+        let every = (limits.idle_timeout.min(limits.header_timeout) / 4)
+            .clamp(Duration::from_millis(10), SWEEP_EVERY);
+        async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                registry.sweep();
+            }
+        }
     });
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -265,7 +379,7 @@ pub async fn serve(
                         let stopping = stopping.clone();
                         connections.spawn(async move {
                             let id = slot.id;
-                            serve_connection(stream, slot, router, limits, stopping, &registry).await;
+                            serve_connection(stream, slot, router, stopping, &registry).await;
                             registry.remove(id);
                         });
                     }
@@ -290,6 +404,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
+    sweeper.abort();
 }
 
 /// `accept` failed: out of file descriptors (close an idle connection to free one), or
@@ -335,25 +450,25 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
-/// Serves one connection until the client closes it, a timeout or the registry closes it, or
-/// the server stops.
+/// Serves one connection until the client closes it, the server closes it (a timeout, room
+/// for another), or the server stops.
 async fn serve_connection(
     stream: TcpStream,
     slot: Arc<Slot>,
     router: Router,
-    limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
     registry: &Registry,
 ) {
+    let clock = registry.clock;
     let service = {
         let slot = slot.clone();
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            slot.enter(None, Phase::Busy);
+            slot.enter(None, Phase::Busy, &clock);
             let slot = slot.clone();
             let answered = router.clone().oneshot(request.map(axum::body::Body::new));
             async move {
                 let response = answered.await;
-                slot.enter(Some(Phase::Busy), Phase::Idle);
+                slot.enter(Some(Phase::Busy), Phase::Idle, &clock);
                 response
             }
         })
@@ -361,6 +476,7 @@ async fn serve_connection(
     let io = TokioIo::new(Watched {
         stream,
         slot: slot.clone(),
+        clock,
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -368,53 +484,34 @@ async fn serve_connection(
         .header_read_timeout(None)
         .serve_connection(io, service);
     tokio::pin!(connection);
-    // Once asked to close (its idle time is up, or the server stops): hyper closes an idle
-    // connection at once, and one running a request after its answer.
-    let mut closing = false;
-    // An idle connection asked to close is dropped if it has not closed by then.
+    // Asked to close gracefully (its idle time is up, or the server stops): hyper closes an
+    // idle connection at once, and one running a request after its answer.
+    let mut graceful = false;
+    // A connection that its idle time closed is dropped if it has not closed by then.
     let mut give_up: Option<Instant> = None;
     loop {
-        if slot.evicted.load(Ordering::Acquire) {
-            return;
+        match slot.closing_for() {
+            Close::HeaderTimeout | Close::Evicted => return,
+            Close::IdleTimeout if !graceful => {
+                connection.as_mut().graceful_shutdown();
+                graceful = true;
+                give_up = Some(Instant::now() + CLOSE_GRACE);
+            }
+            _ => {}
         }
-        let deadline = slot.deadline(&limits);
-        let wake_at = match (deadline.map(|(_, at)| at), give_up) {
-            (Some(at), Some(give_up)) => Some(at.min(give_up)),
-            (at, give_up) => at.or(give_up),
-        };
-        let timer = async {
-            match wake_at {
+        let grace = async {
+            match give_up {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             _ = connection.as_mut() => return,
-            () = timer => {
-                let now = Instant::now();
-                if give_up.is_some_and(|at| at <= now) {
-                    return;
-                }
-                match deadline {
-                    Some((Phase::Idle, at)) if at <= now => {
-                        if !closing {
-                            registry.metrics.record_connection_closed("idle_timeout");
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
-                        give_up = Some(now + CLOSE_GRACE);
-                    }
-                    Some((Phase::Head, at)) if at <= now => {
-                        registry.metrics.record_connection_closed("header_timeout");
-                        return;
-                    }
-                    _ => {}
-                }
-            }
-            () = slot.changed.notified() => {}
-            _ = stopping.wait_for(|stop| *stop), if !closing => {
+            () = slot.closing.notified() => {}
+            () = grace => return,
+            _ = stopping.wait_for(|stop| *stop), if !graceful => {
                 connection.as_mut().graceful_shutdown();
-                closing = true;
+                graceful = true;
             }
         }
     }
@@ -425,6 +522,7 @@ async fn serve_connection(
 struct Watched {
     stream: TcpStream,
     slot: Arc<Slot>,
+    clock: Clock,
 }
 
 impl AsyncRead for Watched {
@@ -436,7 +534,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.slot.enter(Some(Phase::Idle), Phase::Head);
+            self.slot.enter(Some(Phase::Idle), Phase::Head, &self.clock);
         }
         read
     }

@@ -51,25 +51,25 @@ impl SitePolicy {
     fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
         let host = headers
             .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .map(str::to_ascii_lowercase);
+            .and_then(|host| host.to_str().ok());
         if self.check_host
-            && let Some(host) = &host
+            && let Some(host) = host
             && !self.answers_for(host)
         {
-            return Err(ApiError::ForbiddenHost(host.clone()));
+            return Err(ApiError::ForbiddenHost(host.to_ascii_lowercase()));
         }
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return Ok(());
         }
-        match headers
-            .get(header::ORIGIN)
-            .map(|origin| origin.to_str().unwrap_or("").to_ascii_lowercase())
-        {
-            Some(origin) if !self.writes_from(&origin, host.as_deref()) => {
-                Err(ApiError::ForbiddenOrigin(origin))
+        match headers.get(header::ORIGIN) {
+            Some(origin) => {
+                let origin = origin.to_str().unwrap_or("");
+                if self.writes_from(origin, host) {
+                    Ok(())
+                } else {
+                    Err(ApiError::ForbiddenOrigin(origin.to_ascii_lowercase()))
+                }
             }
-            Some(_) => Ok(()),
             None if headers
                 .get("sec-fetch-site")
                 .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site")) =>
@@ -80,23 +80,36 @@ impl SitePolicy {
         }
     }
 
-    /// Whether `host` (a `Host` header, lowercase) names this server.
+    /// Whether `host` (a `Host` header) names this server.
     fn answers_for(&self, host: &str) -> bool {
         let name = host_name(host);
-        is_loopback_name(name) || self.hosts.iter().any(|allowed| allowed == name)
+        is_loopback_name(name)
+            || self
+                .hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(name))
     }
 
     /// Whether a page of `origin` may write to the server `host` names: its own origin, or an
     /// allowed one.
     fn writes_from(&self, origin: &str, host: Option<&str>) -> bool {
         let own = host.is_some_and(|host| {
-            origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                == Some(host)
+            let bare = strip_prefix_ignoring_case(origin, "http://")
+                .or_else(|| strip_prefix_ignoring_case(origin, "https://"));
+            bare.is_some_and(|bare| bare.eq_ignore_ascii_case(host))
         });
-        own || self.origins.iter().any(|allowed| allowed == origin)
+        own || self
+            .origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
     }
+}
+
+/// `text` without `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// The name in a `Host` header (without its port; an IPv6 literal keeps its brackets).
@@ -109,10 +122,15 @@ fn host_name(host: &str) -> &str {
         .map_or(host, |(name, _)| name)
 }
 
-/// `localhost`, a `.localhost` name (RFC 6761: always loopback), 127.0.0.0/8 or `[::1]`.
+/// `localhost`, a `.localhost` name (RFC 6761: always loopback), 127.0.0.0/8 or `[::1]`, in
+/// any case.
 fn is_loopback_name(name: &str) -> bool {
-    name == "localhost"
-        || name.ends_with(".localhost")
+    let ends_with_localhost = name.len() > 10
+        && name
+            .get(name.len() - 10..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(".localhost"));
+    name.eq_ignore_ascii_case("localhost")
+        || ends_with_localhost
         || name == "[::1]"
         || name
             .parse::<std::net::Ipv4Addr>()

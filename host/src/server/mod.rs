@@ -42,9 +42,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// What every handler shares.
+/// What every handler shares: one `Arc`, so the clone each extractor and middleware takes is
+/// one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<ServerState>);
+
+impl std::ops::Deref for AppState {
+    type Target = ServerState;
+
+    fn deref(&self) -> &ServerState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct ServerState {
     /// The compiled, linked component and its store.
     pub runtime: Arc<Runtime>,
     /// The bearer token writes need, if any (`--auth-token`).
@@ -127,7 +139,7 @@ pub async fn serve(
         Arc::from(runtime.store_name()),
         runtime.counter_limit(),
     );
-    let app = routes::router(AppState {
+    let app = routes::router(AppState(Arc::new(ServerState {
         runtime,
         auth_token: options.auth_token.map(Arc::from),
         metrics: metrics.clone(),
@@ -138,7 +150,7 @@ pub async fn serve(
             &options.allowed_origins,
         )),
         body_timeout: options.body_timeout,
-    });
+    })));
     connections::serve(listener, app, options.limits, metrics, shutdown).await;
     Ok(())
 }
