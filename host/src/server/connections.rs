@@ -1,7 +1,7 @@
 //! The HTTP server's connections: accepted here, served by hyper, and each watched so that none
 //! holds the server's resources for nothing.
 //!
-//! A connection is in one of three states ([`Phase`]): **idle** (waiting for a request, nothing
+//! A connection is in one of three states: **idle** (waiting for a request, nothing
 //! of it arrived yet), **head** (a request's first bytes arrived, its headers are not complete)
 //! and **busy** (a request is running; its body is read within the body timeout by the
 //! extractor, `super::extract`). An idle connection is closed after the idle timeout, one in
