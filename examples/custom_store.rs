@@ -9,12 +9,14 @@
 //!     cargo run -p tally-keyvalue --example custom_store -- counter.wasm counters.json visits 5
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tally_keyvalue::storage::apply::{WorkingCopy, apply_write};
 use tally_keyvalue::storage::{
-    Applied, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, Write,
-    WriteRequest, Written, incremented,
+    Applied, Cursor, KeyPage, MAX_PAGE_SIZE, Storage, StorageError, StoreFuture, WriteRequest,
+    Written,
 };
 use tally_keyvalue::{KeyValue, KeyValueCtx};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -87,7 +89,7 @@ impl JsonFileStorage {
         let _guard = self
             .lock
             .lock()
-            .map_err(|_| StorageError::Backend("poisoned".into()))?;
+            .map_err(|_| StorageError::Other("poisoned".into()))?;
         let mut buckets = self.read()?;
         let outcome = change(&mut buckets)?;
         let json = serde_json::to_vec_pretty(&buckets).map_err(|e| fail("encode", e))?;
@@ -113,7 +115,7 @@ impl JsonFileStorage {
         let after = cursor
             .map(|cursor| std::str::from_utf8(cursor.as_bytes()))
             .transpose()
-            .map_err(|_| StorageError::Backend("not a cursor of the JSON store".into()))?;
+            .map_err(|_| StorageError::Other("not a cursor of the JSON store".into()))?;
         let buckets = self.read()?;
         let Some(values) = buckets.get(bucket) else {
             return Ok(KeyPage::by_key(Vec::new(), false));
@@ -126,33 +128,48 @@ impl JsonFileStorage {
         Ok(KeyPage::by_key(page, keys.next().is_some()))
     }
 
-    /// One write, under the lock: the new value for an increment, 0 otherwise.
-    fn apply(&self, request: WriteRequest) -> Result<u64, StorageError> {
+    /// One write, under the lock, by tally-keyvalue's rules: the new value for an increment, 0
+    /// otherwise.
+    fn apply(&self, request: &WriteRequest) -> Result<u64, StorageError> {
         let limit = request.limit_within(u64::MAX);
         self.update(|buckets| {
-            let values = buckets.entry(request.bucket).or_default();
-            match request.write {
-                Write::Set { key, value } => {
-                    values.insert(key, Stored::new(value));
-                    Ok(0)
-                }
-                Write::Delete { key } => {
-                    values.remove(&key);
-                    Ok(0)
-                }
-                Write::Increment { key, delta } => {
-                    let current = values.get(&key).map(Stored::bytes);
-                    let (new, stored) = incremented(&key, current.as_deref(), delta, limit)?;
-                    values.insert(key, Stored::new(stored));
-                    Ok(new)
-                }
-            }
+            let Ok(applied) = apply_write(
+                &mut Contents(buckets),
+                &request.bucket,
+                &request.write,
+                limit,
+            );
+            applied
         })
     }
 }
 
+/// The file's buckets, as the working copy the write rules read and change.
+struct Contents<'a>(&'a mut Buckets);
+
+impl WorkingCopy for Contents<'_> {
+    type Error = Infallible;
+
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Infallible> {
+        Ok(self
+            .0
+            .get(bucket)
+            .and_then(|b| b.get(key))
+            .map(Stored::bytes))
+    }
+
+    fn put(&mut self, bucket: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), Infallible> {
+        let values = self.0.entry(bucket.to_string()).or_default();
+        match value {
+            Some(value) => values.insert(key.to_string(), Stored::new(value)),
+            None => values.remove(key),
+        };
+        Ok(())
+    }
+}
+
 fn fail(what: &str, error: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(format!("JSON store: cannot {what}: {error}"))
+    StorageError::Other(format!("JSON store: cannot {what}: {error}").into())
 }
 
 /// Three methods; every other one has a default. The file is small, so each call does its work
@@ -179,7 +196,7 @@ impl Storage for JsonFileStorage {
 
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
         let written = self
-            .apply(request)
+            .apply(&request)
             .map(|value| Applied::durable_now(Written::applied(value)));
         Box::pin(std::future::ready(written))
     }

@@ -76,14 +76,16 @@ impl Failure {
             reused @ StorageError::IdempotencyKeyReused { .. } => {
                 Self::KeyReused(reused.to_string())
             }
-            StorageError::OutcomeUnknown(detail) => Self::OutcomeUnknown(detail),
+            StorageError::OutcomeUnknown(detail) => Self::OutcomeUnknown(detail.to_string()),
             StorageError::Unavailable(detail) => {
-                Self::Unavailable(crate::refusal::store_unreachable(store, &detail))
+                Self::Unavailable(crate::refusal::store_unreachable(store, detail.message()))
             }
             busy @ StorageError::Busy(_) => Self::Busy(busy.to_string()),
-            StorageError::NoSpace(detail) => Self::NoSpace(detail),
-            StorageError::Misconfigured(detail) => Self::Misconfigured(detail),
-            read_only @ StorageError::ReadOnly { .. } => {
+            StorageError::NoSpace(detail) => Self::NoSpace(detail.to_string()),
+            misconfigured @ StorageError::Misconfigured(_) => {
+                Self::Misconfigured(crate::refusal::store_error(&misconfigured))
+            }
+            read_only @ StorageError::ReadOnly(_) => {
                 Self::ReadOnly(crate::refusal::store_error(&read_only))
             }
             failure => Self::Refused(Refusal::new(
@@ -175,16 +177,14 @@ pub fn classify<T>(
     let mut failures = record.failures;
     failures.sort_by_key(rank);
     let failure = match failures.into_iter().next() {
-        Some(reused @ StorageError::IdempotencyKeyReused { .. }) => {
-            Failure::KeyReused(reused.to_string())
-        }
-        Some(StorageError::OutcomeUnknown(detail)) => Failure::OutcomeUnknown(detail),
-        Some(StorageError::Unavailable(detail)) => {
-            Failure::Unavailable(crate::refusal::store_unreachable(store, &detail))
-        }
-        Some(StorageError::Misconfigured(detail)) => Failure::Misconfigured(detail),
-        Some(StorageError::NoSpace(detail)) => Failure::NoSpace(detail),
-        Some(busy @ StorageError::Busy(_)) => Failure::Busy(busy.to_string()),
+        Some(
+            failure @ (StorageError::IdempotencyKeyReused { .. }
+            | StorageError::OutcomeUnknown(_)
+            | StorageError::Unavailable(_)
+            | StorageError::Misconfigured(_)
+            | StorageError::NoSpace(_)
+            | StorageError::Busy(_)),
+        ) => Failure::of_store(failure, store, counter_limit),
         Some(StorageError::InvalidCursor(_)) if store_failed => Failure::Refused(Refusal::new(
             CounterError::InvalidPage(cursor_expired()),
             counter_limit,
@@ -272,7 +272,7 @@ mod tests {
         let down = || StorageError::Unavailable("Redis: refused".into());
         let unknown = || StorageError::OutcomeUnknown("connection dropped".into());
         let cursor = || StorageError::InvalidCursor("list again".into());
-        let other = || StorageError::Backend("I/O error".into());
+        let other = || StorageError::Other("I/O error".into());
         let full = || StorageError::NoSpace("SQLite: database or disk is full".into());
         let denied = || StorageError::Misconfigured("the role may not create the schema".into());
         let table: Vec<(Vec<StorageError>, usize, &str)> = vec![

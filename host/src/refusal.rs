@@ -6,7 +6,10 @@
 //! something else on each: past `u64::MAX` on SQLite, past `i64::MAX` on Redis.
 
 use crate::CounterError;
-use tally_keyvalue::storage::{APPLICATION_ID, FileProblem, SchemaProblem, StorageError};
+use tally_keyvalue::storage::{
+    APPLICATION_ID, EvictionPolicy, FileProblem, FileRefusal, ReadOnlyFile, SchemaProblem,
+    SchemaRefusal, StorageError,
+};
 
 /// A refusal of the component, with the counter limit of the store in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,56 +68,54 @@ pub fn store_unreachable(store: &str, detail: &str) -> String {
 /// and tally adds what to do about it in its own terms (its flags, its commands). Every other
 /// error is the store's own words.
 pub fn store_error(error: &StorageError) -> String {
-    match error {
-        StorageError::ReadOnly {
-            path,
-            opened_for_reading: false,
-        } => format!(
+    if let Some(file) = error.cause::<ReadOnlyFile>()
+        && !file.opened_for_reading
+    {
+        return format!(
             "the database {} is read-only for this user: reads work, writes are refused (give it \
              write permission, or use another --db)",
-            path.display()
-        ),
-        StorageError::File { path, problem } => {
-            let path = path.display();
-            match problem {
-                FileProblem::Foreign { application_id } => format!(
-                    "{path} belongs to another application (a SQLite database with {}), so tally \
-                     leaves it untouched; choose a tally database or a new file",
-                    if *application_id == 0 {
-                        "tables of its own and no application_id".to_string()
-                    } else {
-                        format!(
-                            "application_id {application_id:#x}, not tally's {APPLICATION_ID:#x}"
-                        )
-                    }
-                ),
-                FileProblem::NewerSchema { version, supported } => format!(
-                    "{path} has tally schema version {version}, newer than this tally understands \
-                     ({supported}); upgrade tally"
-                ),
-                FileProblem::NoDatabase => {
-                    format!("{path} holds no tally database (it has no tables yet)")
+            file.path.display()
+        );
+    }
+    if let Some(FileRefusal { path, problem }) = error.cause::<FileRefusal>() {
+        let path = path.display();
+        return match problem {
+            FileProblem::Foreign { application_id } => format!(
+                "{path} belongs to another application (a SQLite database with {}), so tally \
+                 leaves it untouched; choose a tally database or a new file",
+                if *application_id == 0 {
+                    "tables of its own and no application_id".to_string()
+                } else {
+                    format!("application_id {application_id:#x}, not tally's {APPLICATION_ID:#x}")
                 }
-                FileProblem::Exists => {
-                    format!(
-                        "{path} already exists; choose a new file or pass --force to replace it"
-                    )
-                }
-                FileProblem::IsSource => {
-                    format!("{path} is the database being backed up; choose another file")
-                }
-                FileProblem::NoWal { mode } => format!(
-                    "{path} cannot use write-ahead logging (journal mode stays {mode:?}); tally \
-                     needs WAL for durable, concurrent writes"
-                ),
-                problem => format!("{path}: {problem}"),
+            ),
+            FileProblem::NewerSchema { version, supported } => format!(
+                "{path} has tally schema version {version}, newer than this tally understands \
+                 ({supported}); upgrade tally"
+            ),
+            FileProblem::NoDatabase => {
+                format!("{path} holds no tally database (it has no tables yet)")
             }
-        }
-        StorageError::Evicting {
-            server,
-            policy,
-            evicts_counters,
-        } => format!(
+            FileProblem::Exists => {
+                format!("{path} already exists; choose a new file or pass --force to replace it")
+            }
+            FileProblem::IsSource => {
+                format!("{path} is the database being backed up; choose another file")
+            }
+            FileProblem::NoWal { mode } => format!(
+                "{path} cannot use write-ahead logging (journal mode stays {mode:?}); tally \
+                 needs WAL for durable, concurrent writes"
+            ),
+            problem => format!("{path}: {problem}"),
+        };
+    }
+    if let Some(EvictionPolicy {
+        server,
+        policy,
+        evicts_counters,
+    }) = error.cause::<EvictionPolicy>()
+    {
+        return format!(
             "the Redis server at {server} runs with maxmemory-policy {policy}, so it may evict {} \
              on its own; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or pass \
              --allow-redis-eviction to accept that",
@@ -123,8 +124,10 @@ pub fn store_error(error: &StorageError) -> String {
             } else {
                 "idempotency records before they expire (a retried write could then count twice)"
             }
-        ),
-        StorageError::Schema { schema, problem } => match problem {
+        );
+    }
+    if let Some(SchemaRefusal { schema, problem }) = error.cause::<SchemaRefusal>() {
+        return match problem {
             SchemaProblem::Foreign => format!(
                 "the PostgreSQL schema {schema:?} belongs to another application (tables of its \
                  own and no tally version row), so tally leaves it untouched; choose another \
@@ -135,9 +138,9 @@ pub fn store_error(error: &StorageError) -> String {
                  this tally understands ({supported}); upgrade tally"
             ),
             problem => format!("the PostgreSQL schema {schema:?}: {problem}"),
-        },
-        error => error.to_string(),
+        };
     }
+    error.to_string()
 }
 
 /// What a counter limit is, in words.

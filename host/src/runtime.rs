@@ -333,14 +333,13 @@ impl Runtime {
             .check_ready()
             .await
             .map_err(|failure| match failure {
-                StorageError::ReadOnly { .. } => {
-                    Failure::ReadOnly(crate::refusal::store_error(&failure))
+                StorageError::ReadOnly(_)
+                | StorageError::NoSpace(_)
+                | StorageError::Misconfigured(_)
+                | StorageError::Unavailable(_) => {
+                    Failure::of_store(failure, &self.limits.store_name, self.counter_limit)
                 }
-                StorageError::NoSpace(detail) => Failure::NoSpace(detail),
-                StorageError::Misconfigured(detail) => Failure::Misconfigured(detail),
-                StorageError::Unavailable(detail) => Failure::Unavailable(
-                    crate::refusal::store_unreachable(&self.limits.store_name, &detail),
-                ),
+                // Not ready, whatever else kept the store from answering.
                 failure => Failure::Unavailable(crate::refusal::store_unreachable(
                     &self.limits.store_name,
                     &failure.to_string(),

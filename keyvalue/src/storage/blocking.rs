@@ -18,7 +18,7 @@ where
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() != RuntimeFlavor::CurrentThread => {
             tokio::task::spawn_blocking(call).await.map_err(|failure| {
-                StorageError::Backend(format!("a storage task failed: {failure}"))
+                StorageError::Other(format!("a storage task failed: {failure}").into())
             })?
         }
         _ => call(),

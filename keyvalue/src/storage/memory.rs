@@ -3,13 +3,16 @@
 //! Keys are kept sorted, so listing pages by key like SQLite does: a cursor is the last key
 //! returned, and keys added or removed during a listing never shift the pages. Every write,
 //! with its idempotency record, and every write group happen under the one lock, which is never
-//! held across an await: so it declares every capability.
+//! held across an await: so it declares every capability. The store under its lock is the
+//! working copy the write rules ([`super::apply`]) apply to.
 
+use super::apply::{self, Record, RecordingCopy, WorkingCopy};
 use super::{
-    Applied, Capabilities, Cursor, IdempotencyKey, KeyPage, MAX_PAGE_SIZE, Note, Storage,
-    StorageError, StoreFuture, Write, WriteGroup, WriteRequest, Written, idempotency, incremented,
+    Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Note, Storage, StorageError,
+    StoreFuture, WriteGroup, WriteRequest, Written, idempotency,
 };
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
@@ -26,8 +29,8 @@ type Entries = BTreeMap<String, Vec<u8>>;
 #[derive(Debug, Default)]
 struct State {
     buckets: HashMap<String, Entries>,
-    /// Idempotency records by key: fingerprint, outcome, expiry (ms since the Unix epoch).
-    records: HashMap<IdempotencyKey, (String, u64, i64)>,
+    /// Idempotency records by key.
+    records: HashMap<String, Record>,
     /// Notes by name: value, expiry (ms since the Unix epoch; `None`: never).
     notes: HashMap<String, (Vec<u8>, Option<i64>)>,
 }
@@ -46,63 +49,52 @@ impl MemoryStorage {
     fn lock(&self) -> Result<MutexGuard<'_, State>, StorageError> {
         self.state
             .lock()
-            .map_err(|_| StorageError::Backend("in-memory store poisoned by a panic".into()))
+            .map_err(|_| StorageError::Other("in-memory store poisoned by a panic".into()))
     }
 
     /// `request` under the lock: looked up, applied and recorded in one step.
-    fn apply(&self, request: WriteRequest) -> Result<Written, StorageError> {
-        let mut state = self.lock()?;
-        let limit = request.limit_within(u64::MAX);
-        let Some(key) = request.idempotency_key else {
-            let entries = state.buckets.entry(request.bucket).or_default();
-            return apply_in(entries, request.write, limit).map(Written::applied);
-        };
-        let fingerprint = idempotency::fingerprint(&request.bucket, &request.write);
-        let now = idempotency::now_millis();
-        let recorded = state
-            .records
-            .get(&key)
-            .filter(|(_, _, expires_at)| idempotency::is_live(*expires_at, now))
-            .map(|(fingerprint, outcome, _)| (fingerprint.as_str(), *outcome));
-        if let Some(outcome) = idempotency::replay_or_apply(&key, recorded, &fingerprint)? {
-            return Ok(Written::replayed(outcome));
-        }
-        let entries = state.buckets.entry(request.bucket).or_default();
-        let value = apply_in(entries, request.write, limit)?;
-        let expires_at = idempotency::expires_at(request.idempotency_retention);
-        state.records.insert(key, (fingerprint, value, expires_at));
-        Ok(Written::applied(value))
+    fn apply(&self, request: &WriteRequest) -> Result<Written, StorageError> {
+        let Ok(outcome) = apply::apply_request(&mut *self.lock()?, request, u64::MAX);
+        outcome
     }
 
-    /// Every write of `group` in order, undone as a whole when one is refused.
-    fn apply_group(&self, group: WriteGroup) -> Result<Vec<u64>, StorageError> {
-        let mut state = self.lock()?;
-        let entries = state.buckets.entry(group.bucket).or_default();
-        let limit = group.increment_limit.unwrap_or(u64::MAX);
-        for expected in &group.expected {
-            expected.check(entries.get(&expected.key).map(Vec::as_slice))?;
-        }
-        // The first value each key had, to put back should a later write be refused.
-        let mut before: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-        let mut outcomes = Vec::with_capacity(group.writes.len());
-        for write in group.writes {
-            let key = write.key().to_string();
-            let previous = entries.get(&key).cloned();
-            before.entry(key).or_insert(previous);
-            match apply_in(entries, write, limit) {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(refused) => {
-                    for (key, value) in before {
-                        match value {
-                            Some(value) => entries.insert(key, value),
-                            None => entries.remove(&key),
-                        };
-                    }
-                    return Err(refused);
-                }
-            }
-        }
-        Ok(outcomes)
+    /// Every write of `group` under the lock, all or nothing.
+    fn apply_group(&self, group: &WriteGroup) -> Result<Vec<u64>, StorageError> {
+        let Ok(outcome) = apply::apply_group(&mut *self.lock()?, group, u64::MAX);
+        outcome
+    }
+}
+
+/// The store itself is the working copy: every write happens under its one lock.
+impl WorkingCopy for State {
+    type Error = Infallible;
+
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Infallible> {
+        Ok(self
+            .buckets
+            .get(bucket)
+            .and_then(|entries| entries.get(key))
+            .cloned())
+    }
+
+    fn put(&mut self, bucket: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), Infallible> {
+        let entries = self.buckets.entry(bucket.to_string()).or_default();
+        match value {
+            Some(value) => entries.insert(key.to_string(), value),
+            None => entries.remove(key),
+        };
+        Ok(())
+    }
+}
+
+impl RecordingCopy for State {
+    fn record(&mut self, key: &str) -> Result<Option<Record>, Infallible> {
+        Ok(self.records.get(key).cloned())
+    }
+
+    fn put_record(&mut self, key: &str, record: Record) -> Result<(), Infallible> {
+        self.records.insert(key.to_string(), record);
+        Ok(())
     }
 }
 
@@ -152,12 +144,12 @@ impl Storage for MemoryStorage {
 
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
         Box::pin(std::future::ready(
-            self.apply(request).map(Applied::durable_now),
+            self.apply(&request).map(Applied::durable_now),
         ))
     }
 
     fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
-        Box::pin(std::future::ready(self.apply_group(group)))
+        Box::pin(std::future::ready(self.apply_group(&group)))
     }
 
     fn purge_expired(&self) -> StoreFuture<'_, usize> {
@@ -166,7 +158,7 @@ impl Storage for MemoryStorage {
             let now = idempotency::now_millis();
             state
                 .records
-                .retain(|_, (_, _, expires_at)| idempotency::is_live(*expires_at, now));
+                .retain(|_, record| idempotency::is_live(record.expires_at, now));
             state
                 .notes
                 .retain(|_, (_, expires_at)| note_is_live(*expires_at, now));
@@ -227,26 +219,5 @@ impl MemoryStorage {
             .collect();
         let more = page.next().is_some();
         Ok(KeyPage::entries_by_key(entries, more))
-    }
-}
-
-/// `write` on one bucket's entries (under the store's lock, held by the caller), an increment
-/// stopping at `limit`: the new value for an increment, 0 otherwise.
-fn apply_in(entries: &mut Entries, write: Write, limit: u64) -> Result<u64, StorageError> {
-    match write {
-        Write::Increment { key, delta } => {
-            let current = entries.get(&key).map(Vec::as_slice);
-            let (new, stored) = incremented(&key, current, delta, limit)?;
-            entries.insert(key, stored);
-            Ok(new)
-        }
-        Write::Set { key, value } => {
-            entries.insert(key, value);
-            Ok(0)
-        }
-        Write::Delete { key } => {
-            entries.remove(&key);
-            Ok(0)
-        }
     }
 }

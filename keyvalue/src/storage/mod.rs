@@ -12,15 +12,22 @@
 //! Implement three methods: [`Storage::get`], [`Storage::list_keys`] and [`Storage::write`].
 //! The others have defaults that are correct for every store (reading key by key, refusing what
 //! the store does not declare); override them where the store can do better. The rules:
-//! - **Every write is one atomic step.** An increment reads the ASCII decimal `u64` under the key
-//!   (absent is 0; [`value`] is the encoding), adds the delta and stores the sum, with no other
-//!   write in between, in this process or any other. [`incremented`] is the rule.
+//! - **Every write is one atomic step, by the shared rules.** A store does not write the rules
+//!   again: it hands [`apply`]'s functions a working copy of its data (a map under its lock, the
+//!   rows its transaction read, its connection inside a transaction: [`apply::WorkingCopy`], its
+//!   reads and puts) and keeps what they leave there. [`apply::apply_write`]: an increment reads
+//!   the ASCII decimal `u64` under the key (absent is 0; [`value`] is the encoding), adds the
+//!   delta and stores the sum ([`incremented`]), with no other write in between, in this
+//!   process or any other (that atomicity is the store's); [`apply::apply_request`]: once per
+//!   idempotency key; [`apply::apply_group`]: a write group, all or nothing.
 //! - **The limit.** An increment never leaves a counter past [`Storage::counter_limit`] (nor
 //!   past [`WriteRequest::increment_limit`] when the store declares
 //!   [`Capabilities::increment_limits`]): it fails with [`StorageError::Overflow`] and changes
 //!   nothing.
-//! - **A failed write changed nothing.** A refusal ([`StorageError::NotANumber`], overflow)
-//!   leaves the store as it was.
+//! - **A failed write changed nothing**, and says why in the kind that tells its caller what to
+//!   do ([`StorageError`]: unavailable, busy, outcome unknown, no space, read-only,
+//!   misconfigured, refused, corrupt, other), with the store's words and, where a host may want
+//!   to word it itself, a typed cause ([`Detail`]).
 //! - **Optional abilities are declared once** in [`Storage::capabilities`]: records of
 //!   idempotency keys made in the same atomic step as the write, write groups, increment limits
 //!   below the store's own, notes shared by every process on the store ([`Note`]). Hosts call
@@ -55,25 +62,30 @@ pub mod suite;
 mod transaction;
 pub mod value;
 
+pub mod apply;
 mod capability;
 mod error;
 mod note;
 mod page;
 mod request;
 
+pub use apply::incremented;
 pub use capability::{Capabilities, Capability};
-pub use error::{FileProblem, SchemaProblem, StorageError};
+pub use error::{Detail, StorageError};
 pub use note::Note;
 pub use page::{Cursor, KeyPage};
 pub use request::{Answer, Applied, Expectation, Write, WriteContext, WriteGroup, WriteRequest};
 
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStorage};
+pub use postgres::{PostgresOptions, PostgresStorage, SchemaProblem, SchemaRefusal};
 #[cfg(feature = "redis")]
-pub use redis::RedisStorage;
+pub use redis::{EvictionPolicy, RedisStorage};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{APPLICATION_ID, BackupReport, Durability, SqliteOptions, SqliteStorage};
+pub use sqlite::{
+    APPLICATION_ID, BackupReport, Durability, FileProblem, FileRefusal, ReadOnlyFile,
+    SqliteOptions, SqliteStorage,
+};
 
 pub use idempotency::{IdempotencyKey, Written};
 pub use transaction::Transaction;
@@ -210,7 +222,7 @@ pub trait Storage: Send + Sync + 'static {
                 match page.cursor {
                     None => break,
                     Some(next) if Some(&next) == cursor.as_ref() => {
-                        return Err(StorageError::Backend(
+                        return Err(StorageError::Other(
                             "the store returned the same list cursor twice; refusing to loop"
                                 .into(),
                         ));
@@ -332,33 +344,6 @@ impl dyn Storage {
             _ => Ok(None),
         }
     }
-}
-
-/// The increment rule every backend shares (and a backend written elsewhere can reuse): parse
-/// `current` as ASCII decimal ([`value::decode`]; absent is 0), add `delta` without passing
-/// `limit`, return the new value and its stored form. Errors are the ones an increment must
-/// report.
-pub fn incremented(
-    key: &str,
-    current: Option<&[u8]>,
-    delta: u64,
-    limit: u64,
-) -> Result<(u64, Vec<u8>), StorageError> {
-    let current = match current {
-        None => 0,
-        Some(bytes) => value::decode(bytes).ok_or_else(|| StorageError::NotANumber {
-            key: key.to_string(),
-        })?,
-    };
-    let new = current
-        .checked_add(delta)
-        .filter(|sum| *sum <= limit)
-        .ok_or_else(|| StorageError::Overflow {
-            key: key.to_string(),
-            current,
-            delta,
-        })?;
-    Ok((new, value::encode(new)))
 }
 
 #[cfg(test)]

@@ -40,10 +40,10 @@
 //! retried write counted twice. [`RedisStorage::open`] therefore reads `maxmemory-policy` and
 //! refuses every evicting policy unless the caller explicitly accepts it.
 
+use super::apply::{self, WorkingCopy};
 use super::{
-    Applied, Capabilities, Cursor, Expectation, KeyPage, MAX_PAGE_SIZE, Note, Storage,
-    StorageError, StoreFuture, Write, WriteGroup, WriteRequest, Written, blocking, idempotency,
-    incremented, value,
+    Applied, Capabilities, Cursor, Detail, KeyPage, MAX_PAGE_SIZE, Note, Storage, StorageError,
+    StoreFuture, Write, WriteGroup, WriteRequest, Written, blocking, idempotency, value,
 };
 use redis::{Client, Connection, RedisError, Value};
 use std::sync::{Arc, Mutex};
@@ -179,10 +179,13 @@ fn first_foreign<'k>(
 
 /// A key that holds another Redis type than a string: not a counter, and never overwritten.
 fn foreign_key(key: &str, kind: &str) -> StorageError {
-    StorageError::Backend(format!(
-        "the Redis key {key:?} holds a {kind}, not a counter: give tally a database of its own \
+    StorageError::Refused(
+        format!(
+            "the Redis key {key:?} holds a {kind}, not a counter: give tally a database of its own \
          (another number in the URL), or remove the key"
-    ))
+        )
+        .into(),
+    )
 }
 
 /// The idempotency record a write of [`WRITE_SCRIPT`] makes: the client's key, the write's
@@ -219,8 +222,9 @@ impl std::fmt::Debug for RedisStorage {
 
 impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`) and checks the eviction
-    /// policy: an `allkeys-*` or `volatile-*` policy is refused ([`StorageError::Evicting`])
-    /// unless `allow_eviction`.
+    /// policy: an `allkeys-*` or `volatile-*` policy is refused
+    /// ([`StorageError::Misconfigured`], caused by an [`EvictionPolicy`]) unless
+    /// `allow_eviction`.
     pub fn open(url: &str, allow_eviction: bool) -> Result<Self, StorageError> {
         let server = Server {
             client: Client::open(url).map_err(backend)?,
@@ -239,11 +243,11 @@ impl RedisStorage {
         let policy = policy.get(1).cloned().unwrap_or_default();
         let evicts_counters = policy.starts_with("allkeys-");
         if (evicts_counters || policy.starts_with("volatile-")) && !allow_eviction {
-            return Err(StorageError::Evicting {
+            return Err(StorageError::Misconfigured(Detail::of(EvictionPolicy {
                 server: url.to_string(),
                 policy,
                 evicts_counters,
-            });
+            })));
         }
         Ok(Self {
             server: Arc::new(server),
@@ -393,10 +397,10 @@ impl Server {
                     delta,
                 }
             }
-            _ => StorageError::Backend(format!(
+            _ => StorageError::Other(format!(
                 "Redis cannot increment {key:?}: its stored digits are not an integer in Redis's \
                  own form (leading zeros?); setting the counter again rewrites it"
-            )),
+            ).into()),
         }
     }
 
@@ -429,10 +433,13 @@ impl Server {
             .map_err(|error| after_sending(error, sent))?;
         let number = |bytes: &[u8]| {
             value::decode(bytes).ok_or_else(|| {
-                StorageError::Backend(format!(
-                    "Redis answered {:?} for a {operation} of {counter:?}",
-                    String::from_utf8_lossy(bytes)
-                ))
+                StorageError::Other(
+                    format!(
+                        "Redis answered {:?} for a {operation} of {counter:?}",
+                        String::from_utf8_lossy(bytes)
+                    )
+                    .into(),
+                )
             })
         };
         match (reply.as_slice(), write, record) {
@@ -458,28 +465,25 @@ impl Server {
             ([Value::Int(OUT_OF_RANGE)], Write::Increment { delta, .. }, _) => {
                 Err(self.out_of_range(counter, *delta))
             }
-            (other, _, _) => Err(StorageError::Backend(format!(
-                "Redis answered the {operation} script with {other:?}"
-            ))),
+            (other, _, _) => Err(StorageError::Other(
+                format!("Redis answered the {operation} script with {other:?}").into(),
+            )),
         }
     }
 
-    /// `writes` in one `MULTI`/`EXEC`. Increments are computed here from the values read
-    /// under `WATCH`, so the group is refused whole (nothing sent) when one would not apply,
-    /// and tried again when another client changed a watched counter before `EXEC`.
-    /// Every expectation is checked against the values read under `WATCH` before anything is
-    /// queued.
-    fn run_group(
-        &self,
-        writes: &[Write],
-        expected: &[Expectation],
-    ) -> Result<Vec<u64>, StorageError> {
+    /// `group` in one `MULTI`/`EXEC`: its keys `WATCH`ed and read, the write rules applied to
+    /// what was read ([`apply::apply_group`]: expectations, increments, all or nothing), then
+    /// each written key's final value sent, so the group is refused whole (nothing sent) when
+    /// one write would not apply, and tried again when another client changed a watched key
+    /// before `EXEC`.
+    fn run_group(&self, group: &WriteGroup) -> Result<Vec<u64>, StorageError> {
         // Every key written is watched: its type is checked too (a write never replaces a
         // list or a hash), and that check must still hold at EXEC.
-        let mut watched: Vec<&str> = writes
+        let mut watched: Vec<&str> = group
+            .writes
             .iter()
             .map(Write::key)
-            .chain(expected.iter().map(|expected| expected.key.as_str()))
+            .chain(group.expected.iter().map(|expected| expected.key.as_str()))
             .collect();
         watched.sort_unstable();
         watched.dedup();
@@ -488,77 +492,46 @@ impl Server {
             let committed = self
                 .with_checked(
                     |conn| -> redis::RedisResult<Result<Option<Vec<u64>>, StorageError>> {
-                        if !watched.is_empty() {
-                            redis::cmd("WATCH").arg(&watched).query::<()>(conn)?;
+                        if watched.is_empty() {
+                            return Ok(Ok(Some(Vec::new())));
                         }
-                        let current: Vec<Option<Vec<u8>>> = if watched.is_empty() {
-                            Vec::new()
-                        } else {
-                            redis::cmd("MGET").arg(&watched).query(conn)?
-                        };
-                        // The group's own values so far: each write sees the ones before it.
-                        let mut values: std::collections::HashMap<&str, Option<Vec<u8>>> =
-                            watched.iter().copied().zip(current).collect();
-                        for expected in expected {
-                            let current = values.get(expected.key.as_str()).cloned().flatten();
-                            if let Err(conflict) = expected.check(current.as_deref()) {
-                                redis::cmd("UNWATCH").query::<()>(conn)?;
-                                return Ok(Err(conflict));
-                            }
-                        }
+                        redis::cmd("WATCH").arg(&watched).query::<()>(conn)?;
+                        let current: Vec<Option<Vec<u8>>> =
+                            redis::cmd("MGET").arg(&watched).query(conn)?;
                         // MGET answers nil for another type as for an absent key.
                         let missing: Vec<&str> = watched
                             .iter()
-                            .copied()
-                            .filter(|key| values.get(key).is_some_and(Option::is_none))
+                            .zip(&current)
+                            .filter(|(_, value)| value.is_none())
+                            .map(|(key, _)| *key)
                             .collect();
                         if let Some((key, kind)) = first_foreign(conn, &missing)? {
                             redis::cmd("UNWATCH").query::<()>(conn)?;
                             return Ok(Err(foreign_key(key, &kind)));
                         }
-                        if writes.is_empty() {
+                        let mut copy = Watched {
+                            values: watched.iter().copied().zip(current).collect(),
+                            written: Vec::new(),
+                        };
+                        let outcomes = match apply::apply_group(&mut copy, group, COUNTER_LIMIT) {
+                            Ok(Ok(outcomes)) if !copy.written.is_empty() => outcomes,
                             // Only expectations: one MGET read them all at one instant.
-                            redis::cmd("UNWATCH").query::<()>(conn)?;
-                            return Ok(Ok(Some(Vec::new())));
-                        }
+                            Ok(Ok(outcomes)) => {
+                                redis::cmd("UNWATCH").query::<()>(conn)?;
+                                return Ok(Ok(Some(outcomes)));
+                            }
+                            Ok(Err(refused)) | Err(refused) => {
+                                redis::cmd("UNWATCH").query::<()>(conn)?;
+                                return Ok(Err(refused));
+                            }
+                        };
                         let mut transaction = redis::pipe();
                         transaction.atomic();
-                        let mut outcomes = Vec::with_capacity(writes.len());
-                        for write in writes {
-                            let outcome = match write {
-                                Write::Set { key, value } => {
-                                    transaction.set(key, value).ignore();
-                                    values.insert(key, Some(value.clone()));
-                                    0
-                                }
-                                Write::Delete { key } => {
-                                    transaction.del(key).ignore();
-                                    values.insert(key, None);
-                                    0
-                                }
-                                Write::Increment { key, delta } => {
-                                    let current = values.get(key.as_str()).cloned().flatten();
-                                    match incremented(
-                                        key,
-                                        current.as_deref(),
-                                        *delta,
-                                        COUNTER_LIMIT,
-                                    ) {
-                                        Ok((new, stored)) => {
-                                            transaction.set(key, &stored).ignore();
-                                            values.insert(key, Some(stored));
-                                            new
-                                        }
-                                        Err(refused) => {
-                                            if !watched.is_empty() {
-                                                redis::cmd("UNWATCH").query::<()>(conn)?;
-                                            }
-                                            return Ok(Err(refused));
-                                        }
-                                    }
-                                }
+                        for key in &copy.written {
+                            match copy.values.get(key).cloned().flatten() {
+                                Some(value) => transaction.set(*key, value).ignore(),
+                                None => transaction.del(*key).ignore(),
                             };
-                            outcomes.push(outcome);
                         }
                         // EXEC answers nil when a watched key changed: nothing was applied.
                         sent = true;
@@ -571,11 +544,51 @@ impl Server {
                 return Ok(outcomes);
             }
         }
-        Err(StorageError::Busy(format!(
-            "other clients kept changing the counters of a write group; it was tried \
-             {GROUP_ATTEMPTS} times and nothing was applied"
-        )))
+        Err(StorageError::Busy(
+            format!(
+                "other clients kept changing the counters of a write group; it was tried \
+                 {GROUP_ATTEMPTS} times and nothing was applied"
+            )
+            .into(),
+        ))
     }
+}
+
+/// What a write group read under `WATCH`, as its writes change it (the working copy the write
+/// rules apply to), and which keys they wrote, in order.
+struct Watched<'a> {
+    values: std::collections::HashMap<&'a str, Option<Vec<u8>>>,
+    written: Vec<&'a str>,
+}
+
+impl<'a> WorkingCopy for Watched<'a> {
+    type Error = StorageError;
+
+    fn get(&mut self, _bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.values.get(key).cloned().ok_or_else(|| unwatched(key))
+    }
+
+    fn put(
+        &mut self,
+        _bucket: &str,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        let (&watched, _) = self
+            .values
+            .get_key_value(key)
+            .ok_or_else(|| unwatched(key))?;
+        self.values.insert(watched, value);
+        if !self.written.contains(&watched) {
+            self.written.push(watched);
+        }
+        Ok(())
+    }
+}
+
+/// A key a write group did not watch: the store's own mistake.
+fn unwatched(key: &str) -> StorageError {
+    StorageError::Other(format!("a write group wrote {key:?} without watching it").into())
 }
 
 /// A Redis error as a storage error: an outage when the server could not be reached or is not
@@ -585,9 +598,9 @@ impl Server {
 /// before that, [`backend`]'s reading.
 fn after_sending(error: RedisError, sent: bool) -> StorageError {
     if sent && (error.is_io_error() || error.is_connection_dropped() || error.is_timeout()) {
-        StorageError::OutcomeUnknown(format!(
-            "Redis: the connection broke after the write was sent ({error})"
-        ))
+        StorageError::OutcomeUnknown(
+            format!("Redis: the connection broke after the write was sent ({error})").into(),
+        )
     } else {
         backend(error)
     }
@@ -608,12 +621,15 @@ fn backend(error: RedisError) -> StorageError {
     );
     match error.code() {
         // Out of memory at its maxmemory, or refusing writes it cannot persist (a full disk).
-        Some("OOM" | "MISCONF") => return StorageError::NoSpace(format!("Redis: {error}")),
+        Some("OOM" | "MISCONF") => return StorageError::NoSpace(format!("Redis: {error}").into()),
         Some("NOAUTH" | "WRONGPASS" | "NOPERM") => {
-            return StorageError::Misconfigured(format!(
-                "Redis: {error}; check the user and password in the store's URL \
+            return StorageError::Misconfigured(
+                format!(
+                    "Redis: {error}; check the user and password in the store's URL \
                  (redis://USER:PASSWORD@HOST) and the user's ACL"
-            ));
+                )
+                .into(),
+            );
         }
         _ => {}
     }
@@ -623,10 +639,33 @@ fn backend(error: RedisError) -> StorageError {
         || error.is_connection_dropped()
         || error.is_timeout()
     {
-        StorageError::Unavailable(format!("Redis: {error}"))
+        StorageError::Unavailable(format!("Redis: {error}").into())
     } else {
-        StorageError::Backend(format!("Redis: {error}"))
+        StorageError::Other(format!("Redis: {error}").into())
     }
+}
+
+/// A Redis server that may evict keys on its own (its `maxmemory-policy`), when the store was
+/// not opened allowing that: the cause of a [`StorageError::Misconfigured`], typed so a host
+/// can word it in its own terms (its flag that allows eviction).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the Redis server at {server} runs with maxmemory-policy {policy}, so it may evict {} on \
+     its own; set it to noeviction (CONFIG SET maxmemory-policy noeviction) or open the \
+     store allowing eviction",
+    if *evicts_counters {
+        "counters"
+    } else {
+        "idempotency records before they expire (a retried write could then count twice)"
+    }
+)]
+pub struct EvictionPolicy {
+    /// The server, as its URL was given.
+    pub server: String,
+    /// Its `maxmemory-policy`.
+    pub policy: String,
+    /// `allkeys-*`: counters themselves may go (`volatile-*`: only records, which expire).
+    pub evicts_counters: bool,
 }
 
 /// Where a Redis listing goes on: the `SCAN` step to take next (`None`: the scan has ended) and
@@ -847,11 +886,6 @@ impl Storage for RedisStorage {
         if let Err(refused) = Self::only_default_bucket(&group.bucket) {
             return Box::pin(std::future::ready(Err(refused)));
         }
-        self.run(move |server| {
-            if group.writes.is_empty() && group.expected.is_empty() {
-                return Ok(Vec::new());
-            }
-            server.run_group(&group.writes, &group.expected)
-        })
+        self.run(move |server| server.run_group(&group))
     }
 }

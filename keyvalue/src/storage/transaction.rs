@@ -14,9 +14,10 @@
 //! A transaction lives in one bucket and cannot list keys; idempotency keys are not taken (it
 //! declares no records).
 
+use super::apply::{self, WorkingCopy};
 use super::{
     Applied, Capabilities, KeyPage, Storage, StorageError, StoreFuture, Write, WriteGroup,
-    WriteRequest, Written, incremented,
+    WriteRequest, Written,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -43,9 +44,9 @@ impl State {
     /// Claims `bucket` for the transaction, or refuses a second one.
     fn enter(&mut self, bucket: &str) -> Result<(), StorageError> {
         match &self.bucket {
-            Some(own) if own != bucket => Err(StorageError::Backend(format!(
-                "a transaction writes one bucket; it is in {own:?}, not {bucket:?}"
-            ))),
+            Some(own) if own != bucket => Err(StorageError::Other(
+                format!("a transaction writes one bucket; it is in {own:?}, not {bucket:?}").into(),
+            )),
             Some(_) => Ok(()),
             None => {
                 self.bucket = Some(bucket.to_string());
@@ -138,31 +139,45 @@ impl Storage for Transaction {
         _cursor: Option<&'a super::Cursor>,
         _limit: usize,
     ) -> StoreFuture<'a, KeyPage> {
-        Box::pin(std::future::ready(Err(StorageError::Backend(
+        Box::pin(std::future::ready(Err(StorageError::Other(
             "keys cannot be listed inside a transaction".into(),
         ))))
     }
 
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
         Box::pin(async move {
-            let limit = request
-                .increment_limit
-                .unwrap_or(u64::MAX)
-                .min(self.store.counter_limit());
-            let (outcome, value) = match &request.write {
-                Write::Set { value, .. } => (0, Some(value.clone())),
-                Write::Delete { .. } => (0, None),
-                Write::Increment { key, delta } => {
-                    let current = self.current(&request.bucket, key).await?;
-                    let (new, stored) = incremented(key, current.as_deref(), *delta, limit)?;
-                    (new, Some(stored))
-                }
-            };
+            let limit = request.limit_within(self.store.counter_limit());
+            // An increment reads its key: from the store the first time, then the view.
+            if let Write::Increment { key, .. } = &request.write {
+                self.current(&request.bucket, key).await?;
+            }
             let mut state = self.state();
             state.enter(&request.bucket)?;
-            state.written.insert(request.write.key().to_string(), value);
+            let outcome = apply::apply_write(&mut *state, &request.bucket, &request.write, limit)??;
             state.writes.push(request.write);
             Ok(Applied::durable_now(Written::applied(outcome)))
         })
+    }
+}
+
+/// The transaction's view is the working copy its writes apply to: a key it knows (read from
+/// the store, or written) reads as it knows it, and a write lands in the view only.
+impl WorkingCopy for State {
+    type Error = StorageError;
+
+    fn get(&mut self, _bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.known(key).ok_or_else(|| {
+            StorageError::Other(format!("the transaction did not read {key:?} before").into())
+        })
+    }
+
+    fn put(
+        &mut self,
+        _bucket: &str,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        self.written.insert(key.to_string(), value);
+        Ok(())
     }
 }

@@ -58,12 +58,15 @@ fn parse(
         format!("{base}?{}", kept.join("&"))
     };
     let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
-        StorageError::Backend(format!(
-            "not a PostgreSQL URL tally can use ({}); the form is \
+        StorageError::Other(
+            format!(
+                "not a PostgreSQL URL tally can use ({}); the form is \
              postgres://USER@HOST[:PORT][,HOST2[:PORT2]...]/DATABASE[?OPTIONS], with libpq's \
              options (sslmode, target_session_attrs, connect_timeout, application_name...)",
-            super::error::describe(&error).trim_start_matches("PostgreSQL: ")
-        ))
+                super::error::describe(&error).trim_start_matches("PostgreSQL: ")
+            )
+            .into(),
+        )
     })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
@@ -146,7 +149,7 @@ pub(super) fn pool(url: &str, size: usize) -> Result<Connections, StorageError> 
         .wait_timeout(Some(Duration::from_secs(30)))
         .create_timeout(Some(connect_timeout * hosts))
         .build()
-        .map_err(|error| StorageError::Backend(format!("PostgreSQL pool: {error}")))?;
+        .map_err(|error| StorageError::Other(format!("PostgreSQL pool: {error}").into()))?;
     Ok(Connections {
         pool,
         connect_timeout,
@@ -161,7 +164,7 @@ fn tls_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|error| StorageError::Backend(format!("TLS: {error}")))?;
+        .map_err(|error| StorageError::Other(format!("TLS: {error}").into()))?;
     let config = match verification {
         Verification::None => builder
             .dangerous()
@@ -172,7 +175,7 @@ fn tls_config(
             let webpki =
                 rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
                     .build()
-                    .map_err(|error| StorageError::Backend(format!("TLS roots: {error}")))?;
+                    .map_err(|error| StorageError::Other(format!("TLS roots: {error}").into()))?;
             if verification == Verification::Full {
                 builder.with_webpki_verifier(webpki).with_no_client_auth()
             } else {
@@ -195,21 +198,22 @@ fn roots(root_file: Option<&str>) -> Result<rustls::RootCertStore, StorageError>
             CertificateDer::pem_file_iter(path)
                 .and_then(|certificates| certificates.collect())
                 .map_err(|error| {
-                    StorageError::Backend(format!(
-                        "cannot read the root certificates in sslrootcert={path}: {error}"
-                    ))
+                    StorageError::Other(
+                        format!("cannot read the root certificates in sslrootcert={path}: {error}")
+                            .into(),
+                    )
                 })?
         }
         None => rustls_native_certs::load_native_certs().certs,
     };
     let (added, _) = roots.add_parsable_certificates(certificates);
     if added == 0 {
-        return Err(StorageError::Backend(format!(
+        return Err(StorageError::Other(format!(
             "no root certificate to verify the server with ({}); name a file with sslrootcert=PATH",
             root_file.map_or("the system has none".to_string(), |path| format!(
                 "{path} holds none"
             ))
-        )));
+        ).into()));
     }
     Ok(roots)
 }

@@ -38,11 +38,11 @@ impl Failed {
             Self::Retry => StorageError::Busy(
                 "other writers kept conflicting with this transaction; nothing was applied".into(),
             ),
-            Self::Unavailable(detail) => StorageError::Unavailable(detail.clone()),
-            Self::OutcomeUnknown(detail) => StorageError::OutcomeUnknown(detail.clone()),
-            Self::NoSpace(detail) => StorageError::NoSpace(detail.clone()),
-            Self::Misconfigured(detail) => StorageError::Misconfigured(detail.clone()),
-            Self::Backend(detail) => StorageError::Backend(detail.clone()),
+            Self::Unavailable(detail) => StorageError::Unavailable(detail.clone().into()),
+            Self::OutcomeUnknown(detail) => StorageError::OutcomeUnknown(detail.clone().into()),
+            Self::NoSpace(detail) => StorageError::NoSpace(detail.clone().into()),
+            Self::Misconfigured(detail) => StorageError::Misconfigured(detail.clone().into()),
+            Self::Backend(detail) => StorageError::Other(detail.clone().into()),
         }
     }
 
@@ -101,7 +101,7 @@ pub(super) fn at_commit(error: &tokio_postgres::Error) -> Failed {
 /// A read's error (nothing is written by a read).
 pub(super) fn of_read(error: &tokio_postgres::Error) -> StorageError {
     match before_commit(error) {
-        Failed::Retry => StorageError::Busy(describe(error)),
+        Failed::Retry => StorageError::Busy(describe(error).into()),
         failed => failed.to_error(),
     }
 }

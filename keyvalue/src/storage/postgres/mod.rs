@@ -22,6 +22,8 @@ mod error;
 mod schema;
 mod writer;
 
+pub use schema::{SchemaProblem, SchemaRefusal};
+
 use super::{
     Applied, Capabilities, Cursor, KeyPage, MAX_PAGE_SIZE, Note, Storage, StorageError,
     StoreFuture, WriteGroup, WriteRequest,
@@ -228,7 +230,7 @@ impl std::fmt::Debug for PostgresStorage {
 
 impl PostgresStorage {
     /// Connects to `url` (`postgres://` or `postgresql://`, libpq's form) and checks the schema:
-    /// another application's ([`StorageError::Schema`]) is refused untouched, and a server that
+    /// another application's ([`StorageError::Refused`], caused by a [`SchemaRefusal`]) is refused untouched, and a server that
     /// cannot be reached is [`StorageError::Unavailable`]. Creates nothing: the first write
     /// creates the tables.
     pub fn open(url: &str, options: PostgresOptions) -> Result<Self, StorageError> {
@@ -239,7 +241,7 @@ impl PostgresStorage {
             .enable_all()
             .build()
             .map_err(|error| {
-                StorageError::Backend(format!("cannot start the PostgreSQL client: {error}"))
+                StorageError::Other(format!("cannot start the PostgreSQL client: {error}").into())
             })?;
         match Self::start(&runtime, url, schema, options) {
             Ok((shared, jobs)) => Ok(Self {
@@ -377,7 +379,7 @@ enum Probe {
 
 /// The store was dropped while an operation was in flight.
 fn closed() -> StorageError {
-    StorageError::Backend("the PostgreSQL store was closed".into())
+    StorageError::Other("the PostgreSQL store was closed".into())
 }
 
 /// `future` run to completion on `runtime`, from any thread (an async caller's included).
@@ -445,20 +447,23 @@ impl Storage for PostgresStorage {
                      target_session_attrs=read-write"
                         .into(),
                 )),
-                Ok(Ok(Probe::Missing(missing))) => Err(StorageError::Misconfigured(missing)),
+                Ok(Ok(Probe::Missing(missing))) => Err(StorageError::Misconfigured(missing.into())),
                 Ok(Err(denied)) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
                     Err(shared.denied(&client, &denied).await.to_error())
                 }
                 Ok(Err(failed)) => Err(match error::before_commit(&failed) {
-                    error::Failed::Retry => StorageError::Busy(error::describe(&failed)),
-                    error::Failed::Backend(detail) => StorageError::Unavailable(detail),
+                    error::Failed::Retry => StorageError::Busy(error::describe(&failed).into()),
+                    error::Failed::Backend(detail) => StorageError::Unavailable(detail.into()),
                     failed => failed.to_error(),
                 }),
-                Err(_) => Err(StorageError::Unavailable(format!(
-                    "PostgreSQL: a commit did not return within the commit timeout ({} ms); is \
+                Err(_) => Err(StorageError::Unavailable(
+                    format!(
+                        "PostgreSQL: a commit did not return within the commit timeout ({} ms); is \
                      the synchronous standby down?",
-                    shared.commit_timeout.as_millis()
-                ))),
+                        shared.commit_timeout.as_millis()
+                    )
+                    .into(),
+                )),
             };
             match &outcome {
                 Ok(()) if write => shared.commit_timed_out.store(false, Ordering::Release),
@@ -701,16 +706,19 @@ impl Storage for PostgresStorage {
                          timeout ({} ms)",
                             note.name,
                             shared.commit_timeout.as_millis()
-                        )));
+                        ).into()));
                     }
                 };
             // Only a note that expired between the two statements (and was purged) is
             // missing: the one given is then as good as kept by the next call.
             kept.ok_or_else(|| {
-                StorageError::Busy(format!(
-                    "the note {:?} changed while it was being kept; try again",
-                    note.name
-                ))
+                StorageError::Busy(
+                    format!(
+                        "the note {:?} changed while it was being kept; try again",
+                        note.name
+                    )
+                    .into(),
+                )
             })
         })
     }

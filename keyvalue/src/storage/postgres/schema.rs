@@ -12,7 +12,7 @@
 //! Keys are `text COLLATE "C"`: byte order, the order every tally store pages in. Values are
 //! `bytea`, as `wasi:keyvalue` says values are bytes; counters are their ASCII decimal text.
 
-use crate::storage::{SchemaProblem, StorageError};
+use crate::storage::{Detail, StorageError};
 use tokio_postgres::GenericClient;
 
 /// The version this build writes (the row in `tally_schema`). A newer one is refused.
@@ -59,9 +59,9 @@ impl SchemaName {
             None
         };
         match problem {
-            Some(problem) => Err(StorageError::Misconfigured(format!(
-                "the schema name {name:?} will not do: {problem}"
-            ))),
+            Some(problem) => Err(StorageError::Misconfigured(
+                format!("the schema name {name:?} will not do: {problem}").into(),
+            )),
             None => Ok(Self {
                 name: name.to_string(),
                 quoted: quoted(name),
@@ -141,9 +141,50 @@ pub(super) async fn inspect(
 
 /// The refusal for a schema that is not tally's to touch.
 pub(super) fn refused(schema: &SchemaName, problem: SchemaProblem) -> StorageError {
-    StorageError::Schema {
+    StorageError::Refused(Detail::of(SchemaRefusal {
         schema: schema.as_str().to_string(),
         problem,
+    }))
+}
+
+/// A PostgreSQL schema the store will not use, left as it was: which, and why (the cause of a
+/// [`StorageError::Refused`]), typed so a host can word it in its own terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the PostgreSQL schema {schema:?}: {problem}")]
+pub struct SchemaRefusal {
+    /// The schema's name.
+    pub schema: String,
+    /// What is wrong with it.
+    pub problem: SchemaProblem,
+}
+
+/// What is wrong with a schema ([`SchemaRefusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaProblem {
+    /// Another application's: tables of its own and no tally version row.
+    Foreign,
+    /// tally's, of a newer version than this build understands.
+    NewerVersion {
+        /// Its version.
+        version: i32,
+        /// The newest this build understands.
+        supported: i32,
+    },
+}
+
+impl std::fmt::Display for SchemaProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Foreign => f.write_str(
+                "another application's schema (tables of its own, no tally version row), left \
+                 untouched",
+            ),
+            Self::NewerVersion { version, supported } => write!(
+                f,
+                "tally schema version {version}, newer than this build understands ({supported})"
+            ),
+        }
     }
 }
 

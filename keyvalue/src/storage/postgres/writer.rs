@@ -23,8 +23,9 @@
 use super::Shared;
 use super::error::{self, Failed};
 use super::schema;
-use crate::storage::idempotency::{self, IdempotencyKey, Written};
-use crate::storage::{StorageError, Write, WriteGroup, WriteRequest, incremented};
+use crate::storage::apply::{self, Record, RecordingCopy, WorkingCopy};
+use crate::storage::idempotency::Written;
+use crate::storage::{StorageError, Write, WriteGroup, WriteRequest};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -89,7 +90,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<J
 
 /// Sends a job its outcome.
 fn answer(job: Job, outcome: Result<Outcome, Failed>) {
-    let mismatch = || StorageError::Backend("the writer mixed up two answers".into());
+    let mismatch = || StorageError::Other("the writer mixed up two answers".into());
     match job {
         Job::Write { reply, .. } => {
             let _ = reply.send(match outcome {
@@ -140,35 +141,59 @@ struct RecordSlot {
     made: Option<Record>,
 }
 
-#[derive(Clone)]
-struct Record {
-    fingerprint: String,
-    outcome: String,
-    expires_at: i64,
-}
-
-impl RecordSlot {
-    /// The record that counts now: the batch's, else the stored one while it is live.
-    fn live(&self, now: i64) -> Option<&Record> {
-        self.made.as_ref().or(self
-            .stored
-            .as_ref()
-            .filter(|record| idempotency::is_live(record.expires_at, now)))
-    }
-}
-
-/// The values one transaction works on.
+/// The values one transaction works on: the rows its locking reads found, as the batch's writes
+/// change them (the working copy the write rules apply to).
 struct Values {
     counters: HashMap<CounterId, Slot>,
     records: HashMap<String, RecordSlot>,
 }
 
-impl Values {
-    fn get(&self, bucket: &str, key: &str) -> Option<&[u8]> {
-        self.counters
-            .get(&(bucket.to_string(), key.to_string()))
-            .and_then(|slot| slot.now.as_deref())
+impl WorkingCopy for Values {
+    type Error = StorageError;
+
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.slot(bucket, key)?.now.clone())
     }
+
+    fn put(&mut self, bucket: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StorageError> {
+        self.slot(bucket, key)?.now = value;
+        Ok(())
+    }
+}
+
+impl RecordingCopy for Values {
+    /// The batch's record, else the stored one.
+    fn record(&mut self, key: &str) -> Result<Option<Record>, StorageError> {
+        Ok(self
+            .records
+            .get(key)
+            .and_then(|slot| slot.made.as_ref().or(slot.stored.as_ref()))
+            .cloned())
+    }
+
+    fn put_record(&mut self, key: &str, record: Record) -> Result<(), StorageError> {
+        match self.records.get_mut(key) {
+            Some(slot) => {
+                slot.made = Some(record);
+                Ok(())
+            }
+            None => Err(unread(key)),
+        }
+    }
+}
+
+impl Values {
+    /// The slot of a counter the transaction read (every one a job touches).
+    fn slot(&mut self, bucket: &str, key: &str) -> Result<&mut Slot, StorageError> {
+        self.counters
+            .get_mut(&(bucket.to_string(), key.to_string()))
+            .ok_or_else(|| unread(key))
+    }
+}
+
+/// A key the batch did not read before it came to write it: the writer's own mistake.
+fn unread(key: &str) -> StorageError {
+    StorageError::Other(format!("the writer did not read {key:?} before writing it").into())
 }
 
 /// One try at committing `jobs`.
@@ -233,12 +258,15 @@ async fn transact(
         }
     };
     let mut values = Values::of(touched, counter_rows, record_rows);
-    let now = idempotency::now_millis();
     let outcomes: Vec<Outcome> = jobs
         .iter()
         .map(|job| match job {
-            Job::Write { request, .. } => Outcome::Write(apply_request(&mut values, request, now)),
-            Job::Group { group, .. } => Outcome::Group(apply_group(&mut values, group)),
+            Job::Write { request, .. } => {
+                Outcome::Write(apply::apply_request(&mut values, request, u64::MAX).and_then(|o| o))
+            }
+            Job::Group { group, .. } => {
+                Outcome::Group(apply::apply_group(&mut values, group, u64::MAX).and_then(|o| o))
+            }
         })
         .collect();
     let changes = Changes::of(&values);
@@ -403,138 +431,6 @@ impl Values {
             });
         }
         Self { counters, records }
-    }
-}
-
-/// One write with its idempotency key, if any: replayed, refused or applied (and recorded).
-fn apply_request(
-    values: &mut Values,
-    request: &WriteRequest,
-    now: i64,
-) -> Result<Written, StorageError> {
-    let Some(key) = &request.idempotency_key else {
-        return apply(
-            values,
-            &request.bucket,
-            &request.write,
-            request.limit_within(u64::MAX),
-        )
-        .map(Written::applied);
-    };
-    let fingerprint = idempotency::fingerprint(&request.bucket, &request.write);
-    let recorded = recorded(values, key, now)?;
-    match idempotency::replay_or_apply(
-        key,
-        recorded
-            .as_ref()
-            .map(|(print, outcome)| (print.as_str(), *outcome)),
-        &fingerprint,
-    )? {
-        Some(outcome) => Ok(Written::replayed(outcome)),
-        None => {
-            let value = apply(
-                values,
-                &request.bucket,
-                &request.write,
-                request.limit_within(u64::MAX),
-            )?;
-            if let Some(slot) = values.records.get_mut(key.as_str()) {
-                slot.made = Some(Record {
-                    fingerprint,
-                    outcome: value.to_string(),
-                    expires_at: idempotency::expires_at(request.idempotency_retention),
-                });
-            }
-            Ok(Written::applied(value))
-        }
-    }
-}
-
-/// The live record of `key`: its fingerprint and outcome.
-fn recorded(
-    values: &Values,
-    key: &IdempotencyKey,
-    now: i64,
-) -> Result<Option<(String, u64)>, StorageError> {
-    let Some(record) = values
-        .records
-        .get(key.as_str())
-        .and_then(|slot| slot.live(now))
-    else {
-        return Ok(None);
-    };
-    match record.outcome.parse() {
-        Ok(outcome) => Ok(Some((record.fingerprint.clone(), outcome))),
-        Err(_) => Err(StorageError::Backend(format!(
-            "the record of idempotency key {:?} is damaged (its outcome is not a number); use \
-             another key",
-            key.as_str()
-        ))),
-    }
-}
-
-/// A group: every expectation checked, then every write applied, or none of them.
-fn apply_group(values: &mut Values, group: &WriteGroup) -> Result<Vec<u64>, StorageError> {
-    for expected in &group.expected {
-        expected.check(values.get(&group.bucket, &expected.key))?;
-    }
-    let before: Vec<(CounterId, Option<Vec<u8>>)> = group
-        .writes
-        .iter()
-        .map(|write| {
-            let id = (group.bucket.clone(), write.key().to_string());
-            let now = values.counters.get(&id).and_then(|slot| slot.now.clone());
-            (id, now)
-        })
-        .collect();
-    let limit = group.increment_limit.unwrap_or(u64::MAX);
-    let mut outcomes = Vec::with_capacity(group.writes.len());
-    for write in &group.writes {
-        match apply(values, &group.bucket, write, limit) {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(refused) => {
-                // Undo the group's earlier writes (in reverse, so a key written twice ends at
-                // its value from before the group).
-                for (id, now) in before.into_iter().rev() {
-                    if let Some(slot) = values.counters.get_mut(&id) {
-                        slot.now = now;
-                    }
-                }
-                return Err(refused);
-            }
-        }
-    }
-    Ok(outcomes)
-}
-
-/// One write to the batch's values: its outcome (the new value of an increment, 0 otherwise).
-fn apply(
-    values: &mut Values,
-    bucket: &str,
-    write: &Write,
-    limit: u64,
-) -> Result<u64, StorageError> {
-    let id = (bucket.to_string(), write.key().to_string());
-    let Some(slot) = values.counters.get_mut(&id) else {
-        return Err(StorageError::Backend(format!(
-            "the writer did not read {:?} before writing it",
-            write.key()
-        )));
-    };
-    match write {
-        Write::Set { value, .. } => {
-            slot.now = Some(value.clone());
-            Ok(0)
-        }
-        Write::Delete { .. } => {
-            slot.now = None;
-            Ok(0)
-        }
-        Write::Increment { key, delta } => {
-            let (new, stored) = incremented(key, slot.now.as_deref(), *delta, limit)?;
-            slot.now = Some(stored);
-            Ok(new)
-        }
     }
 }
 

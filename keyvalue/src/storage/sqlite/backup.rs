@@ -10,8 +10,9 @@
 //! `quick_check`, tally's schema), fsynced, and only then renamed into place: the destination is
 //! either the complete backup or untouched.
 
+use super::refusal::{FileProblem, FileRefusal};
 use super::{SqliteStorage, retry_while_busy, schema};
-use crate::storage::{FileProblem, StorageError};
+use crate::storage::StorageError;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use std::path::Path;
@@ -36,12 +37,7 @@ impl SqliteStorage {
         destination: &Path,
         overwrite: bool,
     ) -> Result<BackupReport, StorageError> {
-        let refuse = |problem| {
-            Err(StorageError::File {
-                path: destination.to_path_buf(),
-                problem,
-            })
-        };
+        let refuse = |problem| Err(FileRefusal::error(destination, problem));
         if destination.exists() {
             if same_file(destination, &self.path) {
                 return refuse(FileProblem::IsSource);
@@ -55,7 +51,7 @@ impl SqliteStorage {
             .filter(|dir| !dir.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let io_failure = |what: &str, error: std::io::Error| {
-            StorageError::Backend(format!("backup: cannot {what}: {error}"))
+            StorageError::Other(format!("backup: cannot {what}: {error}").into())
         };
         let temporary = tempfile::Builder::new()
             .prefix(".tally-backup-")
@@ -75,10 +71,13 @@ impl SqliteStorage {
                 })
                 .and_then(|step| match step {
                     StepResult::Done => Ok(()),
-                    _ => Err(StorageError::Busy(format!(
-                        "{} stayed locked for the whole busy timeout; nothing was written",
-                        self.path.display()
-                    ))),
+                    _ => Err(StorageError::Busy(
+                        format!(
+                            "{} stayed locked for the whole busy timeout; nothing was written",
+                            self.path.display()
+                        )
+                        .into(),
+                    )),
                 })
         })?;
         let counters = verify(&copy, destination)?;
@@ -114,11 +113,11 @@ fn verify(copy: &Connection, destination: &Path) -> Result<u64, StorageError> {
     let mode: String = copy.query_row("PRAGMA journal_mode = DELETE", [], |row| row.get(0))?;
     let check: String = copy.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
     if check != "ok" || !mode.eq_ignore_ascii_case("delete") {
-        return Err(StorageError::Backend(format!(
+        return Err(StorageError::Other(format!(
             "backup: the copy failed its check ({check}, journal mode {mode}); nothing was written \
              to {}",
             destination.display()
-        )));
+        ).into()));
     }
     schema::require_tally(schema::inspect(copy)?, destination)?;
     let counters: i64 = copy.query_row("SELECT count(*) FROM kv", [], |row| row.get(0))?;

@@ -18,10 +18,12 @@
 //! into 0.
 
 mod backup;
+mod refusal;
 mod schema;
 mod writer;
 
 pub use backup::BackupReport;
+pub use refusal::{FileProblem, FileRefusal, ReadOnlyFile};
 pub use schema::APPLICATION_ID;
 #[cfg(test)]
 use writer::WriterSettings;
@@ -36,7 +38,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use writer::{Done, Once, Work, Writer};
+use writer::{Done, Work, Writer};
 
 /// How long a write waits by default for another connection's transaction before failing with
 /// "busy".
@@ -224,9 +226,8 @@ impl SqliteStorage {
 
     /// The writer, or why there is none.
     fn writer(&self) -> Result<&Writer, StorageError> {
-        self.writer.as_ref().ok_or_else(|| StorageError::ReadOnly {
-            path: self.path.clone(),
-            opened_for_reading: self.readers.mode != ReaderMode::ReadOnlyFile,
+        self.writer.as_ref().ok_or_else(|| {
+            ReadOnlyFile::error(&self.path, self.readers.mode != ReaderMode::ReadOnlyFile)
         })
     }
 
@@ -256,12 +257,10 @@ impl SqliteStorage {
     /// Queues `work` to the writer thread, answered as `answer` says.
     fn queue(
         &self,
-        bucket: String,
         work: Work,
-        limit: u64,
         answer: Answer,
     ) -> Result<StoreFuture<'static, (Done, Option<super::DurableFuture>)>, StorageError> {
-        self.writer()?.submit(bucket, work, limit, answer)
+        self.writer()?.submit(work, answer)
     }
 }
 
@@ -347,10 +346,7 @@ fn retry_while_busy<T>(
 fn use_wal(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), StorageError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StorageError::File {
-            path: path.to_path_buf(),
-            problem: super::FileProblem::NoWal { mode },
-        });
+        return Err(FileRefusal::error(path, FileProblem::NoWal { mode }));
     }
     conn.pragma_update(None, "synchronous", options.durability.synchronous_pragma())?;
     Ok(())
@@ -496,15 +492,12 @@ impl Storage for SqliteStorage {
     /// traffic, [`StorageError::NoSpace`] until then.
     fn check_ready(&self) -> StoreFuture<'_, ()> {
         let writer = match self.writer() {
-            Ok(_) if !writable(&self.path) => Err(StorageError::ReadOnly {
-                path: self.path.clone(),
-                opened_for_reading: false,
-            }),
+            Ok(_) if !writable(&self.path) => Err(ReadOnlyFile::error(&self.path, false)),
             other => other,
         };
         match writer {
             Ok(writer) if writer.out_of_space() => {
-                let probe = self.queue(String::new(), Work::Probe, u64::MAX, Answer::WhenDurable);
+                let probe = self.queue(Work::Probe, Answer::WhenDurable);
                 Box::pin(async move { probe?.await.map(drop) })
             }
             other => Box::pin(std::future::ready(other.map(drop))),
@@ -599,17 +592,8 @@ impl Storage for SqliteStorage {
     /// records it in one group-commit transaction, and answers after the commit, or, when the
     /// request asks, as soon as applied inside the open transaction.
     fn write(&self, request: WriteRequest) -> StoreFuture<'_, Applied> {
-        let limit = request.limit_within(u64::MAX);
-        let once = request.idempotency_key.map(|key| Once {
-            fingerprint: idempotency::fingerprint(&request.bucket, &request.write),
-            expires_at: idempotency::expires_at(request.idempotency_retention),
-            key,
-        });
-        let work = Work::Write {
-            write: request.write,
-            once,
-        };
-        let queued = self.queue(request.bucket, work, limit, request.answer);
+        let answer = request.answer;
+        let queued = self.queue(Work::Write(request), answer);
         Box::pin(async move {
             let (done, durable) = queued?.await?;
             Ok(Applied {
@@ -622,16 +606,7 @@ impl Storage for SqliteStorage {
     /// Queued to the writer thread as one piece of work, applied inside a savepoint of the
     /// group-commit transaction: a refused write rolls back to it, leaving the rest of the batch.
     fn write_group(&self, group: WriteGroup) -> StoreFuture<'_, Vec<u64>> {
-        let limit = group.increment_limit.unwrap_or(u64::MAX);
-        let queued = self.queue(
-            group.bucket,
-            Work::Group {
-                writes: group.writes,
-                expected: group.expected,
-            },
-            limit,
-            Answer::WhenDurable,
-        );
+        let queued = self.queue(Work::Group(group), Answer::WhenDurable);
         Box::pin(async move { queued?.await?.0.group() })
     }
 
@@ -643,12 +618,7 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             let mut purged = 0;
             loop {
-                let step = self.queue(
-                    String::new(),
-                    Work::PurgeExpired,
-                    u64::MAX,
-                    Answer::WhenDurable,
-                )?;
+                let step = self.queue(Work::PurgeExpired, Answer::WhenDurable)?;
                 let deleted = step.await?.0.purged()?;
                 purged += deleted;
                 if deleted < writer::PURGE_STEP {
@@ -686,12 +656,7 @@ impl Storage for SqliteStorage {
 
     /// Queued to the writer thread: committed with the batch it lands in.
     fn keep_note(&self, note: Note) -> StoreFuture<'_, Vec<u8>> {
-        let queued = self.queue(
-            String::new(),
-            Work::KeepNote(note),
-            u64::MAX,
-            Answer::WhenDurable,
-        );
+        let queued = self.queue(Work::KeepNote(note), Answer::WhenDurable);
         Box::pin(async move { queued?.await?.0.note() })
     }
 

@@ -6,7 +6,8 @@
 //! changes: [`inspect`] only reads, and the writer connection switches a file to WAL only after
 //! [`prepare`] has accepted it.
 
-use crate::storage::{FileProblem, StorageError};
+use super::refusal::{FileProblem, FileRefusal};
+use crate::storage::StorageError;
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -110,20 +111,14 @@ pub(super) fn refuse_unless_ours(kind: FileKind, path: &Path) -> Result<(), Stor
         },
         FileKind::Foreign { application_id } => FileProblem::Foreign { application_id },
     };
-    Err(StorageError::File {
-        path: path.to_path_buf(),
-        problem,
-    })
+    Err(FileRefusal::error(path, problem))
 }
 
 /// Like [`refuse_unless_ours`], but a new file is refused too: where nothing may be created (a
 /// backup's copy, a file this process may only read), it must already be one of ours.
 pub(super) fn require_tally(kind: FileKind, path: &Path) -> Result<(), StorageError> {
     match kind {
-        FileKind::New => Err(StorageError::File {
-            path: path.to_path_buf(),
-            problem: FileProblem::NoDatabase,
-        }),
+        FileKind::New => Err(FileRefusal::error(path, FileProblem::NoDatabase)),
         kind => refuse_unless_ours(kind, path),
     }
 }

@@ -30,9 +30,10 @@
 
 use super::{delete_value, select_value, upsert_value};
 use crate::observer::Observer;
-use crate::storage::idempotency::{self, IdempotencyKey, Written};
+use crate::storage::apply::{self, Record, RecordingCopy, WorkingCopy};
+use crate::storage::idempotency::{self, Written};
 use crate::storage::{
-    Answer, DurableFuture, Expectation, Note, StorageError, StoreFuture, Write, incremented,
+    Answer, DurableFuture, Note, StorageError, StoreFuture, WriteGroup, WriteRequest,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,10 +55,7 @@ type Outcome = Result<Done, StorageError>;
 
 /// One queued piece of work and where to send its outcome.
 struct Request {
-    bucket: String,
     work: Work,
-    /// The largest value an increment may leave (`WriteRequest::increment_limit`).
-    limit: u64,
     /// More writes of the same client follow right behind (`Answer::WhenApplied`).
     more_follow: bool,
     reply: Reply,
@@ -65,21 +63,11 @@ struct Request {
 
 /// What the writer thread does for one request.
 pub(super) enum Work {
-    /// A write; with [`Once`], at most once for its idempotency key.
-    Write {
-        /// The write.
-        write: Write,
-        /// Its idempotency key and record, if it has one.
-        once: Option<Once>,
-    },
+    /// A write, at most once for its idempotency key when it has one.
+    Write(WriteRequest),
     /// Writes applied together or not at all, inside a savepoint, after checking what the
     /// keys they depend on hold.
-    Group {
-        /// The writes.
-        writes: Vec<Write>,
-        /// What keys must hold first.
-        expected: Vec<Expectation>,
-    },
+    Group(WriteGroup),
     /// Deletes up to [`PURGE_STEP`] expired idempotency records and notes.
     PurgeExpired,
     /// Keeps a note unless a live one of its name exists (`Storage::keep_note`).
@@ -103,7 +91,7 @@ pub(super) enum Done {
 
 impl Done {
     fn unexpected() -> StorageError {
-        StorageError::Backend("the SQLite writer answered another kind of work".into())
+        StorageError::Other("the SQLite writer answered another kind of work".into())
     }
 
     /// A write's outcome.
@@ -137,16 +125,6 @@ impl Done {
             _ => Err(Self::unexpected()),
         }
     }
-}
-
-/// The idempotency key a write carries, and what its record will say.
-pub(super) struct Once {
-    /// The key.
-    pub key: IdempotencyKey,
-    /// [`idempotency::fingerprint`] of the write.
-    pub fingerprint: String,
-    /// When the record expires (milliseconds since the Unix epoch).
-    pub expires_at: i64,
 }
 
 enum Reply {
@@ -230,7 +208,7 @@ impl std::fmt::Debug for Writer {
 
 /// The error of a write whose answer never came: the writer thread is gone.
 fn stopped() -> StorageError {
-    StorageError::Backend("the SQLite writer thread has stopped".into())
+    StorageError::Other("the SQLite writer thread has stopped".into())
 }
 
 impl Writer {
@@ -258,7 +236,9 @@ impl Writer {
             .name("tally-sqlite-writer".into())
             .spawn(move || run(&shared, &requests, observer.as_deref(), &full))
             .map_err(|error| {
-                StorageError::Backend(format!("cannot start the SQLite writer thread: {error}"))
+                StorageError::Other(
+                    format!("cannot start the SQLite writer thread: {error}").into(),
+                )
             })?;
         Ok(Self {
             queue: Some(queue),
@@ -280,15 +260,12 @@ impl Writer {
         &self.settings
     }
 
-    /// Queues `work` (increments stopping at `limit`) now, so that work queued together
-    /// commits together. The future answers with its outcome once committed or, for
+    /// Queues `work` now, so that work queued together commits together. The future answers with its outcome once committed or, for
     /// [`Answer::WhenApplied`], as soon as applied inside the open transaction, with the commit
     /// still to await. No thread waits meanwhile.
     pub(super) fn submit(
         &self,
-        bucket: String,
         work: Work,
-        limit: u64,
         answer: Answer,
     ) -> Result<StoreFuture<'static, (Done, Option<DurableFuture>)>, StorageError> {
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
@@ -297,9 +274,7 @@ impl Writer {
                 let (reply, outcome) = oneshot::channel();
                 queue
                     .send(Message::Work(Request {
-                        bucket,
                         work,
-                        limit,
                         more_follow: false,
                         reply: Reply::Durable(reply),
                     }))
@@ -309,8 +284,9 @@ impl Writer {
                 }))
             }
             Answer::WhenApplied { more_follow } => {
-                if let Work::Write { write, once: None } = &work
-                    && let Some(applied) = self.apply_now(queue, &bucket, write, limit, more_follow)
+                if let Work::Write(request) = &work
+                    && request.idempotency_key.is_none()
+                    && let Some(applied) = self.apply_now(queue, request, more_follow)
                 {
                     return Ok(Box::pin(std::future::ready(applied)));
                 }
@@ -318,9 +294,7 @@ impl Writer {
                 let (durable, durable_outcome) = oneshot::channel();
                 queue
                     .send(Message::Work(Request {
-                        bucket,
                         work,
-                        limit,
                         more_follow,
                         reply: Reply::Staged {
                             applied: Some(applied),
@@ -346,9 +320,7 @@ impl Writer {
     fn apply_now(
         &self,
         queue: &mpsc::Sender<Message>,
-        bucket: &str,
-        write: &Write,
-        limit: u64,
+        request: &WriteRequest,
         more_follow: bool,
     ) -> Option<Result<(Done, Option<DurableFuture>), StorageError>> {
         let mut session = self.session.try_lock().ok()?;
@@ -356,7 +328,7 @@ impl Writer {
             return None;
         }
         session.expected = session.expected.saturating_sub(1) + usize::from(more_follow);
-        let outcome = match apply_write(&session.conn, bucket, write, limit) {
+        let outcome = match apply::apply_request(&mut Copy(&session.conn), request, u64::MAX) {
             Ok(outcome) => outcome,
             Err(error) => {
                 let undone = not_committed(&error);
@@ -379,7 +351,7 @@ impl Writer {
         }
         let durable: DurableFuture =
             Box::pin(async move { durable_outcome.await.map_err(|_| stopped())? });
-        Some(outcome.map(|value| (Done::Written(Written::applied(value)), Some(durable))))
+        Some(outcome.map(|written| (Done::Written(written), Some(durable))))
     }
 }
 
@@ -466,7 +438,7 @@ fn answer(reply: Reply, committed: Result<Outcome, StorageError>) {
             let committed = committed.map(drop);
             // Not answered yet (the batch failed before it was applied): it fails too.
             if let (Some(applied), Err(undone)) = (applied, &committed) {
-                let _ = applied.send(Err(StorageError::Backend(undone.to_string())));
+                let _ = applied.send(Err(StorageError::Other(undone.to_string().into())));
             }
             let _ = durable.send(committed);
         }
@@ -479,10 +451,10 @@ fn not_committed(error: &rusqlite::Error) -> StorageError {
     let message = format!("SQLite: {error}; the write was not committed");
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StorageError::Busy(message)
+            StorageError::Busy(message.into())
         }
-        Some(rusqlite::ErrorCode::DiskFull) => StorageError::NoSpace(message),
-        _ => StorageError::Backend(message),
+        Some(rusqlite::ErrorCode::DiskFull) => StorageError::NoSpace(message.into()),
+        _ => StorageError::Other(message.into()),
     }
 }
 
@@ -597,13 +569,8 @@ const GROUP_SAVEPOINT: &str = "write_group";
 /// One request inside the batch's transaction: its outcome (a refusal is an outcome, not an
 /// error), or the SQLite failure that fails the whole batch.
 fn apply(transaction: &Connection, request: &Request) -> rusqlite::Result<Outcome> {
-    let Request {
-        bucket,
-        work,
-        limit,
-        ..
-    } = request;
-    match work {
+    let copy = &mut Copy(transaction);
+    match &request.work {
         Work::PurgeExpired => {
             let now = idempotency::now_millis();
             let step = i64::try_from(PURGE_STEP).unwrap_or(i64::MAX);
@@ -650,115 +617,75 @@ fn apply(transaction: &Connection, request: &Request) -> rusqlite::Result<Outcom
                 .query_row(params![note.name], |row| row.get(0))?;
             Ok(Ok(Done::Note(kept)))
         }
-        Work::Group { writes, expected } => {
-            for expected in expected {
-                let current = select_value(transaction, bucket, &expected.key)?;
-                if let Err(conflict) = expected.check(current.as_deref()) {
-                    return Ok(Err(conflict));
-                }
+        // The savepoint is the group's undo: a refused write rolls back to it, leaving the
+        // rest of the batch.
+        Work::Group(group) => {
+            if let Err(conflict) = apply::check_expectations(copy, group)? {
+                return Ok(Err(conflict));
             }
             transaction.execute_batch(&format!("SAVEPOINT {GROUP_SAVEPOINT}"))?;
-            let mut outcomes = Vec::with_capacity(writes.len());
-            for write in writes {
-                match apply_write(transaction, bucket, write, *limit)? {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(refused) => {
-                        transaction.execute_batch(&format!(
-                            "ROLLBACK TO {GROUP_SAVEPOINT}; RELEASE {GROUP_SAVEPOINT}"
-                        ))?;
-                        return Ok(Err(refused));
-                    }
-                }
+            let limit = group.increment_limit.unwrap_or(u64::MAX);
+            let applied = apply::apply_writes(copy, &group.bucket, &group.writes, limit)?;
+            if applied.is_err() {
+                transaction.execute_batch(&format!("ROLLBACK TO {GROUP_SAVEPOINT}"))?;
             }
             transaction.execute_batch(&format!("RELEASE {GROUP_SAVEPOINT}"))?;
-            Ok(Ok(Done::Group(outcomes)))
+            Ok(applied.map(Done::Group))
         }
-        Work::Write { write, once: None } => Ok(apply_write(transaction, bucket, write, *limit)?
-            .map(|value| Done::Written(Written::applied(value)))),
-        Work::Write {
-            write,
-            once: Some(once),
-        } => {
-            let recorded = select_record(transaction, once.key.as_str())?;
-            let recorded = match &recorded {
-                Some((fingerprint, Some(outcome))) => Some((fingerprint.as_str(), *outcome)),
-                Some((_, None)) => {
-                    return Ok(Err(StorageError::Backend(format!(
-                        "the record of idempotency key {:?} is damaged (its outcome is not a \
-                         number); use another key",
-                        once.key.as_str()
-                    ))));
-                }
-                None => None,
-            };
-            match idempotency::replay_or_apply(&once.key, recorded, &once.fingerprint) {
-                Err(reused) => return Ok(Err(reused)),
-                Ok(Some(outcome)) => return Ok(Ok(Done::Written(Written::replayed(outcome)))),
-                Ok(None) => {}
-            }
-            let outcome = apply_write(transaction, bucket, write, *limit)?;
-            if let Ok(value) = &outcome {
-                transaction
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO idempotency (key, fingerprint, outcome, expires_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![
-                        once.key.as_str(),
-                        once.fingerprint,
-                        value.to_string(),
-                        once.expires_at
-                    ])?;
-            }
-            Ok(outcome.map(|value| Done::Written(Written::applied(value))))
+        Work::Write(request) => {
+            Ok(apply::apply_request(copy, request, u64::MAX)?.map(Done::Written))
         }
     }
 }
 
-/// The unexpired record of `key` (see [`idempotency::is_live`]): its fingerprint and outcome
-/// (`None` if the outcome is not a number, which only a hand-edited row can be).
-fn select_record(
-    transaction: &Connection,
-    key: &str,
-) -> rusqlite::Result<Option<(String, Option<u64>)>> {
-    transaction
-        .prepare_cached(
-            "SELECT fingerprint, outcome FROM idempotency WHERE key = ?1 AND expires_at > ?2",
-        )?
-        .query_row(params![key, idempotency::now_millis()], |row| {
-            let outcome: String = row.get(1)?;
-            Ok((row.get(0)?, outcome.parse().ok()))
-        })
-        .optional()
+/// The batch's transaction on the write connection, as the working copy the write rules apply
+/// to: every read sees the transaction's own earlier writes, so two increments of one key in a
+/// batch add up.
+struct Copy<'a>(&'a Connection);
+
+impl WorkingCopy for Copy<'_> {
+    type Error = rusqlite::Error;
+
+    fn get(&mut self, bucket: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        select_value(self.0, bucket, key)
+    }
+
+    fn put(&mut self, bucket: &str, key: &str, value: Option<Vec<u8>>) -> rusqlite::Result<()> {
+        match value {
+            Some(value) => upsert_value(self.0, bucket, key, &value),
+            None => delete_value(self.0, bucket, key),
+        }
+    }
 }
 
-/// One write: its outcome, or the SQLite failure that fails the whole batch.
-fn apply_write(
-    transaction: &Connection,
-    bucket: &str,
-    write: &Write,
-    limit: u64,
-) -> rusqlite::Result<Result<u64, StorageError>> {
-    Ok(match write {
-        Write::Set { key, value } => {
-            upsert_value(transaction, bucket, key, value)?;
-            Ok(0)
-        }
-        Write::Delete { key } => {
-            delete_value(transaction, bucket, key)?;
-            Ok(0)
-        }
-        Write::Increment { key, delta } => {
-            // Reads this transaction's own earlier writes, so two increments of one key in a
-            // batch add up.
-            let current = select_value(transaction, bucket, key)?;
-            match incremented(key, current.as_deref(), *delta, limit) {
-                Ok((new, stored)) => {
-                    upsert_value(transaction, bucket, key, &stored)?;
-                    Ok(new)
-                }
-                Err(refusal) => Err(refusal),
-            }
-        }
-    })
+impl RecordingCopy for Copy<'_> {
+    fn record(&mut self, key: &str) -> rusqlite::Result<Option<Record>> {
+        self.0
+            .prepare_cached(
+                "SELECT fingerprint, outcome, expires_at FROM idempotency WHERE key = ?1",
+            )?
+            .query_row(params![key], |row| {
+                Ok(Record {
+                    fingerprint: row.get(0)?,
+                    outcome: row.get(1)?,
+                    expires_at: row.get(2)?,
+                })
+            })
+            .optional()
+    }
+
+    fn put_record(&mut self, key: &str, record: Record) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (key, fingerprint, outcome, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                key,
+                record.fingerprint,
+                record.outcome,
+                record.expires_at
+            ])?;
+        Ok(())
+    }
 }
