@@ -10,9 +10,7 @@
 //! knows about tally's CLI, server or component.
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use tally_keyvalue::storage::{SqliteOptions, SqliteStorage};
-//! use tally_keyvalue::{KeyValue, KeyValueCtx};
+//! use tally_keyvalue::{KeyValue, KeyValueCtx, OpenOptions};
 //! use wasmtime::component::{Linker, ResourceTable};
 //!
 //! /// Your store's data: your resource table (and WASI context), plus the keyvalue context.
@@ -22,7 +20,8 @@
 //! }
 //!
 //! # fn main() -> wasmtime::Result<()> {
-//! let storage = Arc::new(SqliteStorage::open_with("kv.db".as_ref(), SqliteOptions::default())?);
+//! // `sqlite:PATH`, `memory`, `redis://HOST/DB` or `postgres://USER@HOST/DB` (see [`open`]).
+//! let storage = tally_keyvalue::open("sqlite:kv.db", &OpenOptions::default())?;
 //! let engine = wasmtime::Engine::default();
 //! let mut linker = Linker::<MyState>::new(&engine);
 //! tally_keyvalue::add_to_linker(&mut linker, |state: &mut MyState| {
@@ -58,6 +57,8 @@
 //! [`storage::MemoryStorage`], a process-local map, is always there.
 //!
 //! # Layout
+//! - [`open`]: a store opened by its URL (`sqlite:PATH`, `memory`, `redis://...`,
+//!   `postgres://...`), through one table of backends.
 //! - [`storage`]: the [`storage::Storage`] trait every backend implements, its errors, and the
 //!   backends, one file each.
 //! - [`wasi`]: the host side of the imports for wasmtime: [`KeyValueCtx`], [`KeyValue`],
@@ -72,10 +73,12 @@ pub mod bindings;
 mod listed;
 pub mod numbered;
 pub mod observer;
+pub mod open;
 pub mod storage;
 pub mod wasi;
 
 pub use observer::Observer;
+pub use open::{OpenOptions, StoreOption, open};
 pub use wasi::{
     Bucket, CallRecord, KeyValue, KeyValueCtx, KeyValueError, MAX_CURSORS, add_to_linker,
 };

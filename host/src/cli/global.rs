@@ -10,11 +10,12 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tally_keyvalue::Observer;
+use std::time::Duration;
+use tally_keyvalue::open::Backend;
 use tally_keyvalue::storage::{
-    Durability, MemoryStorage, PostgresOptions, PostgresStorage, RedisStorage, SqliteOptions,
-    SqliteStorage, Storage, StorageError,
+    FileProblem, FileRefusal, MemoryStorage, SqliteStorage, Storage, StorageError,
 };
+use tally_keyvalue::{Observer, OpenOptions, StoreOption};
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -29,7 +30,7 @@ pub struct GlobalArgs {
     /// exits), `redis://HOST[:PORT][/DB]` (counters are then 0..=9223372036854775807), or
     /// `postgres://USER@HOST[:PORT][,HOST2[:PORT2]]/DB[?sslmode=...&target_session_attrs=read-write]`.
     #[arg(long, global = true, env = "TALLY_STORE", value_name = "STORE")]
-    store: Option<StoreSpec>,
+    store: Option<StoreUrl>,
 
     /// How long a write to the SQLite file waits for another process's lock before failing as
     /// busy (the server then answers 503 with Retry-After), in milliseconds.
@@ -125,44 +126,23 @@ pub struct GlobalArgs {
 /// milliseconds).
 const MAX_RETENTION_SECS: u64 = 10 * 365 * 86_400;
 
-/// A `--store` value.
+/// A `--store` value: a store URL whose scheme this build has a backend for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum StoreSpec {
-    Sqlite(PathBuf),
-    Memory,
-    Redis(String),
-    Postgres(String),
-}
+struct StoreUrl(String);
 
 /// How messages and logs name a store (passwords redacted).
-impl std::fmt::Display for StoreSpec {
+impl std::fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Self::Memory => f.write_str("memory"),
-            Self::Redis(url) | Self::Postgres(url) => f.write_str(&redact_password(url)),
-        }
+        f.write_str(&tally_keyvalue::open::redacted(&self.0))
     }
 }
 
-impl std::str::FromStr for StoreSpec {
+impl std::str::FromStr for StoreUrl {
     type Err = String;
 
-    fn from_str(spec: &str) -> Result<Self, String> {
-        if spec == "memory" {
-            Ok(Self::Memory)
-        } else if let Some(path) = spec.strip_prefix("sqlite:") {
-            Ok(Self::Sqlite(PathBuf::from(path)))
-        } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            Ok(Self::Redis(spec.to_string()))
-        } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            Ok(Self::Postgres(spec.to_string()))
-        } else {
-            Err(
-                "expected sqlite:PATH, memory, redis://HOST[:PORT][/DB] or postgres://USER@HOST/DB"
-                    .to_string(),
-            )
-        }
+    fn from_str(url: &str) -> Result<Self, String> {
+        tally_keyvalue::open::backend(url)?;
+        Ok(Self(url.to_string()))
     }
 }
 
@@ -187,10 +167,38 @@ pub fn default_db_path() -> PathBuf {
 
 impl GlobalArgs {
     /// Where the counters live: `--store`, else the SQLite file `--db`.
-    fn store_spec(&self) -> StoreSpec {
-        self.store
-            .clone()
-            .unwrap_or_else(|| StoreSpec::Sqlite(self.db.clone()))
+    fn store_url(&self) -> Result<StoreUrl> {
+        match &self.store {
+            Some(url) => Ok(url.clone()),
+            None => match self.db.to_str() {
+                Some(path) => Ok(StoreUrl(format!("sqlite:{path}"))),
+                None => anyhow::bail!(
+                    "the counter database path {} is not UTF-8; choose a --db whose name is",
+                    self.db.display()
+                ),
+            },
+        }
+    }
+
+    /// The backend of the store in use.
+    fn backend(&self) -> &'static Backend {
+        let url = self.store.as_ref().map_or("sqlite:", |url| url.0.as_str());
+        // `--store` was parsed by naming its backend, and `--db` is SQLite's, always built in.
+        tally_keyvalue::open::backend(url).unwrap_or(&tally_keyvalue::open::SQLITE)
+    }
+
+    /// What opening the store takes, from the flags.
+    fn open_options(&self, observer: Option<Arc<dyn Observer>>, read_only: bool) -> OpenOptions {
+        let mut options = OpenOptions::default();
+        options.read_only = read_only;
+        options.relaxed_durability = matches!(self.durability, DurabilityArg::Relaxed);
+        options.busy_timeout = Some(Duration::from_millis(self.busy_timeout_ms));
+        options.allow_eviction = self.allow_redis_eviction;
+        options.schema = Some(self.postgres_schema.clone());
+        options.pool_size = Some(usize::from(self.pool_size));
+        options.commit_timeout = Some(Duration::from_millis(self.commit_timeout_ms));
+        options.observer = observer;
+        options
     }
 
     /// Opens the store named by `--store` (or the SQLite file named by `--db`) for commands that
@@ -200,43 +208,37 @@ impl GlobalArgs {
         &self,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<(Arc<dyn Storage>, String)> {
-        let spec = self.store_spec();
-        let shown = spec.to_string();
-        let storage: Arc<dyn Storage> = match spec {
-            StoreSpec::Memory => Arc::new(MemoryStorage::new()),
-            StoreSpec::Redis(url) => Arc::new(
-                RedisStorage::open(&url, self.allow_redis_eviction)
-                    .map_err(|error| unusable_store(error, "Redis", &shown))?,
-            ),
-            StoreSpec::Postgres(url) => {
-                let options = PostgresOptions {
-                    schema: self.postgres_schema.clone(),
-                    pool_size: usize::from(self.pool_size),
-                    commit_timeout: std::time::Duration::from_millis(self.commit_timeout_ms),
-                    observer,
-                };
-                Arc::new(
-                    PostgresStorage::open(&url, options)
-                        .map_err(|error| unusable_store(error, "PostgreSQL", &shown))?,
-                )
+        let url = self.store_url()?;
+        if let Some(path) = self.sqlite_path() {
+            self.check_directory(&path, true)?;
+            if !path.exists()
+                && let Some(dir) = SqliteStorage::uncreatable_in(&path)
+            {
+                anyhow::bail!(
+                    "cannot create the counter database {}: this user may not write in its \
+                     directory {}; give it write permission, or choose another --db",
+                    path.display(),
+                    dir.display()
+                );
             }
-            StoreSpec::Sqlite(path) => Arc::new(self.open_sqlite(&path, observer)?),
-        };
-        Ok((storage, shown))
+        }
+        let storage = tally_keyvalue::open(&url.0, &self.open_options(observer, false))
+            .map_err(|error| self.unusable_store(error, &url))?;
+        Ok((storage, url.to_string()))
     }
 
     /// Opens the store for commands that only read (`get`, `list`, `export`), and says which. A
     /// SQLite file is neither created nor converted nor upgraded: where none exists yet the
     /// store reads as empty, and standard error says so.
     pub(crate) fn open_storage_for_reading(&self) -> Result<(Arc<dyn Storage>, String)> {
-        let spec = self.store_spec();
-        let shown = spec.to_string();
-        let StoreSpec::Sqlite(path) = spec else {
+        let Some(path) = self.sqlite_path() else {
             return self.open_storage(None);
         };
-        let storage: Arc<dyn Storage> = match self.read_sqlite(&path)? {
-            Some(storage) => Arc::new(storage),
-            None => {
+        self.check_directory(&path, false)?;
+        let url = self.store_url()?;
+        let storage = match tally_keyvalue::open(&url.0, &self.open_options(None, true)) {
+            Ok(storage) => storage,
+            Err(error) if is_no_database(&error) => {
                 let creates = match SqliteStorage::uncreatable_in(&path) {
                     None => "the first write creates it".to_string(),
                     Some(dir) => format!(
@@ -253,34 +255,33 @@ impl GlobalArgs {
                 // Nothing there is exactly an empty store; nothing is written to it.
                 Arc::new(MemoryStorage::new())
             }
+            Err(error) => return Err(self.unusable_store(error, &url)),
         };
-        Ok((storage, shown))
+        Ok((storage, url.to_string()))
     }
 
     /// Settles the store options against each other once they are parsed: `--db` against
     /// `--store` (the command line beats the environment, and the same level twice is an error
-    /// rather than a guess), then options that only one kind of store takes, which are refused
+    /// rather than a guess), then options that only some backends take, which are refused
     /// with any other store rather than silently ignored.
     pub(crate) fn settle_store_options(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
         self.settle_store_choice(matches)?;
-        let spec = self.store_spec();
-        let sqlite = matches!(spec, StoreSpec::Sqlite(_));
-        let redis = matches!(spec, StoreSpec::Redis(_));
-        let postgres = matches!(spec, StoreSpec::Postgres(_));
+        let backend = self.backend();
+        let shown = self
+            .store_url()
+            .map_or_else(|_| self.db.display().to_string(), |url| url.to_string());
         let store_only = [
-            ("durability", !sqlite, "SQLite"),
-            ("busy_timeout_ms", !sqlite, "SQLite"),
-            (
-                "allow_redis_eviction",
-                !redis && self.allow_redis_eviction,
-                "Redis",
-            ),
-            ("postgres_schema", !postgres, "PostgreSQL"),
-            ("pool_size", !postgres, "PostgreSQL"),
-            ("commit_timeout_ms", !postgres, "PostgreSQL"),
+            ("durability", StoreOption::Durability),
+            ("busy_timeout_ms", StoreOption::BusyTimeout),
+            ("allow_redis_eviction", StoreOption::AllowEviction),
+            ("postgres_schema", StoreOption::Schema),
+            ("pool_size", StoreOption::PoolSize),
+            ("commit_timeout_ms", StoreOption::CommitTimeout),
         ];
-        for (id, misplaced, kind) in store_only {
-            if !misplaced {
+        for (id, option) in store_only {
+            // A switch left off is not given, even when its variable says "false".
+            if backend.owns(option) || (id == "allow_redis_eviction" && !self.allow_redis_eviction)
+            {
                 continue;
             }
             let flag = format!("--{}", id.replace('_', "-"));
@@ -292,21 +293,26 @@ impl GlobalArgs {
                 }
                 _ => continue,
             };
+            let owners = tally_keyvalue::open::backends()
+                .into_iter()
+                .filter(|other| other.owns(option))
+                .map(|other| other.name)
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let why = if option == StoreOption::Durability {
+                format!(
+                    " (a {} store's durability is {})",
+                    backend.name,
+                    (backend.durability)(&self.open_options(None, false))
+                )
+            } else {
+                String::new()
+            };
             return Err(clap::Error::raw(
                 clap::error::ErrorKind::ArgumentConflict,
                 format!(
-                    "{given} applies to {kind} stores only, and the store is {spec}; \
-                     leave it out{}\n",
-                    match (kind, &spec) {
-                        ("SQLite", StoreSpec::Redis(_)) => {
-                            " (a Redis store's durability is its own appendfsync setting)"
-                        }
-                        ("SQLite", StoreSpec::Postgres(_)) => {
-                            " (a PostgreSQL store's durability is the server's synchronous_commit \
-                             and synchronous standbys)"
-                        }
-                        _ => "",
-                    }
+                    "{given} applies to {owners} stores only, and the store is {shown}; leave it \
+                     out{why}\n"
                 ),
             ));
         }
@@ -341,49 +347,25 @@ impl GlobalArgs {
 
     /// The SQLite file that `--store sqlite:PATH` or `--db` names; `None` for another store.
     pub(crate) fn sqlite_path(&self) -> Option<PathBuf> {
-        match self.store_spec() {
-            StoreSpec::Sqlite(path) => Some(path),
-            StoreSpec::Memory | StoreSpec::Redis(_) | StoreSpec::Postgres(_) => None,
+        match &self.store {
+            None => Some(self.db.clone()),
+            Some(url) => url.0.strip_prefix("sqlite:").map(PathBuf::from),
         }
     }
 
     /// The PostgreSQL schema in use, when the store is PostgreSQL.
     pub(crate) fn postgres_schema(&self) -> Option<&str> {
-        matches!(self.store_spec(), StoreSpec::Postgres(_)).then_some(self.postgres_schema.as_str())
-    }
-
-    /// Opens (creating if needed) the SQLite database at `path` with the durability and busy
-    /// timeout asked for. The default database's directory is created too.
-    fn open_sqlite(
-        &self,
-        path: &Path,
-        observer: Option<Arc<dyn Observer>>,
-    ) -> Result<SqliteStorage> {
-        self.check_directory(path, true)?;
-        if !path.exists()
-            && let Some(dir) = SqliteStorage::uncreatable_in(path)
-        {
-            anyhow::bail!(
-                "cannot create the counter database {}: this user may not write in its \
-                 directory {}; give it write permission, or choose another --db",
-                path.display(),
-                dir.display()
-            );
-        }
-        let options = SqliteOptions {
-            observer,
-            ..self.sqlite_options()
-        };
-        SqliteStorage::open_with(path, options)
-            .map_err(|error| anyhow::anyhow!(crate::refusal::store_error(&error)))
-            .with_context(|| format!("cannot open the counter database {}", path.display()))
+        self.backend()
+            .owns(StoreOption::Schema)
+            .then_some(self.postgres_schema.as_str())
     }
 
     /// Opens the SQLite database at `path` for reading only (see
-    /// [`SqliteStorage::open_for_reading`]); `None` when there is none there yet.
+    /// [`SqliteStorage::open_for_reading`]), as the SQLite store itself, for what only it does
+    /// (`backup`); `None` when there is none there yet.
     pub(crate) fn read_sqlite(&self, path: &Path) -> Result<Option<SqliteStorage>> {
         self.check_directory(path, false)?;
-        SqliteStorage::open_for_reading(path, self.sqlite_options())
+        SqliteStorage::open_for_reading(path, (&self.open_options(None, true)).into())
             .map_err(|error| anyhow::anyhow!(crate::refusal::store_error(&error)))
             .with_context(|| format!("cannot open the counter database {}", path.display()))
     }
@@ -414,25 +396,25 @@ impl GlobalArgs {
 
     /// When the store acknowledges a write, for the server's log.
     pub(crate) fn durability_label(&self) -> &'static str {
-        match (self.store_spec(), self.durability) {
-            (StoreSpec::Sqlite(_), DurabilityArg::Full) => "full (fsync per commit)",
-            (StoreSpec::Sqlite(_), DurabilityArg::Relaxed) => "relaxed (synchronous=NORMAL)",
-            (StoreSpec::Redis(_), _) => "the Redis server's appendfsync setting",
-            (StoreSpec::Postgres(_), _) => {
-                "after COMMIT returns: the server's synchronous_commit and synchronous standbys"
-            }
-            (StoreSpec::Memory, _) => "none (memory)",
-        }
+        (self.backend().durability)(&self.open_options(None, false))
     }
 
-    fn sqlite_options(&self) -> SqliteOptions {
-        SqliteOptions {
-            durability: match self.durability {
-                DurabilityArg::Full => Durability::Full,
-                DurabilityArg::Relaxed => Durability::Relaxed,
-            },
-            busy_timeout: std::time::Duration::from_millis(self.busy_timeout_ms),
-            observer: None,
+    /// Why the store (`url`) could not be opened: an outage (the command exits as one, and a
+    /// server does not start), a misconfiguration, or its refusal, with no password in any.
+    fn unusable_store(&self, error: StorageError, url: &StoreUrl) -> anyhow::Error {
+        let detail = tally_keyvalue::open::redacted(&crate::refusal::store_error(&error));
+        let what = match self.sqlite_path() {
+            Some(path) => format!("cannot open the counter database {}", path.display()),
+            None => format!("cannot use the {} store {url}", self.backend().name),
+        };
+        match error {
+            StorageError::Unavailable(_) => anyhow::Error::new(StoreProblem::Unreachable(
+                crate::refusal::store_unreachable(&url.to_string(), &detail),
+            )),
+            StorageError::Misconfigured(_) => {
+                anyhow::Error::new(StoreProblem::Misconfigured(format!("{what}: {detail}")))
+            }
+            _ => anyhow::anyhow!(detail).context(what),
         }
     }
 
@@ -450,89 +432,19 @@ impl GlobalArgs {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
             idempotency_retention: std::time::Duration::from_secs(self.idempotency_retention_secs),
-            store_name: std::sync::Arc::from(self.store_spec().to_string()),
+            store_name: std::sync::Arc::from(
+                self.store_url()
+                    .map_or_else(|_| self.db.display().to_string(), |url| url.to_string()),
+            ),
             ..RuntimeOptions::default()
         }
     }
 }
 
-/// Why a shared store (`kind`, named `shown` with its password redacted) could not be opened: an
-/// outage (the command exits as one, and a server does not start) or its refusal, with no password
-/// in either.
-fn unusable_store(error: StorageError, kind: &str, shown: &str) -> anyhow::Error {
-    let detail = redact_password(&crate::refusal::store_error(&error));
-    match error {
-        StorageError::Unavailable(_) => anyhow::Error::new(StoreProblem::Unreachable(
-            crate::refusal::store_unreachable(shown, &detail),
-        )),
-        StorageError::Misconfigured(_) => anyhow::Error::new(StoreProblem::Misconfigured(format!(
-            "cannot use the {kind} store {shown}: {detail}"
-        ))),
-        _ => anyhow::anyhow!(detail).context(format!("cannot use the {kind} store {shown}")),
-    }
-}
-
-/// `redis://user:secret@host` as `redis://user:***@host` (and a `password=` URL option as
-/// `password=***`), for messages and logs.
-fn redact_password(text: &str) -> String {
-    let mut redacted = text.to_string();
-    // Every URL in the text, not only the first.
-    let mut from = 0;
-    while let Some(scheme_end) = redacted[from..].find("://").map(|i| from + i + 3) {
-        let rest = &redacted[scheme_end..];
-        // The user information ends at the first '@' before the host part ends.
-        let authority_end = rest.find(['/', '?', ' ']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        from = scheme_end;
-        if let Some(at) = authority.rfind('@')
-            && let Some(colon) = authority[..at].find(':')
-        {
-            redacted.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
-        }
-    }
-    let mut from = 0;
-    while let Some(found) = redacted[from..].find("password=").map(|i| from + i + 9) {
-        let end = redacted[found..]
-            .find(['&', ' ', '\'', '"'])
-            .map_or(redacted.len(), |i| found + i);
-        redacted.replace_range(found..end, "***");
-        from = found + 3;
-    }
-    redacted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    /// Passwords in store URLs never reach a message or a log line.
-    #[test]
-    fn store_passwords_are_redacted() {
-        assert_eq!(
-            redact_password("redis://app:s3cret@10.0.0.1:6379/0"),
-            "redis://app:***@10.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact_password("redis://:s3cret@host/1"),
-            "redis://:***@host/1"
-        );
-        assert_eq!(
-            redact_password("redis://host:6379/0"),
-            "redis://host:6379/0"
-        );
-        assert_eq!(
-            redact_password("at redis://u:p@h/0: refused"),
-            "at redis://u:***@h/0: refused"
-        );
-        assert_eq!(
-            redact_password(
-                "postgresql://app:p@ss@h1:5432,h2:5433/db?target_session_attrs=read-write"
-            ),
-            "postgresql://app:***@h1:5432,h2:5433/db?target_session_attrs=read-write"
-        );
-        assert_eq!(
-            redact_password("postgres://app@h/db?sslmode=require&password=s3cret&x=1 failed"),
-            "postgres://app@h/db?sslmode=require&password=***&x=1 failed"
-        );
-    }
+/// A SQLite store refused for having no database yet: opened to read, it holds no counters.
+fn is_no_database(error: &StorageError) -> bool {
+    matches!(error, StorageError::Refused(_))
+        && error
+            .cause::<FileRefusal>()
+            .is_some_and(|refusal| refusal.problem == FileProblem::NoDatabase)
 }

@@ -23,6 +23,15 @@ pub struct MemoryStorage {
     state: Mutex<State>,
 }
 
+/// The row of [`crate::open`]'s table: `memory`. It takes no options and keeps nothing.
+pub static BACKEND: crate::open::Backend = crate::open::Backend {
+    name: "memory",
+    schemes: &["memory"],
+    options: &[],
+    durability: |_| "none: its counters are gone when the process exits",
+    open: |_, _| Ok(std::sync::Arc::new(MemoryStorage::new())),
+};
+
 type Entries = BTreeMap<String, Vec<u8>>;
 
 /// Everything the store holds, under one lock.

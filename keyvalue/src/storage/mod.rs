@@ -50,13 +50,13 @@
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 mod blocking;
 pub mod idempotency;
-mod memory;
+pub(crate) mod memory;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod suite;
 mod transaction;

@@ -220,6 +220,15 @@ impl std::fmt::Debug for RedisStorage {
     }
 }
 
+/// The row of [`crate::open`]'s table: `redis://` and `rediss://` (TLS).
+pub static BACKEND: crate::open::Backend = crate::open::Backend {
+    name: "Redis",
+    schemes: &["redis://", "rediss://"],
+    options: &[crate::open::StoreOption::AllowEviction],
+    durability: |_| "the Redis server's appendfsync setting",
+    open: |url, options| Ok(Arc::new(RedisStorage::open(url, options.allow_eviction)?)),
+};
+
 impl RedisStorage {
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`) and checks the eviction
     /// policy: an `allkeys-*` or `volatile-*` policy is refused

@@ -58,6 +58,121 @@ fn redis_passes_the_suite() {
     });
 }
 
+/// Every backend this build has opens by its URL through [`crate::open`], takes the options it
+/// owns, and keeps what is written through it: memory, a SQLite file (read back by a second
+/// open), Redis and PostgreSQL (each read back through a second open of the same URL).
+#[test]
+fn every_backend_opens_by_url() {
+    use crate::open::{self, OpenOptions, StoreOption};
+    let count_to_15 = |url: &str, options: &OpenOptions| {
+        let store = Blocking::new(open::open(url, options).unwrap(), RUNTIME.handle().clone());
+        assert_eq!(store.increment("", "hits", 10).unwrap(), 10);
+        assert_eq!(store.increment("", "hits", 5).unwrap(), 15);
+    };
+    let read = |url: &str, options: &OpenOptions| {
+        let store = Blocking::new(open::open(url, options).unwrap(), RUNTIME.handle().clone());
+        store.get("", "hits").unwrap()
+    };
+    let defaults = OpenOptions::default();
+    let mut opened = vec!["memory"];
+
+    assert_eq!(open::backend("memory").unwrap().name, "memory");
+    count_to_15("memory", &defaults);
+    // Each open of `memory` is a store of its own.
+    assert_eq!(read("memory", &defaults), None);
+
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("counters.db").display());
+        let reading = OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        };
+        // Read-only, a file not there yet is no database, and stays not there.
+        let missing = open::open(&url, &reading).err().unwrap();
+        assert_eq!(
+            missing
+                .cause::<FileRefusal>()
+                .map(|refusal| &refusal.problem),
+            Some(&FileProblem::NoDatabase),
+            "{missing}"
+        );
+        assert!(!dir.path().join("counters.db").exists());
+        let relaxed = OpenOptions {
+            relaxed_durability: true,
+            ..OpenOptions::default()
+        };
+        count_to_15(&url, &relaxed);
+        assert_eq!(read(&url, &reading).as_deref(), Some(&b"15"[..]));
+        let store = Blocking::new(
+            open::open(&url, &reading).unwrap(),
+            RUNTIME.handle().clone(),
+        );
+        assert!(matches!(
+            store.increment("", "hits", 1),
+            Err(StorageError::ReadOnly(_))
+        ));
+        let sqlite = open::backend(&url).unwrap();
+        assert!(sqlite.owns(StoreOption::Durability) && !sqlite.owns(StoreOption::Schema));
+        assert_eq!(
+            (sqlite.durability)(&relaxed),
+            "relaxed (synchronous=NORMAL)"
+        );
+        assert_eq!((sqlite.durability)(&defaults), "full (fsync per commit)");
+        opened.push("SQLite");
+    }
+
+    #[cfg(feature = "redis")]
+    {
+        let server = tally_test_support::redis_server::RedisServer::start(&[]).unwrap();
+        count_to_15(&server.url(3), &defaults);
+        assert_eq!(read(&server.url(3), &defaults).as_deref(), Some(&b"15"[..]));
+        assert_eq!(read(&server.url(4), &defaults), None);
+        // The option Redis owns reaches it: a server that may evict is refused without it.
+        let evicting = tally_test_support::redis_server::RedisServer::start(&[
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ])
+        .unwrap();
+        let refused = open::open(&evicting.url(0), &defaults).err().unwrap();
+        assert!(refused.cause::<EvictionPolicy>().is_some(), "{refused}");
+        let allowing = OpenOptions {
+            allow_eviction: true,
+            ..OpenOptions::default()
+        };
+        count_to_15(&evicting.url(0), &allowing);
+        opened.push("Redis");
+    }
+
+    #[cfg(feature = "postgres")]
+    {
+        let server = tally_test_support::postgres_server::PostgresServer::start(&[]).unwrap();
+        let in_schema = OpenOptions {
+            schema: Some("by_url".into()),
+            ..OpenOptions::default()
+        };
+        count_to_15(&server.url(), &in_schema);
+        assert_eq!(read(&server.url(), &in_schema).as_deref(), Some(&b"15"[..]));
+        // The schema option reached the store: the default schema holds nothing.
+        assert_eq!(read(&server.url(), &defaults), None);
+        assert_eq!(
+            server
+                .psql("SELECT convert_from(value, 'UTF8') FROM by_url.counters WHERE key = 'hits'")
+                .unwrap()
+                .trim(),
+            "15"
+        );
+        opened.push("PostgreSQL");
+    }
+
+    let names: Vec<_> = open::backends()
+        .iter()
+        .map(|backend| backend.name)
+        .collect();
+    assert_eq!(names, opened, "every backend in the table was opened above");
+}
+
 /// A purge by a store that purges itself counts exactly what it deleted: nothing while every
 /// record is live, every expired one (and only those) once they expired, nothing after that.
 fn purges_count_exactly(store: &Blocking) {

@@ -77,6 +77,31 @@ impl std::fmt::Debug for PostgresOptions {
     }
 }
 
+/// The row of [`crate::open`]'s table: `postgres://` and `postgresql://`.
+pub static BACKEND: crate::open::Backend = crate::open::Backend {
+    name: "PostgreSQL",
+    schemes: &["postgres://", "postgresql://"],
+    options: &[
+        crate::open::StoreOption::Schema,
+        crate::open::StoreOption::PoolSize,
+        crate::open::StoreOption::CommitTimeout,
+    ],
+    durability: |_| {
+        "the server's synchronous_commit and synchronous standbys (acknowledged when COMMIT \
+         returns)"
+    },
+    open: |url, options| {
+        let defaults = PostgresOptions::default();
+        let postgres = PostgresOptions {
+            schema: options.schema.clone().unwrap_or(defaults.schema),
+            pool_size: options.pool_size.unwrap_or(defaults.pool_size),
+            commit_timeout: options.commit_timeout.unwrap_or(defaults.commit_timeout),
+            observer: options.observer.clone(),
+        };
+        Ok(Arc::new(PostgresStorage::open(url, postgres)?))
+    },
+};
+
 /// [`Storage`] on a PostgreSQL database.
 pub struct PostgresStorage {
     shared: Arc<Shared>,

@@ -33,6 +33,7 @@ use super::{
     StoreFuture, Visitor, WriteGroup, WriteRequest, blocking, idempotency,
 };
 use crate::observer::Observer;
+use crate::open::StoreOption;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,46 @@ impl std::fmt::Debug for SqliteOptions {
             .field("busy_timeout", &self.busy_timeout)
             .field("observer", &self.observer.is_some())
             .finish()
+    }
+}
+
+/// The row of [`crate::open`]'s table: `sqlite:PATH`.
+pub static BACKEND: crate::open::Backend = crate::open::Backend {
+    name: "SQLite",
+    schemes: &["sqlite:"],
+    options: &[StoreOption::Durability, StoreOption::BusyTimeout],
+    durability: |options| {
+        if options.relaxed_durability {
+            "relaxed (synchronous=NORMAL)"
+        } else {
+            "full (fsync per commit)"
+        }
+    },
+    open: |url, options| {
+        let path = Path::new(url.strip_prefix("sqlite:").unwrap_or(url));
+        if options.read_only {
+            match SqliteStorage::open_for_reading(path, SqliteOptions::from(options))? {
+                Some(storage) => Ok(Arc::new(storage)),
+                None => Err(FileRefusal::error(path, FileProblem::NoDatabase)),
+            }
+        } else {
+            Ok(Arc::new(SqliteStorage::open_with(path, options.into())?))
+        }
+    },
+};
+
+/// The SQLite options of a store opened by URL.
+impl From<&crate::open::OpenOptions> for SqliteOptions {
+    fn from(options: &crate::open::OpenOptions) -> Self {
+        Self {
+            durability: if options.relaxed_durability {
+                Durability::Relaxed
+            } else {
+                Durability::Full
+            },
+            busy_timeout: options.busy_timeout.unwrap_or(BUSY_TIMEOUT),
+            observer: options.observer.clone(),
+        }
     }
 }
 
