@@ -20,7 +20,7 @@
 //! }
 //!
 //! # fn main() -> wasmtime::Result<()> {
-//! // `sqlite:PATH`, `memory`, `redis://HOST/DB` or `postgres://USER@HOST/DB` (see [`open`]).
+//! // `sqlite:PATH`, `memory`, `redis://HOST/DB` or `postgres://USER@HOST/DB` (see [`open()`]).
 //! let storage = tally_keyvalue::open("sqlite:kv.db", &OpenOptions::default())?;
 //! let engine = wasmtime::Engine::default();
 //! let mut linker = Linker::<MyState>::new(&engine);
@@ -57,7 +57,7 @@
 //! [`storage::MemoryStorage`], a process-local map, is always there.
 //!
 //! # Layout
-//! - [`open`]: a store opened by its URL (`sqlite:PATH`, `memory`, `redis://...`,
+//! - [`mod@open`]: a store opened by its URL (`sqlite:PATH`, `memory`, `redis://...`,
 //!   `postgres://...`), through one table of backends.
 //! - [`storage`]: the [`storage::Storage`] trait every backend implements, its errors, and the
 //!   backends, one file each.

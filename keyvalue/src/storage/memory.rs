@@ -23,7 +23,7 @@ pub struct MemoryStorage {
     state: Mutex<State>,
 }
 
-/// The row of [`crate::open`]'s table: `memory`. It takes no options and keeps nothing.
+/// The row of [`crate::open::backends`] table: `memory`. It takes no options and keeps nothing.
 pub static BACKEND: crate::open::Backend = crate::open::Backend {
     name: "memory",
     schemes: &["memory"],

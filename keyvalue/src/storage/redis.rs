@@ -220,7 +220,7 @@ impl std::fmt::Debug for RedisStorage {
     }
 }
 
-/// The row of [`crate::open`]'s table: `redis://` and `rediss://` (TLS).
+/// The row of [`crate::open::backends`] table: `redis://` and `rediss://` (TLS).
 pub static BACKEND: crate::open::Backend = crate::open::Backend {
     name: "Redis",
     schemes: &["redis://", "rediss://"],

@@ -77,7 +77,7 @@ impl std::fmt::Debug for PostgresOptions {
     }
 }
 
-/// The row of [`crate::open`]'s table: `postgres://` and `postgresql://`.
+/// The row of [`crate::open::backends`] table: `postgres://` and `postgresql://`.
 pub static BACKEND: crate::open::Backend = crate::open::Backend {
     name: "PostgreSQL",
     schemes: &["postgres://", "postgresql://"],

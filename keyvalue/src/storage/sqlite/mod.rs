@@ -76,7 +76,7 @@ impl std::fmt::Debug for SqliteOptions {
     }
 }
 
-/// The row of [`crate::open`]'s table: `sqlite:PATH`.
+/// The row of [`crate::open::backends`] table: `sqlite:PATH`.
 pub static BACKEND: crate::open::Backend = crate::open::Backend {
     name: "SQLite",
     schemes: &["sqlite:"],
