@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tally::idempotency::IdempotencyKey;
-use tally::{ComponentSource, Counter, CounterError, Runtime, RuntimeOptions};
+use tally::{ComponentSource, CounterError, Instance, RuntimeOptions, Service};
 use tally_keyvalue::storage::{
     Durability, MemoryStorage, RedisStorage, SqliteOptions, SqliteStorage, Storage,
 };
@@ -123,13 +123,14 @@ impl Backend {
     }
 }
 
-fn runtime(storage: Arc<dyn Storage>) -> Runtime {
+fn service(storage: Arc<dyn Storage>) -> Service {
     let options = RuntimeOptions {
         cache_dir: Some(common::cache_dir()),
         instance_reuse: 4,
         ..RuntimeOptions::default()
     };
-    Runtime::new(&ComponentSource::Embedded, &options, storage).unwrap()
+    let retention = tally_keyvalue::storage::idempotency::DEFAULT_RETENTION;
+    Service::new(&ComponentSource::Embedded, &options, storage, retention).unwrap()
 }
 
 /// The expected answer of one operation, applied to the model.
@@ -234,12 +235,12 @@ fn same_write(a: &Op, b: &Op) -> bool {
 /// What the instance of a request with key number `key` (reused when one is idle) answered for
 /// `write`, in the model's shape.
 fn actual_keyed(
-    runtime: &Runtime,
+    service: &Service,
     key: usize,
     write: &Op,
 ) -> Result<Vec<(String, u64)>, CounterError> {
     let key = IdempotencyKey::parse(&format!("key-{key}")).unwrap();
-    let mut counter = block_on(runtime.lease(runtime.write_context(Some(&key)))).unwrap();
+    let mut counter = block_on(service.request(Some(&key))).unwrap();
     match call(&mut counter, write) {
         Err(tally::Failure::KeyReused(_)) => Err(reused()),
         Ok(done) if done.replayed => Ok(vec![("replayed".to_string(), done.value[0].1)]),
@@ -248,12 +249,15 @@ fn actual_keyed(
 }
 
 /// What the component answered, in the model's shape.
-fn actual(counter: &mut Counter, op: &Op) -> Result<Vec<(String, u64)>, CounterError> {
+fn actual(counter: &mut Instance, op: &Op) -> Result<Vec<(String, u64)>, CounterError> {
     call(counter, op).answer().unwrap()
 }
 
 /// One call of `op`, its answer in the model's shape.
-fn call(counter: &mut Counter, op: &Op) -> Result<tally::Done<Vec<(String, u64)>>, tally::Failure> {
+fn call(
+    counter: &mut Instance,
+    op: &Op,
+) -> Result<tally::Done<Vec<(String, u64)>>, tally::Failure> {
     let one = |value: u64| vec![(String::new(), value)];
     fn shaped<T>(
         done: tally::Done<T>,
@@ -297,8 +301,8 @@ fn call(counter: &mut Counter, op: &Op) -> Result<tally::Done<Vec<(String, u64)>
 fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut storage = backend.open();
     let limit = storage.counter_limit();
-    let mut runtime = runtime(storage.clone());
-    let mut counter = block_on(runtime.instantiate()).unwrap();
+    let mut service = service(storage.clone());
+    let mut counter = block_on(service.runtime().instantiate()).unwrap();
     let mut model = BTreeMap::new();
     let mut records = Records::new();
     let mut last_keyed: Option<(usize, Op)> = None;
@@ -311,7 +315,7 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
         if let Some((key, write)) = keyed {
             let expected = expect_keyed(&mut model, &mut records, limit, key, &write);
             prop_assert_eq!(
-                actual_keyed(&runtime, key, &write),
+                actual_keyed(&service, key, &write),
                 expected,
                 "step {}: {:?} (key-{} {:?})",
                 step,
@@ -323,20 +327,20 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
             continue;
         }
         match op {
-            Op::NewInstance => counter = block_on(runtime.instantiate()).unwrap(),
+            Op::NewInstance => counter = block_on(service.runtime().instantiate()).unwrap(),
             Op::NextRequest => {
                 drop(counter);
-                counter = block_on(runtime.lease(runtime.write_context(None))).unwrap();
+                counter = block_on(service.read()).unwrap();
             }
             Op::NewEngine | Op::Reopen => {
                 drop(counter);
-                drop(runtime);
+                drop(service);
                 if matches!(op, Op::Reopen) {
                     drop(storage);
                     storage = backend.open();
                 }
-                runtime = self::runtime(storage.clone());
-                counter = block_on(runtime.instantiate()).unwrap();
+                service = self::service(storage.clone());
+                counter = block_on(service.runtime().instantiate()).unwrap();
             }
             // A retry before any keyed write has nothing to retry.
             Op::Retry | Op::Keyed(..) => {}
@@ -354,10 +358,10 @@ fn check(backend: &Backend, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     // Whatever happened, a final restart reads exactly the model.
     drop(counter);
-    drop(runtime);
+    drop(service);
     drop(storage);
-    let runtime = self::runtime(backend.open());
-    let mut counter = block_on(runtime.instantiate()).unwrap();
+    let service = self::service(backend.open());
+    let mut counter = block_on(service.runtime().instantiate()).unwrap();
     prop_assert_eq!(
         actual(&mut counter, &Op::List),
         Ok(model.into_iter().collect::<Vec<_>>())

@@ -312,8 +312,15 @@ impl InProcess {
             tally_keyvalue::storage::MemoryStorage::new(),
             capabilities,
         ));
+        let retention = tally_keyvalue::storage::idempotency::DEFAULT_RETENTION;
         let counters = Arc::new(
-            tally::Runtime::new(&tally::ComponentSource::Embedded, &options, storage).unwrap(),
+            tally::Service::new(
+                &tally::ComponentSource::Embedded,
+                &options,
+                storage,
+                retention,
+            )
+            .unwrap(),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (bound, address) = std::sync::mpsc::channel();

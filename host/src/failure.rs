@@ -1,4 +1,4 @@
-//! A counter call's failure as one value, made where the call ends ([`crate::runtime::Counter`])
+//! A counter call's failure as one value, made where the call ends ([`crate::runtime::Instance`])
 //! from what the component answered and what the store reported for that call
 //! ([`tally_keyvalue::CallRecord`]), in one precedence. HTTP, RESP and the command line only map
 //! it: to a status and code ([`crate::server::error`]), a Redis error line ([`crate::resp`]), an
@@ -64,7 +64,7 @@ impl Failure {
                  applied ({detail}); a retry with the same idempotency key is safe, one without \
                  may count twice"
             ),
-            // Says "the counter component ..." itself (see `runtime::Limits::explain`).
+            // Says "the counter component ..." itself (see `runtime::sandbox::Limits::explain`).
             Self::Trap(error) => format!("{error:#}"),
         }
     }
@@ -113,7 +113,7 @@ pub struct Done<T> {
     /// A write of the call was answered from its idempotency key's record: nothing applied now.
     pub replayed: bool,
     /// The durability of the call's writes that were answered when applied (see
-    /// [`crate::runtime::Counter::answer_when_applied`]); empty otherwise.
+    /// [`crate::runtime::Instance::answer_when_applied`]); empty otherwise.
     pub durable: Vec<tally_keyvalue::storage::StoreFuture<'static, ()>>,
 }
 

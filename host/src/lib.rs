@@ -4,15 +4,16 @@
 //! service.
 //!
 //! # Layout
-//! Layers point down: [`cli`] → [`server`] / [`resp`] / [`transfer`] → [`counters`] → [`runtime`] →
+//! Layers point down: [`cli`] → [`server`] / [`resp`] / [`transfer`] → [`service`] → [`runtime`] →
 //! `tally_keyvalue`.
 //! - [`bindings`]: host bindings of the counter world, generated from `wit/`; `wasi:keyvalue`
 //!   is `tally_keyvalue`'s.
 //! - [`compiled_cache`]: compile the component once, reuse the native code across processes.
-//! - [`runtime`]: engine, linker, sandbox and limits; a component instance per request.
-//! - [`reuse`]: instances kept between requests (`--instance-reuse`), and when they are not.
+//! - [`runtime`]: the component run in rooms: engine and pool sizing, sandbox and limits, the
+//!   instance and its calls, instances kept between requests (`--instance-reuse`).
 //! - [`failure`]: a counter call's failure as one value, in one precedence.
-//! - [`counters`]: the command layer under HTTP, RESP and the CLI: key claim, instance, calls.
+//! - [`service`]: the command layer under HTTP, RESP and the CLI: key claim, instance, calls,
+//!   and what concerns the store (readiness, purges, the log of its outages).
 //! - [`error_code`]: the one list of stable error codes every surface derives from.
 //! - [`refusal`]: a refused counter operation in words.
 //! - [`idempotency`]: a client's idempotency key, checked and claimed while its request runs.
@@ -29,7 +30,6 @@
 pub mod bindings;
 pub mod cli;
 pub mod compiled_cache;
-pub mod counters;
 pub mod error_code;
 pub mod failure;
 pub mod idempotency;
@@ -37,9 +37,9 @@ pub mod list_cursors;
 pub mod metrics;
 pub mod refusal;
 pub mod resp;
-pub mod reuse;
 pub mod runtime;
 pub mod server;
+pub mod service;
 pub mod token;
 pub mod transfer;
 pub mod whole_number;
@@ -47,5 +47,5 @@ pub mod whole_number;
 pub use bindings::{CounterError, Page};
 pub use failure::{Done, Failure};
 pub use refusal::Refusal;
-pub use reuse::Lease;
-pub use runtime::{ComponentSource, Counter, ListedPage, Runtime, RuntimeOptions};
+pub use runtime::{ComponentSource, Instance, Lease, ListedPage, Runtime, RuntimeOptions};
+pub use service::Service;

@@ -20,10 +20,10 @@ mod generated {
     world: "wasi:keyvalue/imports",
     imports: { default: async | trappable },
     with: {
-        "wasi:keyvalue/store.bucket": crate::wasi::Bucket,
+        "wasi:keyvalue/store.bucket": crate::wasi::resources::Bucket,
     },
     trappable_error_type: {
-        "wasi:keyvalue/store.error" => crate::wasi::KeyValueError,
+        "wasi:keyvalue/store.error" => crate::wasi::resources::KeyValueError,
     },
     });
 }

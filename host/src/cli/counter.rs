@@ -3,8 +3,7 @@
 //! time.
 
 use super::{CounterCommand as Command, Failure, GlobalArgs};
-use crate::counters;
-use crate::runtime::Runtime;
+use crate::service::Service;
 use anyhow::Context;
 use std::io::Write;
 
@@ -13,10 +12,10 @@ pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> 
     super::block_on(run_async(global, command))
 }
 
-/// The runtime over the store the options name; for a command that only reads, over the store
+/// The service over the store the options name; for a command that only reads, over the store
 /// opened for reading (nothing created or converted). Failures name the store as
 /// `GlobalArgs::runtime_options` says.
-fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
+fn service(global: &GlobalArgs, only_reads: bool) -> Result<Service, Failure> {
     let (storage, _) = if only_reads {
         global.open_storage_for_reading()?
     } else {
@@ -24,10 +23,11 @@ fn runtime(global: &GlobalArgs, only_reads: bool) -> Result<Runtime, Failure> {
     };
     // One command at a time on this thread (a current-thread runtime, see `super::block_on`):
     // the store runs its reads right here, with no blocking pool thread.
-    Ok(Runtime::new(
+    Ok(Service::new(
         &global.component_source(),
         &global.runtime_options(),
         storage,
+        global.idempotency_retention(),
     )?)
 }
 
@@ -41,10 +41,10 @@ enum Call {
 
 async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure> {
     let only_reads = matches!(command, Command::Get { .. } | Command::List);
-    let runtime = runtime(global, only_reads)?;
+    let service = service(global, only_reads)?;
     let (name, call, key) = match command {
         // Page after page, each from an instance of its own.
-        Command::List => return list(&runtime, global.json).await,
+        Command::List => return list(&service, global.json).await,
         Command::Get { name } => (name, Call::Get, None),
         Command::Incr { name, by, once } => (name, Call::Increment(by), once.idempotency_key),
         Command::Set { name, value, once } => (name, Call::Set(value), once.idempotency_key),
@@ -52,7 +52,7 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
     };
     // The key's claim never waits here (one command per process has no other request in
     // flight); the store serializes it with other processes' writes (a retry there is a replay).
-    let mut request = counters::Request::new(&runtime, key.as_ref()).await?;
+    let mut request = service.request(key.as_ref()).await?;
     let (value, replayed) = match call {
         Call::Get => request
             .get(&name)
@@ -90,7 +90,7 @@ async fn run_async(global: &GlobalArgs, command: Command) -> Result<(), Failure>
 /// instance: the listing's memory and each call's time stay those of one page, however many
 /// counters there are. Text: one `name<TAB>value` line each. JSON: one array, written as it
 /// goes. A failure after the first page leaves the pages before it printed.
-async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
+async fn list(service: &Service, json: bool) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut from = None;
     let mut first = true;
@@ -98,7 +98,8 @@ async fn list(runtime: &Runtime, json: bool) -> Result<(), Failure> {
         write!(out, "[").context("writing to standard output")?;
     }
     loop {
-        let page = counters::Request::unkeyed(runtime)
+        let page = service
+            .read()
             .await?
             // The contract's largest page: the fewest calls.
             .list_from(from, tally_guest::page::MAX_LIMIT)

@@ -424,6 +424,11 @@ impl GlobalArgs {
             .map_or(ComponentSource::Embedded, ComponentSource::File)
     }
 
+    /// How long a keyed write is remembered (`--idempotency-retention-secs`).
+    pub(crate) fn idempotency_retention(&self) -> Duration {
+        Duration::from_secs(self.idempotency_retention_secs)
+    }
+
     pub(crate) fn runtime_options(&self) -> RuntimeOptions {
         RuntimeOptions {
             cache_dir: if self.no_cache {
@@ -431,7 +436,6 @@ impl GlobalArgs {
             } else {
                 self.cache_dir.clone().or_else(default_cache_dir)
             },
-            idempotency_retention: std::time::Duration::from_secs(self.idempotency_retention_secs),
             store_name: std::sync::Arc::from(
                 self.store_url()
                     .map_or_else(|_| self.db.display().to_string(), |url| url.to_string()),

@@ -8,7 +8,8 @@
 
 use super::GlobalArgs;
 use crate::metrics::Metrics;
-use crate::runtime::{ComponentSource, MemoryBelowStart, Runtime, RuntimeOptions};
+use crate::runtime::{ComponentSource, MemoryBelowStart, RuntimeOptions};
+use crate::service::Service;
 use crate::{resp, server};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -247,23 +248,26 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         instance_reuse: args
             .instance_reuse
             .unwrap_or(match global.component_source() {
-                ComponentSource::Embedded => crate::reuse::EMBEDDED_INSTANCE_REUSE,
+                ComponentSource::Embedded => crate::runtime::pool::EMBEDDED_INSTANCE_REUSE,
                 ComponentSource::File(_) => 1,
             }),
         ..global.runtime_options()
     };
-    let runtime =
-        Runtime::new(&global.component_source(), &options, storage.clone()).map_err(|error| {
-            match error.downcast_ref::<MemoryBelowStart>() {
-                Some(below) => anyhow::anyhow!(
-                    "--guest-memory-mib {} is too small: {below}; give it at least {}",
-                    args.guest_memory_mib,
-                    below.needed.div_ceil(1 << 20)
-                ),
-                None => error,
-            }
-        })?;
-    let runtime = Arc::new(runtime);
+    let service = Service::new(
+        &global.component_source(),
+        &options,
+        storage.clone(),
+        global.idempotency_retention(),
+    )
+    .map_err(|error| match error.downcast_ref::<MemoryBelowStart>() {
+        Some(below) => anyhow::anyhow!(
+            "--guest-memory-mib {} is too small: {below}; give it at least {}",
+            args.guest_memory_mib,
+            below.needed.div_ceil(1 << 20)
+        ),
+        None => error,
+    })?;
+    let service = Arc::new(service);
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -335,7 +339,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     };
     let http = server::serve(
         listener,
-        runtime.clone(),
+        service.clone(),
         http_options,
         metrics.clone(),
         http_stopped,
@@ -350,7 +354,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
                 };
                 resp::serve(
                     resp_listener,
-                    runtime.clone(),
+                    service.clone(),
                     metrics.clone(),
                     options,
                     stopped,
@@ -361,14 +365,14 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         }
     };
     let purge = tokio::spawn(purge_expired(
-        runtime.clone(),
-        purge_interval(options.idempotency_retention),
+        service.clone(),
+        purge_interval(global.idempotency_retention()),
     ));
     let served = tokio::try_join!(http, resp);
     purge.abort();
     let _ = purge.await;
     served?;
-    drop(runtime);
+    drop(service);
     // Every acknowledged write was committed before its answer; dropping the last reference to
     // the storage stops a SQLite writer thread once it has nothing left.
     drop(storage);
@@ -432,13 +436,13 @@ fn purge_interval(retention: Duration) -> Duration {
 
 /// Deletes expired idempotency records every `every`, until aborted. The store does it in
 /// bounded steps queued among the writes (SQLite), so writes are never held up for long.
-async fn purge_expired(runtime: Arc<Runtime>, every: Duration) {
+async fn purge_expired(service: Arc<Service>, every: Duration) {
     // The first purge after one interval, not at start: a server starting is busy enough.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match runtime.purge_expired().await {
+        match service.purge_expired().await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired idempotency records"),
             // A store this process may only read has nothing of its own to purge.

@@ -12,10 +12,10 @@
 
 use super::Shared;
 use super::cmd;
+use super::dispatch::{self, Outcome};
 use super::frame::{self, Batch};
 use super::reply::Reply;
-use super::session::{Outcome, Session};
-use crate::counters::Pipeline;
+use super::session::Session;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,7 +48,7 @@ pub async fn serve(
         } = frame::parse_batch(&input, MAX_BATCH);
         let ran = commands.len();
         let mut close = false;
-        let mut pipeline = Pipeline::new(&shared.runtime, super::write_context());
+        let mut pipeline = shared.service.pipeline(super::write_context());
         let mut unsettled = Vec::new();
         for (index, args) in commands.iter().enumerate() {
             if !cmd::stages_writes(args) {
@@ -58,7 +58,8 @@ pub async fn serve(
             let more_follow = commands
                 .get(index + 1)
                 .is_some_and(|next| cmd::stages_writes(next));
-            let outcome = session.run(args, &shared, &mut pipeline, more_follow).await;
+            let outcome =
+                dispatch::run(&mut session, args, &shared, &mut pipeline, more_follow).await;
             close = outcome.close;
             unsettled.push(outcome);
             if close {

@@ -13,23 +13,27 @@
 //! - [`inline`]: inline commands split into arguments as Redis splits them.
 //! - [`number`]: integers as strictly as Redis reads them.
 //! - [`cmd`]: the commands, one file each, and their table.
-//! - [`session`]: a connection's state and the running of its commands.
+//! - [`session`]: a connection's state (authentication, protocol, the transaction it queues).
+//! - [`dispatch`]: one command run: looked up, checked, queued or run.
+//! - [`key_locks`]: turns for transactions over the same counters.
 //! - [`connection`]: the read-run-answer loop of one client.
 //! - [`reply`]: answers in RESP2 or RESP3.
 //! - [`glob`]: `KEYS` and `SCAN MATCH` patterns.
 
 pub mod cmd;
 pub mod connection;
+pub mod dispatch;
 pub mod frame;
 pub mod glob;
 pub mod inline;
+pub mod key_locks;
 pub mod number;
 pub mod reply;
 pub mod session;
 
 use crate::list_cursors::ListCursors;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::service::Service;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,7 +83,7 @@ pub struct RespOptions {
 
 /// What every connection shares.
 pub struct Shared {
-    runtime: Arc<Runtime>,
+    service: Arc<Service>,
     metrics: Arc<Metrics>,
     options: RespOptions,
     /// The `SCAN` cursors, numbers every server of the store takes back.
@@ -87,7 +91,7 @@ pub struct Shared {
     port: u16,
     started: Instant,
     /// Turns for `EXEC`s over the same counters.
-    key_locks: cmd::transaction::KeyLocks,
+    key_locks: key_locks::KeyLocks,
 }
 
 impl Shared {
@@ -118,7 +122,7 @@ impl Drop for OpenClient {
 /// connection answer what it has read, and returns when all are closed.
 pub async fn serve(
     listener: TcpListener,
-    runtime: Arc<Runtime>,
+    service: Arc<Service>,
     metrics: Arc<Metrics>,
     options: RespOptions,
     shutdown: watch::Receiver<bool>,
@@ -126,11 +130,11 @@ pub async fn serve(
     // Every RESP increment stops at the signed 64-bit limit, atomically in the store: a store
     // that cannot do that would fail every INCR, so it is refused before anyone connects.
     anyhow::ensure!(
-        runtime.can_limit_increments_to(RESP_INCREMENT_LIMIT),
+        service.can_limit_increments_to(RESP_INCREMENT_LIMIT),
         "the counter store {} holds counters past {RESP_INCREMENT_LIMIT} and cannot stop an \
          increment there, which every RESP increment needs (Redis integers are signed 64-bit); \
          serve it over HTTP only, or give it the increment_limits capability",
-        runtime.store_name()
+        service.store_name()
     );
     let mut stopping = shutdown.clone();
     let port = listener
@@ -138,18 +142,18 @@ pub async fn serve(
         .context("reading the RESP address")?
         .port();
     let cursors = ListCursors::new(
-        runtime.storage().clone(),
-        Arc::from(runtime.store_name()),
-        runtime.counter_limit(),
+        service.storage().clone(),
+        Arc::from(service.store_name()),
+        service.counter_limit(),
     );
     let shared = Arc::new(Shared {
-        runtime,
+        service,
         metrics,
         options,
         cursors,
         port,
         started: Instant::now(),
-        key_locks: cmd::transaction::KeyLocks::default(),
+        key_locks: key_locks::KeyLocks::default(),
     });
     let next_id = AtomicU64::new(1);
     let mut connections = JoinSet::new();

@@ -1,38 +1,19 @@
-//! One connection's state (authenticated or not, protocol version, name) and the running of its
-//! commands: each is looked up in the table ([`super::cmd::COMMANDS`]), checked for
-//! authentication as Redis does, and run by its own file with the connection's context.
+//! One connection's state, as mini-redis's `Handler` keeps it apart from the connection: whether
+//! it authenticated, its protocol version and name, and the transaction it is queueing. The
+//! commands read and change it ([`super::cmd::Context::session`]); running them is
+//! [`super::dispatch`]'s.
 
 use super::Shared;
-use super::cmd::transaction::Queue;
-use super::cmd::{self, Context, InTransaction};
-use super::reply::{Protocol, Reply};
-use crate::counters::Pipeline;
-use tally_keyvalue::storage::StoreFuture;
-
-/// What one command came to: its answer, how it is counted in the metrics, whether the
-/// connection closes after it (`QUIT`), and the durability its answer must wait for.
-pub struct Outcome {
-    /// The answer.
-    pub reply: Reply,
-    /// `ok`, `refused` (the client's input or state) or `failed` (the server's side).
-    pub label: &'static str,
-    /// The command's name for the metrics (`unknown` for names tally does not know).
-    pub command: &'static str,
-    /// Close the connection once the answer is sent.
-    pub close: bool,
-    /// The command's staged writes: the answer may be sent only once all have completed, and
-    /// becomes an error if one fails.
-    pub durable: Vec<StoreFuture<'static, ()>>,
-}
+use super::reply::Protocol;
 
 /// One client connection's state.
 pub struct Session {
-    pub(super) id: u64,
-    pub(super) authenticated: bool,
-    pub(super) protocol: Protocol,
-    pub(super) name: Option<String>,
+    pub(in crate::resp) id: u64,
+    pub(in crate::resp) authenticated: bool,
+    pub(in crate::resp) protocol: Protocol,
+    pub(in crate::resp) name: Option<String>,
     /// The transaction being queued, between `MULTI` and `EXEC`.
-    pub(super) transaction: Option<Queue>,
+    pub(in crate::resp) transaction: Option<Queue>,
 }
 
 impl Session {
@@ -51,77 +32,25 @@ impl Session {
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
-
-    /// Runs one command (`args`, the name first) on the pipeline's instance. Its writes are
-    /// staged when its table entry says so; `more_follow` tells the store more staged writes
-    /// follow at once.
-    pub async fn run(
-        &mut self,
-        args: &[Vec<u8>],
-        shared: &Shared,
-        pipeline: &mut Pipeline<'_>,
-        more_follow: bool,
-    ) -> Outcome {
-        let spec = match cmd::lookup(args) {
-            Ok(spec) => spec,
-            Err(reply) => {
-                if let Some(queue) = &mut self.transaction {
-                    queue.abort();
-                }
-                return Outcome::new(reply, "refused", "unknown");
-            }
-        };
-        // As in Redis: an unknown command or a wrong arity is answered before authentication,
-        // anything else only after it.
-        if !self.authenticated && !spec.without_auth() {
-            let reply = Reply::Error("NOAUTH Authentication required.".into());
-            return Outcome::new(reply, "refused", spec.name);
-        }
-        if let Some(queue) = &mut self.transaction
-            && !matches!(spec.in_transaction, InTransaction::RunNow)
-        {
-            return match cmd::check_queued(spec, args) {
-                Ok(()) => {
-                    queue.push(args);
-                    Outcome::new(Reply::Simple("QUEUED"), "ok", spec.name)
-                }
-                Err(reply) => {
-                    queue.abort();
-                    Outcome::new(reply, "refused", spec.name)
-                }
-            };
-        }
-        let mut context = Context {
-            session: self,
-            shared,
-            pipeline,
-            more_follow,
-            durable: Vec::new(),
-        };
-        let ran = (spec.run)(args, &mut context).await;
-        let durable = context.durable;
-        let mut outcome = match ran {
-            Ok(reply) => Outcome::new(reply, "ok", spec.name),
-            Err(error) => Outcome::new(
-                error.reply,
-                if error.refused { "refused" } else { "failed" },
-                spec.name,
-            ),
-        };
-        outcome.close = spec.name == "quit";
-        outcome.durable = durable;
-        outcome
-    }
 }
 
-impl Outcome {
-    fn new(reply: Reply, label: &'static str, command: &'static str) -> Self {
-        Self {
-            reply,
-            label,
-            command,
-            close: false,
-            durable: Vec::new(),
-        }
+/// A transaction being queued on a connection (between `MULTI` and `EXEC`).
+#[derive(Debug, Default)]
+pub struct Queue {
+    /// The queued commands, each its arguments with the name first.
+    pub(in crate::resp) commands: Vec<Vec<Vec<u8>>>,
+    /// A command was refused while queueing: `EXEC` runs nothing.
+    pub(in crate::resp) aborted: bool,
+}
+
+impl Queue {
+    /// Queues a checked command.
+    pub fn push(&mut self, args: &[Vec<u8>]) {
+        self.commands.push(args.to_vec());
+    }
+
+    /// Marks the transaction as discarded at `EXEC`.
+    pub fn abort(&mut self) {
+        self.aborted = true;
     }
 }

@@ -241,16 +241,17 @@ impl Registry {
         Some(slot)
     }
 
-    /// The connection to close for room: the longest idle, else the oldest in its head.
+    /// The connection to close for room: the longest idle, else the oldest in its head; of
+    /// those that began waiting in the same millisecond, the one accepted first.
     fn victim(open: &HashMap<u64, Arc<Slot>>) -> Option<&Arc<Slot>> {
         let waiting = |wanted: Phase| {
             open.values()
                 .filter(|slot| slot.closing_for() == Close::No)
                 .filter_map(move |slot| {
                     let (phase, since) = slot.phase();
-                    (phase == wanted).then_some((since, slot))
+                    (phase == wanted).then_some(((since, slot.id), slot))
                 })
-                .min_by_key(|(since, _)| *since)
+                .min_by_key(|(waited_since, _)| *waited_since)
                 .map(|(_, slot)| slot)
         };
         waiting(Phase::Idle).or_else(|| waiting(Phase::Head))

@@ -32,7 +32,7 @@ pub mod routes;
 
 use crate::list_cursors::ListCursors;
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::service::Service;
 use anyhow::{Context, Result};
 use connections::ConnectionLimits;
 use cross_site::SitePolicy;
@@ -57,8 +57,8 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] holds.
 pub struct ServerState {
-    /// The compiled, linked component and its store.
-    pub runtime: Arc<Runtime>,
+    /// The counters: the component's runtime and its store.
+    pub service: Arc<Service>,
     /// The bearer token writes need, if any (`--auth-token`).
     pub auth_token: Option<Arc<str>>,
     /// Where requests are counted; what `GET /metrics` shows.
@@ -124,7 +124,7 @@ pub(crate) fn read_address_line(
 /// /metrics` shows; `options` says who may write and how long a connection may wait.
 pub async fn serve(
     listener: TcpListener,
-    runtime: Arc<Runtime>,
+    service: Arc<Service>,
     options: HttpOptions,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -135,12 +135,12 @@ pub async fn serve(
         .ip()
         .is_loopback();
     let cursors = ListCursors::new(
-        runtime.storage().clone(),
-        Arc::from(runtime.store_name()),
-        runtime.counter_limit(),
+        service.storage().clone(),
+        Arc::from(service.store_name()),
+        service.counter_limit(),
     );
     let app = routes::router(AppState(Arc::new(ServerState {
-        runtime,
+        service,
         auth_token: options.auth_token.map(Arc::from),
         metrics: metrics.clone(),
         cursors: Arc::new(cursors),

@@ -22,7 +22,6 @@ use super::error::ApiError;
 use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
 use super::{AppState, assets};
-use crate::counters;
 use crate::failure::Failure;
 use crate::list_cursors::CursorRefused;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
@@ -119,7 +118,7 @@ async fn increment_counter(
     OptionalJson(body): OptionalJson<IncrementBody>,
 ) -> Result<Response, ApiError> {
     let by = body.map_or(1, |body| body.by);
-    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let mut request = state.service.request(key.as_ref()).await?;
     let done = request.increment(&name, by).await?;
     let value = done.value;
     Ok(written(&state, done.replayed, CounterValue { name, value }))
@@ -129,11 +128,7 @@ async fn get_counter(
     State(state): State<AppState>,
     CounterName(name): CounterName,
 ) -> Result<Json<CounterValue>, ApiError> {
-    let value = counters::Request::unkeyed(&state.runtime)
-        .await?
-        .get(&name)
-        .await?
-        .value;
+    let value = state.service.read().await?.get(&name).await?.value;
     Ok(Json(CounterValue { name, value }))
 }
 
@@ -146,7 +141,7 @@ async fn set_counter(
     let value = body
         .ok_or_else(|| ApiError::InvalidBody("expected {\"value\": N}".into()))?
         .value;
-    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let mut request = state.service.request(key.as_ref()).await?;
     let done = request.set(&name, value).await?;
     Ok(written(&state, done.replayed, CounterValue { name, value }))
 }
@@ -156,7 +151,7 @@ async fn reset_counter(
     CounterName(name): CounterName,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
 ) -> Result<Response, ApiError> {
-    let mut request = counters::Request::new(&state.runtime, key.as_ref()).await?;
+    let mut request = state.service.request(key.as_ref()).await?;
     let done = request.reset(&name).await?;
     Ok(written(
         &state,
@@ -181,7 +176,9 @@ async fn list_counters(
             },
         )?),
     };
-    let page = counters::Request::unkeyed(&state.runtime)
+    let page = state
+        .service
+        .read()
         .await?
         .list_from(from, query.limit)
         .await?
@@ -212,7 +209,7 @@ async fn healthz() -> Json<serde_json::Value> {
 /// `store_read_only`, `store_full`, `store_misconfigured`): a readiness probe is ready or not.
 /// `/healthz` stays the liveness check: the process answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.runtime.check_store_ready().await {
+    match state.service.check_store_ready().await {
         Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
         Err(failure) => {
             let mut response = ApiError::Failed(failure).into_response();

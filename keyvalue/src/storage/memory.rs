@@ -24,7 +24,7 @@ pub struct MemoryStorage {
 }
 
 /// The row of [`crate::open::backends`] table: `memory`. It takes no options and keeps nothing.
-pub static BACKEND: crate::open::Backend = crate::open::Backend {
+pub static BACKEND: crate::open::backend::Backend = crate::open::backend::Backend {
     name: "memory",
     schemes: &["memory"],
     options: &[],

@@ -221,10 +221,10 @@ impl std::fmt::Debug for RedisStorage {
 }
 
 /// The row of [`crate::open::backends`] table: `redis://` and `rediss://` (TLS).
-pub static BACKEND: crate::open::Backend = crate::open::Backend {
+pub static BACKEND: crate::open::backend::Backend = crate::open::backend::Backend {
     name: "Redis",
     schemes: &["redis://", "rediss://"],
-    options: &[crate::open::StoreOption::AllowEviction],
+    options: &[crate::open::backend::StoreOption::AllowEviction],
     durability: |_| "the Redis server's appendfsync setting",
     open: |url, options| Ok(Arc::new(RedisStorage::open(url, options.allow_eviction)?)),
 };

@@ -1,7 +1,7 @@
 //! The commands tally answers, one file each (a family such as `INCR`/`INCRBY` shares one), as
 //! tokio-rs/mini-redis's `src/cmd/`: each file holds the command's [`Spec`] (what `COMMAND`
 //! lists, Redis's arity, whether its writes are staged for the pipeline's group commit), its
-//! parsing, its run through the command layer ([`crate::counters::Pipeline`]) and its reply.
+//! parsing, its run through the command layer ([`crate::service::Pipeline`]) and its reply.
 //! [`COMMANDS`] is the table: adding a command is one file and one line there.
 //!
 //! Every refusal is the error Redis gives for the same input, word for word, where Redis has
@@ -30,9 +30,9 @@ pub mod transaction;
 use super::Shared;
 use super::reply::Reply;
 use super::session::Session;
-use crate::counters::Pipeline;
 use crate::failure::{Done, Failure};
-use crate::runtime::Counter;
+use crate::runtime::Instance;
+use crate::service::Pipeline;
 use crate::{CounterError, Refusal};
 use std::future::Future;
 use std::pin::Pin;
@@ -290,10 +290,10 @@ impl Context<'_, '_> {
         &mut self,
         reading: Reading,
         staged: bool,
-        call: impl AsyncFnOnce(&mut Counter) -> Result<Done<T>, Failure>,
+        call: impl AsyncFnOnce(&mut Instance) -> Result<Done<T>, Failure>,
     ) -> Result<T, CommandError> {
         let more_follow = self.more_follow;
-        let outcome = match self.pipeline.counter().await {
+        let outcome = match self.pipeline.instance().await {
             Ok(counter) => {
                 if staged {
                     counter.answer_when_applied(more_follow);

@@ -13,36 +13,13 @@
 //! ([`Transaction::commit`]); when another write came in between, the whole transaction runs
 //! again on fresh values, so `EXEC`'s answers are exactly what was committed and no other
 //! write lands between its commands. Transactions of this process over the same counters take
-//! turns ([`KeyLocks`]), so they do not make each other run again; only writes from outside a
+//! turns ([`crate::resp::key_locks::KeyLocks`]), so they do not make each other run again; only writes from outside a
 //! transaction (or another process) can.
 
 use super::{CommandError, Context, InTransaction, Reply, Running, Spec, lookup};
-use crate::counters::Pipeline;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use crate::resp::session::Queue;
 use std::sync::Arc;
 use tally_keyvalue::storage::{StorageError, Transaction};
-
-/// A transaction being queued on a connection (between `MULTI` and `EXEC`).
-#[derive(Debug, Default)]
-pub struct Queue {
-    /// The queued commands, each its arguments with the name first.
-    commands: Vec<Vec<Vec<u8>>>,
-    /// A command was refused while queueing: `EXEC` runs nothing.
-    aborted: bool,
-}
-
-impl Queue {
-    /// Queues a checked command.
-    pub fn push(&mut self, args: &[Vec<u8>]) {
-        self.commands.push(args.to_vec());
-    }
-
-    /// Marks the transaction as discarded at `EXEC`.
-    pub fn abort(&mut self) {
-        self.aborted = true;
-    }
-}
 
 /// How many times `EXEC` runs a transaction whose counters other writes kept changing.
 const ATTEMPTS: usize = 32;
@@ -121,15 +98,20 @@ fn exec<'a>(_: &'a [Vec<u8>], ctx: &'a mut Context<'_, '_>) -> Running<'a> {
             )
             .into());
         }
-        let runtime = ctx.shared.runtime.clone();
-        let Some(store) = runtime.transaction_store() else {
+        let service = ctx.shared.service.clone();
+        let Some(store) = service.transaction_store() else {
             return Err(CommandError::failed(Reply::err(format!(
                 "the counter store {} cannot apply writes together, so tally runs no \
                  transactions on it; nothing was applied",
-                runtime.store_name()
+                service.store_name()
             ))));
         };
-        let _turn = ctx.shared.key_locks.lock(&queue.commands).await;
+        let keys = queue
+            .commands
+            .iter()
+            .filter_map(|args| lookup(args).ok().map(|spec| (spec, args)))
+            .flat_map(|(spec, args)| super::key_arguments(spec, args));
+        let _turn = ctx.shared.key_locks.lock(keys).await;
         for _ in 0..ATTEMPTS {
             let transaction = Arc::new(Transaction::new(store.clone()));
             let replies = run_queued(&queue.commands, ctx, transaction.clone()).await?;
@@ -158,8 +140,8 @@ async fn run_queued(
     ctx: &mut Context<'_, '_>,
     transaction: Arc<Transaction>,
 ) -> Result<Vec<Reply>, CommandError> {
-    let runtime = ctx.shared.runtime.clone();
-    let mut pipeline = Pipeline::over(&runtime, crate::resp::write_context(), transaction);
+    let service = ctx.shared.service.clone();
+    let mut pipeline = service.pipeline_over(crate::resp::write_context(), transaction);
     let mut replies = Vec::with_capacity(commands.len());
     for args in commands {
         let spec = lookup(args).map_err(CommandError::failed)?;
@@ -201,44 +183,4 @@ fn not_committed(failure: &StorageError) -> CommandError {
         ),
         _ => format!("the transaction was not applied: {words}"),
     }))
-}
-
-/// Turns for transactions over the same counters: one lock per stripe of key hashes, taken in
-/// order, so two transactions of this process that share a counter run one after the other.
-pub struct KeyLocks {
-    stripes: Vec<tokio::sync::Mutex<()>>,
-}
-
-/// How many stripes: enough that unrelated transactions rarely wait for each other.
-const STRIPES: usize = 256;
-
-impl Default for KeyLocks {
-    fn default() -> Self {
-        Self {
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-        }
-    }
-}
-
-impl KeyLocks {
-    /// Waits for the turn of every counter `commands` name.
-    async fn lock(&self, commands: &[Vec<Vec<u8>>]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = commands
-            .iter()
-            .filter_map(|args| lookup(args).ok().map(|spec| (spec, args)))
-            .flat_map(|(spec, args)| super::key_arguments(spec, args))
-            .map(|key| {
-                let mut hasher = DefaultHasher::new();
-                key.hash(&mut hasher);
-                (hasher.finish() % STRIPES as u64) as usize
-            })
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for stripe in stripes {
-            guards.push(self.stripes[stripe].lock().await);
-        }
-        guards
-    }
 }

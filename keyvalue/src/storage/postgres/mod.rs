@@ -78,13 +78,13 @@ impl std::fmt::Debug for PostgresOptions {
 }
 
 /// The row of [`crate::open::backends`] table: `postgres://` and `postgresql://`.
-pub static BACKEND: crate::open::Backend = crate::open::Backend {
+pub static BACKEND: crate::open::backend::Backend = crate::open::backend::Backend {
     name: "PostgreSQL",
     schemes: &["postgres://", "postgresql://"],
     options: &[
-        crate::open::StoreOption::Schema,
-        crate::open::StoreOption::PoolSize,
-        crate::open::StoreOption::CommitTimeout,
+        crate::open::backend::StoreOption::Schema,
+        crate::open::backend::StoreOption::PoolSize,
+        crate::open::backend::StoreOption::CommitTimeout,
     ],
     durability: |_| {
         "the server's synchronous_commit and synchronous standbys (acknowledged when COMMIT \

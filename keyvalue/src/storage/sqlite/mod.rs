@@ -33,7 +33,7 @@ use super::{
     StoreFuture, Visitor, WriteGroup, WriteRequest, blocking, idempotency,
 };
 use crate::observer::Observer;
-use crate::open::StoreOption;
+use crate::open::backend::StoreOption;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -77,7 +77,7 @@ impl std::fmt::Debug for SqliteOptions {
 }
 
 /// The row of [`crate::open::backends`] table: `sqlite:PATH`.
-pub static BACKEND: crate::open::Backend = crate::open::Backend {
+pub static BACKEND: crate::open::backend::Backend = crate::open::backend::Backend {
     name: "SQLite",
     schemes: &["sqlite:"],
     options: &[StoreOption::Durability, StoreOption::BusyTimeout],
@@ -102,8 +102,8 @@ pub static BACKEND: crate::open::Backend = crate::open::Backend {
 };
 
 /// The SQLite options of a store opened by URL.
-impl From<&crate::open::OpenOptions> for SqliteOptions {
-    fn from(options: &crate::open::OpenOptions) -> Self {
+impl From<&crate::open::backend::OpenOptions> for SqliteOptions {
+    fn from(options: &crate::open::backend::OpenOptions) -> Self {
         Self {
             durability: if options.relaxed_durability {
                 Durability::Relaxed

@@ -1,6 +1,7 @@
-//! Component instances kept between requests: a [`Lease`] is one request's instance, and when
-//! the request ends a healthy instance waits in its runtime's `Idle` list for the next one
-//! instead of being torn down.
+//! Component instances kept between requests: a [`Lease`] is one request's instance (with the
+//! request's idempotency key claim and its `--max-instances` permit), and when the request ends
+//! a healthy instance waits in its runtime's `Idle` list for the next one instead of being torn
+//! down.
 //!
 //! Making an instance and tearing it down were over a third of the CPU an increment cost (the
 //! issue 12 and 13 profiles), and the counter component holds no state between calls by
@@ -8,7 +9,7 @@
 //! --max-instance-reuse-count` bounds it: an instance serves at most `max_uses` requests; one
 //! whose call trapped, failed, ran into its grace period, grew its memory past
 //! [`MAX_MEMORY_GROWTH`] or left a resource handle open is dropped at once
-//! (`Counter::reusable`). Everything that belongs to a request is set per request, not per
+//! (`Instance::reusable`). Everything that belongs to a request is set per request, not per
 //! instance: its write context (idempotency key, increment limit, retention) and store, and its
 //! call record, deadline and answer mode are reset per call.
 //!
@@ -16,7 +17,10 @@
 //! request never waits behind an idle instance; the pooling allocator gets
 //! [`MAX_IDLE_INSTANCES`] more slots than permits, so a fresh instance always finds one.
 
-use crate::runtime::Counter;
+use super::instance::Instance;
+#[cfg(doc)]
+use super::instance::MAX_MEMORY_GROWTH;
+use crate::idempotency::KeyClaim;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
@@ -29,22 +33,17 @@ pub const EMBEDDED_INSTANCE_REUSE: u32 = 128;
 /// once; past it, instances are dropped as before reuse.
 pub const MAX_IDLE_INSTANCES: u32 = 64;
 
-/// How far an instance's linear memory may have grown since it started and still be reused:
-/// wasm memory never shrinks, so an instance that once needed much (a large listing) is
-/// replaced rather than kept large.
-pub const MAX_MEMORY_GROWTH: usize = 1 << 20;
-
 /// A runtime's idle instances, ready for the next request.
-pub(crate) struct Idle {
+pub(super) struct Idle {
     // A std mutex: held to push or pop, never across an await.
-    instances: Mutex<Vec<Counter>>,
+    instances: Mutex<Vec<Instance>>,
     /// The most requests one instance serves.
     max_uses: u32,
 }
 
 impl Idle {
     /// Keeps instances for up to `max_uses` requests each (1: none are kept).
-    pub(crate) fn new(max_uses: u32) -> Self {
+    pub(super) fn new(max_uses: u32) -> Self {
         Self {
             instances: Mutex::new(Vec::new()),
             max_uses,
@@ -52,76 +51,80 @@ impl Idle {
     }
 
     /// How many idle instances this list may hold: the pool slots it needs beside the permits.
-    pub(crate) fn capacity(max_uses: u32) -> u32 {
+    pub(super) fn capacity(max_uses: u32) -> u32 {
         if max_uses > 1 { MAX_IDLE_INSTANCES } else { 0 }
     }
 
     /// The most recently used idle instance (its memory is the likeliest to be in cache).
-    pub(crate) fn take(&self) -> Option<Counter> {
+    pub(super) fn take(&self) -> Option<Instance> {
         self.list().pop()
     }
 
     /// Keeps `counter` for another request if it may serve one and there is room; drops it
     /// (outside the lock) otherwise.
-    fn give_back(&self, counter: Counter) {
-        if !counter.reusable(self.max_uses) {
+    fn give_back(&self, instance: Instance) {
+        if !instance.reusable(self.max_uses) {
             return;
         }
         let mut idle = self.list();
         if idle.len() < Self::capacity(self.max_uses) as usize {
-            idle.push(counter);
+            idle.push(instance);
             return;
         }
         drop(idle);
-        drop(counter);
+        drop(instance);
     }
 
     /// The list. Every change is one push or pop, which a panic elsewhere cannot leave
     /// half-made, so a poisoned lock is used anyway.
-    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Counter>> {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
         self.instances
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// One request's component instance, fresh or reused, with the `--max-instances` permit it
-/// runs under. Dropped, it hands the instance back to the idle list (which keeps it only if it
-/// may be reused) and then the permit.
+/// One request's component instance, fresh or reused, with the claim of the request's
+/// idempotency key and the `--max-instances` permit it runs under. Dropped, it hands the
+/// instance back to the idle list (which keeps it only if it may be reused), then releases the
+/// claim and the permit.
 pub struct Lease {
-    counter: Option<Counter>,
+    instance: Option<Instance>,
     idle: Arc<Idle>,
-    // Declared after `counter`, and released after the instance went back or was dropped.
+    // Declared after `instance`: released after the instance went back or was dropped.
+    _claim: Option<KeyClaim>,
     _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Lease {
-    pub(crate) fn new(
-        counter: Counter,
+    pub(super) fn new(
+        instance: Instance,
         idle: Arc<Idle>,
+        claim: Option<KeyClaim>,
         slot: Option<OwnedSemaphorePermit>,
     ) -> Self {
         Self {
-            counter: Some(counter),
+            instance: Some(instance),
             idle,
+            _claim: claim,
             _slot: slot,
         }
     }
 }
 
 impl Deref for Lease {
-    type Target = Counter;
+    type Target = Instance;
 
-    fn deref(&self) -> &Counter {
-        self.counter
+    fn deref(&self) -> &Instance {
+        self.instance
             .as_ref()
             .expect("a lease holds its instance until it is dropped")
     }
 }
 
 impl DerefMut for Lease {
-    fn deref_mut(&mut self) -> &mut Counter {
-        self.counter
+    fn deref_mut(&mut self) -> &mut Instance {
+        self.instance
             .as_mut()
             .expect("a lease holds its instance until it is dropped")
     }
@@ -129,8 +132,8 @@ impl DerefMut for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(counter) = self.counter.take() {
-            self.idle.give_back(counter);
+        if let Some(instance) = self.instance.take() {
+            self.idle.give_back(instance);
         }
     }
 }
