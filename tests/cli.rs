@@ -191,7 +191,7 @@ fn help_shows_default_database() {
     let _ = tally; // the helper is shared with other tests
 }
 
-/// The bad-input matrix of the README, through the CLI: each case's exit code and message, and
+/// The bad-input matrix of `docs/guarantees.md`, through the CLI: each case's exit code and message, and
 /// every stored counter unchanged afterwards.
 #[test]
 fn bad_input_matrix() {

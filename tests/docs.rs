@@ -1,6 +1,8 @@
-//! The README is tested like code: its WIT block is the contract verbatim, it documents every
-//! `TALLY_*` variable the binary reads, and its five-minute tour (and the CLI and exactly-once
-//! blocks) run, top to bottom, with the output their `# →` comments promise.
+//! The README and `docs/` are tested like code: the contract they show is `wit/counter.wit`
+//! verbatim, they document every `TALLY_*` variable the binary reads, every link between them
+//! leads to a file and a heading that exist, and their command blocks (the README's five-minute
+//! tour; the CLI, exactly-once and Python blocks and the exit-code examples in `docs/`) run, top
+//! to bottom, with the output their `# →` comments promise.
 
 use crate::common;
 
@@ -11,24 +13,98 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn readme() -> String {
-    std::fs::read_to_string(root().join("README.md")).unwrap()
+/// The text of a document: `README.md`, or a file in `docs/`.
+fn doc(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap()
 }
 
-/// README.md contains `wit/counter.wit` exactly, inside a wit code block.
+fn readme() -> String {
+    doc("README.md")
+}
+
+/// The README and every file in `docs/`, by path from the repository's root.
+fn documents() -> Vec<(String, String)> {
+    let mut documents = vec![("README.md".to_string(), readme())];
+    let mut names: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in names {
+        let path = format!("docs/{name}");
+        documents.push((path.clone(), doc(&path)));
+    }
+    documents
+}
+
+/// `docs/embedding.md` contains `wit/counter.wit` exactly, inside a wit code block.
 #[test]
-fn readme_shows_the_current_wit() {
+fn the_contract_document_shows_the_current_wit() {
     let wit = std::fs::read_to_string(root().join("wit/counter.wit")).unwrap();
     assert!(
-        readme().contains(&format!("```wit\n{wit}```\n")),
-        "README.md must show wit/counter.wit verbatim; paste the file into its wit block"
+        doc("docs/embedding.md").contains(&format!("```wit\n{wit}```\n")),
+        "docs/embedding.md must show wit/counter.wit verbatim; paste the file into its wit block"
     );
 }
 
-/// Every environment variable an option reads is in the README's table, and the screenshot the
-/// README shows exists.
+/// Every relative link in the README and `docs/` leads to a file that exists, and a link with
+/// a `#fragment` to a heading of that file (as GitHub makes its anchors).
 #[test]
-fn readme_documents_every_variable_and_the_screenshot() {
+fn every_link_between_the_documents_resolves() {
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim_start_matches('#')
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+    let mut links = 0;
+    for (path, text) in documents() {
+        let dir = Path::new(&path).parent().unwrap().to_path_buf();
+        for target in text
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+        {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let file = if file.is_empty() {
+                PathBuf::from(&path)
+            } else {
+                dir.join(file)
+            };
+            let full = root().join(&file);
+            assert!(full.exists(), "{path}: the link {target:?} leads nowhere");
+            if !fragment.is_empty() {
+                let headings: Vec<String> = std::fs::read_to_string(&full)
+                    .unwrap()
+                    .lines()
+                    .filter(|line| line.starts_with('#'))
+                    .map(anchor)
+                    .collect();
+                assert!(
+                    headings.iter().any(|heading| heading == fragment),
+                    "{path}: the link {target:?} names no heading of {}",
+                    file.display()
+                );
+            }
+            links += 1;
+        }
+    }
+    assert!(links >= 20, "{links}");
+}
+
+/// Every environment variable an option reads is in the command line's table
+/// (`docs/cli.md`), and the screenshot the README shows exists.
+#[test]
+fn the_documents_name_every_variable_and_the_screenshot() {
     fn variables(command: &clap::Command, found: &mut Vec<String>) {
         for arg in command.get_arguments() {
             if let Some(name) = arg.get_env() {
@@ -41,24 +117,25 @@ fn readme_documents_every_variable_and_the_screenshot() {
     }
     let mut found = Vec::new();
     variables(&tally::cli::Cli::command(), &mut found);
-    let readme = readme();
+    let table = doc("docs/cli.md");
     let missing: Vec<_> = found
         .iter()
-        .filter(|name| {
-            !readme.contains(&format!("`{name}`")) && !readme.contains(&format!("{name}`"))
-        })
+        .filter(|name| !table.contains(&format!("| `{name}` |")))
         .collect();
     assert!(found.len() >= 15, "{found:?}");
-    assert!(missing.is_empty(), "README.md does not mention {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/cli.md's table does not name {missing:?}"
+    );
 
-    assert!(readme.contains("](docs/dashboard.png)"));
+    assert!(readme().contains("](docs/dashboard.png)"));
     let png = std::fs::read(root().join("docs/dashboard.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
 }
 
-/// The `sh` block that follows `heading` in the README.
-fn sh_block(heading: &str) -> String {
-    readme()
+/// The `sh` block that follows `heading` in the document at `path`.
+fn sh_block(path: &str, heading: &str) -> String {
+    doc(path)
         .split(heading)
         .nth(1)
         .and_then(|section| section.split("```sh\n").nth(1))
@@ -83,7 +160,7 @@ fn shell_in_fresh_home(home: &Path, script: &str) -> std::process::Command {
     bash
 }
 
-/// Runs a README `sh` block and checks its standard output: every `# → TEXT` comment must be the
+/// Runs a document's `sh` block and checks its standard output: every `# → TEXT` comment must be the
 /// next line of output (`...` matches anything, `<TAB>` is a tab); a comment with nothing before
 /// it promises a further line of the command above. `adapt` rewrites each command line first.
 /// Returns the home directory it ran in.
@@ -115,7 +192,7 @@ fn run_promises(
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
         output.status.success(),
-        "the README block failed:\n{stdout}\n{}",
+        "the documented block failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: Vec<&str> = stdout.lines().collect();
@@ -123,7 +200,7 @@ fn run_promises(
     for (line, promise) in printed.iter().zip(&expected) {
         assert!(
             matches(line, promise),
-            "printed {line:?}, the README promises {promise:?}"
+            "printed {line:?}, the document promises {promise:?}"
         );
     }
     home
@@ -139,7 +216,7 @@ fn the_five_minute_tour_runs_as_written() {
         .unwrap()
         .port();
     let home = run_promises(
-        &sh_block("## Five-minute tour"),
+        &sh_block("README.md", "## Five-minute tour"),
         |text| text.replace(":8080", &format!(":{port}")),
         |bash| {
             bash.env("TALLY_LISTEN", format!("127.0.0.1:{port}"));
@@ -162,7 +239,7 @@ fn the_exactly_once_block_runs_as_written() {
     // the test waits until the server answers instead.
     let ready = format!("until curl -sf localhost:{port}/healthz >/dev/null; do sleep 0.1; done");
     run_promises(
-        &sh_block("## Exactly once"),
+        &sh_block("docs/service.md", "## Exactly once"),
         |text| {
             text.replace(":8080", &format!(":{port}"))
                 .replace("sleep 1", &ready)
@@ -186,7 +263,10 @@ fn the_python_block_runs_as_written() {
     assert!(python.exists(), "run ./setup --test");
     let example = root().join("examples/python/");
     run_promises(
-        &sh_block("**In Python, through wasmtime from PyPI**"),
+        &sh_block(
+            "docs/embedding.md",
+            "**In Python, through wasmtime from PyPI**",
+        ),
         |text| {
             if text.starts_with("python3 -m venv") {
                 return String::new();
@@ -203,7 +283,11 @@ fn the_python_block_runs_as_written() {
 /// where it says, in a home that did not have the directory.
 #[test]
 fn the_cli_block_runs_as_written() {
-    let home = run_promises(&sh_block("## Using the CLI"), str::to_string, |_| {});
+    let home = run_promises(
+        &sh_block("docs/cli.md", "## Using the CLI"),
+        str::to_string,
+        |_| {},
+    );
     let completion = home
         .path()
         .join(".local/share/bash-completion/completions/tally");
@@ -219,8 +303,8 @@ fn the_cli_block_runs_as_written() {
 /// (where `README.md` is).
 #[test]
 fn the_exit_code_examples_print_what_they_show() {
-    let readme = readme();
-    let block = readme
+    let cli = doc("docs/cli.md");
+    let block = cli
         .split("**Exit codes**")
         .nth(1)
         .and_then(|section| section.split("```console\n").nth(1))

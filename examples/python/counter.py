@@ -1,4 +1,4 @@
-"""A command line over `tally_counter`: what the README's Python section runs, and the tests.
+"""A command line over `tally_counter`: what the Python section of docs/embedding.md runs, and the tests.
 
     python counter.py COMPONENT STORE COMMAND [ARGS...]
 

@@ -3,9 +3,9 @@
 //! a healthy instance waits in its runtime's `Idle` list for the next one instead of being torn
 //! down.
 //!
-//! Making an instance and tearing it down were over a third of the CPU an increment cost (the
-//! issue 12 and 13 profiles), and the counter component holds no state between calls by
-//! contract (`wit/counter.wit`). Reuse is bounded the way `wasmtime serve
+//! Making an instance and tearing it down cost a large share of an increment's CPU (the
+//! profiles are in `docs/benchmarks.md`), and the counter component holds no state between
+//! calls by contract (`wit/counter.wit`). Reuse is bounded the way `wasmtime serve
 //! --max-instance-reuse-count` bounds it: an instance serves at most `max_uses` requests; one
 //! whose call trapped, failed, ran into its grace period, grew its memory past
 //! [`MAX_MEMORY_GROWTH`] or left a resource handle open is dropped at once
@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// How many requests an instance of the embedded component serves by default
-/// (`--instance-reuse`); measured in `README.md`'s benchmark section.
+/// (`--instance-reuse`); measured in `docs/benchmarks.md`.
 pub const EMBEDDED_INSTANCE_REUSE: u32 = 128;
 
 /// The most instances a runtime keeps idle. More than the requests a 2-core machine runs at

@@ -36,6 +36,9 @@
 //! - **Prove it with the suite**: `tally-keyvalue`'s feature `testing` makes [`suite`] public;
 //!   `suite::run(|| MyStore::new())` runs every test that applies to the store's capabilities.
 //!   `examples/custom_store.rs` is a complete store (a JSON file) that does.
+//! - **Opened by URL** (a backend of this crate): its row, a `BACKEND` static of
+//!   [`crate::open::Backend`] beside the store (its schemes, the options it owns, its durability
+//!   words, its open function), listed in [`crate::open::backends`].
 //!
 //! Backends:
 //! - [`SqliteStorage`] (feature `sqlite`, the default): one SQLite file in WAL mode,
