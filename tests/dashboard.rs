@@ -151,20 +151,8 @@ fn dashboard_asks_for_the_auth_token() {
     let db = TempDb::new();
     tally_ok(&db.path, &["set", "visits", "5"]);
     let server = Server::start(&db.path, &["--auth-token", "s3cret"]);
-    let output = Command::new("node")
-        .arg("dashboard.mjs")
-        .current_dir(&dir)
-        .env("TALLY_URL", format!("http://{}", server.address))
-        .env("TALLY_AUTH_TOKEN_FOR_PAGE", "s3cret")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the browser test failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
+        run_page(&dir, &server, ("TALLY_AUTH_TOKEN_FOR_PAGE", "s3cret")),
         "RESULT \"auth ok\"\n"
     );
     assert_eq!(server.value("visits"), 6);
@@ -180,20 +168,8 @@ fn a_page_of_another_site_cannot_count() {
     let db = TempDb::new();
     tally_ok(&db.path, &["set", "visits", "5"]);
     let server = Server::start(&db.path, &[]);
-    let output = Command::new("node")
-        .arg("dashboard.mjs")
-        .current_dir(&dir)
-        .env("TALLY_URL", format!("http://{}", server.address))
-        .env("TALLY_CROSS_SITE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the browser test failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
+        run_page(&dir, &server, ("TALLY_CROSS_SITE", "1")),
         "RESULT {\"fetched\":\"sent\",\"form\":[403,\"forbidden_origin\"],\
          \"rebound\":[403,\"forbidden_host\"]}\n"
     );
@@ -208,4 +184,22 @@ fn a_page_of_another_site_cannot_count() {
         .and_then(|count| count.parse::<u64>().ok());
     // The fetch, the beacon and the form.
     assert_eq!(refused, Some(3), "{metrics}");
+}
+
+/// Runs the browser script in `dir` against `server` with one more variable (`setting`, which
+/// picks the script's scenario) and returns what it printed; a failed run fails the test.
+fn run_page(dir: &std::path::Path, server: &Server, setting: (&str, &str)) -> String {
+    let output = Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(dir)
+        .env("TALLY_URL", format!("http://{}", server.address))
+        .env(setting.0, setting.1)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
