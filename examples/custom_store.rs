@@ -26,7 +26,7 @@ mod bindings {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "tally:counter/counter-component@0.2.0",
+        world: "tally:counter/counter-component@0.2.1",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {

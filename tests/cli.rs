@@ -143,7 +143,8 @@ fn wrong_component_files_are_refused() {
         (&core, "is a core WebAssembly module, not a component"),
         (
             &empty,
-            "is not a tally counter component (it must export tally:counter/counter@0.2.0)",
+            "is not a tally counter component (it must export tally:counter/counter@0.2.1 and \
+             tally:counter/window@0.2.1)",
         ),
         (&missing, "cannot read component file"),
     ];

@@ -45,3 +45,4 @@ mod sandbox;
 mod serve;
 mod transfer;
 mod wasmtime_cli;
+mod windows;

@@ -113,3 +113,101 @@ async fn errors_match_tallys_host() {
         ))
     );
 }
+
+/// Windows on the reference store, at times the calls give: within one call (the reference
+/// store forgets between calls), a window seeded with 2 hits takes a third within a limit of 3
+/// and the fourth is over it; the previous window weighs into a sliding limit.
+#[tokio::test]
+async fn windows_match_tallys_host() {
+    use tally::bindings::{HitOutcome, Policy, WindowSpec};
+    let spec = WindowSpec {
+        length_ms: 60_000,
+        keep: 2,
+    };
+    let key = |number: u64| tally_guest::window::key("api", 60_000, number);
+    let (mut store, counter) = instance(&[(&key(2), "2"), (&key(1), "6")]).await;
+    let api = counter.tally_counter_window();
+    assert_eq!(
+        api.call_hit(&mut store, "api", spec, 1, 3, Policy::Fixed, 125_000)
+            .await
+            .unwrap(),
+        Ok(HitOutcome {
+            count: 3,
+            used: 3,
+            allowed: true,
+            remaining: 0,
+            window_start: 120_000,
+            resets_at: 180_000,
+        })
+    );
+    // 15 s into window 2: three quarters of window 1's 6 hits still count.
+    assert_eq!(
+        api.call_hit(&mut store, "api", spec, 1, 5, Policy::Sliding, 135_000)
+            .await
+            .unwrap()
+            .map(|outcome| (outcome.count, outcome.used, outcome.allowed)),
+        Ok((3, 7, false))
+    );
+    assert_eq!(
+        api.call_history(&mut store, "api", 60_000, 3, 125_000)
+            .await
+            .unwrap(),
+        Ok(vec![0, 6, 2])
+    );
+}
+
+/// A host built against the previous contract, `tally:counter@0.2.0` (its WIT kept in
+/// `tests/contract-0.2.0/`, before windows), runs today's component unchanged: wasmtime matches
+/// the component's `counter@0.2.1` export to the host's lookup of `counter@0.2.0`.
+mod previous_contract {
+    use super::Host;
+    use wasmtime::component::{Component, Linker, ResourceTable};
+    use wasmtime::{Engine, Store};
+    use wasmtime_wasi::WasiCtx;
+    use wasmtime_wasi_keyvalue::{WasiKeyValue, WasiKeyValueCtxBuilder};
+
+    wasmtime::component::bindgen!({
+        path: "../tests/contract-0.2.0",
+        world: "tally:counter/counter-component@0.2.0",
+        exports: { default: async },
+        with: {
+            "wasi:keyvalue/store": tally_keyvalue::bindings::wasi::keyvalue::store,
+            "wasi:keyvalue/atomics": tally_keyvalue::bindings::wasi::keyvalue::atomics,
+            "wasi:keyvalue/batch": tally_keyvalue::bindings::wasi::keyvalue::batch,
+        },
+        additional_derives: [PartialEq, Eq],
+    });
+
+    #[tokio::test]
+    async fn a_host_of_the_previous_contract_runs_the_component() {
+        let engine = Engine::default();
+        let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT).unwrap();
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |host: &mut Host| {
+            WasiKeyValue::new(&host.keyvalue, &mut host.table)
+        })
+        .unwrap();
+        let pre = CounterComponentPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let host = Host {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            keyvalue: WasiKeyValueCtxBuilder::new()
+                .in_memory_data([("visits".to_string(), "41".to_string())])
+                .build(),
+        };
+        let mut store = Store::new(&engine, host);
+        let counter = pre.instantiate_async(&mut store).await.unwrap();
+        let api = counter.tally_counter_counter();
+        assert_eq!(
+            api.call_increment(&mut store, "visits", 1).await.unwrap(),
+            Ok(42)
+        );
+        assert_eq!(
+            api.call_get(&mut store, "").await.unwrap(),
+            Err(exports::tally::counter::counter::Error::InvalidName(
+                "a counter name must not be empty".into()
+            ))
+        );
+    }
+}

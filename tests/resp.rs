@@ -183,8 +183,10 @@ fn tally_refusals_say_why_and_change_nothing() {
         ),
         (
             &["SET", "visits", "1", "EX", "10"],
-            "-ERR tally's SET takes no options (EX given): counters never expire and SET always \
-             replaces the value; send SET name value\r\n"
+            "-ERR tally's SET takes no options (EX given): tally has no per-key expiry and SET \
+             always replaces the value; send SET name value, and for counts that reset (rate \
+             limits), use tally's windows: POST /windows/NAME/hit or `tally hit NAME --window 1m \
+             --limit N`; nothing was changed\r\n"
                 .into(),
         ),
         (
@@ -222,17 +224,19 @@ fn tally_refusals_say_why_and_change_nothing() {
     // Commands counter clients send that tally does not have: why, and what instead.
     let never_expire = |name: &str| {
         format!(
-            "-ERR {name} is refused: tally counters never expire (a tally counter is a durable \
-             count, not a cache entry), so there is no time to live to set or read; for a count \
-             per time window, INCR one counter per window (name:WINDOW-NUMBER) and read the \
-             current window's; nothing was changed\r\n"
+            "-ERR {name} is refused: tally has no per-key expiry (a tally counter is a durable \
+             count, not a cache entry), so there is no time to live to set or read; for counts \
+             that reset (rate limits, quotas), use tally's windows: POST /windows/NAME/hit or \
+             `tally hit NAME --window 1m --limit N`, one exact count per window; nothing was \
+             changed\r\n"
         )
     };
     let no_scripts = |name: &str| {
         format!(
             "-ERR {name} is refused: tally runs no scripts (its counter logic is a WebAssembly \
              component); MULTI and EXEC run INCR, INCRBY, GET, SET, DEL, EXISTS and MGET as one \
-             transaction; nothing was changed\r\n"
+             transaction, and a rate limiter's INCRBY-and-EXPIRE script is tally's windows: POST \
+             /windows/NAME/hit or `tally hit NAME --window 1m --limit N`; nothing was changed\r\n"
         )
     };
     for (command, answer) in [

@@ -45,5 +45,8 @@ fn component_imports_only_keyvalue_and_std_basics() {
         .exports(&engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, ["tally:counter/counter@0.2.0"]);
+    assert_eq!(
+        exports,
+        ["tally:counter/counter@0.2.1", "tally:counter/window@0.2.1"]
+    );
 }

@@ -80,9 +80,19 @@ fn component_runs_in_the_wasmtime_cli() {
         invoke(
             &file,
             Some("visits=41"),
-            r#"tally:counter/counter.increment@0.2.0("visits", 1)"#
+            r#"tally:counter/counter.increment@0.2.1("visits", 1)"#
         ),
         "ok(42)"
+    );
+    // A window, at a time the call gives: the same outcome tally's host answers.
+    assert_eq!(
+        invoke(
+            &file,
+            None,
+            r#"hit("api", {length-ms: 60000, keep: 2}, 1, 3, fixed, 125000)"#
+        ),
+        "ok({count: 1, used: 1, allowed: true, remaining: 2, window-start: 120000, resets-at: \
+         180000})"
     );
     assert_eq!(
         invoke(&file, Some("visits=abc"), r#"increment("visits", 1)"#),

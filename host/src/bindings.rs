@@ -1,6 +1,6 @@
 //! Host bindings generated from `wit/` (the same files the guest is built from).
 //!
-//! Only the counter world's own export is generated here: its `wasi:keyvalue` imports are the
+//! Only the counter world's own exports are generated here: its `wasi:keyvalue` imports are the
 //! `tally-keyvalue` crate's bindings (`with:`), so the glue that implements them is that crate's.
 
 // The generated items carry the WIT doc comments where WIT has them; the rest is plumbing.
@@ -8,7 +8,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "tally:counter/counter-component@0.2.0",
+    world: "tally:counter/counter-component@0.2.1",
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
@@ -20,3 +20,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::tally::counter::counter::{Error as CounterError, Page};
+pub use exports::tally::counter::window::{
+    Error as WindowError, HitOutcome, Policy, SweepPage, WindowSpec, Windowed, WindowsPage,
+};

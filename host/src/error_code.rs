@@ -66,11 +66,16 @@ pub enum ErrorCode {
     ForbiddenOrigin,
     /// `forbidden_host`: a `Host` this server does not answer for (DNS rebinding).
     ForbiddenHost,
+    /// `invalid_window`: a window's length, `keep` or `last` out of range.
+    InvalidWindow,
+    /// `rate_limited`: a hit over its window's limit (HTTP 429, the command line's exit 5); the
+    /// hit is counted.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, each once.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 30] = [
         Self::InvalidName,
         Self::Overflow,
         Self::CorruptValue,
@@ -99,6 +104,8 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::ForbiddenOrigin,
         Self::ForbiddenHost,
+        Self::InvalidWindow,
+        Self::RateLimited,
     ];
 
     /// The code as it appears in error bodies.
@@ -132,6 +139,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ForbiddenOrigin => "forbidden_origin",
             Self::ForbiddenHost => "forbidden_host",
+            Self::InvalidWindow => "invalid_window",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -150,6 +159,7 @@ impl ErrorCode {
                 CounterError::StoreFailure(_) => Self::StoreFailure,
                 CounterError::InvalidPage(_) => Self::InvalidQuery,
             },
+            Failure::InvalidWindow(_) => Self::InvalidWindow,
             Failure::KeyInUse(_) => Self::IdempotencyKeyInUse,
             Failure::KeyReused(_) => Self::IdempotencyKeyReused,
             Failure::Busy(_) => Self::Busy,
@@ -195,6 +205,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => 25,
             Self::ForbiddenOrigin => 26,
             Self::ForbiddenHost => 27,
+            Self::InvalidWindow => 28,
+            Self::RateLimited => 29,
         }
     }
 }

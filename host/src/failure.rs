@@ -14,6 +14,9 @@ pub enum Failure {
     /// The component refused the operation (invalid name, overflow, corrupt value, invalid
     /// page), or reported a store failure that is none of the kinds below. Nothing changed.
     Refused(Refusal),
+    /// The component refused a window's length, `keep` or `last` (`window.error.invalid-window`):
+    /// why. Nothing changed.
+    InvalidWindow(String),
     /// A request with this idempotency key is still running in this process: the refusal.
     KeyInUse(String),
     /// The idempotency key was first used for another write: the store's words for both.
@@ -49,6 +52,7 @@ impl Failure {
         match self {
             Self::Refused(refusal) => refusal.to_string(),
             Self::Busy(message) => format!("{message}; nothing was changed, retry shortly"),
+            Self::InvalidWindow(reason) => format!("invalid window: {reason}"),
             Self::KeyInUse(message)
             | Self::KeyReused(message)
             | Self::Unavailable(message)

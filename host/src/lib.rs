@@ -25,6 +25,7 @@
 //! - [`resp`]: `tally serve --resp`, the counters over the Redis protocol.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
 //! - [`whole_number`]: counter values from JSON numbers (`5`, `5.0`, `5e0`), read exactly.
+//! - [`window_length`]: window lengths as people write them (`30s`, `1m`, `1h`).
 //! - [`cli`]: the `tally` command line (`src/main.rs` only calls it).
 
 pub mod bindings;
@@ -43,6 +44,7 @@ pub mod service;
 pub mod token;
 pub mod transfer;
 pub mod whole_number;
+pub mod window_length;
 
 pub use bindings::{CounterError, Page};
 pub use failure::{Done, Failure};

@@ -43,6 +43,12 @@ pub struct Metrics {
     http_connections_closed: Mutex<BTreeMap<&'static str, u64>>,
     /// HTTP connections refused at `--max-connections`, with none to make room.
     pub http_connections_refused: AtomicU64,
+    /// Window hits within their limit.
+    pub hits_allowed: AtomicU64,
+    /// Window hits over their limit (counted, and answered as limited).
+    pub hits_limited: AtomicU64,
+    /// Window keys deleted by sweeps.
+    pub windows_swept: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -84,6 +90,9 @@ impl Metrics {
             http_connections: AtomicU64::new(0),
             http_connections_closed: Mutex::new(BTreeMap::new()),
             http_connections_refused: AtomicU64::new(0),
+            hits_allowed: AtomicU64::new(0),
+            hits_limited: AtomicU64::new(0),
+            windows_swept: AtomicU64::new(0),
         }
     }
 
@@ -100,6 +109,21 @@ impl Metrics {
         if let Ok(mut commands) = self.resp_commands.lock() {
             *commands.entry((command, outcome)).or_default() += 1;
         }
+    }
+
+    /// Counts one window hit, within its limit or over it.
+    pub fn record_hit(&self, allowed: bool) {
+        let counter = if allowed {
+            &self.hits_allowed
+        } else {
+            &self.hits_limited
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the window keys a sweep deleted.
+    pub fn record_swept(&self, removed: u64) {
+        self.windows_swept.fetch_add(removed, Ordering::Relaxed);
     }
 
     /// Counts one answered HTTP request.
@@ -199,6 +223,21 @@ impl Metrics {
                 "tally_http_connections_refused_total",
                 "HTTP connections refused at --max-connections (none idle to close instead).",
                 &self.http_connections_refused,
+            ),
+            (
+                "tally_window_hits_allowed_total",
+                "Window hits within their limit.",
+                &self.hits_allowed,
+            ),
+            (
+                "tally_window_hits_limited_total",
+                "Window hits over their limit (counted too).",
+                &self.hits_limited,
+            ),
+            (
+                "tally_windows_swept_total",
+                "Window keys deleted by sweeps of windows that ended.",
+                &self.windows_swept,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -65,7 +65,8 @@ impl From<StorageError> for ExportError {
 
 /// Writes every counter of the default bucket to `out` as JSON lines, sorted by name, and
 /// returns how many. From SQLite the export is one point in time (one read transaction); from
-/// other stores each value is read when its turn comes.
+/// other stores each value is read when its turn comes. Windows' keys (`tally hit`), which are
+/// not counters, are left out: they hold counts that reset, not state to move.
 pub async fn export(
     storage: &dyn Storage,
     out: &mut (impl std::io::Write + Send),
@@ -73,6 +74,9 @@ pub async fn export(
     let mut written = 0;
     let mut stopped = None;
     let mut visit = |name: &str, bytes: &[u8]| {
+        if tally_guest::window::is_window_key(name) {
+            return ControlFlow::Continue(());
+        }
         let line = value::decode(bytes)
             .ok_or_else(|| ExportError::CorruptValue(name.to_string()))
             .and_then(|value| {
@@ -256,6 +260,8 @@ mod tests {
         for (name, value) in counters.iter().rev() {
             set(storage, name, value.to_string().as_bytes());
         }
+        // A window's key is not a counter: not exported.
+        set(storage, &tally_guest::window::key("a", 60_000, 7), b"3");
         let mut file = Vec::new();
         assert_eq!(block(export(storage, &mut file)).unwrap(), counters.len());
         let text = String::from_utf8(file).unwrap();

@@ -22,6 +22,14 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D:
     })
 }
 
+/// [`deserialize`] for an optional field (`#[serde(default, deserialize_with = ...)]`): absent is
+/// `None`, present is read as [`deserialize`] reads it.
+pub fn deserialize_optional<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    deserialize(deserializer).map(Some)
+}
+
 /// The value of a JSON number's text when it is a whole number that fits a `u64`.
 pub fn exact_u64(text: &str) -> Option<u64> {
     let (negative, text) = match text.strip_prefix('-') {

@@ -115,6 +115,11 @@ pub struct GlobalArgs {
     )]
     idempotency_retention_secs: u64,
 
+    /// Take windows' time from this file (milliseconds since the Unix epoch, as text, read at
+    /// every call) instead of the system clock: for tests, and for replaying a log of hits.
+    #[arg(long, global = true, env = "TALLY_CLOCK_FILE", value_name = "PATH")]
+    clock_file: Option<PathBuf>,
+
     /// Print results as JSON: {"name": ..., "value": ...}, a list of those for `list`, an object
     /// describing what `backup`, `import` and `component` did; errors as {"error", "code"} on
     /// standard error.
@@ -422,6 +427,13 @@ impl GlobalArgs {
         self.component
             .clone()
             .map_or(ComponentSource::Embedded, ComponentSource::File)
+    }
+
+    /// Where windows' time comes from (`--clock-file`, else the system clock).
+    pub(crate) fn clock(&self) -> crate::service::Clock {
+        self.clock_file
+            .clone()
+            .map_or(crate::service::Clock::System, crate::service::Clock::File)
     }
 
     /// How long a keyed write is remembered (`--idempotency-retention-secs`).

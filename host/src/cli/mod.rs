@@ -4,7 +4,9 @@
 //! refused (invalid name, overflow, corrupt value, an import file with a bad line, an
 //! idempotency key reused for another write); 2 the command line is wrong; 3 tally could not do
 //! its work (database, component, a store failure, unreachable or locked past the busy timeout,
-//! network). [`exit_code`] maps each error code ([`crate::error_code`]) to one.
+//! network); 4 a write was applied, or may have been, and then the command failed; 5 `tally
+//! hit` was over its window's limit (the hit is counted). [`exit_code`] maps each error code
+//! ([`crate::error_code`]) to one.
 //!
 //! Every option can also be set through an environment variable (`TALLY_DB`, `TALLY_LISTEN`,
 //! ...; `--help` names each one); a flag given on the command line wins. Colors follow the
@@ -13,6 +15,7 @@
 //! # Layout
 //! - [`global`]: the options every command takes, and the store and runtime they open.
 //! - [`counter`]: `get`, `incr`, `set`, `reset`, `list`: one operation in a fresh process.
+//! - [`window`]: `hit`, `history`, `sweep`: counters that reset.
 //! - [`serve`]: `tally serve`, the HTTP service.
 //! - [`backup`]: `tally backup`, a consistent copy of a live SQLite database.
 //! - [`transfer`]: `tally export` and `tally import`, counters as JSON lines.
@@ -26,6 +29,7 @@ pub mod counter;
 pub mod global;
 pub mod serve;
 pub mod transfer;
+pub mod window;
 
 use crate::error_code::ErrorCode;
 use crate::idempotency::IdempotencyKey;
@@ -73,6 +77,12 @@ pub struct Cli {
 enum Command {
     #[command(flatten)]
     Counter(CounterCommand),
+    /// Count a hit in a window of time and check it against a limit (exit 5 over it).
+    Hit(window::HitArgs),
+    /// Print the counts of a name's last windows, oldest first.
+    History(window::HistoryArgs),
+    /// Delete the windows that ended, keeping the last --keep of every name.
+    Sweep(window::SweepArgs),
     /// Serve the counters over HTTP (and the dashboard at /) until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
     /// Copy the SQLite database to FILE while it is in use (SQLite's online backup).
@@ -154,6 +164,8 @@ pub enum Failure {
     Invalid(anyhow::Error),
     /// tally could not do its work: exit 3.
     Broken(anyhow::Error),
+    /// `tally hit` was over its limit (and said so on standard output): exit 5.
+    Limited,
 }
 
 /// A store that could not be opened for a reason a counter call would give too, in its words,
@@ -200,6 +212,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::InvalidQuery
         | ErrorCode::InvalidIdempotencyKey
         | ErrorCode::IdempotencyKeyReused
+        | ErrorCode::InvalidWindow
         | ErrorCode::InvalidInput => 1,
         ErrorCode::StoreFailure
         | ErrorCode::BodyTooLarge
@@ -221,6 +234,8 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::Failure => 3,
         // Not "nothing changed": the write was, or may have been, applied.
         ErrorCode::WriteOutcomeUnknown | ErrorCode::AppliedThenFailed => 4,
+        // Counted, and over the limit.
+        ErrorCode::RateLimited => 5,
     }
 }
 
@@ -263,12 +278,16 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::run(&args).map_err(Failure::Broken),
         Command::Component(args) => component::run(&args, json).map_err(Failure::Broken),
         Command::Counter(command) => counter::run(&cli.global, command),
+        Command::Hit(args) => window::hit(&cli.global, args),
+        Command::History(args) => window::history(&cli.global, args),
+        Command::Sweep(args) => window::sweep(&cli.global, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of standard output stopped reading (`tally export | head`): what it took
         // was written; as with any Unix filter, that is no error worth a line.
         Err(Failure::Broken(error)) if closed_output(&error) => ExitCode::SUCCESS,
+        Err(Failure::Limited) => ExitCode::from(exit_code(ErrorCode::RateLimited)),
         Err(failure) => report(failure, json),
     }
 }
@@ -290,6 +309,7 @@ fn report(failure: Failure, json: bool) -> ExitCode {
         // `{:#}` prints the context chain on one line and never a backtrace.
         Failure::Invalid(error) => (format!("{error:#}"), ErrorCode::InvalidInput),
         Failure::Broken(error) => (format!("{error:#}"), ErrorCode::Failure),
+        Failure::Limited => return ExitCode::from(exit_code(ErrorCode::RateLimited)),
     };
     if json {
         eprintln!(

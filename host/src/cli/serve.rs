@@ -184,6 +184,27 @@ pub struct ServeArgs {
         value_parser = crate::token::parse_token
     )]
     auth_token: Option<String>,
+
+    /// How often to sweep the windows that ended (delete the windows of every name older than
+    /// --sweep-keep), in seconds; 0 never sweeps. Each sweep reads every key of the store once.
+    #[arg(
+        long,
+        env = "TALLY_SWEEP_INTERVAL_SECS",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    sweep_interval_secs: u64,
+
+    /// How many windows of every name a sweep keeps, the current one included (2-1000; hits keep
+    /// 60 unless they say otherwise).
+    #[arg(
+        long,
+        env = "TALLY_SWEEP_KEEP",
+        default_value_t = crate::server::windows::DEFAULT_KEEP,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(2..=1000)
+    )]
+    sweep_keep: u32,
 }
 
 /// Checks that an `--allow-origin` value is an origin: `http://` or `https://`, a host, perhaps
@@ -259,6 +280,7 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         storage.clone(),
         global.idempotency_retention(),
     )
+    .map(|service| service.with_clock(global.clock()))
     .map_err(|error| match error.downcast_ref::<MemoryBelowStart>() {
         Some(below) => anyhow::anyhow!(
             "--guest-memory-mib {} is too small: {below}; give it at least {}",
@@ -368,9 +390,22 @@ async fn run_async(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
         service.clone(),
         purge_interval(global.idempotency_retention()),
     ));
+    let sweep = (args.sweep_interval_secs > 0).then(|| {
+        let every = Duration::from_secs(args.sweep_interval_secs);
+        tracing::info!(
+            "sweeping windows every {} s, keeping the last {} of every name",
+            every.as_secs(),
+            args.sweep_keep
+        );
+        tokio::spawn(sweep_windows(service.clone(), every, args.sweep_keep))
+    });
     let served = tokio::try_join!(http, resp);
     purge.abort();
     let _ = purge.await;
+    if let Some(sweep) = sweep {
+        sweep.abort();
+        let _ = sweep.await;
+    }
     served?;
     drop(service);
     // Every acknowledged write was committed before its answer; dropping the last reference to
@@ -450,6 +485,22 @@ async fn purge_expired(service: Arc<Service>, every: Duration) {
             Err(failure) => {
                 tracing::warn!("purging expired idempotency records failed: {failure}");
             }
+        }
+    }
+}
+
+/// Sweeps the windows that ended every `every`, keeping `keep` of every name, until aborted.
+/// Each step is one page of the store's keys on an instance of its own, between requests.
+async fn sweep_windows(service: Arc<Service>, every: Duration, keep: u32) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match service.sweep(keep).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "swept windows that ended"),
+            Err(crate::Failure::ReadOnly(_)) => {}
+            Err(failure) => tracing::warn!("sweeping windows failed: {}", failure.message()),
         }
     }
 }

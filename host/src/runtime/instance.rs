@@ -5,7 +5,9 @@
 
 use super::sandbox::{HostState, Limits};
 use crate::Refusal;
-use crate::bindings::{CounterComponent, CounterError, Page};
+use crate::bindings::{
+    CounterComponent, CounterError, HitOutcome, Page, Policy, SweepPage, WindowError, WindowSpec,
+};
 use crate::failure::{Done, Failure};
 use std::sync::Arc;
 use tally_keyvalue::KeyValueCtx;
@@ -62,6 +64,19 @@ pub struct Instance {
     listing_resumes_at: Option<Cursor>,
 }
 
+/// The names with windows on one page of the store and where the listing goes on
+/// ([`Instance::list_windows_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedWindows {
+    /// Each name with windows and their length in milliseconds.
+    pub windows: Vec<(String, u64)>,
+    /// The page held keys that are not windows': on a store that lists in key order, no window
+    /// follows.
+    pub other_keys: bool,
+    /// The store's position after the page; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
 /// A page of counters and where the listing goes on ([`Instance::list_from`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedPage {
@@ -71,17 +86,29 @@ pub struct ListedPage {
     pub next: Option<Cursor>,
 }
 
-/// One call on the instance's exported interface: `$call` is the `call_*` method, `$args` its
-/// arguments after the store. Starts the call (deadline, record), ends it (the outcome).
+/// One call on an exported interface of the instance: `$interface` is the bindings' accessor
+/// of the interface, `$call` the `call_*` method, `$args` its arguments after the store, and
+/// `$finish` how the interface's answer ends the call. Starts the call (deadline, record), ends
+/// it (the outcome).
 macro_rules! call {
-    ($instance:ident, $call:ident($($arg:expr),*)) => {{
+    ($instance:ident, $interface:ident.$call:ident($($arg:expr),*) => $finish:ident) => {{
         $instance.store.set_epoch_deadline($instance.shared.limits.deadline_ticks);
         $instance.store.data_mut().in_grace = false;
         $instance.store.data().keyvalue.start_call($instance.answer);
-        let interface = $instance.bindings.tally_counter_counter();
+        let interface = $instance.bindings.$interface();
         let answer = interface.$call(&mut $instance.store, $($arg),*).await;
-        $instance.finish(answer)
+        $instance.$finish(answer)
     }};
+    ($instance:ident, $call:ident($($arg:expr),*)) => {
+        call!($instance, tally_counter_counter.$call($($arg),*) => finish)
+    };
+}
+
+/// A call of the `window` interface.
+macro_rules! window_call {
+    ($instance:ident, $call:ident($($arg:expr),*)) => {
+        call!($instance, tally_counter_window.$call($($arg),*) => finish_window)
+    };
 }
 
 impl Instance {
@@ -179,6 +206,82 @@ impl Instance {
         })
     }
 
+    /// `window.hit`: adds `cost` to the window of `spec` that holds `now_ms` and answers the
+    /// window's count against `limit` under `policy`.
+    pub async fn hit(
+        &mut self,
+        name: &str,
+        spec: WindowSpec,
+        cost: u64,
+        limit: u64,
+        policy: Policy,
+        now_ms: u64,
+    ) -> Result<Done<HitOutcome>, Failure> {
+        window_call!(self, call_hit(name, spec, cost, limit, policy, now_ms))
+    }
+
+    /// `window.history`: the counts of the `last` windows of `length_ms` up to the one that
+    /// holds `now_ms`, oldest first.
+    pub async fn history(
+        &mut self,
+        name: &str,
+        length_ms: u64,
+        last: u32,
+        now_ms: u64,
+    ) -> Result<Done<Vec<u64>>, Failure> {
+        window_call!(self, call_history(name, length_ms, last, now_ms))
+    }
+
+    /// One step of `window.sweep` from `cursor` (the component's, from the step before).
+    pub async fn sweep(
+        &mut self,
+        cursor: Option<&str>,
+        keep: u32,
+        now_ms: u64,
+    ) -> Result<Done<SweepPage>, Failure> {
+        window_call!(self, call_sweep(cursor, keep, now_ms))
+    }
+
+    /// The names with windows on the page of `limit` store keys at `from` (a position an
+    /// earlier page gave; `None`: the beginning), and the position after it, as
+    /// [`Instance::list_from`] pages counters.
+    pub async fn list_windows_from(
+        &mut self,
+        from: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Done<ListedWindows>, Failure> {
+        self.store
+            .data()
+            .keyvalue
+            .list_from("", from, limit as usize);
+        let done = window_call!(self, call_list_windows(None))?;
+        let resumes_at = self.listing_resumes_at.take();
+        let next = match (done.value.next, resumes_at) {
+            (None, _) => None,
+            (Some(_), Some(position)) => Some(position),
+            (Some(_), None) => {
+                return Err(Failure::Trap(anyhow::anyhow!(
+                    "the counter component said more windows follow a page whose store listing \
+                     had ended; it does not list as tally's component does"
+                )));
+            }
+        };
+        Ok(Done {
+            value: ListedWindows {
+                windows: done
+                    .value
+                    .windows
+                    .into_iter()
+                    .map(|windowed| (windowed.name, windowed.length_ms))
+                    .collect(),
+                other_keys: done.value.other_keys,
+                next,
+            },
+            replayed: done.replayed,
+            durable: done.durable,
+        })
+    }
+
     /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.
     pub fn counter_limit(&self) -> u64 {
         self.shared.counter_limit
@@ -227,6 +330,34 @@ impl Instance {
             calls.call_ended(outcome.as_ref().err(), wrote);
         }
         outcome
+    }
+
+    /// A `window` call's outcome: its errors are the `counter` interface's but for
+    /// `invalid-window`, which the component finds before it touches the store, and which ends
+    /// the call as [`Failure::InvalidWindow`] unless the store's account of the call says
+    /// otherwise.
+    fn finish_window<T>(
+        &mut self,
+        answer: wasmtime::Result<Result<T, WindowError>>,
+    ) -> Result<Done<T>, Failure> {
+        let mut invalid_window = None;
+        let answer = answer.map(|answer| {
+            answer.map_err(|error| match error {
+                WindowError::InvalidName(reason) => CounterError::InvalidName(reason),
+                WindowError::Overflow(name) => CounterError::Overflow(name),
+                WindowError::CorruptValue(name) => CounterError::CorruptValue(name),
+                WindowError::StoreFailure(message) => CounterError::StoreFailure(message),
+                WindowError::InvalidPage(reason) => CounterError::InvalidPage(reason),
+                WindowError::InvalidWindow(reason) => {
+                    invalid_window = Some(reason.clone());
+                    CounterError::InvalidPage(reason)
+                }
+            })
+        });
+        match (self.finish(answer), invalid_window) {
+            (Err(Failure::Refused(_)), Some(reason)) => Err(Failure::InvalidWindow(reason)),
+            (outcome, _) => outcome,
+        }
     }
 
     /// Whether the instance may serve another request, of at most `max_uses` per instance: no

@@ -25,7 +25,7 @@ pub mod pool;
 mod sandbox;
 
 pub use component::{ComponentSource, EMBEDDED_COMPONENT, MemoryBelowStart};
-pub use instance::{CallObserver, Instance, ListedPage};
+pub use instance::{CallObserver, Instance, ListedPage, ListedWindows};
 pub use pool::Lease;
 
 use crate::bindings::CounterComponentPre;
@@ -100,7 +100,8 @@ pub struct Runtime {
 
 impl Runtime {
     /// Compiles (or loads from `cache_dir`) the component, links it against WASI and the
-    /// keyvalue store, and checks that it exports `tally:counter/counter@0.2.0`.
+    /// keyvalue store, and checks that it exports `tally:counter/counter@0.2.1` and
+    /// `tally:counter/window@0.2.1`.
     pub fn new(
         source: &ComponentSource,
         options: &RuntimeOptions,
@@ -131,7 +132,7 @@ impl Runtime {
         let pre = CounterComponentPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| {
-            format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.2.0)")
+            format!("{origin} is not a tally counter component (it must export tally:counter/counter@0.2.1 and tally:counter/window@0.2.1)")
         })?;
         engine::start_epoch_ticker(&engine)?;
         let counter_limit = storage.counter_limit();

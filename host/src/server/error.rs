@@ -48,7 +48,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidName
         | ErrorCode::InvalidBody
         | ErrorCode::InvalidQuery
+        | ErrorCode::InvalidWindow
         | ErrorCode::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Overflow | ErrorCode::IdempotencyKeyInUse => StatusCode::CONFLICT,
         // 422 and 409 as the IETF draft "The Idempotency-Key HTTP Header Field" says.
         ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,

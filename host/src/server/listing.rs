@@ -48,13 +48,14 @@ impl PageQuery {
         Ok(Self { limit, cursor })
     }
 
-    /// The `Link` header value pointing at the page after this one, which starts at `next`.
-    pub fn next_link(&self, next: &str) -> String {
+    /// The `Link` header value pointing at the page of `path` after this one, which starts at
+    /// `next`.
+    pub fn next_link(&self, path: &str, next: &str) -> String {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("limit", &self.limit.to_string())
             .append_pair("cursor", next)
             .finish();
-        format!("</counters?{query}>; rel=\"next\"")
+        format!("<{path}?{query}>; rel=\"next\"")
     }
 }
 
@@ -110,7 +111,7 @@ mod tests {
             limit: 5,
             cursor: None,
         };
-        let link = query.next_link("12:ünï &=x");
+        let link = query.next_link("/counters", "12:ünï &=x");
         assert_eq!(
             link,
             "</counters?limit=5&cursor=12%3A%C3%BCn%C3%AF+%26%3Dx>; rel=\"next\""

@@ -29,6 +29,7 @@ pub mod error;
 pub mod extract;
 pub mod listing;
 pub mod routes;
+pub mod windows;
 
 use crate::list_cursors::ListCursors;
 use crate::metrics::Metrics;

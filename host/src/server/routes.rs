@@ -7,6 +7,7 @@
 //! | `PUT /counters/{name}` (body `{"value": N}`) | `{"name", "value"}` |
 //! | `DELETE /counters/{name}` | `{"name", "value": 0}` |
 //! | `GET /counters?limit=N&cursor=C` | `[{"name", "value"}, ...]`: one page, and a `Link` to the next |
+//! | `/windows...` | counters that reset: [`super::windows`] |
 //! | `GET /healthz` | `{"status": "ok"}`: the process answers |
 //! | `GET /readyz` | `{"status": "ok"}` when the store can be reached, 503 `store_unavailable` when not |
 //! | `GET /metrics` | Prometheus text |
@@ -40,16 +41,21 @@ use std::time::Instant;
 fn written(state: &AppState, replayed: bool, value: CounterValue) -> Response {
     let mut response = Json(value).into_response();
     if replayed {
-        state
-            .metrics
-            .idempotent_replays
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        response.headers_mut().insert(
-            HeaderName::from_static(IDEMPOTENT_REPLAYED),
-            HeaderValue::from_static("true"),
-        );
+        mark_replayed(state, &mut response);
     }
     response
+}
+
+/// Marks `response` as the answer of a write its idempotency key's record gave (and counts it).
+pub(super) fn mark_replayed(state: &AppState, response: &mut Response) {
+    state
+        .metrics
+        .idempotent_replays
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    response.headers_mut().insert(
+        HeaderName::from_static(IDEMPOTENT_REPLAYED),
+        HeaderValue::from_static("true"),
+    );
 }
 
 /// The response header of a replayed answer.
@@ -65,6 +71,9 @@ pub fn router(state: AppState) -> Router {
             get(get_counter).put(set_counter).delete(reset_counter),
         )
         .route("/counters/{name}/increment", post(increment_counter))
+        .route("/windows", get(super::windows::list_windows))
+        .route("/windows/{name}", get(super::windows::history))
+        .route("/windows/{name}/hit", post(super::windows::hit))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -192,9 +201,10 @@ async fn list_counters(
     if let Some(next) = page.next {
         let cursor = state.cursors.sign(&next).await?;
         // Form encoding leaves only visible ASCII, which a header value always accepts.
-        let link = HeaderValue::from_str(&query.next_link(&cursor)).map_err(|error| {
-            ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
-        })?;
+        let link =
+            HeaderValue::from_str(&query.next_link("/counters", &cursor)).map_err(|error| {
+                ApiError::Failed(Failure::Trap(anyhow::anyhow!("cursor header: {error}")))
+            })?;
         response.headers_mut().insert(LINK, link);
     }
     Ok(response)

@@ -6,20 +6,26 @@
 //!
 //! What concerns the store rather than an instance lives here too: readiness, the purge of
 //! expired idempotency records, whether the store runs transactions or stops increments at a
-//! limit, and the log of its outages (`store_log.rs`).
+//! limit, and the log of its outages (`store_log.rs`); and windows' time and sweeps
+//! ([`windows`], [`Clock`]).
 //!
 //! A request gets its own instance (fresh, or reused when the runtime reuses instances, see
 //! [`crate::runtime::pool`]), except that the commands of one pipelined read from one RESP
 //! connection share one ([`Pipeline`]), taken when the first of them needs it and dropped after
 //! a call that trapped.
 
+mod clock;
 mod pipeline;
 mod store_log;
+mod windows;
 
+pub use clock::Clock;
 pub use pipeline::Pipeline;
+pub use windows::Hit;
 
 use crate::failure::Failure;
 use crate::idempotency::{IdempotencyKey, KeysInFlight};
+use crate::metrics::Metrics;
 use crate::runtime::{ComponentSource, Lease, Runtime, RuntimeOptions};
 use anyhow::Result;
 use std::sync::Arc;
@@ -39,6 +45,10 @@ pub struct Service {
     keys_in_flight: KeysInFlight,
     /// What the log says about the store; also told every call's outcome by the runtime.
     log: Arc<StoreLog>,
+    /// Where windows' "now" comes from.
+    clock: Clock,
+    /// Where hits and sweeps are counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Service {
@@ -61,7 +71,20 @@ impl Service {
             idempotency_retention,
             keys_in_flight: KeysInFlight::default(),
             log,
+            clock: Clock::default(),
+            metrics: options.metrics.clone(),
         })
+    }
+
+    /// Now, by the service's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> Result<u64, Failure> {
+        self.clock.now_ms()
+    }
+
+    /// The same service with windows' time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The instance for one request, its writes carrying `key` (when there is one) to the store,

@@ -20,6 +20,10 @@ pub struct Capabilities {
     /// [`Storage::keep_note`] and [`Storage::read_note`]: notes every process on the store
     /// shares ([`Note`]).
     pub notes: bool,
+    /// [`Storage::list_keys`] lists a bucket in byte order of its keys, page after page (SQLite,
+    /// PostgreSQL, memory; not Redis's `SCAN`): a host may stop a listing once it has passed
+    /// the keys it wants. Nothing is refused without it.
+    pub key_order: bool,
 }
 
 impl Capabilities {
@@ -29,6 +33,7 @@ impl Capabilities {
         write_groups: false,
         increment_limits: false,
         notes: false,
+        key_order: false,
     };
 
     /// The same, with idempotency records.
@@ -52,6 +57,12 @@ impl Capabilities {
     /// The same, with notes.
     pub const fn with_notes(mut self) -> Self {
         self.notes = true;
+        self
+    }
+
+    /// The same, listing in key order.
+    pub const fn with_key_order(mut self) -> Self {
+        self.key_order = true;
         self
     }
 }

@@ -92,6 +92,18 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key of the request's write number `ordinal` (from 0): the key itself for the first
+    /// write, and for a later one the key followed by ` #N` (N counting from 1), which no
+    /// client's key can be (a client's has no space). So a request that makes several writes
+    /// applies each once: a retry makes the same writes in the same order, and each is answered
+    /// from its own record.
+    pub fn for_write(&self, ordinal: usize) -> Self {
+        match ordinal {
+            0 => self.clone(),
+            n => Self(format!("{} #{}", self.0, n + 1)),
+        }
+    }
 }
 
 impl std::str::FromStr for IdempotencyKey {

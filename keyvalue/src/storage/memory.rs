@@ -114,6 +114,7 @@ impl Storage for MemoryStorage {
             .with_write_groups()
             .with_increment_limits()
             .with_notes()
+            .with_key_order()
     }
 
     fn get<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

@@ -71,6 +71,10 @@ fn notes(capabilities: Capabilities) -> bool {
     capabilities.notes
 }
 
+fn key_order(capabilities: Capabilities) -> bool {
+    capabilities.key_order
+}
+
 macro_rules! case {
     ($name:ident) => {
         case!($name, always)
@@ -101,6 +105,7 @@ const CASES: &[Case] = &[
     case!(early_answers_then_durability),
     case!(a_live_store_is_ready),
     case!(list_keys_pages_through_everything),
+    case!(listings_come_in_key_order, key_order),
     case!(scan_visits_everything_in_order),
     case!(list_keys_survives_concurrent_changes),
     case!(concurrent_increments_are_exact),
@@ -537,6 +542,34 @@ fn list_keys_pages_through_everything(store: &Blocking) {
     let unique: BTreeSet<_> = keys.iter().cloned().collect();
     let expected: BTreeSet<_> = (0..count).map(|i| format!("key-{i:05}")).collect();
     assert_eq!(unique, expected);
+}
+
+/// A store that declares key order lists a bucket in byte order, across pages too, whatever
+/// order the keys were written in (control characters and multi-byte UTF-8 included), so a host
+/// may stop a listing once it has passed the keys it wants.
+fn listings_come_in_key_order(store: &Blocking) {
+    let mut written: Vec<String> = (0..MAX_PAGE_SIZE + 30)
+        .map(|i| format!("k{:04}", (i * 7919) % (MAX_PAGE_SIZE + 30)))
+        .collect();
+    written.extend(["\u{1f}w\u{1f}a", "\u{1f}", "~", "é", "Z", "a b", "a"].map(String::from));
+    for key in &written {
+        store.set("", key, b"1").unwrap();
+    }
+    for limit in [1, 7, MAX_PAGE_SIZE] {
+        let (mut keys, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = store.list_keys("", cursor.as_ref(), limit).unwrap();
+            keys.extend(page.keys);
+            match page.cursor {
+                None => break,
+                next => cursor = next,
+            }
+        }
+        let mut expected = written.clone();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(keys, expected, "pages of {limit}");
+    }
 }
 
 /// `scan` visits every key once, in bytewise order, with its value, and stops on `Break`.

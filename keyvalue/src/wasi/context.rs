@@ -11,6 +11,7 @@ use crate::storage::{
     Write, WriteContext, WriteRequest,
 };
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Per-store state of the keyvalue implementation: the storage backend, which buckets guests may
@@ -21,6 +22,9 @@ pub struct KeyValueCtx {
     pub(super) allowed_buckets: Option<Arc<BTreeSet<String>>>,
     observer: Option<Arc<dyn Observer>>,
     write_context: WriteContext,
+    /// Writes the request has sent so far, across its calls: each write's place, for its own
+    /// idempotency record ([`crate::storage::IdempotencyKey::for_write`]).
+    writes_sent: Arc<AtomicUsize>,
     // A std mutex, held only to record or take, never across an await.
     call: Arc<Mutex<CallState>>,
     cursors: Arc<NumberedTable<(String, Cursor)>>,
@@ -91,6 +95,7 @@ impl KeyValueCtx {
             allowed_buckets: None,
             observer: None,
             write_context: WriteContext::default(),
+            writes_sent: Arc::default(),
             call: Arc::default(),
             cursors: Arc::new(NumberedTable::new(MAX_CURSORS, 0)),
         }
@@ -115,6 +120,7 @@ impl KeyValueCtx {
     pub fn for_request(&self, context: WriteContext) -> Self {
         Self {
             write_context: context,
+            writes_sent: Arc::default(),
             call: Arc::default(),
             ..self.clone()
         }
@@ -284,9 +290,15 @@ impl KeyValueCtx {
             }
             call.answer
         };
-        WriteRequest::new(bucket, write)
+        let mut request = WriteRequest::new(bucket, write)
             .with_context(&self.write_context)
-            .with_answer(answer)
+            .with_answer(answer);
+        // A request's writes after its first each get a record of their own.
+        if let Some(key) = request.idempotency_key.take() {
+            let ordinal = self.writes_sent.fetch_add(1, Ordering::Relaxed);
+            request.idempotency_key = Some(key.for_write(ordinal));
+        }
+        request
     }
 
     /// Applies one write: once for its idempotency key when the request carries one, answered

@@ -134,6 +134,67 @@ mod tests {
         );
     }
 
+    /// A request with an idempotency key applies each of its writes once: its first write under
+    /// the key, each later one under a key of its own place, so a retry of the whole request
+    /// (the same writes, in order, under the same key) is answered from the records, applying
+    /// nothing, where one record for all the writes would refuse the second as another write.
+    #[test]
+    fn a_keyed_request_applies_each_of_its_writes_once() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let storage = Arc::new(crate::storage::MemoryStorage::new());
+        let ctx = KeyValueCtx::new(storage.clone());
+        let key = crate::storage::IdempotencyKey::parse("hit-1").unwrap();
+        let keyed = || WriteContext::default().with_idempotency_key(key.clone());
+        let request = |delta: u64| {
+            let request = ctx.for_request(keyed());
+            request.start_call(Answer::WhenDurable);
+            let applied = runtime.block_on(async {
+                let count = request
+                    .write(
+                        String::new(),
+                        Write::Increment {
+                            key: "count".into(),
+                            delta,
+                        },
+                    )
+                    .await
+                    .map_err(|error| format!("{error:?}"))?;
+                request
+                    .write(
+                        String::new(),
+                        Write::Increment {
+                            key: "other".into(),
+                            delta: 10,
+                        },
+                    )
+                    .await
+                    .map_err(|error| format!("{error:?}"))?;
+                Ok::<_, String>(count)
+            });
+            (applied, request.finish_call())
+        };
+        let (first, record) = request(1);
+        assert_eq!(first, Ok(1));
+        assert_eq!((record.writes_applied, record.replayed), (2, false));
+        let (retry, record) = request(1);
+        assert_eq!(retry, Ok(1));
+        assert_eq!((record.writes_applied, record.replayed), (0, true));
+        for (name, value) in [("count", &b"1"[..]), ("other", &b"10"[..])] {
+            assert_eq!(
+                runtime.block_on(storage.get("", name)).unwrap().as_deref(),
+                Some(value),
+                "{name}"
+            );
+        }
+        // The same key for another first write is refused, as for a request of one write.
+        let (other, _) = request(2);
+        let refused = other.unwrap_err();
+        assert!(refused.contains("was first used"), "{refused}");
+    }
+
     /// Counts the store operations a context makes.
     #[derive(Default)]
     struct Operations(std::sync::atomic::AtomicUsize);

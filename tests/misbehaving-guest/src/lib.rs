@@ -29,7 +29,7 @@
 mod component {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "tally:counter/counter-component@0.2.0",
+        world: "tally:counter/counter-component@0.2.1",
         generate_all,
     });
 
@@ -157,6 +157,45 @@ mod component {
                 counters,
                 next: None,
             })
+        }
+    }
+
+    /// Windows are not what this component tests: every call says so.
+    mod windows {
+        use super::Misbehaving;
+        use super::exports::tally::counter::window::{
+            Error, Guest, HitOutcome, Policy, SweepPage, WindowSpec, WindowsPage,
+        };
+
+        fn none<T>() -> Result<T, Error> {
+            Err(Error::StoreFailure(
+                "the misbehaving guest has no windows".into(),
+            ))
+        }
+
+        impl Guest for Misbehaving {
+            fn hit(
+                _: String,
+                _: WindowSpec,
+                _: u64,
+                _: u64,
+                _: Policy,
+                _: u64,
+            ) -> Result<HitOutcome, Error> {
+                none()
+            }
+
+            fn history(_: String, _: u64, _: u32, _: u64) -> Result<Vec<u64>, Error> {
+                none()
+            }
+
+            fn list_windows(_: Option<String>) -> Result<WindowsPage, Error> {
+                none()
+            }
+
+            fn sweep(_: Option<String>, _: u32, _: u64) -> Result<SweepPage, Error> {
+                none()
+            }
         }
     }
 

@@ -258,6 +258,8 @@ pub fn failed(failure: Failure, reading: Reading) -> CommandError {
             Refusal::new(CounterError::StoreFailure(message), u64::MAX)
         ))),
         Failure::KeyInUse(message) | Failure::KeyReused(message) => Reply::err(message).into(),
+        // No RESP command calls the window interface; said as any refusal would be.
+        failure @ Failure::InvalidWindow(_) => Reply::err(failure.message()).into(),
         failure @ (Failure::Unavailable(_)
         | Failure::ReadOnly(_)
         | Failure::NoSpace(_)

@@ -79,9 +79,10 @@ fn why(name: &[u8]) -> Reply {
     let reason = match name.as_str() {
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" | "TTL" | "PTTL" | "SETEX"
         | "PSETEX" | "GETEX" => {
-            "tally counters never expire (a tally counter is a durable count, not a cache \
-             entry), so there is no time to live to set or read; for a count per time window, \
-             INCR one counter per window (name:WINDOW-NUMBER) and read the current window's"
+            "tally has no per-key expiry (a tally counter is a durable count, not a cache \
+             entry), so there is no time to live to set or read; for counts that reset (rate \
+             limits, quotas), use tally's windows: POST /windows/NAME/hit or `tally hit NAME \
+             --window 1m --limit N`, one exact count per window"
         }
         "SETNX" => {
             "tally has no SETNX; INCRBY name 0 makes a missing counter 0 and leaves an existing \
@@ -97,7 +98,9 @@ fn why(name: &[u8]) -> Reply {
         }
         _ => {
             "tally runs no scripts (its counter logic is a WebAssembly component); MULTI and \
-             EXEC run INCR, INCRBY, GET, SET, DEL, EXISTS and MGET as one transaction"
+             EXEC run INCR, INCRBY, GET, SET, DEL, EXISTS and MGET as one transaction, and a \
+             rate limiter's INCRBY-and-EXPIRE script is tally's windows: POST \
+             /windows/NAME/hit or `tally hit NAME --window 1m --limit N`"
         }
     };
     Reply::err(format!("{name} is refused: {reason}; nothing was changed"))

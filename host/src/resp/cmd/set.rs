@@ -26,8 +26,10 @@ pub(super) fn parse(args: &[Vec<u8>]) -> Result<(String, u64), Reply> {
                 "EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL" | "NX" | "XX" | "GET"
             ) {
                 Reply::err(format!(
-                    "tally's SET takes no options ({option} given): counters never expire and \
-                     SET always replaces the value; send SET name value"
+                    "tally's SET takes no options ({option} given): tally has no per-key expiry \
+                     and SET always replaces the value; send SET name value, and for counts \
+                     that reset (rate limits), use tally's windows: POST /windows/NAME/hit or \
+                     `tally hit NAME --window 1m --limit N`; nothing was changed"
                 ))
             } else {
                 syntax_error()

@@ -429,6 +429,7 @@ impl Storage for PostgresStorage {
             .with_write_groups()
             .with_increment_limits()
             .with_notes()
+            .with_key_order()
     }
 
     /// A session that can write (not a standby's, not a demoted primary's); before the tables

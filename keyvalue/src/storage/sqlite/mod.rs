@@ -524,6 +524,7 @@ impl Storage for SqliteStorage {
             .with_write_groups()
             .with_increment_limits()
             .with_notes()
+            .with_key_order()
     }
 
     /// Ready when this store writes its file and may still write it (its permissions can change

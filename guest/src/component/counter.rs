@@ -1,62 +1,54 @@
-//! The `wit-bindgen` glue: implements the exported `tally:counter/counter@0.2.0` interface on the
-//! imported `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and `wasi:keyvalue/batch`
-//! (`@0.2.0-draft`).
+//! The exported `counter` interface: named counters, each one key of the default bucket.
 
+use super::{Component, FailedIncrement, explain_failed_increment, open};
 use crate::page::{self, PageCursor};
-use crate::{name, value};
+use crate::{name, value, window};
 use std::collections::BTreeSet;
 
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "tally:counter/counter-component@0.2.0",
-    // The world imports another package's interfaces, so their bindings are generated here too.
-    generate_all,
-});
+use super::exports::tally::counter::counter::{Error, Guest, Page};
+use super::wasi::keyvalue::store::{self, Bucket};
+use super::wasi::keyvalue::{atomics, batch};
 
-use exports::tally::counter::counter::{Error, Guest, Page};
-use wasi::keyvalue::store::{self, Bucket};
-use wasi::keyvalue::{atomics, batch};
-
-/// The default bucket: the identifier wasmtime's `wasi-keyvalue` and wasmCloud use.
-const DEFAULT_BUCKET: &str = "";
-
-struct Counter;
-
-impl Guest for Counter {
+impl Guest for Component {
     fn get(name: String) -> Result<u64, Error> {
         name::validate(&name).map_err(Error::InvalidName)?;
-        read(&open()?, &name).map(|value| value.unwrap_or(0))
+        read(&bucket()?, &name).map(|value| value.unwrap_or(0))
     }
 
     fn increment(name: String, by: u64) -> Result<u64, Error> {
         name::validate(&name).map_err(Error::InvalidName)?;
-        let bucket = open()?;
-        atomics::increment(&bucket, &name, by)
-            .map_err(|failure| explain_failed_increment(&bucket, &name, by, failure))
+        let bucket = bucket()?;
+        atomics::increment(&bucket, &name, by).map_err(|failure| {
+            match explain_failed_increment(&bucket, &name, by, failure) {
+                FailedIncrement::Overflow => Error::Overflow(name),
+                FailedIncrement::CorruptValue => Error::CorruptValue(name),
+                FailedIncrement::StoreFailure(message) => Error::StoreFailure(message),
+            }
+        })
     }
 
     fn set(name: String, value: u64) -> Result<(), Error> {
         name::validate(&name).map_err(Error::InvalidName)?;
-        open()?
+        bucket()?
             .set(&name, &value::encode(value))
             .map_err(store_failure)
     }
 
     fn reset(name: String) -> Result<(), Error> {
         name::validate(&name).map_err(Error::InvalidName)?;
-        open()?.delete(&name).map_err(store_failure)
+        bucket()?.delete(&name).map_err(store_failure)
     }
 
     fn find(name: String) -> Result<Option<u64>, Error> {
         name::validate(&name).map_err(Error::InvalidName)?;
-        read(&open()?, &name)
+        read(&bucket()?, &name)
     }
 
     fn find_many(names: Vec<String>) -> Result<Vec<Option<u64>>, Error> {
         for name in &names {
             name::validate(name).map_err(Error::InvalidName)?;
         }
-        let values = read_many(&open()?, &names)?;
+        let values = read_many(&bucket()?, &names)?;
         Ok(values
             .into_iter()
             .map(|entry| entry.map(|(_, value)| value))
@@ -64,7 +56,7 @@ impl Guest for Counter {
     }
 
     fn list() -> Result<Vec<(String, u64)>, Error> {
-        let bucket = open()?;
+        let bucket = bucket()?;
         let mut counters = Vec::new();
         let mut cursor = PageCursor::default();
         loop {
@@ -87,16 +79,12 @@ impl Guest for Counter {
             Some(text) => PageCursor::parse(&text).map_err(Error::InvalidPage)?,
             None => PageCursor::default(),
         };
-        let (counters, next) = read_page(&open()?, cursor, limit)?;
+        let (counters, next) = read_page(&bucket()?, cursor, limit)?;
         Ok(Page {
             counters,
             next: next.map(|cursor| cursor.encode()),
         })
     }
-}
-
-fn open() -> Result<Bucket, Error> {
-    store::open(DEFAULT_BUCKET).map_err(store_failure)
 }
 
 /// The stored value of `name`, `None` when absent.
@@ -162,6 +150,10 @@ fn read_page(
             .map_or(0, |after| page::resume_at(&keys, after));
         let mut rest = keys.into_iter().skip(start);
         for key in rest.by_ref() {
+            // The `window` interface's keys share the bucket; they are not counters.
+            if window::is_window_key(&key) {
+                continue;
+            }
             let repeated = seen.as_mut().is_some_and(|seen| !seen.insert(key.clone()));
             if !repeated {
                 names.push(key);
@@ -203,32 +195,11 @@ fn read_page(
     Ok((counters, next))
 }
 
-/// `wasi:keyvalue` has no typed overflow or not-a-number error, so when `atomics.increment` fails
-/// this reads the value back to tell the caller why. The increment itself stays one atomic call;
-/// this read only classifies its failure (every host of the standard, wasmtime's included, leaves
-/// the value unchanged when it refuses an increment). A store whose counters are narrower than
-/// `u64` (Redis: `i64`) says "overflow" in its message, as wasmtime's and tally's hosts do.
-fn explain_failed_increment(bucket: &Bucket, name: &str, by: u64, failure: store::Error) -> Error {
-    let says_overflow = matches!(&failure, store::Error::Other(message) if message.to_ascii_lowercase().contains("overflow"));
-    match bucket.get(name) {
-        Ok(Some(bytes)) => match value::decode(&bytes) {
-            None => Error::CorruptValue(name.to_string()),
-            Some(current) if current.checked_add(by).is_none() || says_overflow => {
-                Error::Overflow(name.to_string())
-            }
-            Some(_) => store_failure(failure),
-        },
-        Ok(None) if says_overflow => Error::Overflow(name.to_string()),
-        _ => store_failure(failure),
-    }
+/// The default bucket.
+fn bucket() -> Result<Bucket, Error> {
+    open().map_err(Error::StoreFailure)
 }
 
 fn store_failure(error: store::Error) -> Error {
-    Error::StoreFailure(match error {
-        store::Error::NoSuchStore => "the host has no key-value store named \"\"".to_string(),
-        store::Error::AccessDenied => "the host denied access to the key-value store".to_string(),
-        store::Error::Other(message) => message,
-    })
+    Error::StoreFailure(super::store_failure(error))
 }
-
-export!(Counter);
