@@ -39,7 +39,11 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
     let _ = std::fs::remove_file(&screenshot);
 
     let db = TempDb::new();
-    let mut server = Some(Server::start(&db.path, &[]));
+    // The windows' time stands still: a minute's end cannot split the hits the page shows.
+    let clock = db.dir.path().join("now");
+    std::fs::write(&clock, "1800000030000").unwrap();
+    let global = ["--clock-file", clock.to_str().unwrap()];
+    let mut server = Some(Server::start_with(&db.path, &global, &[]));
     let address = server.as_ref().unwrap().address;
     let mut driver = Command::new("node")
         .arg("dashboard.mjs")
@@ -74,7 +78,11 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
                 "restart" => {
                     server.take().unwrap().kill();
                     let listen = address.to_string();
-                    server = Some(Server::start(&db.path, &["--listen", &listen]));
+                    server = Some(Server::start_with(
+                        &db.path,
+                        &global,
+                        &["--listen", &listen],
+                    ));
                 }
                 "many-counters" => {
                     // 60 more: with the 2 the page made, 62 over two pages of 50.
@@ -85,6 +93,23 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
                             Some(&format!(r#"{{"value": {n}}}"#)),
                         );
                         assert_eq!(response.status, 200, "{response:?}");
+                    }
+                }
+                "windows" | "more-hits" => {
+                    let hits: &[(&str, usize)] = if step == "windows" {
+                        &[("api:ann", 3), ("api:bob", 1)]
+                    } else {
+                        &[("api:ann", 2)]
+                    };
+                    for (name, times) in hits {
+                        for _ in 0..*times {
+                            let response = running.request(
+                                "POST",
+                                &format!("/windows/{name}/hit"),
+                                Some(r#"{"window": "1m", "limit": 10}"#),
+                            );
+                            assert_eq!(response.status, 200, "{response:?}");
+                        }
                     }
                 }
                 other => panic!("unknown step {other}"),
@@ -101,10 +126,38 @@ fn dashboard_counts_in_a_real_browser_across_a_restart() {
         "the browser test failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(steps, ["external-increment", "restart", "many-counters"]);
+    assert_eq!(
+        steps,
+        [
+            "external-increment",
+            "restart",
+            "windows",
+            "many-counters",
+            "more-hits"
+        ]
+    );
 
     let tricky = "<b>\"signups\"</b> / ünï ✓";
-    let shown: Vec<(String, String)> = serde_json::from_str(&result.unwrap()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(&result.unwrap()).unwrap();
+    let shown: Vec<(String, String)> = serde_json::from_value(result["shown"].clone()).unwrap();
+    // The sparklines: 30 windows, the current one last.
+    let mut ann = vec![0; 29];
+    ann.push(3);
+    assert_eq!(result["ann"], serde_json::json!(ann));
+    ann[29] = 5;
+    assert_eq!(result["annLater"], serde_json::json!(ann));
+    // Filtered: no counter holds "bob", one window does; ten counters hold "n05", no window.
+    assert_eq!(
+        result["bob"],
+        serde_json::json!({ "counters": [], "windows": ["api:bob"] })
+    );
+    assert_eq!(
+        result["n05"],
+        serde_json::json!({
+            "counters": (50..60).map(|n| format!("n{n:03}")).collect::<Vec<_>>(),
+            "windows": []
+        })
+    );
     assert_eq!(
         shown,
         [

@@ -178,3 +178,32 @@ fn python_host_on_redis_shares_counters_with_tally() {
     assert_eq!(common::run_ok(&["--store", &store, "get", "shared"]), "3\n");
     two_processes_count_exactly(&component, &store);
 }
+
+/// The Python service answers the same hits at the same times as `tally hit`, on Python's
+/// `sqlite3` and on redis-py.
+#[test]
+fn python_hits_answer_as_tallys() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = component(dir.path());
+    let expected = crate::windows::tally_parity_outcomes();
+    let redis = RedisServer::start(&[]).unwrap();
+    for store in [
+        format!("sqlite:{}", dir.path().join("windows.db").display()),
+        redis.url(3),
+    ] {
+        let outcomes: Vec<_> = crate::windows::PARITY_HITS
+            .iter()
+            .map(|(offset, policy, cost)| {
+                let now = (crate::windows::T0 + offset).to_string();
+                let cost = cost.to_string();
+                let printed = host_ok(
+                    &component,
+                    &store,
+                    &["hit", "api", "60000", "3", &cost, policy, &now],
+                );
+                crate::windows::hit_fields(&serde_json::from_str(&printed).unwrap())
+            })
+            .collect();
+        assert_eq!(outcomes, expected, "{store}");
+    }
+}

@@ -17,7 +17,7 @@ use tally_test_support::postgres_server::PostgresServer;
 use tally_test_support::redis_server::RedisServer;
 
 /// Half a minute into a window of one minute (windows are aligned to the Unix epoch).
-const T0: u64 = 60_000 * 30_000_000 + 30_000;
+pub(crate) const T0: u64 = 60_000 * 30_000_000 + 30_000;
 const CLIENTS: usize = 32;
 const HITS_PER_CLIENT: usize = 20;
 const LIMIT: u64 = 100;
@@ -546,4 +546,93 @@ fn the_command_line_hits_and_reads_windows() {
     // Windows are not counters: not listed, not exported.
     assert_eq!(tally_ok(&db.path, &["list"]), "");
     assert_eq!(tally_ok(&db.path, &["export"]), "");
+}
+
+/// One window's hits at given times, for hosts to answer alike: (ms after [`T0`], policy, cost).
+pub(crate) const PARITY_HITS: [(u64, &str, u64); 7] = [
+    (0, "fixed", 1),
+    (1_000, "fixed", 1),
+    (2_000, "fixed", 2),
+    (3_000, "fixed", 0),
+    (65_000, "sliding", 1),
+    (100_000, "sliding", 1),
+    (180_000, "fixed", 1),
+];
+
+/// What a hit came to, whoever answered: count, used, allowed, remaining, window start, reset.
+pub(crate) type HitFields = (u64, u64, bool, u64, u64, u64);
+
+/// The fields of an outcome printed as JSON, with `-` or `_` in the names.
+pub(crate) fn hit_fields(outcome: &Value) -> HitFields {
+    let field = |name: &str| {
+        outcome
+            .get(name)
+            .or_else(|| outcome.get(name.replace('-', "_")))
+            .unwrap_or_else(|| panic!("no {name} in {outcome}"))
+            .clone()
+    };
+    (
+        field("count").as_u64().unwrap(),
+        field("used").as_u64().unwrap(),
+        field("allowed").as_bool().unwrap(),
+        field("remaining").as_u64().unwrap(),
+        field("window-start").as_u64().unwrap(),
+        field("resets-at").as_u64().unwrap(),
+    )
+}
+
+/// [`PARITY_HITS`] of `api` (1m windows, limit 3) through `tally hit --json` on a fresh
+/// database: the outcomes every other host must give.
+pub(crate) fn tally_parity_outcomes() -> Vec<HitFields> {
+    let db = TempDb::new();
+    let clock = ControlledClock::at(T0);
+    PARITY_HITS
+        .iter()
+        .map(|(offset, policy, cost)| {
+            clock.set(T0 + offset);
+            let cost = cost.to_string();
+            let mut args = vec![
+                "--clock-file",
+                clock.arg(),
+                "--json",
+                "hit",
+                "api",
+                "--window",
+                "1m",
+                "--limit",
+                "3",
+                "--cost",
+                &cost,
+            ];
+            if *policy == "sliding" {
+                args.push("--sliding");
+            }
+            let output = tally(&db.path, &args);
+            assert!(matches!(output.status.code(), Some(0 | 5)), "{output:?}");
+            hit_fields(&serde_json::from_slice(&output.stdout).unwrap())
+        })
+        .collect()
+}
+
+/// The expected outcomes are what the rules say, worked out by hand: the third hit (cost 2)
+/// takes the window to 4 of 3; the sliding hits weigh that window's 4 by what is left of it.
+#[test]
+fn the_parity_sequence_answers_by_the_rules() {
+    let start = T0 - 30_000;
+    let next = start + 60_000;
+    let later = start + 180_000;
+    assert_eq!(
+        tally_parity_outcomes(),
+        [
+            (1, 1, true, 2, start, next),
+            (2, 2, true, 1, start, next),
+            (4, 4, false, 0, start, next),
+            (4, 4, false, 0, start, next),
+            // 35 s into the next window: 25 s of 60 of the previous one's 4 still count, 1.66.
+            (1, 2, true, 1, next, next + 60_000),
+            // 10 s into the window after: 50 s of 60 of the previous one's 1 hit, 0.83: 0.
+            (1, 1, true, 2, next + 60_000, next + 120_000),
+            (1, 1, true, 2, later, later + 60_000),
+        ]
+    );
 }

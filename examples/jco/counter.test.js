@@ -1,7 +1,7 @@
 // Runs the transpiled tally component (out/, made by `npm run transpile`) in Node.js.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { counter } from './out/counter.js';
+import { counter, window } from './out/counter.js';
 
 test('counts', () => {
   assert.equal(counter.increment('visits', 1n), 1n);
@@ -26,4 +26,18 @@ test('typed errors', () => {
   counter.set('big', (1n << 64n) - 1n);
   assert.deepEqual(payload(() => counter.increment('big', 1n)), { tag: 'overflow', val: 'big' });
   assert.equal(counter.get('big'), (1n << 64n) - 1n);
+});
+
+test('windows', () => {
+  const spec = { lengthMs: 60000n, keep: 2 };
+  const hit = (now) => window.hit('api', spec, 1n, 2n, 'fixed', now);
+  assert.deepEqual(hit(125000n), {
+    count: 1n, used: 1n, allowed: true, remaining: 1n, windowStart: 120000n, resetsAt: 180000n,
+  });
+  hit(126000n);
+  assert.equal(hit(127000n).allowed, false);
+  assert.equal(hit(185000n).count, 1n);
+  assert.deepEqual([...window.history('api', 60000n, 3, 185000n)], [0n, 3n, 1n]);
+  // Windows are not counters.
+  assert.deepEqual(counter.list().filter(([name]) => name.startsWith('\u001f')), []);
 });

@@ -4,10 +4,13 @@
 
 STORE is `sqlite:PATH` or a `redis://HOST:PORT/DB` URL. COMMAND is one of `get NAME`,
 `find NAME`, `find-many NAME...`, `incr NAME [BY]`, `set NAME VALUE`, `reset NAME`,
-`page LIMIT [CURSOR]` (the counters, then `next: CURSOR` when more follow) and `hammer NAME N`
-(N increments, each its own call). A refusal prints `error: CASE: DETAIL` and exits 1.
+`page LIMIT [CURSOR]` (the counters, then `next: CURSOR` when more follow), `hammer NAME N`
+(N increments, each its own call), `hit NAME LENGTH_MS LIMIT COST POLICY NOW_MS` (the outcome as
+one JSON line) and `history NAME LENGTH_MS LAST NOW_MS`. A refusal prints `error: CASE: DETAIL`
+and exits 1.
 """
 
+import json
 import sys
 
 from tally_counter import CounterError, Counters, RedisStore, SqliteStore
@@ -44,6 +47,15 @@ def main(component: str, store: str, command: str, *args: str) -> None:
     elif command == "hammer":
         for _ in range(int(args[1])):
             counters.increment(args[0])
+    elif command == "hit":
+        name, length_ms, limit, cost, policy, now_ms = args
+        outcome = counters.hit(
+            name, int(length_ms), int(limit), int(cost), policy, now_ms=int(now_ms)
+        )
+        print(json.dumps(outcome, sort_keys=True))
+    elif command == "history":
+        name, length_ms, last, now_ms = args
+        print(counters.history(name, int(length_ms), int(last), now_ms=int(now_ms)))
     else:
         raise SystemExit(f"error: unknown command {command!r}")
 

@@ -2,12 +2,14 @@
 
 Copy this file into a service. It loads the component (`tally component --out counter.wasm`),
 links WASI and `wasi:keyvalue@0.2.0-draft` (`store`, `atomics`, `batch`) implemented in Python over
-a store of your choice, and calls `tally:counter/counter@0.2.0` with Python types:
+a store of your choice, and calls `tally:counter/counter@0.2.1` and `tally:counter/window@0.2.1`
+with Python types:
 
     counters = Counters("counter.wasm", SqliteStore("counters.db"))
     counters.increment("visits")          # 1
     counters.get("visits")                # 1
     counters.get("")                      # raises CounterError (case "invalid-name")
+    counters.hit("api:client-7", length_ms=60_000, limit=100)   # {"count": 1, "allowed": True, ...}
 
 Each call runs in a fresh instance of the component (it keeps no state; every value lives in the
 store), as tally's own server does per request. Two stores:
@@ -25,14 +27,17 @@ Values are ASCII decimal, as in every tally store; an increment never passes the
 from __future__ import annotations
 
 import sqlite3
-from typing import List, Optional, Sequence, Tuple
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import wasmtime
 from wasmtime import component as wc
 
 U64_MAX = 2**64 - 1
 I64_MAX = 2**63 - 1
-COUNTER_INTERFACE = "tally:counter/counter@0.2.0"
+COUNTER_INTERFACE = "tally:counter/counter@0.2.1"
+WINDOW_INTERFACE = "tally:counter/window@0.2.1"
+HIT_FIELDS = ("count", "used", "allowed", "remaining", "window-start", "resets-at")
 PAGE_SIZE = 1000
 
 
@@ -43,7 +48,8 @@ class StoreError(Exception):
 
 class CounterError(Exception):
     """The component refused a call: `case` is the WIT `error` case (`invalid-name`,
-    `overflow`, `corrupt-value`, `store-failure`, `invalid-page`), `detail` its payload."""
+    `overflow`, `corrupt-value`, `store-failure`, `invalid-page`, and for windows
+    `invalid-window`), `detail` its payload."""
 
     def __init__(self, case: str, detail: str):
         super().__init__(f"{case}: {detail}")
@@ -185,7 +191,8 @@ def _other(error: Exception) -> wc.Variant:
 
 class Counters:
     """The counter component over one store: each method is one call of
-    `tally:counter/counter@0.2.0` in a fresh instance. Refusals raise `CounterError`."""
+    `tally:counter/counter@0.2.1` (or `window@0.2.1`) in a fresh instance. Refusals raise
+    `CounterError`."""
 
     def __init__(self, component_path: str, store):
         self.store = store
@@ -248,11 +255,11 @@ class Counters:
                 )
                 batch.add_func("delete-many", method(delete_many))
 
-    def _call(self, name: str, *args):
+    def _call(self, name: str, *args, interface_name: str = COUNTER_INTERFACE):
         context = wasmtime.Store(self.engine)
         context.set_wasi(wasmtime.WasiConfig())
         instance = self.linker.instantiate(context, self.component)
-        interface = instance.get_export_index(context, COUNTER_INTERFACE)
+        interface = instance.get_export_index(context, interface_name)
         func = instance.get_func(context, instance.get_export_index(context, name, interface))
         answer = func(context, *args)
         func.post_return(context)
@@ -287,3 +294,31 @@ class Counters:
         """At most `limit` (1-1000) counters and their values, and the cursor of the next page."""
         page = self._call("list-page", cursor, limit)
         return list(page.counters), page.next
+
+    def hit(
+        self,
+        name: str,
+        length_ms: int,
+        limit: int,
+        cost: int = 1,
+        policy: str = "fixed",
+        keep: int = 60,
+        now_ms: Optional[int] = None,
+    ) -> Dict[str, object]:
+        """Adds `cost` to the window of `length_ms` that holds now (`now_ms`, milliseconds since
+        the Unix epoch; the system clock when `None`) and checks it against `limit` (`policy`
+        `fixed` or `sliding`): `count`, `used`, `allowed`, `remaining`, `window-start`,
+        `resets-at`. The first hit of a window deletes the one `keep` windows before it."""
+        spec = wc.Record()
+        setattr(spec, "length-ms", length_ms)
+        spec.keep = keep
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        outcome = self._call(
+            "hit", name, spec, cost, limit, policy, now, interface_name=WINDOW_INTERFACE
+        )
+        return {field: getattr(outcome, field) for field in HIT_FIELDS}
+
+    def history(self, name: str, length_ms: int, last: int, now_ms: Optional[int] = None) -> List[int]:
+        """The counts of the `last` windows of `length_ms` up to now, oldest first."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return self._call("history", name, length_ms, last, now, interface_name=WINDOW_INTERFACE)

@@ -1,6 +1,7 @@
 // Drives the tally dashboard in headless Chromium, as a person would: create counters with the
 // form, click +1, watch a change made elsewhere arrive by itself, reload after a server restart,
-// page through more counters than one page shows.
+// page through more counters than one page shows, watch windows' sparklines follow hits made
+// elsewhere, and filter names.
 //
 // Run by tests/dashboard.rs, which owns the server. Between steps this script prints
 // `STEP <name>` and waits for a line on stdin: the test does its part (an increment through the
@@ -38,6 +39,26 @@ async function expectValue(page, name, value) {
     const shown = (await cell.count()) ? await cell.textContent() : "no such row";
     throw new Error(`${name}: expected ${value}, the page shows ${shown}`);
   }
+}
+
+/** Waits until the windows table's row of `name` shows `count` now; its sparkline's counts. */
+async function expectWindow(page, name, window, count) {
+  const row = page.locator(`#windows tr[data-name="${name}"][data-window="${window}"]`);
+  try {
+    await row.locator("td.value").filter({ hasText: new RegExp(`^${count}$`) })
+      .waitFor({ timeout: 10_000 });
+  } catch {
+    const shown = (await row.count()) ? await row.locator("td.value").textContent() : "no row";
+    throw new Error(`window ${name} ${window}: expected ${count} now, the page shows ${shown}`);
+  }
+  return (await row.locator("svg.sparkline").getAttribute("data-counts")).split(",").map(Number);
+}
+
+/** The names the counters and the windows tables show. */
+async function shownNames(page) {
+  const names = (table) => page.locator(`#${table} tbody tr`).evaluateAll((rows) =>
+    rows.map((row) => row.dataset.name));
+  return { counters: await names("counters"), windows: await names("windows") };
 }
 
 async function plusOne(page, name, times) {
@@ -184,10 +205,15 @@ try {
   await expectValue(page, tricky, 42);
   await page.getByText("live · updated").waitFor();
 
+  // Windows counted elsewhere show, each with a sparkline of its last 30 windows.
+  await step("windows");
+  const ann = await expectWindow(page, "api:ann", "1m", 3);
+  await expectWindow(page, "api:bob", "1m", 1);
+
   await page.evaluate(() => document.activeElement?.blur());
   await page.mouse.move(0, 0);
   await page.screenshot({ path: screenshot, fullPage: true });
-  const shown = await page.locator("tbody tr").evaluateAll((rows) =>
+  const shown = await page.locator("#counters tbody tr").evaluateAll((rows) =>
     rows.map((row) => [row.cells[0].textContent, row.cells[1].textContent]));
 
   // More counters than a page holds (50): the page shows the first 50 and pages through the
@@ -208,8 +234,25 @@ try {
   await page.getByRole("button", { name: "Previous page" }).click();
   await expectValue(page, "n000", 0);
 
+  // Windows follow new hits without a reload.
+  await step("more-hits");
+  const annLater = await expectWindow(page, "api:ann", "1m", 5);
+
+  // The filter narrows both tables to the names that contain it, across every page.
+  const filter = page.getByLabel("Filter names");
+  await filter.fill("bob");
+  await page.getByText('No counter name contains "bob".').waitFor();
+  await page.locator("#windows tbody tr").filter({ hasText: "api:ann" }).waitFor({ state: "detached" });
+  const bob = await shownNames(page);
+  await filter.fill("N05");
+  await page.getByText('10 counters whose name contains "N05".').waitFor();
+  const n05 = await shownNames(page);
+  await filter.fill("");
+  await expectValue(page, "n000", 0);
+  await expectWindow(page, "api:ann", "1m", 5);
+
   if (problems.length) throw new Error(problems.join("\n"));
-  console.log(`RESULT ${JSON.stringify(shown)}`);
+  console.log(`RESULT ${JSON.stringify({ shown, ann, annLater, bob, n05 })}`);
 } finally {
   await browser.close();
 }

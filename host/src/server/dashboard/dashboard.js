@@ -1,10 +1,17 @@
 // The tally dashboard: lists the counters a page at a time (refreshed every 2 s), adds 1 on a
-// click, creates counters. It talks only to this server's JSON API (see /openapi.json), the same
-// one curl uses; pages follow the API's `Link: <...>; rel="next"` header.
+// click, creates counters, filters names, and shows the windows (counters that reset) with a
+// sparkline of their last windows. It talks only to this server's JSON API (see /openapi.json),
+// the same one curl uses; pages follow the API's `Link: <...>; rel="next"` header.
 "use strict";
 
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 50;
+// A filter reads the names 1000 at a time, at most this many pages (a million names): beyond,
+// it says it stopped.
+const FILTER_PAGES = 1000;
+// The windows shown at once (the filter finds the others), and the windows each sparkline shows.
+const WINDOW_ROWS = 20;
+const SPARK_WINDOWS = 30;
 const TOKEN_KEY = "tally-auth-token";
 
 const tbody = document.querySelector("#counters tbody");
@@ -17,6 +24,11 @@ const pager = document.getElementById("pager");
 const previousButton = document.getElementById("previous-page");
 const nextButton = document.getElementById("next-page");
 const pageLabel = document.getElementById("page-number");
+const filterInput = document.getElementById("filter");
+const matches = document.getElementById("matches");
+const windowsBody = document.querySelector("#windows tbody");
+const noWindows = document.getElementById("no-windows");
+const noWindowMatches = document.getElementById("no-window-matches");
 
 // The page shown: the URL it was read from, the URLs of the pages before it (for "Previous"),
 // and the URL of the next page as the server's Link header gave it (null on the last page).
@@ -148,19 +160,131 @@ function showPager() {
   pager.hidden = earlierPages.length === 0 && nextPage === null;
 }
 
+/** The filter as typed, lowercased; empty when there is none. */
+const filterText = () => filterInput.value.trim().toLowerCase();
+const matchesFilter = (name, filter) => name.toLowerCase().includes(filter);
+
+/**
+ * Every item of a paged listing (`first`, then each page its Link header names) that `keep`
+ * accepts, until `enough` are found or `maxPages` were read; and whether the listing ended.
+ */
+async function collect(first, keep, enough, maxPages) {
+  const found = [];
+  let url = first;
+  for (let pages = 0; url && pages < maxPages && found.length < enough; pages += 1) {
+    const { answer, response } = await call("GET", url);
+    found.push(...answer.filter(keep));
+    url = nextLink(response.headers.get("Link"));
+  }
+  return { found: found.slice(0, enough), more: found.length > enough || url !== null };
+}
+
+/** The counters to show: the current page, or with a filter the first matches of them all. */
+async function refreshCounters() {
+  const before = changes;
+  const filter = filterText();
+  if (!filter) {
+    const url = pageUrl;
+    const { answer: counters, response } = await call("GET", url);
+    if (before === changes && url === pageUrl && !filterText()) {
+      render(counters);
+      nextPage = nextLink(response.headers.get("Link"));
+      showPager();
+      matches.hidden = true;
+    }
+    return;
+  }
+  const { found, more } = await collect(
+    "/counters?limit=1000",
+    ({ name }) => matchesFilter(name, filter),
+    PAGE_SIZE,
+    FILTER_PAGES,
+  );
+  if (before !== changes || filter !== filterText()) return;
+  render(found);
+  pager.hidden = true;
+  empty.hidden = true;
+  matches.hidden = false;
+  matches.textContent = found.length === 0
+    ? `No counter name contains "${filterInput.value.trim()}".`
+    : `${found.length}${more ? "+" : ""} counter${found.length === 1 ? "" : "s"} whose name contains "${filterInput.value.trim()}"${more ? ` (the first ${PAGE_SIZE} shown)` : ""}.`;
+}
+
+const windowPath = (name) => `/windows/${encodeURIComponent(name)}`;
+
+/** A sparkline of `counts` (oldest first) as an SVG the page draws itself. */
+function sparkline(counts) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "sparkline");
+  svg.setAttribute("viewBox", "0 0 100 20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `last ${counts.length} windows: ${counts.join(", ")}`);
+  svg.dataset.counts = counts.join(",");
+  const top = Math.max(1, ...counts.map(Number));
+  const step = counts.length > 1 ? 100 / (counts.length - 1) : 0;
+  const points = counts.map((count, index) =>
+    `${(index * step).toFixed(2)},${(19 - (Number(count) / top) * 18).toFixed(2)}`);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.append(line);
+  const [x, y] = points.at(-1).split(",");
+  const dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+  dot.setAttribute("cx", x);
+  dot.setAttribute("cy", y);
+  dot.setAttribute("r", "1.6");
+  svg.append(dot);
+  return svg;
+}
+
+/** The windows (up to `WINDOW_ROWS`, filtered by name), each with its last windows' counts. */
+async function refreshWindows() {
+  const filter = filterText();
+  const seen = new Set();
+  const { found } = await collect(
+    "/windows?limit=1000",
+    ({ name, window }) => {
+      const key = `${window} ${name}`;
+      if (seen.has(key) || (filter && !matchesFilter(name, filter))) return false;
+      seen.add(key);
+      return true;
+    },
+    WINDOW_ROWS,
+    FILTER_PAGES,
+  );
+  const rows = await Promise.all(found.map(async ({ name, window }) => {
+    const history = await api("GET",
+      `${windowPath(name)}?window=${encodeURIComponent(window)}&last=${SPARK_WINDOWS}`);
+    return { name, window, counts: history.counts };
+  }));
+  if (filter !== filterText()) return;
+  windowsBody.replaceChildren(...rows.map(({ name, window, counts }) => {
+    const row = document.createElement("tr");
+    row.dataset.name = name;
+    row.dataset.window = window;
+    const nameCell = row.insertCell();
+    nameCell.className = "name";
+    nameCell.textContent = name;
+    const windowCell = row.insertCell();
+    windowCell.className = "window";
+    windowCell.textContent = window;
+    row.insertCell().append(sparkline(counts));
+    const now = row.insertCell();
+    now.className = "value";
+    now.textContent = String(counts.at(-1));
+    return row;
+  }));
+  noWindows.hidden = rows.length > 0 || Boolean(filter);
+  noWindowMatches.hidden = rows.length > 0 || !filter;
+  noWindowMatches.textContent = `No window name contains "${filterInput.value.trim()}".`;
+}
+
 async function refresh() {
   // A tab nobody looks at does not poll; it catches up as soon as it is shown again.
   if (refreshing || document.hidden) return;
   refreshing = true;
-  const before = changes;
-  const url = pageUrl;
   try {
-    const { answer: counters, response } = await call("GET", url);
-    if (before === changes && url === pageUrl) {
-      render(counters);
-      nextPage = nextLink(response.headers.get("Link"));
-      showPager();
-    }
+    await Promise.all([refreshCounters(), refreshWindows()]);
     status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     status.classList.remove("offline");
   } catch (error) {
@@ -254,6 +378,12 @@ nextButton.addEventListener("click", () => {
 });
 previousButton.addEventListener("click", () => {
   if (earlierPages.length) goTo(earlierPages.at(-1), earlierPages.slice(0, -1));
+});
+
+// Typing filters at once (the refresh after the last keystroke wins).
+filterInput.addEventListener("input", () => {
+  refreshing = false;
+  refresh();
 });
 
 tokenForm.addEventListener("submit", (event) => {
