@@ -25,8 +25,9 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# serve NAME BINARY: prints the port (HTTP's, or with PROTOCOL=resp the RESP one) once the server
-# listens.
+# serve NAME BINARY: sets PORT to the server's port (HTTP's, or with PROTOCOL=resp the RESP one)
+# once it listens. Called in this shell, not a command substitution, so that the server's pid
+# reaches `pids` and the exit trap stops it.
 serve() {
   local args=(serve --listen 127.0.0.1:0) line=1 prefix="listening on http://"
   if [[ $protocol == resp ]]; then
@@ -38,7 +39,7 @@ serve() {
   pids+=($!)
   for _ in $(seq 100); do
     if said=$(sed -n "${line}p" "$work/$1.out" 2>/dev/null) && [[ $said == "$prefix"* ]]; then
-      echo "${said##*:}"
+      PORT=${said##*:}
       return
     fi
     sleep 0.1
@@ -64,8 +65,8 @@ rate = float(row[1])
 print(f"{sent} {int(sent / rate * 1e6)} 0 {int(float(row[6]) * 1000)}")' "$sent"
   fi
 }
-port_a=$(serve a "$a")
-port_b=$(serve b "$b")
+serve a "$a"; port_a=$PORT
+serve b "$b"; port_b=$PORT
 run "$port_a" 2 >/dev/null
 run "$port_b" 2 >/dev/null
 for round in $(seq "$rounds"); do

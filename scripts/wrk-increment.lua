@@ -6,8 +6,12 @@
 -- KEYED=1: every request carries its own `Idempotency-Key` (this wrk run's random nonce, the
 -- thread and a sequence number, so no two requests of any run share one); KEYED=0: the same
 -- request without the header, built the same way, so the two differ only in the key.
+--
+-- HIT=1 (scripts/bench-windows.sh): every request is a hit of the window `bench` instead
+-- (`POST /windows/bench/hit`, one minute, a limit no run reaches, so every answer is a 200).
 local names = tonumber(os.getenv("NAMES") or "")
 local keyed = os.getenv("KEYED")
+local hit = os.getenv("HIT") == "1"
 
 local threads, nonce = 0, nil
 function setup(thread)
@@ -20,7 +24,12 @@ function setup(thread)
   threads = threads + 1
 end
 
-if keyed then
+if hit then
+  wrk.method = "POST"
+  wrk.path = "/windows/bench/hit"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.body = '{"window": "1m", "limit": 1000000000000}'
+elseif keyed then
   function init()
     sent = 0
   end

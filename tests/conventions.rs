@@ -353,7 +353,7 @@ fn version_names_the_contract_and_wasmtime() {
     assert_eq!(
         String::from_utf8(version.stdout).unwrap(),
         format!(
-            "tally {}\ncontract tally:counter@0.2.0 (imports wasi:keyvalue@0.2.0-draft)\n\
+            "tally {}\ncontract tally:counter@0.2.1 (imports wasi:keyvalue@0.2.0-draft)\n\
              wasmtime {wasmtime}\n",
             env!("CARGO_PKG_VERSION")
         )

@@ -2,7 +2,7 @@
 //! verbatim, they document every `TALLY_*` variable the binary reads, every link between them
 //! leads to a file and a heading that exist, and their command blocks (the README's five-minute
 //! tour; the CLI, exactly-once and Python blocks and the exit-code examples in `docs/`) run, top
-//! to bottom, with the output their `# →` comments promise.
+//! to bottom, with the output their `# →` comments promise (`docs/windows.md`'s too).
 
 use crate::common;
 
@@ -247,6 +247,17 @@ fn the_exactly_once_block_runs_as_written() {
         |bash| {
             bash.env("TALLY_LISTEN", format!("127.0.0.1:{port}"));
         },
+    );
+}
+
+/// The windows block runs as written, on the clock it sets itself: hits within and over the
+/// limit (exit 5), a new window, the history, and windows that are not counters.
+#[test]
+fn the_windows_block_runs_as_written() {
+    run_promises(
+        &sh_block("docs/windows.md", "runs this block on a clock"),
+        str::to_string,
+        |_| {},
     );
 }
 

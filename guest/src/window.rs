@@ -19,7 +19,14 @@ pub const MAX_WINDOWS: u32 = 1000;
 
 /// The key of window `number` of `name`'s windows of `length_ms`.
 pub fn key(name: &str, length_ms: u64, number: u64) -> String {
-    format!("{PREFIX}{name}\u{1f}{length_ms}\u{1f}{number}")
+    let mut key = String::with_capacity(PREFIX.len() + name.len() + 42);
+    key.push_str(PREFIX);
+    key.push_str(name);
+    key.push('\u{1f}');
+    crate::value::push_decimal(&mut key, length_ms);
+    key.push('\u{1f}');
+    crate::value::push_decimal(&mut key, number);
+    key
 }
 
 /// Whether `key` is a window's (it starts with the separator no name holds).

@@ -183,21 +183,30 @@ impl HitAnswer {
 fn rate_limit_headers(
     answer: &HitAnswer,
     reset_in: u64,
-) -> Result<Vec<(Option<HeaderName>, HeaderValue)>, ApiError> {
+) -> Result<[(Option<HeaderName>, HeaderValue); 2], ApiError> {
     let window_seconds = (answer.resets_at - answer.window_start).div_ceil(1000);
-    let policy = format!(
-        "\"{}\";q={};w={window_seconds}",
-        answer.window, answer.limit
-    );
-    let remaining = format!("\"{}\";r={};t={reset_in}", answer.window, answer.remaining);
-    Ok(vec![
+    // Built by hand: these two headers are on every hit's answer.
+    let item = |first: (&str, u64), second: (&str, u64)| {
+        let mut text = String::with_capacity(answer.window.len() + 48);
+        text.push('"');
+        text.push_str(&answer.window);
+        text.push('"');
+        for (key, value) in [first, second] {
+            text.push(';');
+            text.push_str(key);
+            text.push('=');
+            text.push_str(&value.to_string());
+        }
+        HeaderValue::try_from(text).map_err(trap)
+    };
+    Ok([
         (
             Some(HeaderName::from_static("ratelimit-policy")),
-            HeaderValue::from_str(&policy).map_err(trap)?,
+            item(("q", answer.limit), ("w", window_seconds))?,
         ),
         (
             Some(HeaderName::from_static("ratelimit")),
-            HeaderValue::from_str(&remaining).map_err(trap)?,
+            item(("r", answer.remaining), ("t", reset_in))?,
         ),
     ])
 }

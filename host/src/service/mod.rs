@@ -7,7 +7,7 @@
 //! What concerns the store rather than an instance lives here too: readiness, the purge of
 //! expired idempotency records, whether the store runs transactions or stops increments at a
 //! limit, and the log of its outages (`store_log.rs`); and windows' time and sweeps
-//! ([`windows`], [`Clock`]).
+//! (`windows.rs`, [`Clock`]).
 //!
 //! A request gets its own instance (fresh, or reused when the runtime reuses instances, see
 //! [`crate::runtime::pool`]), except that the commands of one pipelined read from one RESP
