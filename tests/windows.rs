@@ -636,3 +636,50 @@ fn the_parity_sequence_answers_by_the_rules() {
         ]
     );
 }
+
+/// Windows' keys sort before every counter, so a store full of windows could start a listing
+/// of counters with pages of none: `GET /counters` passes over such pages, and its first page
+/// holds the counters.
+#[test]
+fn many_windows_do_not_empty_the_first_page_of_counters() {
+    let db = TempDb::new();
+    let clock = ControlledClock::at(T0);
+    let server = Server::start_with(&db.path, &["--clock-file", clock.arg()], &[]);
+    let mut client = server.client();
+    for n in 0..120 {
+        let (response, _) = hit(
+            &mut client,
+            &format!("client-{n:03}"),
+            r#"{"window": "1m", "limit": 5}"#,
+            None,
+        );
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    for name in ["a", "b", "c"] {
+        let response = server.request("PUT", &format!("/counters/{name}"), Some(r#"{"value": 1}"#));
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let page = server.request("GET", "/counters?limit=50", None);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.header("link"), None, "{page:?}");
+    let names: Vec<String> = serde_json::from_str::<Vec<Value>>(&page.body)
+        .unwrap()
+        .iter()
+        .map(|counter| counter["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    // And the windows list holds every name once.
+    let mut windows = BTreeSet::new();
+    let mut url = "/windows?limit=50".to_string();
+    loop {
+        let page = server.request("GET", &url, None);
+        for entry in serde_json::from_str::<Vec<Value>>(&page.body).unwrap() {
+            windows.insert(entry["name"].as_str().unwrap().to_string());
+        }
+        match page.header("link") {
+            Some(link) => url = link[1..link.find('>').unwrap()].to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(windows.len(), 120);
+}

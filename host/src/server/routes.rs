@@ -169,6 +169,10 @@ async fn reset_counter(
     ))
 }
 
+/// How many store pages without a counter one `GET /counters` passes over before it answers an
+/// empty page with a `Link` (the client then goes on where it stopped).
+const MAX_PAGES_PASSED: usize = 200;
+
 /// One page of counters (in the store's listing order: by name on SQLite and memory), with a
 /// `Link` to the next page when there is one.
 async fn list_counters(
@@ -185,13 +189,24 @@ async fn list_counters(
             },
         )?),
     };
-    let page = state
-        .service
-        .read()
-        .await?
-        .list_from(from, query.limit)
-        .await?
-        .value;
+    // A page of the store that holds only windows' keys (they sort before every counter on
+    // stores that list by key) is passed over here rather than answered empty with a Link.
+    let mut from = from;
+    let mut skipped = 0;
+    let page = loop {
+        let page = state
+            .service
+            .read()
+            .await?
+            .list_from(from, query.limit)
+            .await?
+            .value;
+        if !page.counters.is_empty() || page.next.is_none() || skipped == MAX_PAGES_PASSED {
+            break page;
+        }
+        from = page.next;
+        skipped += 1;
+    };
     let counters: Vec<_> = page
         .counters
         .into_iter()
