@@ -15,7 +15,14 @@
 # database afterwards (the growth of the counters' sum), which must equal what the client was
 # answered (wrk: plus at most one request per connection still in flight when it stopped).
 #
+# Each tally run also reads the mean commit batch (writes per transaction) from the server's
+# `/metrics` (`tally_commit_batch_size`). BASELINE=PATH runs another build's servers beside this
+# one's (their own schema, same PostgreSQL servers) in the same rounds, and prints a second table:
+# this build against it, rates and batch sizes, for an A/B of a change to the writer.
+#
 #   ./setup --bench && scripts/bench-postgres.sh      (CLIENTS=32 SECONDS_EACH=5 REQUESTS=20000 ROUNDS=3)
+#   cp target/release/tally /tmp/tally-before   # ... change ...
+#   BASELINE=/tmp/tally-before scripts/bench-postgres.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,7 +30,9 @@ clients=${CLIENTS:-32}
 seconds=${SECONDS_EACH:-5}
 requests=${REQUESTS:-20000}
 rounds=${ROUNDS:-3}
-for tool in wrk redis-benchmark python3; do
+baseline=${BASELINE:-}
+[[ -z $baseline || -x $baseline ]] || { echo "bench: BASELINE $baseline is not a program" >&2; exit 1; }
+for tool in wrk redis-benchmark python3 curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing; run ./setup --bench" >&2; exit 1; }
 done
 pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
@@ -105,11 +114,11 @@ echo "INSERT INTO u VALUES ('hot', 1) ON CONFLICT (k) DO UPDATE SET n = u.n + 1 
 printf '%s\n' '\set i random(0, 9999)' "UPDATE c SET n = n + 1 WHERE k = 'n' || :i RETURNING n;" >"$scripts/update-names.sql"
 printf '%s\n' '\set i random(0, 9999)' "INSERT INTO u VALUES ('n' || :i, 1) ON CONFLICT (k) DO UPDATE SET n = u.n + 1 RETURNING n;" >"$scripts/upsert-names.sql"
 
-# start_tally_on NAME URL: `tally serve` over the database at URL (schema tally_bench); sets
-# HTTP and RESP to its ports.
+# start_tally_on NAME URL [BINARY SCHEMA]: `tally serve` (this build, or BINARY) over the
+# database at URL (schema tally_bench, or SCHEMA); sets HTTP and RESP to its ports.
 start_tally_on() {
   local name=$1
-  "$tally" --store "$2" --postgres-schema tally_bench --cache-dir "$work/cache" \
+  "${3:-$tally}" --store "$2" --postgres-schema "${4:-tally_bench}" --cache-dir "$work/cache-$name" \
     serve --listen 127.0.0.1:0 --resp 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.log" &
   pids+=("$!")
   for _ in $(seq 100); do
@@ -126,7 +135,14 @@ start_tally_on() {
 
 # The sum of every counter in a table: what the increments added up to.
 hand_sum() { sql "$1" "SELECT coalesce(sum(n), 0) FROM $2"; }
-tally_sum() { sql "$1" "SELECT coalesce(sum(convert_from(value, 'UTF8')::numeric), 0) FROM tally_bench.counters" 2>/dev/null || echo 0; }
+tally_sum() { sql "$1" "SELECT coalesce(sum(convert_from(value, 'UTF8')::numeric), 0) FROM ${2:-tally_bench}.counters" 2>/dev/null || echo 0; }
+
+# batches HTTP_PORT: "writes commits" committed so far, from the server's /metrics.
+batches() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '
+    /^tally_commit_batch_size_sum / {sum = $2} /^tally_commit_batch_size_count / {count = $2}
+    END {printf "%d %d\n", sum, count}'
+}
 
 # run_pgbench PORT SCRIPT: prints "rate answered".
 run_pgbench() {
@@ -178,11 +194,20 @@ declare -A http resp
 http[standby]=$HTTP resp[standby]=$RESP
 start_tally_on tally-alone "postgresql://postgres@127.0.0.1:$alone/postgres"
 http[alone]=$HTTP resp[alone]=$RESP
+tally_clients=(http resp)
+if [[ -n $baseline ]]; then
+  start_tally_on base-standby "postgresql://postgres@127.0.0.1:$primary/postgres" "$baseline" tally_base
+  http[base-standby]=$HTTP resp[base-standby]=$RESP
+  start_tally_on base-alone "postgresql://postgres@127.0.0.1:$alone/postgres" "$baseline" tally_base
+  http[base-alone]=$HTTP resp[base-alone]=$RESP
+  tally_clients+=(http-base resp-base)
+fi
 declare -A server=([standby]=$primary [alone]=$alone)
 # Warm-up: connections, compiled component, the tables' pages, the upsert's first inserts.
 for setup in standby alone; do
   seconds=1 run_pgbench "${server[$setup]}" "$scripts/upsert-names.sql" >/dev/null
   seconds=1 run_wrk "${http[$setup]}" 10000 >/dev/null
+  [[ -z $baseline ]] || seconds=1 run_wrk "${http[base-$setup]}" 10000 >/dev/null
 done
 
 results=$work/results.txt
@@ -191,50 +216,75 @@ for round in $(seq "$rounds"); do
     port=${server[$setup]}
     for workload in hot names; do
       names=$([[ $workload == names ]] && echo 10000 || true)
-      for client in update upsert http resp; do
+      for client in update upsert "${tally_clients[@]}"; do
+        # The tally server a client drives (this build's, or BASELINE's), and its schema.
+        instance=$setup schema=tally_bench
+        [[ $client == *-base ]] && instance=base-$setup schema=tally_base
         case $client in
           update) table=c before=$(hand_sum "$port" c) ;;
           upsert) table=u before=$(hand_sum "$port" u) ;;
-          *) before=$(tally_sum "$port") ;;
+          *) before=$(tally_sum "$port" "$schema") batches_before=$(batches "${http[$instance]}") ;;
         esac
         case $client in
           update | upsert) read -r rate answered < <(run_pgbench "$port" "$scripts/$client-$workload.sql") ;;
-          http) read -r rate answered < <(run_wrk "${http[$setup]}" "$names") ;;
-          resp) read -r rate answered < <(run_redis_benchmark "${resp[$setup]}" "$names") ;;
+          http*) read -r rate answered < <(run_wrk "${http[$instance]}" "$names") ;;
+          resp*) read -r rate answered < <(run_redis_benchmark "${resp[$instance]}" "$names") ;;
         esac
+        batch=-
         case $client in
           update | upsert) counted=$(($(hand_sum "$port" "$table") - before)) ;;
-          *) counted=$(($(tally_sum "$port") - before)) ;;
+          *)
+            counted=$(($(tally_sum "$port" "$schema") - before))
+            read -r writes commits < <(batches "${http[$instance]}")
+            read -r writes_before commits_before <<<"$batches_before"
+            batch=$(python3 -c "print(f'{($writes - $writes_before) / max(1, $commits - $commits_before):.1f}')")
+            ;;
         esac
-        echo "$setup $workload $client $rate $answered $counted" >>"$results"
-        echo "bench: round $round, $setup, $workload, $client: $rate/s, answered $answered, counted $counted" >&2
+        echo "$setup $workload $client $rate $answered $counted $batch" >>"$results"
+        echo "bench: round $round, $setup, $workload, $client: $rate/s, answered $answered, counted $counted, batch $batch" >&2
       done
     done
   done
 done
 
-python3 - "$results" "$clients" "$rounds" <<'PY'
+python3 - "$results" "$clients" "$rounds" "$baseline" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-clients, rounds = int(sys.argv[2]), sys.argv[3]
+clients, rounds, baseline = int(sys.argv[2]), sys.argv[3], sys.argv[4]
 by = {}
-for setup, workload, client, rate, answered, counted in rows:
-    entry = by.setdefault((setup, workload, client), {"rate": [], "exact": True})
+for setup, workload, client, rate, answered, counted, batch in rows:
+    entry = by.setdefault((setup, workload, client), {"rate": [], "batch": [], "exact": True})
     entry["rate"].append(float(rate))
+    if batch != "-":
+        entry["batch"].append(float(batch))
     answered, counted = int(answered), int(counted)
     # wrk stops with up to one request per connection in flight, which the server may apply.
-    slack = clients if client == "http" else 0
+    slack = clients if client.startswith("http") else 0
     entry["exact"] &= answered <= counted <= answered + slack
-med = lambda setup, workload, client: statistics.median(by[(setup, workload, client)]["rate"])
-print(f"{clients} connections each, medians of {rounds} interleaved rounds; ratio = tally / the faster pgbench statement\n")
-print("| server | counters | pgbench UPDATE/s | pgbench upsert/s | tally HTTP/s | tally RESP/s | HTTP ratio | RESP ratio | every increment counted |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-for setup, label in (("standby", "primary + synchronous standby"), ("alone", "one server")):
-    for workload, counters in (("hot", "one hot counter"), ("names", "10,000 names")):
+med = lambda setup, workload, client, field="rate": statistics.median(by[(setup, workload, client)][field])
+setups = (("standby", "primary + synchronous standby"), ("alone", "one server"))
+workloads = (("hot", "one hot counter"), ("names", "10,000 names"))
+print(f"{clients} connections each, medians of {rounds} interleaved rounds; ratio = tally / the faster pgbench statement; "
+      "batch = writes per commit (HTTP, RESP)\n")
+print("| server | counters | pgbench UPDATE/s | pgbench upsert/s | tally HTTP/s | tally RESP/s | HTTP ratio | RESP ratio | batch | every increment counted |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for setup, label in setups:
+    for workload, counters in workloads:
         update, upsert = med(setup, workload, "update"), med(setup, workload, "upsert")
         http, resp = med(setup, workload, "http"), med(setup, workload, "resp")
         best = max(update, upsert)
-        exact = all(by[(setup, workload, c)]["exact"] for c in ("update", "upsert", "http", "resp"))
+        exact = all(entry["exact"] for key, entry in by.items() if key[:2] == (setup, workload))
+        batches = f"{med(setup, workload, 'http', 'batch'):.1f}, {med(setup, workload, 'resp', 'batch'):.1f}"
         print(f"| {label} | {counters} | {update:,.0f} | {upsert:,.0f} | {http:,.0f} | {resp:,.0f} | "
-              f"{http / best:.1f}x | {resp / best:.1f}x | {'yes' if exact else 'NO'} |")
+              f"{http / best:.1f}x | {resp / best:.1f}x | {batches} | {'yes' if exact else 'NO'} |")
+if baseline:
+    print(f"\nThis build against BASELINE ({baseline}), same rounds:\n")
+    print("| server | counters | HTTP/s | BASELINE HTTP/s | ratio | RESP/s | BASELINE RESP/s | ratio | batch (HTTP, RESP) | BASELINE batch |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for setup, label in setups:
+        for workload, counters in workloads:
+            m = lambda client, field="rate": med(setup, workload, client, field)
+            print(f"| {label} | {counters} | {m('http'):,.0f} | {m('http-base'):,.0f} | {m('http') / m('http-base'):.2f}x | "
+                  f"{m('resp'):,.0f} | {m('resp-base'):,.0f} | {m('resp') / m('resp-base'):.2f}x | "
+                  f"{m('http', 'batch'):.1f}, {m('resp', 'batch'):.1f} | {m('http-base', 'batch'):.1f}, {m('resp-base', 'batch'):.1f} |")
 PY
