@@ -24,12 +24,8 @@ fn run(command: &mut Command) -> Output {
     output
 }
 
-/// Transpiles the embedded component and runs it in Node.js.
-#[test]
-fn component_runs_in_node_through_jco() {
-    let _example = EXAMPLE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+/// The example's directory with the embedded component written there and transpiled by jco.
+fn transpiled_example() -> PathBuf {
     let dir = example_dir();
     assert!(
         dir.join("node_modules/@bytecodealliance/jco").is_dir(),
@@ -41,6 +37,16 @@ fn component_runs_in_node_through_jco() {
     run(Command::new("npm")
         .args(["run", "-s", "transpile"])
         .current_dir(&dir));
+    dir
+}
+
+/// Transpiles the embedded component and runs it in Node.js.
+#[test]
+fn component_runs_in_node_through_jco() {
+    let _example = EXAMPLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = transpiled_example();
 
     let tests = run(Command::new("node").arg("--test").current_dir(&dir));
     let report = String::from_utf8_lossy(&tests.stdout);
@@ -69,13 +75,7 @@ fn node_hits_answer_as_tallys() {
     let _example = EXAMPLE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = example_dir();
-    run(Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["component", "--out"])
-        .arg(dir.join("counter.wasm")));
-    run(Command::new("npm")
-        .args(["run", "-s", "transpile"])
-        .current_dir(&dir));
+    let dir = transpiled_example();
     let expected = crate::windows::tally_parity_outcomes();
     let state = tempfile::tempdir().unwrap();
     let outcomes: Vec<_> = crate::windows::PARITY_HITS

@@ -29,18 +29,25 @@ impl WasiView for Host {
     }
 }
 
+/// The embedded component and a linker that provides WASI and wasmtime's own keyvalue store:
+/// everything this host has to offer, whichever contract's bindings instantiate it.
+fn link() -> (Linker<Host>, Component) {
+    let engine = Engine::default();
+    let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT).unwrap();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |host: &mut Host| {
+        WasiKeyValue::new(&host.keyvalue, &mut host.table)
+    })
+    .unwrap();
+    (linker, component)
+}
+
 /// The embedded component, compiled and linked once per test binary.
 fn pre() -> &'static CounterComponentPre<Host> {
     static PRE: OnceLock<CounterComponentPre<Host>> = OnceLock::new();
     PRE.get_or_init(|| {
-        let engine = Engine::default();
-        let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT).unwrap();
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-        wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |host: &mut Host| {
-            WasiKeyValue::new(&host.keyvalue, &mut host.table)
-        })
-        .unwrap();
+        let (linker, component) = link();
         CounterComponentPre::new(linker.instantiate_pre(&component).unwrap()).unwrap()
     })
 }
@@ -161,10 +168,10 @@ async fn windows_match_tallys_host() {
 /// the component's `counter@0.2.1` export to the host's lookup of `counter@0.2.0`.
 mod previous_contract {
     use super::Host;
-    use wasmtime::component::{Component, Linker, ResourceTable};
-    use wasmtime::{Engine, Store};
+    use wasmtime::Store;
+    use wasmtime::component::ResourceTable;
     use wasmtime_wasi::WasiCtx;
-    use wasmtime_wasi_keyvalue::{WasiKeyValue, WasiKeyValueCtxBuilder};
+    use wasmtime_wasi_keyvalue::WasiKeyValueCtxBuilder;
 
     wasmtime::component::bindgen!({
         path: "../tests/contract-0.2.0",
@@ -180,14 +187,7 @@ mod previous_contract {
 
     #[tokio::test]
     async fn a_host_of_the_previous_contract_runs_the_component() {
-        let engine = Engine::default();
-        let component = Component::new(&engine, tally::runtime::EMBEDDED_COMPONENT).unwrap();
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-        wasmtime_wasi_keyvalue::add_to_linker(&mut linker, |host: &mut Host| {
-            WasiKeyValue::new(&host.keyvalue, &mut host.table)
-        })
-        .unwrap();
+        let (linker, component) = super::link();
         let pre = CounterComponentPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
         let host = Host {
             table: ResourceTable::new(),
@@ -196,7 +196,7 @@ mod previous_contract {
                 .in_memory_data([("visits".to_string(), "41".to_string())])
                 .build(),
         };
-        let mut store = Store::new(&engine, host);
+        let mut store = Store::new(component.engine(), host);
         let counter = pre.instantiate_async(&mut store).await.unwrap();
         let api = counter.tally_counter_counter();
         assert_eq!(

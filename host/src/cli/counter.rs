@@ -15,7 +15,7 @@ pub(super) fn run(global: &GlobalArgs, command: Command) -> Result<(), Failure> 
 /// The service over the store the options name; for a command that only reads, over the store
 /// opened for reading (nothing created or converted). Failures name the store as
 /// `GlobalArgs::runtime_options` says.
-fn service(global: &GlobalArgs, only_reads: bool) -> Result<Service, Failure> {
+pub(super) fn service(global: &GlobalArgs, only_reads: bool) -> Result<Service, Failure> {
     let (storage, _) = if only_reads {
         global.open_storage_for_reading()?
     } else {

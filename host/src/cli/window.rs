@@ -63,20 +63,9 @@ pub struct SweepArgs {
     keep: u32,
 }
 
-/// The service over the store the options name, with their clock.
+/// The counter commands' service, on the clock the options name.
 fn service(global: &GlobalArgs, only_reads: bool) -> Result<Service, Failure> {
-    let (storage, _) = if only_reads {
-        global.open_storage_for_reading()?
-    } else {
-        global.open_storage(None)?
-    };
-    Ok(Service::new(
-        &global.component_source(),
-        &global.runtime_options(),
-        storage,
-        global.idempotency_retention(),
-    )?
-    .with_clock(global.clock()))
+    Ok(super::counter::service(global, only_reads)?.with_clock(global.clock()))
 }
 
 /// Counts a hit and prints what it came to; over the limit, exits 5.

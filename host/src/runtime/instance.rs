@@ -185,17 +185,7 @@ impl Instance {
             .keyvalue
             .list_from("", from, limit as usize);
         let done = call!(self, call_list_page(None, limit))?;
-        let resumes_at = self.listing_resumes_at.take();
-        let next = match (done.value.next, resumes_at) {
-            (None, _) => None,
-            (Some(_), Some(position)) => Some(position),
-            (Some(_), None) => {
-                return Err(Failure::Trap(anyhow::anyhow!(
-                    "the counter component said more counters follow a page whose store listing \
-                     had ended; it does not list as tally's component does"
-                )));
-            }
-        };
+        let next = self.resumes_at(done.value.next.is_some(), "counters")?;
         Ok(Done {
             value: ListedPage {
                 counters: done.value.counters,
@@ -255,17 +245,7 @@ impl Instance {
             .keyvalue
             .list_from("", from, limit as usize);
         let done = window_call!(self, call_list_windows(None))?;
-        let resumes_at = self.listing_resumes_at.take();
-        let next = match (done.value.next, resumes_at) {
-            (None, _) => None,
-            (Some(_), Some(position)) => Some(position),
-            (Some(_), None) => {
-                return Err(Failure::Trap(anyhow::anyhow!(
-                    "the counter component said more windows follow a page whose store listing \
-                     had ended; it does not list as tally's component does"
-                )));
-            }
-        };
+        let next = self.resumes_at(done.value.next.is_some(), "windows")?;
         Ok(Done {
             value: ListedWindows {
                 windows: done
@@ -280,6 +260,19 @@ impl Instance {
             replayed: done.replayed,
             durable: done.durable,
         })
+    }
+
+    /// Where the listing the last call read resumes: the store position after the page, when
+    /// the component said more `what` follow (`more`); `None` at the end.
+    fn resumes_at(&mut self, more: bool, what: &str) -> Result<Option<Cursor>, Failure> {
+        match (more, self.listing_resumes_at.take()) {
+            (false, _) => Ok(None),
+            (true, Some(position)) => Ok(Some(position)),
+            (true, None) => Err(Failure::Trap(anyhow::anyhow!(
+                "the counter component said more {what} follow a page whose store listing had \
+                 ended; it does not list as tally's component does"
+            ))),
+        }
     }
 
     /// The largest value the store holds (`Storage::counter_limit`): what "overflow" means here.

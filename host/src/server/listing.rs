@@ -3,6 +3,8 @@
 //! pages), whose URL carries the component's opaque cursor.
 
 use super::error::ApiError;
+use crate::list_cursors::{CursorRefused, ListCursors};
+use tally_keyvalue::storage::Cursor;
 
 /// The most counters on one page (the component's own limit for `list-page`), and the page size
 /// when the client names none.
@@ -18,6 +20,23 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// Where the page starts: the store position its cursor stands for (one this store's
+    /// servers handed out), or `None` for the first page. A cursor no server handed out is the
+    /// client's mistake (400).
+    pub async fn start(&self, cursors: &ListCursors) -> Result<Option<Cursor>, ApiError> {
+        let Some(cursor) = self.cursor.as_deref() else {
+            return Ok(None);
+        };
+        cursors
+            .open(cursor)
+            .await
+            .map(Some)
+            .map_err(|refused| match refused {
+                CursorRefused::Unknown(reason) => ApiError::InvalidQuery(reason),
+                CursorRefused::Failed(failure) => ApiError::Failed(failure),
+            })
+    }
+
     /// Reads `limit` and `cursor` from a query string (form-encoded). Other parameters are
     /// ignored, as caches and browsers add their own; a repeated or malformed one is refused.
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {

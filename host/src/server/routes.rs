@@ -24,7 +24,6 @@ use super::extract::{CounterName, IdempotencyKeyHeader, OptionalJson};
 use super::listing::PageQuery;
 use super::{AppState, assets};
 use crate::failure::Failure;
-use crate::list_cursors::CursorRefused;
 use axum::extract::{MatchedPath, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LINK};
 use axum::http::{HeaderName, HeaderValue};
@@ -180,15 +179,7 @@ async fn list_counters(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = PageQuery::parse(query.as_deref())?;
-    let from = match query.cursor.as_deref() {
-        None => None,
-        Some(cursor) => Some(state.cursors.open(cursor).await.map_err(
-            |refused| match refused {
-                CursorRefused::Unknown(reason) => ApiError::InvalidQuery(reason),
-                CursorRefused::Failed(failure) => ApiError::Failed(failure),
-            },
-        )?),
-    };
+    let from = query.start(&state.cursors).await?;
     // A page of the store that holds only windows' keys (they sort before every counter on
     // stores that list by key) is passed over here rather than answered empty with a Link.
     let mut from = from;

@@ -18,7 +18,6 @@ use super::listing::PageQuery;
 use crate::bindings::{HitOutcome, Policy, WindowSpec};
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
-use crate::list_cursors::CursorRefused;
 use crate::service::Hit;
 use crate::window_length;
 use axum::Json;
@@ -299,15 +298,7 @@ pub async fn list_windows(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = PageQuery::parse(query.as_deref())?;
-    let from = match query.cursor.as_deref() {
-        None => None,
-        Some(cursor) => Some(state.cursors.open(cursor).await.map_err(
-            |refused| match refused {
-                CursorRefused::Unknown(reason) => ApiError::InvalidQuery(reason),
-                CursorRefused::Failed(failure) => ApiError::Failed(failure),
-            },
-        )?),
-    };
+    let from = query.start(&state.cursors).await?;
     let page = state.service.list_windows(from, query.limit).await?.value;
     let names: Vec<_> = page
         .windows
