@@ -14,7 +14,8 @@ use std::sync::LazyLock;
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 /// The OpenAPI document served at `/openapi.json`: [`OPENAPI_JSON`] with `Error.code`'s enum
-/// listing every code the HTTP API answers with ([`ErrorCode::over_http`]).
+/// listing every code the HTTP API answers with ([`ErrorCode::over_http`]), and `WindowLength`'s
+/// pattern bounding each unit as the window rule does ([`crate::window_length::pattern`]).
 pub fn openapi_document() -> &'static str {
     static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
         let Ok(mut document) = serde_json::from_str::<serde_json::Value>(OPENAPI_JSON) else {
@@ -27,6 +28,9 @@ pub fn openapi_document() -> &'static str {
             .collect();
         if let Some(code) = document.pointer_mut("/components/schemas/Error/properties/code") {
             code["enum"] = serde_json::json!(codes);
+        }
+        if let Some(length) = document.pointer_mut("/components/schemas/WindowLength") {
+            length["pattern"] = serde_json::json!(crate::window_length::pattern());
         }
         serde_json::to_string_pretty(&document).unwrap_or_else(|_| OPENAPI_JSON.to_string())
     });
