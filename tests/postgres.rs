@@ -98,6 +98,59 @@ fn two_servers_on_one_postgres_count_exactly() {
     );
 }
 
+/// Writes find counters through the primary key however the table grew after tally's
+/// connections planned their statements: the server's first increments plan them on a table of
+/// 8 counters (where a sequential scan looks cheapest, and PostgreSQL keeps that generic plan
+/// until the next `ANALYZE`), `tally import` then adds 5,000 counters, and 16 clients increment
+/// again. PostgreSQL counted no sequential scan of the counters table but the one that built its
+/// primary key, and every total is exact.
+#[test]
+fn writes_find_counters_by_index_however_the_table_grew() {
+    let postgres = PostgresServer::start(&[]).unwrap();
+    let store = postgres.url();
+    let db = TempDb::new();
+    let server = Server::start_with(&db.path, &["--store", &store], &[]);
+    hammer(&[&server], 8, 5, 8);
+    let file = db.path.with_extension("jsonl");
+    let lines: String = (0..5000)
+        .map(|n| format!("{{\"name\":\"n{n}\",\"value\":{n}}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let file = file.to_str().unwrap();
+    assert_eq!(
+        tally_ok(&store, &["import", file]),
+        format!("imported 5000 counters into {store}\n")
+    );
+    hammer(&[&server], 16, 20, 16);
+    assert_eq!(
+        (0..8).map(|n| server.value(&format!("c{n}"))).sum::<u64>(),
+        40 + 8 * 20
+    );
+    assert_eq!(server.value("n4999"), 4999);
+    assert!(server.terminate().success());
+
+    // A backend reports its counts when it ends: wait for tally's to end, then read them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tally'";
+    while postgres.psql(sessions).unwrap() != "0" {
+        assert!(Instant::now() < deadline, "tally's sessions did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One sequential scan is `CREATE TABLE` building the primary key; the build before this
+    // test counted three more for every batch (the locking read, the update and the delete:
+    // 31 after 10 increments one by one).
+    let scans = "SELECT seq_scan, idx_scan > 0, n_tup_ins FROM pg_stat_user_tables
+                 WHERE schemaname = 'tally' AND relname = 'counters'";
+    loop {
+        let counted = postgres.psql(scans).unwrap();
+        if counted.ends_with("|5016") || Instant::now() > deadline {
+            assert_eq!(counted, "1|t|5016");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A schema of tally's name holding another application's tables is refused (exit 3, the
 /// words a foreign SQLite file gets) and left exactly as it was; reads of a database where
 /// tally wrote nothing yet create nothing.
