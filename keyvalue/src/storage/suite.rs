@@ -109,6 +109,7 @@ const CASES: &[Case] = &[
     case!(scan_visits_everything_in_order),
     case!(list_keys_survives_concurrent_changes),
     case!(concurrent_increments_are_exact),
+    case!(concurrent_increments_answer_in_one_order),
     case!(idempotent_writes_apply_once, records),
     case!(records_expire_at_their_instant, records),
     case!(purging_counts_what_it_deleted, records),
@@ -654,6 +655,59 @@ fn concurrent_increments_are_exact(store: &Blocking) {
         thread.join().unwrap();
     }
     assert_eq!(store.get("", "hits").unwrap(), Some(b"2000".to_vec()));
+}
+
+/// Concurrent increments of one counter by different amounts, among increments the rules refuse
+/// (a value that is not a number, a request's limit) and increments of counters of their own,
+/// come to one order: sorted, every answer is the one before it plus its caller's delta, the
+/// last is the stored total, and nothing refused changed anything. (Stores that commit many
+/// writes at once derive each caller's value from a batch's total: this checks the arithmetic.)
+fn concurrent_increments_answer_in_one_order(store: &Blocking) {
+    store.set("", "text", b"abc").unwrap();
+    store.set("", "capped", b"5").unwrap();
+    let limits = store.store().capabilities().increment_limits;
+    let threads: Vec<_> = (1..=8u64)
+        .map(|delta| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for round in 0..50 {
+                    answers.push((store.increment("", "shared", delta).unwrap(), delta));
+                    match delta {
+                        1 => assert!(matches!(
+                            store.increment("", "text", 1),
+                            Err(StorageError::NotANumber { .. })
+                        )),
+                        2 if limits => assert!(matches!(
+                            store.write(
+                                WriteRequest::new("", increment("capped", 1))
+                                    .with_increment_limit(5)
+                            ),
+                            Err(StorageError::Overflow { current: 5, .. })
+                        )),
+                        3 => assert_eq!(store.increment("", &format!("own{round}"), 7).unwrap(), 7),
+                        _ => {}
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers: Vec<(u64, u64)> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap())
+        .collect();
+    answers.sort_unstable();
+    let mut previous = 0;
+    for (value, delta) in &answers {
+        assert_eq!(*value, previous + delta, "answers {answers:?}");
+        previous = *value;
+    }
+    assert_eq!(previous, 50 * 36);
+    assert_eq!(store.get("", "shared").unwrap(), Some(b"1800".to_vec()));
+    assert_eq!(store.get("", "text").unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(store.get("", "capped").unwrap(), Some(b"5".to_vec()));
+    assert_eq!(store.get("", "own49").unwrap(), Some(b"7".to_vec()));
 }
 
 fn list_all(store: &Blocking) -> (Vec<String>, usize) {

@@ -19,6 +19,7 @@
 
 mod connection;
 mod error;
+mod increments;
 mod schema;
 mod writer;
 
@@ -134,6 +135,7 @@ pub(crate) struct Statements {
     lock_counters: String,
     lock_records: String,
     write: String,
+    increment: String,
     purge: String,
     purge_notes: String,
     probe: String,
@@ -187,6 +189,7 @@ impl Statements {
                  INSERT INTO {records} (key, fingerprint, outcome, expires_at)
                  SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::int8[])"
             ),
+            increment: increments::statement(&counters),
             probe: format!(
                 "UPDATE {} SET version = version",
                 schema.table("tally_schema")

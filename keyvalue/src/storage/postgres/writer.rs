@@ -22,6 +22,7 @@
 
 use super::Shared;
 use super::error::{self, Failed};
+use super::increments::Increments;
 use super::schema;
 use crate::storage::apply::{self, Record, RecordingCopy, WorkingCopy};
 use crate::storage::idempotency::Written;
@@ -78,7 +79,8 @@ pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<J
                 Err(_) => break,
             }
         }
-        let outcomes = commit(&shared, &batch).await;
+        let jobs: Vec<&Job> = batch.iter().collect();
+        let outcomes = commit(&shared, &jobs).await;
         if let Some(observer) = &shared.observer {
             observer.commit_batch(batch.len());
         }
@@ -109,9 +111,45 @@ fn answer(job: Job, outcome: Result<Outcome, Failed>) {
     }
 }
 
-/// Commits `jobs` as one transaction (running it again after a conflict): each job's outcome,
-/// in order, or why none of them committed (or may have).
-async fn commit(shared: &Shared, jobs: &[Job]) -> Vec<Result<Outcome, Failed>> {
+/// Commits `jobs`: the plain increments in one round trip ([`Increments`]), then the rest (and
+/// the increments that statement left to the rules) as one transaction of the general kind.
+/// Each job's outcome, in order, or why it did not commit (or may have).
+async fn commit(shared: &Shared, jobs: &[&Job]) -> Vec<Result<Outcome, Failed>> {
+    let Some(increments) = Increments::of(jobs) else {
+        return commit_by_the_rules(shared, jobs).await;
+    };
+    let values = match increments.commit(shared, jobs.len()).await {
+        Ok(values) => values,
+        Err(unknown @ Failed::OutcomeUnknown(_)) => {
+            return jobs.iter().map(|_| Err(unknown.clone())).collect();
+        }
+        // Nothing committed: the general transaction, with its retries, takes them all.
+        Err(_) => return commit_by_the_rules(shared, jobs).await,
+    };
+    let rest: Vec<&Job> = (0..jobs.len())
+        .filter(|place| values[*place].is_none())
+        .map(|place| jobs[place])
+        .collect();
+    let mut rest_outcomes = if rest.is_empty() {
+        Vec::new()
+    } else {
+        commit_by_the_rules(shared, &rest).await
+    }
+    .into_iter();
+    values
+        .into_iter()
+        .map(|value| match value {
+            Some(value) => Ok(Outcome::Write(Ok(Written::applied(value)))),
+            None => rest_outcomes
+                .next()
+                .unwrap_or_else(|| Err(Failed::Backend("the writer lost an outcome".into()))),
+        })
+        .collect()
+}
+
+/// Commits `jobs` as one transaction by the write rules (running it again after a conflict):
+/// each job's outcome, in order, or why none of them committed (or may have).
+async fn commit_by_the_rules(shared: &Shared, jobs: &[&Job]) -> Vec<Result<Outcome, Failed>> {
     let mut conflicts = 0;
     let mut reconnects = 0;
     let failed = loop {
@@ -197,7 +235,7 @@ fn unread(key: &str) -> StorageError {
 }
 
 /// One try at committing `jobs`.
-async fn attempt(shared: &Shared, jobs: &[Job]) -> Result<Vec<Outcome>, Failed> {
+async fn attempt(shared: &Shared, jobs: &[&Job]) -> Result<Vec<Outcome>, Failed> {
     let mut client = shared.connection().await?;
     let result = transact(shared, &mut client, jobs).await;
     if let Err(failed) = &result
@@ -214,7 +252,7 @@ async fn attempt(shared: &Shared, jobs: &[Job]) -> Result<Vec<Outcome>, Failed> 
 async fn transact(
     shared: &Shared,
     client: &mut deadpool_postgres::Object,
-    jobs: &[Job],
+    jobs: &[&Job],
 ) -> Result<Vec<Outcome>, Failed> {
     let before = |error: tokio_postgres::Error| error::before_commit(&error);
     if !shared.schema_ready.load(Ordering::Acquire) {
@@ -292,11 +330,7 @@ async fn transact(
         (Err(lost), _) => Err(error::at_commit(&lost)),
         (Ok(_), Err(_)) => {
             shared.commit_timed_out.store(true, Ordering::Release);
-            Err(Failed::OutcomeUnknown(format!(
-                "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a \
-                 synchronous standby may be down, and the write may have committed",
-                shared.commit_timeout.as_millis()
-            )))
+            Err(commit_timed_out(shared))
         }
         (Ok(_), Ok(Err(lost))) => Err(error::at_commit(&lost)),
         (Ok(_), Ok(Ok(()))) => {
@@ -304,6 +338,15 @@ async fn transact(
             Ok(outcomes)
         }
     }
+}
+
+/// A `COMMIT` that did not return within the commit timeout.
+pub(super) fn commit_timed_out(shared: &Shared) -> Failed {
+    Failed::OutcomeUnknown(format!(
+        "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a synchronous \
+         standby may be down, and the write may have committed",
+        shared.commit_timeout.as_millis()
+    ))
 }
 
 /// Creates the tables (in a transaction of their own, under the advisory lock; see
@@ -349,7 +392,7 @@ struct Touched {
 }
 
 impl Touched {
-    fn of(jobs: &[Job]) -> Self {
+    fn of(jobs: &[&Job]) -> Self {
         let mut counters: BTreeSet<CounterId> = BTreeSet::new();
         let mut records: BTreeSet<String> = BTreeSet::new();
         for job in jobs {
