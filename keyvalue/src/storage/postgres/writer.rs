@@ -79,8 +79,8 @@ pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<J
                 Err(_) => break,
             }
         }
-        let jobs: Vec<&Job> = batch.iter().collect();
-        let outcomes = commit(&shared, &jobs).await;
+        let in_batch: Vec<&Job> = batch.iter().collect();
+        let outcomes = commit(&shared, &in_batch).await;
         if let Some(observer) = &shared.observer {
             observer.commit_batch(batch.len());
         }
