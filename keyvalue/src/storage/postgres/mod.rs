@@ -5,7 +5,8 @@
 //! Layout ([`schema`]): tables in a schema of their own (default `tally`), created by the first
 //! write; keys in byte order; values `bytea` (counters as ASCII decimal text, as in every store).
 //! Writes go through one writer task per store ([`writer`]): group commit, increments of one
-//! counter coalesced, each caller answered with its own value after `COMMIT` returned.
+//! counter coalesced, each caller answered with its own value after `COMMIT` returned; a batch's
+//! plain increments in one round trip ([`increments`]), the rest by the write rules.
 //! Reads take a pooled connection and never create anything.
 //!
 //! Connections ([`connection`]): a libpq-style URL, several hosts with

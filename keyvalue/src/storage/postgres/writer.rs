@@ -1,12 +1,14 @@
 //! Group commit: one writer task per store gathers the writes that arrive while a commit is in
-//! flight and commits them as one transaction, in a fixed number of round trips whatever their
-//! number.
+//! flight and commits them in a fixed number of round trips whatever their number: the plain
+//! increments first, in one ([`super::increments`]), then everything else in one transaction
+//! by the write rules, described here.
 //!
-//! One transaction: `BEGIN`; one `SELECT ... FOR UPDATE` of every counter the batch touches (in
-//! key order, so two tally processes never deadlock) and one of its idempotency records; the
-//! writes applied here, in arrival order, to those values (the increment rule every store shares,
-//! so each caller gets its own exact value and increments of one counter coalesce into one row
-//! change); one statement that writes every changed row (arrays through `unnest`); `COMMIT`.
+//! The transaction by the rules: `BEGIN`; one `SELECT ... FOR UPDATE` of every counter the
+//! batch touches (in key order, so two tally processes never deadlock) and one of its
+//! idempotency records; the writes applied here, in arrival order, to those values (the
+//! increment rule every store shares, so each caller gets its own exact value and increments of
+//! one counter coalesce into one row change); one statement that writes every changed row
+//! (arrays through `unnest`); `COMMIT`.
 //! Every caller is answered only after `COMMIT` returned, with what its own write came to.
 //!
 //! A counter that did not exist is `INSERT`ed without `ON CONFLICT`: if another process created
@@ -68,7 +70,9 @@ enum Outcome {
 /// One writer per store: a second transaction in flight (gathering while the first waits for its
 /// `COMMIT`) was measured slower, on one hot counter and on 10,000 names alike: on a shared
 /// counter it only waits for the first one's row lock, and elsewhere the two compete for the
-/// same server.
+/// same server. Waiting for the callers the last commit answered before committing again
+/// (batches of 31 of 32 connections instead of 16) was measured slower too, 0.80x to 0.95x
+/// over HTTP: on two cores the callers take as long to come back as a commit takes.
 pub(super) async fn run(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::new();
     while let Some(first) = jobs.recv().await {
