@@ -22,7 +22,6 @@ use super::writer::{self, Job};
 use crate::storage::{Write, value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use tokio_postgres::error::SqlState;
 
 /// The statement, given the counters table's qualified name. Parameters: buckets, keys, deltas
 /// and ceilings (decimal text); returns each counter it changed or created with its new value.
@@ -134,8 +133,8 @@ impl Increments {
         }
         let totals = result?;
         let mut values = vec![None; batch];
-        for counter in &self.counters {
-            let Some(total) = totals.get(&(counter.bucket.as_str(), counter.key.as_str())) else {
+        for (counter, total) in self.counters.iter().zip(totals) {
+            let Some(total) = total else {
                 continue;
             };
             // The statement added `counter.total` to what it found: each caller's value is the
@@ -153,61 +152,44 @@ impl Increments {
         Ok(values)
     }
 
-    /// `BEGIN`, the statement and `COMMIT`, sent together: the totals of the counters it
-    /// changed.
-    async fn transact<'a>(
-        &'a self,
+    /// `BEGIN`, the statement and `COMMIT`, sent together: each counter's new total, in the
+    /// order of [`Increments::counters`]; `None` for a counter the statement left alone.
+    async fn transact(
+        &self,
         shared: &Shared,
         client: &mut deadpool_postgres::Object,
-    ) -> Result<HashMap<(&'a str, &'a str), u64>, Failed> {
-        let before = |error: tokio_postgres::Error| error::before_commit(&error);
+    ) -> Result<Vec<Option<u64>>, Failed> {
         if !shared.schema_ready.load(Ordering::Acquire) {
             writer::create_schema(shared, client).await?;
         }
         let statement = client
             .prepare_cached(&shared.statements.increment)
             .await
-            .map_err(before)?;
-        let column = |field: fn(&Counter) -> String| -> Vec<String> {
-            self.counters.iter().map(field).collect()
-        };
-        let buckets = column(|counter| counter.bucket.clone());
-        let keys = column(|counter| counter.key.clone());
-        let deltas = column(|counter| counter.total.to_string());
-        let ceilings = column(|counter| counter.ceiling.to_string());
-        let begin = client.batch_execute("BEGIN");
+            .map_err(|error| error::before_commit(&error))?;
+        let buckets: Vec<&str> = self.counters.iter().map(|c| c.bucket.as_str()).collect();
+        let keys: Vec<&str> = self.counters.iter().map(|c| c.key.as_str()).collect();
+        let deltas: Vec<String> = self.counters.iter().map(|c| c.total.to_string()).collect();
+        let ceilings: Vec<String> = self
+            .counters
+            .iter()
+            .map(|c| c.ceiling.to_string())
+            .collect();
         let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&buckets, &keys, &deltas, &ceilings];
+        let begin = client.batch_execute("BEGIN");
         let rows = client.query(&statement, &parameters);
         // Sent right behind: if the statement fails on the server, the transaction is aborted
         // and this COMMIT only ends it (PostgreSQL answers ROLLBACK).
         let committed = tokio::time::timeout(shared.commit_timeout, client.batch_execute("COMMIT"));
         let (begun, rows, committed) = tokio::join!(begin, rows, committed);
-        let rows = match (begun.and(rows), committed) {
-            (Err(denied), _) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
-                return Err(shared.denied(client, &denied).await);
-            }
-            // The server refused: nothing committed.
-            (Err(refused), _) if refused.code().is_some() => {
-                return Err(error::before_commit(&refused));
-            }
-            // The connection failed with the statement and COMMIT both sent: either may have run.
-            (Err(lost), _) => return Err(error::at_commit(&lost)),
-            (Ok(_), Err(_)) => {
-                shared.commit_timed_out.store(true, Ordering::Release);
-                return Err(writer::commit_timed_out(shared));
-            }
-            (Ok(_), Ok(Err(lost))) => return Err(error::at_commit(&lost)),
-            (Ok(rows), Ok(Ok(()))) => rows,
-        };
-        shared.commit_timed_out.store(false, Ordering::Release);
-        let by_name: HashMap<(&str, &str), usize> = self
-            .counters
+        let rows = writer::settle(shared, client, begun.and(rows), committed).await?;
+        let slots: HashMap<(&str, &str), usize> = buckets
             .iter()
+            .zip(&keys)
             .enumerate()
-            .map(|(slot, counter)| ((counter.bucket.as_str(), counter.key.as_str()), slot))
+            .map(|(slot, (bucket, key))| ((*bucket, *key), slot))
             .collect();
-        let mut totals = HashMap::with_capacity(rows.len());
+        let mut totals = vec![None; self.counters.len()];
         for row in rows {
             let (bucket, key, stored): (&str, &str, &[u8]) = (row.get(0), row.get(1), row.get(2));
             let total = value::decode(stored).ok_or_else(|| {
@@ -215,11 +197,9 @@ impl Increments {
                     "PostgreSQL: the increment of {key:?} committed a value that is not a number"
                 ))
             })?;
-            let Some(&slot) = by_name.get(&(bucket, key)) else {
-                continue;
-            };
-            let counter = &self.counters[slot];
-            totals.insert((counter.bucket.as_str(), counter.key.as_str()), total);
+            if let Some(&slot) = slots.get(&(bucket, key)) {
+                totals[slot] = Some(total);
+            }
         }
         Ok(totals)
     }

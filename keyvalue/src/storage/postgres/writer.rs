@@ -324,33 +324,41 @@ async fn transact(
     // aborted and this COMMIT only ends it (PostgreSQL answers ROLLBACK).
     let committed = tokio::time::timeout(shared.commit_timeout, client.batch_execute("COMMIT"));
     let (written, committed) = tokio::join!(written, committed);
-    match (written, committed) {
+    settle(shared, client, written, committed).await?;
+    Ok(outcomes)
+}
+
+/// What a transaction's last statement and the `COMMIT` sent right behind it came to: the
+/// statement's result once committed, or why it did not commit (or may have). Also keeps the
+/// store's "a commit timed out" flag.
+pub(super) async fn settle<T>(
+    shared: &Shared,
+    client: &deadpool_postgres::Object,
+    sent: Result<T, tokio_postgres::Error>,
+    committed: Result<Result<(), tokio_postgres::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, Failed> {
+    match (sent, committed) {
         (Err(denied), _) if denied.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
             Err(shared.denied(client, &denied).await)
         }
-        // The server refused the write: nothing committed.
+        // The server refused the statement: nothing committed.
         (Err(refused), _) if refused.code().is_some() => Err(error::before_commit(&refused)),
-        // The connection failed with the write and COMMIT both sent: either may have run.
+        // The connection failed with the statement and COMMIT both sent: either may have run.
         (Err(lost), _) => Err(error::at_commit(&lost)),
         (Ok(_), Err(_)) => {
             shared.commit_timed_out.store(true, Ordering::Release);
-            Err(commit_timed_out(shared))
+            Err(Failed::OutcomeUnknown(format!(
+                "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a \
+                 synchronous standby may be down, and the write may have committed",
+                shared.commit_timeout.as_millis()
+            )))
         }
         (Ok(_), Ok(Err(lost))) => Err(error::at_commit(&lost)),
-        (Ok(_), Ok(Ok(()))) => {
+        (Ok(result), Ok(Ok(()))) => {
             shared.commit_timed_out.store(false, Ordering::Release);
-            Ok(outcomes)
+            Ok(result)
         }
     }
-}
-
-/// A `COMMIT` that did not return within the commit timeout.
-pub(super) fn commit_timed_out(shared: &Shared) -> Failed {
-    Failed::OutcomeUnknown(format!(
-        "PostgreSQL: COMMIT did not return within the commit timeout ({} ms); a synchronous \
-         standby may be down, and the write may have committed",
-        shared.commit_timeout.as_millis()
-    ))
 }
 
 /// Creates the tables (in a transaction of their own, under the advisory lock; see
